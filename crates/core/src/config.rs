@@ -1,0 +1,156 @@
+//! Config layering: a struct's `Default` < an optional TOML file < `FC_*`
+//! environment variables. Every bad variable is reported at once.
+//!
+//! Environment names are the upper-cased dotted path with `__` between
+//! sections: `FC_INGEST__LISTEN_ADDR` sets `ingest.listen_addr`. Values are
+//! parsed as TOML scalars when they can be (numbers, booleans), strings otherwise.
+
+use serde::de::DeserializeOwned;
+use std::path::Path;
+
+/// Why a configuration could not be loaded; lists every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// Load `T` from defaults, the optional file, then environment variables with `prefix` (e.g. `FC_`).
+pub fn load<T>(file: Option<&Path>, prefix: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + serde::Serialize + Default,
+{
+    let mut errors = Vec::new();
+    let mut tree = toml::Table::try_from(T::default()).map_err(|e| ConfigError(vec![format!("defaults: {e}")]))?;
+    if let Some(path) = file {
+        match std::fs::read_to_string(path) {
+            Ok(text) => match text.parse::<toml::Table>() {
+                Ok(file_tree) => merge(&mut tree, file_tree),
+                Err(e) => errors.push(format!("{}: {e}", path.display())),
+            },
+            Err(e) => errors.push(format!("{}: {e}", path.display())),
+        }
+    }
+    let mut env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(prefix)).collect();
+    env.sort();
+    for (key, raw) in env {
+        let path: Vec<String> = key[prefix.len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if let Err(e) = set_path(&mut tree, &path, &raw) {
+            errors.push(format!("{key}: {e}"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigError(errors));
+    }
+    toml::Value::Table(tree).try_into().map_err(|e: toml::de::Error| ConfigError(vec![e.to_string()]))
+}
+
+fn parse_scalar(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(f) = raw.parse::<f64>() {
+        if f.is_finite() {
+            return toml::Value::Float(f);
+        }
+    }
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(raw.to_string()),
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn set_path(tree: &mut toml::Table, path: &[String], raw: &str) -> Result<(), String> {
+    let value = parse_scalar(raw);
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut node = tree;
+    for p in parents {
+        node = match node.get_mut(p) {
+            Some(toml::Value::Table(t)) => t,
+            _ => return Err(format!("unknown section `{p}`")),
+        };
+    }
+    match node.get(last) {
+        None => Err(format!("unknown setting `{last}`")),
+        // Keep strings strings even when they look like numbers ("0123" tokens, ports as text).
+        Some(toml::Value::String(_)) => {
+            node.insert(last.clone(), toml::Value::String(raw.to_string()));
+            Ok(())
+        }
+        Some(toml::Value::Float(_)) => {
+            let v = match value {
+                toml::Value::Integer(i) => toml::Value::Float(i as f64),
+                v => v,
+            };
+            node.insert(last.clone(), v);
+            Ok(())
+        }
+        Some(_) => {
+            node.insert(last.clone(), value);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(default, deny_unknown_fields)]
+    struct Inner {
+        port: u16,
+        name: String,
+    }
+    impl Default for Inner {
+        fn default() -> Self {
+            Self { port: 1, name: "a".into() }
+        }
+    }
+    #[derive(Debug, Serialize, Deserialize, PartialEq, Default)]
+    #[serde(default, deny_unknown_fields)]
+    struct Cfg {
+        inner: Inner,
+        ratio: f64,
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile_dir();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[inner]\nport = 2\nname = \"file\"\n").unwrap();
+        let c: Cfg = load(Some(&file), "FC_", env(&[("FC_INNER__PORT", "3"), ("FC_RATIO", "2"), ("OTHER", "x")])).unwrap();
+        assert_eq!(c, Cfg { inner: Inner { port: 3, name: "file".into() }, ratio: 2.0 });
+        let c: Cfg = load(None, "FC_", env(&[("FC_INNER__NAME", "123")])).unwrap();
+        assert_eq!(c.inner.name, "123");
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported() {
+        let err = load::<Cfg>(None, "FC_", env(&[("FC_NOPE", "1"), ("FC_INNER__BAD", "2"), ("FC_X__Y", "3")])).unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        let err = load::<Cfg>(None, "FC_", env(&[("FC_INNER__PORT", "notanumber")])).unwrap_err();
+        assert!(err.to_string().contains("port") || err.to_string().contains("invalid type"), "{err}");
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("fc-core-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

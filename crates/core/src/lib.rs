@@ -1,0 +1,14 @@
+//! Shared foundations of every FactoryChain service: the one [`ErrorCode`]
+//! that maps to gRPC and HTTP, config layering (defaults < TOML < `FC_*`
+//! environment), tracing set-up and the shutdown token.
+//!
+//! Invariant: this crate does no network or storage I/O of its own.
+
+pub mod config;
+pub mod error;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;
+
+pub use error::{ErrorCode, ServiceError};
+pub use shutdown::Shutdown;

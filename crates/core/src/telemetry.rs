@@ -1,0 +1,26 @@
+//! Logging and tracing set-up. `RUST_LOG` (or `FC_LOG`) filters; `FC_LOG_FORMAT=json`
+//! switches to JSON lines for log collectors.
+
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// Install the global subscriber once; later calls are no-ops (tests call it often).
+pub fn init(default_filter: &str) {
+    let filter = std::env::var("FC_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| default_filter.to_string());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("FC_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = if json {
+        registry.with(fmt::layer().json().with_writer(std::io::stderr)).try_init()
+    } else {
+        registry.with(fmt::layer().with_writer(std::io::stderr)).try_init()
+    };
+}
+
+/// For tests: logs only when `TEST_LOG=1`.
+pub fn init_for_tests() {
+    if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
+        init("info,fc_ingest=debug,fc_store=debug");
+    }
+}

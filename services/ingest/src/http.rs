@@ -1,0 +1,44 @@
+//! Operational HTTP endpoints: `/healthz` (process alive), `/readyz` (ready to
+//! take traffic) and `/metrics` (Prometheus text format).
+
+use crate::AppState;
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+use std::sync::atomic::Ordering;
+
+/// The process-wide Prometheus recorder (installed once, shared by every service in the process).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only when another recorder is installed; then our handle renders nothing, which we log.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+        }
+        handle
+    })
+}
+
+/// Serve the endpoints until shutdown.
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) {
+    metrics_handle();
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(|| async { metrics_handle().render() }))
+        .with_state(state.clone());
+    let shutdown = state.shutdown.clone();
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.wait().await }).await {
+        tracing::error!(error = %e, "http server failed");
+    }
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    if state.ready.load(Ordering::SeqCst) && !state.shutdown.is_triggered() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}

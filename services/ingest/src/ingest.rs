@@ -1,0 +1,183 @@
+//! `factorychain.v1.Ingest`: the device-facing stream and unary push.
+
+use crate::validate::{ValidBatch, validate};
+use crate::{AppState, auth};
+use fc_bus::PendingAck;
+use fc_core::{ErrorCode, ServiceError};
+use fc_proto::v1::{Ack, AckStatus, PushResponse, ReadingBatch, TelemetryMessage};
+use fc_registry::DeviceIdentity;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use prost::Message;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+/// The Ingest service.
+pub struct IngestService {
+    state: Arc<AppState>,
+}
+
+impl IngestService {
+    /// A service over `state`.
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+/// The batch's messages, published and waiting for their PubAcks.
+struct InFlight {
+    readings: u32,
+    acks: Vec<PendingAck>,
+}
+
+/// Validate, encode and publish one batch; returns once every part was handed to NATS.
+async fn publish_batch(state: &AppState, who: &DeviceIdentity, batch: ReadingBatch) -> Result<InFlight, ServiceError> {
+    let limit = state.config.limits.max_message_bytes;
+    let size = batch.encoded_len();
+    if size > limit {
+        return Err(ServiceError::invalid("batch", format!("encoded size {size} bytes exceeds the limit of {limit} bytes")));
+    }
+    let now = fc_core::time::now_ms();
+    let seq = batch.device_seq;
+    let ValidBatch { readings, machines } = validate(batch, now, &state.config.limits)?;
+    let mut acks = Vec::with_capacity(machines.len());
+    for (machine, series) in machines {
+        let msg = TelemetryMessage { tenant_id: who.tenant_id.to_string(), device_id: who.device_id.to_string(), device_seq: seq, received_ms: now, series };
+        let msg_id = format!("{}/{}/{}/{}", who.tenant_id, who.device_id, seq, machine);
+        let subject = fc_bus::telemetry_subject(&who.tenant_id, &machine);
+        acks.push(state.bus.publish(subject, &msg_id, msg.encode_to_vec().into()).await?);
+    }
+    Ok(InFlight { readings: readings as u32, acks })
+}
+
+/// Wait for every PubAck of a batch: `Ok(true)` when all parts were duplicates.
+async fn confirm(flight: InFlight) -> Result<(u32, bool), ServiceError> {
+    let mut all_dup = true;
+    for a in flight.acks {
+        all_dup &= a.wait().await?;
+    }
+    Ok((flight.readings, all_dup))
+}
+
+fn ack_for(device_seq: u64, outcome: Result<(u32, bool), ServiceError>) -> Ack {
+    let (status, accepted, message) = match outcome {
+        Ok((n, false)) => (AckStatus::Ok, n, String::new()),
+        Ok((n, true)) => (AckStatus::Duplicate, n, String::new()),
+        Err(e) => {
+            let s = match e.code {
+                ErrorCode::InvalidArgument => AckStatus::InvalidArgument,
+                ErrorCode::ResourceExhausted => AckStatus::ResourceExhausted,
+                ErrorCode::Internal => {
+                    tracing::error!(error = %e.message, "batch failed");
+                    return Ack { device_seq, accepted: 0, status: AckStatus::Unavailable as i32, message: "internal error; retry".into() };
+                }
+                _ => AckStatus::Unavailable,
+            };
+            (s, 0, e.message)
+        }
+    };
+    let label = match status {
+        AckStatus::Ok => "ok",
+        AckStatus::Duplicate => "duplicate",
+        AckStatus::InvalidArgument => "invalid_argument",
+        AckStatus::ResourceExhausted => "resource_exhausted",
+        _ => "unavailable",
+    };
+    metrics::counter!("ingest_batches_total", "status" => label).increment(1);
+    if matches!(status, AckStatus::Ok) {
+        metrics::counter!("ingest_readings_total").increment(u64::from(accepted));
+    }
+    Ack { device_seq, accepted, status: status as i32, message }
+}
+
+type AckStream = Pin<Box<dyn futures::Stream<Item = Result<Ack, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl fc_proto::v1::ingest_server::Ingest for IngestService {
+    type StreamStream = AckStream;
+
+    async fn stream(&self, request: Request<Streaming<ReadingBatch>>) -> Result<Response<Self::StreamStream>, Status> {
+        let who = auth::device(&self.state, request.metadata())?;
+        let span = tracing::info_span!("ingest_stream", tenant_id = %who.tenant_id, device_id = %who.device_id);
+        let mut inbound = request.into_inner();
+        let state = self.state.clone();
+        let max_inflight = state.config.stream_inflight_batches;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Ack, Status>>(max_inflight * 2);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let mut inflight = FuturesOrdered::new();
+                let mut reading = true;
+                let shutdown = state.shutdown.clone();
+                loop {
+                    tokio::select! {
+                        biased;
+                        Some(ack) = inflight.next(), if !inflight.is_empty() => {
+                            if tx.send(Ok(ack)).await.is_err() {
+                                return; // the device went away; unacked batches will be re-sent
+                            }
+                        }
+                        _ = shutdown.wait(), if reading => {
+                            // Stop taking batches; answer those in flight, then end the stream.
+                            reading = false;
+                        }
+                        msg = inbound.message(), if reading && inflight.len() < max_inflight => {
+                            match msg {
+                                Ok(Some(batch)) => {
+                                    let started = std::time::Instant::now();
+                                    let seq = batch.device_seq;
+                                    match publish_batch(&state, &who, batch).await {
+                                        Ok(flight) => inflight.push_back(futures::future::Either::Left(async move {
+                                            let ack = ack_for(seq, confirm(flight).await);
+                                            metrics::histogram!("ingest_ack_seconds").record(started.elapsed().as_secs_f64());
+                                            ack
+                                        })),
+                                        Err(e) => inflight.push_back(futures::future::Either::Right(futures::future::ready(ack_for(seq, Err(e))))),
+                                    }
+                                }
+                                Ok(None) => reading = false,
+                                Err(status) => {
+                                    reading = false;
+                                    let _ = tx.send(Err(decode_status(status, state.config.limits.max_message_bytes))).await;
+                                }
+                            }
+                        }
+                        else => break,
+                    }
+                    if !reading && inflight.is_empty() {
+                        break;
+                    }
+                }
+            },
+            span,
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn push(&self, request: Request<ReadingBatch>) -> Result<Response<PushResponse>, Status> {
+        let who = auth::device(&self.state, request.metadata())?;
+        let started = std::time::Instant::now();
+        let batch = request.into_inner();
+        let seq = batch.device_seq;
+        let outcome = match publish_batch(&self.state, &who, batch).await {
+            Ok(flight) => confirm(flight).await,
+            Err(e) => Err(e),
+        };
+        // The same accounting as a streamed batch (metrics), then the unary answer.
+        ack_for(seq, outcome.clone());
+        metrics::histogram!("ingest_ack_seconds").record(started.elapsed().as_secs_f64());
+        let (accepted, duplicate) = outcome?;
+        Ok(Response::new(PushResponse { accepted, duplicate }))
+    }
+}
+
+/// A decoding failure of the stream (usually a message over the size limit) as a clear status.
+fn decode_status(status: Status, limit: usize) -> Status {
+    match status.code() {
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => {
+            Status::invalid_argument(format!("batch: message exceeds the limit of {limit} bytes ({})", status.message()))
+        }
+        _ => status,
+    }
+}

@@ -1,0 +1,287 @@
+//! The ingest service: device authentication, validation, durable publishing
+//! to JetStream, the store writer (a durable consumer), and the `Query` and
+//! `Admin` gRPC services.
+//!
+//! Data flow: `Ingest.Stream`/`Push` -> [`validate`] -> JetStream subject
+//! `fc.<tenant>.telemetry.<machine>` -> PubAck -> `Ack` to the device;
+//! [`writer`] pulls from the durable consumer `store-writer`, commits to the
+//! store, then acks NATS.
+//!
+//! Invariants:
+//! - tenant and device come from the credential, never from the payload;
+//! - a device is acked only after JetStream's PubAck for every part of its batch;
+//! - the writer acks a NATS message only after the store committed it.
+
+pub mod admin;
+pub mod auth;
+pub mod http;
+pub mod ingest;
+pub mod query;
+pub mod validate;
+pub mod writer;
+
+use fc_bus::{Bus, BusConfig};
+use fc_core::Shutdown;
+use fc_registry::Registry;
+use fc_store::{DynStore, StoreConfig};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Everything the service reads from its configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory of the embedded stores and the admin token.
+    pub data_dir: PathBuf,
+    /// gRPC listen address (Ingest, Query, Admin, health, reflection); port 0 picks a free port.
+    pub grpc_addr: String,
+    /// HTTP listen address of /healthz, /readyz and /metrics.
+    pub http_addr: String,
+    /// Admin bearer token; when empty, one is generated into `<data_dir>/admin.token`.
+    pub admin_token: String,
+    /// Longest time shutdown may take before it gives up waiting.
+    pub shutdown_deadline_ms: u64,
+    /// NATS JetStream.
+    pub bus: BusConfig,
+    /// Telemetry storage.
+    pub store: StoreConfig,
+    /// Batch validation limits.
+    pub limits: validate::Limits,
+    /// Store writer.
+    pub writer: writer::WriterConfig,
+    /// Batches one device stream may have waiting for their PubAck.
+    pub stream_inflight_batches: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            grpc_addr: "127.0.0.1:50051".into(),
+            http_addr: "127.0.0.1:9464".into(),
+            admin_token: String::new(),
+            shutdown_deadline_ms: 15_000,
+            bus: BusConfig::default(),
+            store: StoreConfig::default(),
+            limits: validate::Limits::default(),
+            writer: writer::WriterConfig::default(),
+            stream_inflight_batches: 64,
+        }
+    }
+}
+
+impl Config {
+    /// Check what serde cannot; every problem at once.
+    pub fn validate(&self) -> Result<(), fc_core::config::ConfigError> {
+        let mut errs = Vec::new();
+        if self.grpc_addr.parse::<SocketAddr>().is_err() {
+            errs.push(format!("grpc_addr: {:?} is not host:port", self.grpc_addr));
+        }
+        if self.http_addr.parse::<SocketAddr>().is_err() {
+            errs.push(format!("http_addr: {:?} is not host:port", self.http_addr));
+        }
+        if self.limits.max_batch_readings == 0 {
+            errs.push("limits.max_batch_readings: must be positive".into());
+        }
+        if self.limits.max_message_bytes < 1024 {
+            errs.push("limits.max_message_bytes: must be at least 1024".into());
+        }
+        if self.stream_inflight_batches == 0 {
+            errs.push("stream_inflight_batches: must be positive".into());
+        }
+        if !["embedded", "scylla"].contains(&self.store.backend.as_str()) {
+            errs.push(format!("store.backend: {:?} is not embedded or scylla", self.store.backend));
+        }
+        if errs.is_empty() { Ok(()) } else { Err(fc_core::config::ConfigError(errs)) }
+    }
+}
+
+/// State shared by the handlers.
+pub struct AppState {
+    /// Tenants and device credentials.
+    pub registry: Arc<Registry>,
+    /// Telemetry store.
+    pub store: DynStore,
+    /// JetStream.
+    pub bus: Bus,
+    /// The configuration the service runs with.
+    pub config: Config,
+    /// Admin token in clear (compared in constant time).
+    pub admin_token: String,
+    /// Fires on shutdown.
+    pub shutdown: Shutdown,
+    /// Readiness latch: set once everything is up, cleared at shutdown.
+    pub ready: AtomicBool,
+}
+
+/// A running service.
+pub struct Running {
+    /// Where gRPC listens.
+    pub grpc_addr: SocketAddr,
+    /// Where /healthz, /readyz and /metrics listen.
+    pub http_addr: SocketAddr,
+    /// Shared state (registry, store, bus).
+    pub state: Arc<AppState>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+/// Errors that stop the service from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Configuration invalid.
+    #[error(transparent)]
+    Config(#[from] fc_core::config::ConfigError),
+    /// A listener could not bind.
+    #[error("bind {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Store failed to open.
+    #[error(transparent)]
+    Store(#[from] fc_store::StoreError),
+    /// Registry failed to open.
+    #[error(transparent)]
+    Registry(#[from] fc_registry::RegistryError),
+    /// NATS unreachable or JetStream refused.
+    #[error(transparent)]
+    Bus(#[from] fc_bus::BusError),
+    /// Filesystem.
+    #[error("{0}")]
+    Io(String),
+}
+
+fn load_or_create_admin_token(cfg: &Config) -> Result<String, StartError> {
+    if !cfg.admin_token.is_empty() {
+        return Ok(cfg.admin_token.clone());
+    }
+    let path = cfg.data_dir.join("admin.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let token = format!("fca_{}", fc_registry::random_hex(32));
+    std::fs::write(&path, format!("{token}\n")).map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(token)
+}
+
+/// Start every part of the service; returns once it listens and is ready.
+pub async fn serve(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::Io(format!("{}: {e}", config.data_dir.display())))?;
+    let admin_token = load_or_create_admin_token(&config)?;
+    let registry = Arc::new(Registry::open(config.data_dir.join("registry.redb"))?);
+    let store = fc_store::open(&config.store, &config.data_dir).await?;
+    let bus = Bus::connect(&config.bus).await?;
+    let grpc_listener = tokio::net::TcpListener::bind(&config.grpc_addr)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
+    let http_listener = tokio::net::TcpListener::bind(&config.http_addr)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.http_addr.clone(), source })?;
+    let grpc_addr = grpc_listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
+    let http_addr = http_listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
+
+    let state = Arc::new(AppState { registry, store, bus, config, admin_token, shutdown: shutdown.clone(), ready: AtomicBool::new(false) });
+    let mut tasks = Vec::new();
+    tasks.push(("store-writer", tokio::spawn(writer::run(state.clone()))));
+    tasks.push(("store-maintenance", tokio::spawn(maintenance(state.clone()))));
+    tasks.push(("http", tokio::spawn(http::serve(http_listener, state.clone()))));
+    tasks.push(("grpc", tokio::spawn(grpc(grpc_listener, state.clone()))));
+    state.ready.store(true, Ordering::SeqCst);
+    tracing::info!(%grpc_addr, %http_addr, store = state.store.backend(), nats = %state.config.bus.url, "ingest service ready");
+    Ok(Running { grpc_addr, http_addr, state, tasks })
+}
+
+impl Running {
+    /// Wait until the shutdown token fires and every part has stopped (within the deadline).
+    pub async fn wait(self) {
+        self.state.shutdown.wait().await;
+        self.state.ready.store(false, Ordering::SeqCst);
+        let deadline = Duration::from_millis(self.state.config.shutdown_deadline_ms);
+        let started = tokio::time::Instant::now();
+        for (name, task) in self.tasks {
+            let left = deadline.saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, task).await {
+                Ok(_) => tracing::debug!(task = name, "stopped"),
+                Err(_) => tracing::warn!(task = name, deadline_ms = deadline.as_millis() as u64, "did not stop before the shutdown deadline"),
+            }
+        }
+        // The writer flushed; flush the store head too so a restart has nothing to replay.
+        if let Err(e) = self.state.store.flush().await {
+            tracing::warn!(error = %e, "final store flush failed; the log will be replayed at start");
+        }
+        tracing::info!("ingest service stopped");
+    }
+
+    /// Fire the shutdown token and wait for a graceful stop.
+    pub async fn stop(self) {
+        self.state.shutdown.trigger();
+        self.wait().await
+    }
+}
+
+async fn grpc(listener: tokio::net::TcpListener, state: Arc<AppState>) {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<fc_proto::v1::ingest_server::IngestServer<ingest::IngestService>>().await;
+    health_reporter.set_serving::<fc_proto::v1::query_server::QueryServer<query::QueryService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(fc_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let max = state.config.limits.max_message_bytes;
+    let ingest = fc_proto::v1::ingest_server::IngestServer::new(ingest::IngestService::new(state.clone())).max_decoding_message_size(max.saturating_mul(2));
+    let query = fc_proto::v1::query_server::QueryServer::new(query::QueryService::new(state.clone())).max_encoding_message_size(64 * 1024 * 1024);
+    let admin = fc_proto::v1::admin_server::AdminServer::new(admin::AdminService::new(state.clone()));
+    let shutdown = state.shutdown.clone();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true).http2_keepalive_interval(Some(Duration::from_secs(30)));
+    let router = builder.add_service(health_service).add_service(ingest).add_service(query).add_service(admin);
+    let router = match reflection {
+        Ok(r) => router.add_service(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "grpc reflection unavailable");
+            router
+        }
+    };
+    if let Err(e) = router.serve_with_incoming_shutdown(incoming, async move { shutdown.wait().await }).await {
+        tracing::error!(error = %e, "grpc server failed");
+    }
+}
+
+async fn maintenance(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_purge = tokio::time::Instant::now() - Duration::from_secs(3600);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = state.store.maintain().await {
+            tracing::warn!(error = %e, "store maintenance failed");
+        }
+        let days = state.config.store.retention_days;
+        if days > 0 && last_purge.elapsed() >= Duration::from_secs(3600) {
+            last_purge = tokio::time::Instant::now();
+            let cutoff = fc_core::time::now_ms() - i64::from(days) * fc_core::time::DAY_MS;
+            match state.store.purge_before(cutoff).await {
+                Ok(n) => tracing::info!(readings = n, retention_days = days, "retention purge done"),
+                Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! `factorychain.v1.Query`: reads of the caller's own tenant.
+
+use crate::{AppState, auth};
+use fc_core::ServiceError;
+use fc_proto::v1::{
+    AggregatePoint, Aggregation, LatestRequest, LatestResponse, ListSeriesRequest, ListSeriesResponse, RangeRequest, RangeResponse, Reading,
+    SeriesInfo as PbSeriesInfo, SeriesKey as PbSeriesKey,
+};
+use fc_store::SeriesKey;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Default and largest number of raw readings one Range answers.
+pub const DEFAULT_RAW_LIMIT: u32 = 100_000;
+/// Largest raw answer a client may ask for.
+pub const MAX_RAW_LIMIT: u32 = 1_000_000;
+/// Most readings an aggregation folds in one call.
+pub const MAX_AGGREGATE_INPUT: usize = 20_000_000;
+/// Most buckets one aggregation may produce.
+pub const MAX_BUCKETS: i64 = 100_000;
+
+/// The Query service.
+pub struct QueryService {
+    state: Arc<AppState>,
+}
+
+impl QueryService {
+    /// A service over `state`.
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+fn key(k: Option<PbSeriesKey>) -> Result<SeriesKey, ServiceError> {
+    let k = k.ok_or_else(|| ServiceError::invalid("series", "is required"))?;
+    if k.machine.is_empty() || k.machine.len() > 64 {
+        return Err(ServiceError::invalid("series.machine", "must be 1-64 characters"));
+    }
+    if k.metric.is_empty() || k.metric.len() > 128 {
+        return Err(ServiceError::invalid("series.metric", "must be 1-128 characters"));
+    }
+    Ok(SeriesKey { machine: k.machine, metric: k.metric })
+}
+
+#[tonic::async_trait]
+impl fc_proto::v1::query_server::Query for QueryService {
+    async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let who = auth::device(&self.state, request.metadata())?;
+        let req = request.into_inner();
+        let k = key(req.series.clone())?;
+        if req.end_ms <= req.start_ms {
+            return Err(ServiceError::invalid("end_ms", "must be greater than start_ms").into());
+        }
+        if req.step_ms < 0 {
+            return Err(ServiceError::invalid("step_ms", "must not be negative").into());
+        }
+        let store = &self.state.store;
+        if req.step_ms == 0 {
+            if req.limit > MAX_RAW_LIMIT {
+                return Err(ServiceError::invalid("limit", format!("must be at most {MAX_RAW_LIMIT}")).into());
+            }
+            let limit = if req.limit == 0 { DEFAULT_RAW_LIMIT } else { req.limit } as usize;
+            let r = store.range(&who.tenant_id, &k, req.start_ms, req.end_ms, limit).await.map_err(ServiceError::from)?;
+            let readings = r
+                .points
+                .iter()
+                .map(|p| Reading { timestamp_ms: p.ts_ms, value: p.value, quality: i32::from(p.quality), ..Default::default() })
+                .collect();
+            return Ok(Response::new(RangeResponse { series: req.series, unit: r.unit.unwrap_or_default(), readings, points: vec![], truncated: r.truncated }));
+        }
+        let buckets = (req.end_ms - req.start_ms) / req.step_ms;
+        if buckets > MAX_BUCKETS {
+            return Err(ServiceError::invalid("step_ms", format!("the range would give {buckets} buckets; at most {MAX_BUCKETS}")).into());
+        }
+        for (i, a) in req.aggregations.iter().enumerate() {
+            if Aggregation::try_from(*a).is_err() {
+                return Err(ServiceError::invalid(&format!("aggregations[{i}]"), format!("unknown aggregation {a}")).into());
+            }
+        }
+        let r = store.range(&who.tenant_id, &k, req.start_ms, req.end_ms, MAX_AGGREGATE_INPUT).await.map_err(ServiceError::from)?;
+        let points = fc_store::aggregate(&r.points, req.step_ms)
+            .into_iter()
+            .map(|b| AggregatePoint { bucket_start_ms: b.start_ms, min: b.min, max: b.max, avg: b.avg(), count: b.count, last: b.last })
+            .collect();
+        Ok(Response::new(RangeResponse { series: req.series, unit: r.unit.unwrap_or_default(), readings: vec![], points, truncated: r.truncated }))
+    }
+
+    async fn latest(&self, request: Request<LatestRequest>) -> Result<Response<LatestResponse>, Status> {
+        let who = auth::device(&self.state, request.metadata())?;
+        let req = request.into_inner();
+        if req.series.len() > 10_000 {
+            return Err(ServiceError::invalid("series", "at most 10000 series per call").into());
+        }
+        let keys = req.series.into_iter().map(|k| key(Some(k))).collect::<Result<Vec<_>, _>>()?;
+        let latest = self.state.store.latest(&who.tenant_id, &keys).await.map_err(ServiceError::from)?;
+        let readings = latest
+            .into_iter()
+            .take(10_000)
+            .map(|(info, p)| Reading {
+                machine: info.key.machine,
+                metric: info.key.metric,
+                unit: info.unit,
+                timestamp_ms: p.ts_ms,
+                value: p.value,
+                quality: i32::from(p.quality),
+            })
+            .collect();
+        Ok(Response::new(LatestResponse { readings }))
+    }
+
+    async fn list_series(&self, request: Request<ListSeriesRequest>) -> Result<Response<ListSeriesResponse>, Status> {
+        let who = auth::device(&self.state, request.metadata())?;
+        let req = request.into_inner();
+        let machine = (!req.machine.is_empty()).then_some(req.machine.as_str());
+        let series = self.state.store.list_series(&who.tenant_id, machine).await.map_err(ServiceError::from)?;
+        Ok(Response::new(ListSeriesResponse {
+            series: series.into_iter().map(|s| PbSeriesInfo { machine: s.key.machine, metric: s.key.metric, unit: s.unit }).collect(),
+        }))
+    }
+}

@@ -1,0 +1,147 @@
+//! The store writer: a durable pull consumer of the TELEMETRY stream that
+//! writes batches to the store and acks NATS only after the store committed.
+//! A message that cannot be decoded, or whose subject and payload disagree on
+//! the tenant, is terminated (never retried) and counted.
+
+use crate::AppState;
+use crate::validate::expand;
+use async_nats::jetstream::AckKind;
+use fc_proto::v1::TelemetryMessage;
+use fc_store::{Point, SeriesKey, SeriesPoints, TenantBatch};
+use futures::StreamExt;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Store writer settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WriterConfig {
+    /// Durable consumer name.
+    pub durable: String,
+    /// Most messages written to the store in one commit.
+    pub max_messages_per_write: usize,
+    /// Messages the consumer may have delivered but not acked.
+    pub max_ack_pending: i64,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self { durable: "store-writer".into(), max_messages_per_write: 2000, max_ack_pending: 50_000 }
+    }
+}
+
+/// Decode a bus message into a store batch, checking it against its subject.
+pub fn decode(subject: &str, payload: &[u8]) -> Result<TenantBatch, String> {
+    let msg = TelemetryMessage::decode(payload).map_err(|e| format!("undecodable payload: {e}"))?;
+    let mut parts = subject.split('.');
+    let (Some("fc"), Some(tenant), Some("telemetry"), Some(machine), None) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("unexpected subject {subject}"));
+    };
+    if msg.tenant_id != tenant {
+        return Err("payload tenant differs from subject tenant".into());
+    }
+    let mut series = Vec::with_capacity(msg.series.len());
+    for s in &msg.series {
+        if s.machine != machine {
+            return Err("payload machine differs from subject machine".into());
+        }
+        let points: Vec<Point> = expand(s).map(|(ts_ms, value, quality)| Point { ts_ms, value, quality }).collect();
+        series.push(SeriesPoints { key: SeriesKey { machine: s.machine.clone(), metric: s.metric.clone() }, unit: s.unit.clone(), points });
+    }
+    Ok(TenantBatch { tenant: msg.tenant_id, series })
+}
+
+/// Run until shutdown: pull, write, ack.
+pub async fn run(state: Arc<AppState>) {
+    let cfg = &state.config.writer;
+    let mut backoff = Duration::from_millis(100);
+    'outer: while !state.shutdown.is_triggered() {
+        let consumer = match state.bus.durable_consumer(fc_bus::TELEMETRY_STREAM, &cfg.durable, None, cfg.max_ack_pending).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "store writer cannot reach its consumer; retrying");
+                tokio::select! { _ = state.shutdown.wait() => break, _ = tokio::time::sleep(backoff) => {} }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let messages = match consumer
+            .stream()
+            .max_messages_per_batch(cfg.max_messages_per_write.max(1))
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "store writer cannot pull; retrying");
+                tokio::select! { _ = state.shutdown.wait() => break, _ = tokio::time::sleep(backoff) => {} }
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let mut chunks = messages.ready_chunks(cfg.max_messages_per_write.max(1));
+        loop {
+            let chunk = tokio::select! {
+                _ = state.shutdown.wait() => break 'outer,
+                c = chunks.next() => match c {
+                    Some(c) => c,
+                    None => continue 'outer,
+                },
+            };
+            let mut batches = Vec::with_capacity(chunk.len());
+            let mut good = Vec::with_capacity(chunk.len());
+            for m in chunk {
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "store writer pull error");
+                        continue;
+                    }
+                };
+                match decode(m.subject.as_str(), &m.payload) {
+                    Ok(b) => {
+                        batches.push(b);
+                        good.push(m);
+                    }
+                    Err(why) => {
+                        tracing::error!(subject = %m.subject, reason = %why, "terminating malformed telemetry message");
+                        metrics::counter!("store_writer_rejected_total").increment(1);
+                        let _ = m.ack_with(AckKind::Term).await;
+                    }
+                }
+            }
+            if good.is_empty() {
+                continue;
+            }
+            let readings: usize = batches.iter().map(TenantBatch::len).sum();
+            let started = std::time::Instant::now();
+            // Retry the commit in place: the messages stay unacked (and so safe) until it succeeds.
+            let mut attempt = 0u32;
+            loop {
+                match state.store.write(batches.clone()).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        attempt += 1;
+                        tracing::warn!(error = %e, attempt, "store write failed; retrying");
+                        let pause = Duration::from_millis(100 * u64::from(attempt.min(50)));
+                        tokio::select! { _ = state.shutdown.wait() => break 'outer, _ = tokio::time::sleep(pause) => {} }
+                    }
+                }
+            }
+            metrics::histogram!("store_writer_commit_seconds").record(started.elapsed().as_secs_f64());
+            metrics::counter!("store_writer_readings_total").increment(readings as u64);
+            let acks = good.iter().map(|m| m.ack());
+            for r in futures::future::join_all(acks).await {
+                if let Err(e) = r {
+                    // Not fatal: the message is redelivered and the idempotent write absorbs it.
+                    tracing::debug!(error = %e, "ack failed");
+                }
+            }
+        }
+    }
+    tracing::info!("store writer stopped");
+}
