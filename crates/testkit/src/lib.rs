@@ -1,1 +1,214 @@
+//! Test harness: a private `nats-server` (free port, temporary store dir, JetStream on)
+//! and the real services started in-process on port 0. Nothing is faked: tests
+//! talk gRPC to the service, which talks to a real NATS server and a real store.
+//!
+//! Waits poll a condition with a deadline; there is no fixed sleep.
 
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fc_core::Shutdown;
+use fc_ingest::{Config, Running};
+use fc_proto::v1::{ingest_client::IngestClient, query_client::QueryClient};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// Where the `nats-server` binary is: `FC_NATS_SERVER`, then `PATH`, then Debian's `/usr/sbin`.
+pub fn nats_server_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("FC_NATS_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+/// A free TCP port on loopback (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+}
+
+/// Poll `cond` every 20 ms until it holds or `timeout` passes.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A private nats-server with JetStream, stopped (killed) on drop.
+pub struct NatsServer {
+    child: Child,
+    /// `nats://127.0.0.1:<port>`.
+    pub url: String,
+    /// The port.
+    pub port: u16,
+    _store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Start one and wait until it accepts connections.
+    pub async fn start() -> anyhow::Result<Self> {
+        let bin = nats_server_binary().ok_or_else(|| anyhow::anyhow!("nats-server not found: `make test` installs it (apt-get install nats-server)"))?;
+        let store = tempfile::tempdir()?;
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("starting {}: {e}", bin.display()))?;
+        let me = Self { child, url: format!("nats://127.0.0.1:{port}"), port, _store: store };
+        let addr = format!("127.0.0.1:{port}");
+        wait_until(Duration::from_secs(15), "nats-server to listen", || {
+            let addr = addr.clone();
+            async move { tokio::net::TcpStream::connect(addr).await.is_ok() }
+        })
+        .await?;
+        Ok(me)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The interceptor that adds `authorization: Bearer <token>`.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+/// Ingest client authenticated as a device.
+pub type DeviceIngest = IngestClient<InterceptedService<Channel, Bearer>>;
+/// Query client authenticated as a device.
+pub type DeviceQuery = QueryClient<InterceptedService<Channel, Bearer>>;
+
+/// NATS plus the ingest service on temporary directories.
+pub struct Harness {
+    /// The private NATS server.
+    pub nats: NatsServer,
+    /// The data directory (kept across restarts).
+    pub data: tempfile::TempDir,
+    /// The running service, if started.
+    pub svc: Option<Running>,
+    shutdown: Shutdown,
+    tweak: fn(&mut Config),
+}
+
+impl Harness {
+    /// Start NATS and the service with default settings.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Start NATS and the service, adjusting the config first.
+    pub async fn start_with(tweak: fn(&mut Config)) -> anyhow::Result<Self> {
+        fc_core::telemetry::init_for_tests();
+        let nats = NatsServer::start().await?;
+        let data = tempfile::tempdir()?;
+        let mut h = Self { nats, data, svc: None, shutdown: Shutdown::new(), tweak };
+        h.boot().await?;
+        Ok(h)
+    }
+
+    /// The configuration the service gets.
+    pub fn config(&self) -> Config {
+        let mut c = Config { data_dir: self.data.path().to_path_buf(), grpc_addr: "127.0.0.1:0".into(), http_addr: "127.0.0.1:0".into(), ..Config::default() };
+        c.bus.url = self.nats.url.clone();
+        c.shutdown_deadline_ms = 5_000;
+        (self.tweak)(&mut c);
+        c
+    }
+
+    async fn boot(&mut self) -> anyhow::Result<()> {
+        self.shutdown = Shutdown::new();
+        self.svc = Some(fc_ingest::serve(self.config(), self.shutdown.clone()).await?);
+        Ok(())
+    }
+
+    /// The running service.
+    pub fn svc(&self) -> &Running {
+        self.svc.as_ref().expect("service running")
+    }
+
+    /// Stop gracefully and start again on the same data and NATS.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if let Some(svc) = self.svc.take() {
+            svc.stop().await;
+        }
+        self.boot().await
+    }
+
+    /// A tenant and a device of it: `(tenant id, device token)`.
+    pub fn tenant_with_device(&self, name: &str) -> anyhow::Result<(String, String)> {
+        let reg = &self.svc().state.registry;
+        let t = reg.create_tenant(name)?;
+        let (_, token) = reg.create_device(&t.id, &format!("{name} gateway"))?;
+        Ok((t.id, token))
+    }
+
+    /// `http://<grpc addr>`.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.svc().grpc_addr)
+    }
+
+    async fn channel(&self) -> anyhow::Result<Channel> {
+        Ok(Channel::from_shared(self.grpc_url())?.connect().await?)
+    }
+
+    /// Ingest client carrying `token`.
+    pub async fn ingest(&self, token: &str) -> anyhow::Result<DeviceIngest> {
+        Ok(IngestClient::with_interceptor(self.channel().await?, bearer(token)?).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20))
+    }
+
+    /// Query client carrying `token`.
+    pub async fn query(&self, token: &str) -> anyhow::Result<DeviceQuery> {
+        Ok(QueryClient::with_interceptor(self.channel().await?, bearer(token)?).max_decoding_message_size(64 << 20))
+    }
+
+    /// Messages the store writer has not yet written and acked.
+    pub async fn writer_backlog(&self) -> anyhow::Result<u64> {
+        let svc = self.svc();
+        Ok(svc.state.bus.consumer_backlog(fc_bus::TELEMETRY_STREAM, &svc.state.config.writer.durable).await?)
+    }
+
+    /// Wait until the store writer caught up with everything published.
+    pub async fn wait_writer_idle(&self) -> anyhow::Result<()> {
+        wait_until(Duration::from_secs(30), "the store writer to catch up", || async { self.writer_backlog().await.map(|n| n == 0).unwrap_or(false) }).await
+    }
+}
+
+/// The interceptor for a bearer token.
+pub fn bearer(token: &str) -> anyhow::Result<Bearer> {
+    Ok(Bearer(format!("Bearer {token}").parse()?))
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
