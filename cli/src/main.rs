@@ -1,1 +1,366 @@
-fn main() {}
+//! `factorychain`: run the platform on one machine (`up`), administer it
+//! (`admin`), and push or read readings (`push`, `query`).
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use fc_proto::v1::{
+    Aggregation, CreateDeviceRequest, CreateTenantRequest, LatestRequest, ListSeriesRequest, ListTenantsRequest, RangeRequest, Reading, ReadingBatch,
+    RevokeDeviceRequest, SeriesKey, admin_client::AdminClient, ingest_client::IngestClient, query_client::QueryClient,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+mod up;
+
+#[derive(Parser)]
+#[command(name = "factorychain", version, about = "FactoryChain: rent smart-factory capabilities")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in one process on the embedded store, with a local nats-server.
+    Up(up::UpArgs),
+    /// Platform administration: tenants and devices (needs the admin token).
+    Admin {
+        #[command(flatten)]
+        conn: AdminConn,
+        #[command(subcommand)]
+        what: AdminCmd,
+    },
+    /// Push one reading as a device.
+    Push {
+        #[command(flatten)]
+        conn: DeviceConn,
+        /// Machine identifier.
+        #[arg(long)]
+        machine: String,
+        /// Metric name.
+        #[arg(long)]
+        metric: String,
+        /// Value.
+        #[arg(long, allow_negative_numbers = true)]
+        value: f64,
+        /// Unit (UCUM code, e.g. Cel, kW).
+        #[arg(long, default_value = "")]
+        unit: String,
+        /// Timestamp in Unix ms (default: now).
+        #[arg(long)]
+        timestamp_ms: Option<i64>,
+    },
+    /// Read readings back.
+    Query {
+        #[command(flatten)]
+        conn: DeviceConn,
+        #[command(subcommand)]
+        what: QueryCmd,
+    },
+}
+
+#[derive(Args)]
+struct AdminConn {
+    /// gRPC address of the service.
+    #[arg(long, env = "FC_SERVER", default_value = "http://127.0.0.1:50051", global = true)]
+    server: String,
+    /// Admin token (default: read from <data-dir>/admin.token).
+    #[arg(long, env = "FC_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    admin_token: Option<String>,
+    /// Data directory holding admin.token.
+    #[arg(long, env = "FC_DATA_DIR", default_value = "./data", global = true)]
+    data_dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DeviceConn {
+    /// gRPC address of the service.
+    #[arg(long, env = "FC_SERVER", default_value = "http://127.0.0.1:50051", global = true)]
+    server: String,
+    /// Device token.
+    #[arg(long, env = "FC_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print JSON instead of text (CSV for readings).
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Tenants.
+    Tenant {
+        #[command(subcommand)]
+        what: TenantCmd,
+    },
+    /// Devices.
+    Device {
+        #[command(subcommand)]
+        what: DeviceCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCmd {
+    /// Create a tenant.
+    Create {
+        /// Display name.
+        name: String,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    /// Create a device and print its token (shown once).
+    Create {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Display name.
+        name: String,
+    },
+    /// Revoke a device's token.
+    Revoke {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Device id.
+        device: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueryCmd {
+    /// Readings of one series over a time range, raw or aggregated.
+    Range {
+        /// Machine identifier.
+        #[arg(long)]
+        machine: String,
+        /// Metric name.
+        #[arg(long)]
+        metric: String,
+        /// How far back from now, e.g. 15m, 1h, 7d (ignored with --start).
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// Start, Unix ms.
+        #[arg(long)]
+        start_ms: Option<i64>,
+        /// End, Unix ms (default: now + 1 s).
+        #[arg(long)]
+        end_ms: Option<i64>,
+        /// Aggregate per step, e.g. 1m (raw readings when absent).
+        #[arg(long)]
+        step: Option<String>,
+        /// Most raw readings.
+        #[arg(long, default_value_t = 100_000)]
+        limit: u32,
+    },
+    /// Latest reading of every series.
+    Latest,
+    /// Every series of the tenant.
+    Series {
+        /// Only this machine's.
+        #[arg(long)]
+        machine: Option<String>,
+    },
+}
+
+/// Parse "15m", "2h", "7d", "30s", "500ms".
+fn parse_duration_ms(s: &str) -> Result<i64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().with_context(|| format!("duration {s:?}: expected a number then ms, s, m, h or d"))?;
+    let mult = match unit {
+        "ms" => 1,
+        "s" | "" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => bail!("duration {s:?}: unit must be ms, s, m, h or d"),
+    };
+    n.checked_mul(mult).filter(|v| *v > 0).with_context(|| format!("duration {s:?} out of range"))
+}
+
+async fn channel(server: &str) -> Result<Channel> {
+    Channel::from_shared(server.to_string())?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach FactoryChain at {server} (is `factorychain up` running?)"))
+}
+
+fn with_bearer<T>(token: &str, msg: T) -> Result<tonic::Request<T>> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().context("token has characters not allowed in a header")?);
+    Ok(req)
+}
+
+fn status_err(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
+}
+
+fn admin_token(conn: &AdminConn) -> Result<String> {
+    if let Some(t) = &conn.admin_token {
+        return Ok(t.clone());
+    }
+    let path = conn.data_dir.join("admin.token");
+    Ok(std::fs::read_to_string(&path)
+        .with_context(|| format!("no --admin-token given and {} is not readable", path.display()))?
+        .trim()
+        .to_string())
+}
+
+fn device_token(conn: &DeviceConn) -> Result<&str> {
+    conn.token.as_deref().context("a device token is needed: --token or FC_TOKEN")
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => up::run(args).await,
+        Command::Admin { conn, what } => admin(conn, what).await,
+        Command::Push { conn, machine, metric, value, unit, timestamp_ms } => push(conn, machine, metric, value, unit, timestamp_ms).await,
+        Command::Query { conn, what } => query(conn, what).await,
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn admin(conn: AdminConn, what: AdminCmd) -> Result<()> {
+    let token = admin_token(&conn)?;
+    let mut client = AdminClient::new(channel(&conn.server).await?);
+    match what {
+        AdminCmd::Tenant { what: TenantCmd::Create { name } } => {
+            let t = client.create_tenant(with_bearer(&token, CreateTenantRequest { name })?).await.map_err(status_err)?.into_inner();
+            if conn.json {
+                println!("{}", serde_json::json!({"id": t.id, "name": t.name, "created_ms": t.created_ms}));
+            } else {
+                println!("tenant {} created ({})", t.id, t.name);
+            }
+        }
+        AdminCmd::Tenant { what: TenantCmd::List } => {
+            let ts = client.list_tenants(with_bearer(&token, ListTenantsRequest {})?).await.map_err(status_err)?.into_inner().tenants;
+            if conn.json {
+                let v: Vec<_> = ts.iter().map(|t| serde_json::json!({"id": t.id, "name": t.name, "created_ms": t.created_ms})).collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                for t in ts {
+                    println!("{}\t{}", t.id, t.name);
+                }
+            }
+        }
+        AdminCmd::Device { what: DeviceCmd::Create { tenant, name } } => {
+            let d = client.create_device(with_bearer(&token, CreateDeviceRequest { tenant_id: tenant, name })?).await.map_err(status_err)?.into_inner();
+            if conn.json {
+                println!("{}", serde_json::json!({"device_id": d.device_id, "tenant_id": d.tenant_id, "name": d.name, "token": d.token}));
+            } else {
+                println!("device {} created for tenant {}", d.device_id, d.tenant_id);
+                println!("token (shown once, store it now): {}", d.token);
+            }
+        }
+        AdminCmd::Device { what: DeviceCmd::Revoke { tenant, device } } => {
+            client.revoke_device(with_bearer(&token, RevokeDeviceRequest { tenant_id: tenant, device_id: device.clone() })?).await.map_err(status_err)?;
+            println!("device {device} revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn push(conn: DeviceConn, machine: String, metric: String, value: f64, unit: String, ts: Option<i64>) -> Result<()> {
+    let token = device_token(&conn)?;
+    let mut client = IngestClient::new(channel(&conn.server).await?);
+    let now = fc_core::time::now_ms();
+    // A fresh sequence number per invocation: the clock in microseconds is unique enough for a CLI.
+    let seq = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() as u64;
+    let batch = ReadingBatch { device_seq: seq, readings: vec![Reading { machine, metric, unit, timestamp_ms: ts.unwrap_or(now), value, quality: 0 }], series: vec![] };
+    let r = client.push(with_bearer(token, batch)?).await.map_err(status_err)?.into_inner();
+    if conn.json {
+        println!("{}", serde_json::json!({"accepted": r.accepted, "duplicate": r.duplicate}));
+    } else {
+        println!("accepted {} reading(s)", r.accepted);
+    }
+    Ok(())
+}
+
+async fn query(conn: DeviceConn, what: QueryCmd) -> Result<()> {
+    let token = device_token(&conn)?;
+    let mut client = QueryClient::new(channel(&conn.server).await?).max_decoding_message_size(256 << 20);
+    match what {
+        QueryCmd::Range { machine, metric, since, start_ms, end_ms, step, limit } => {
+            let now = fc_core::time::now_ms();
+            let end = end_ms.unwrap_or(now + 1000);
+            let start = match start_ms {
+                Some(s) => s,
+                None => end - parse_duration_ms(&since)?,
+            };
+            let step_ms = step.as_deref().map(parse_duration_ms).transpose()?.unwrap_or(0);
+            let aggs = if step_ms > 0 { vec![Aggregation::Min as i32, Aggregation::Max as i32, Aggregation::Avg as i32, Aggregation::Count as i32, Aggregation::Last as i32] } else { vec![] };
+            let req = RangeRequest { series: Some(SeriesKey { machine, metric }), start_ms: start, end_ms: end, step_ms, aggregations: aggs, limit };
+            let r = client.range(with_bearer(token, req)?).await.map_err(status_err)?.into_inner();
+            if step_ms > 0 {
+                if conn.json {
+                    for p in &r.points {
+                        println!("{}", serde_json::json!({"bucket_start_ms": p.bucket_start_ms, "min": p.min, "max": p.max, "avg": p.avg, "count": p.count, "last": p.last}));
+                    }
+                } else {
+                    println!("bucket_start_ms,min,max,avg,count,last");
+                    for p in &r.points {
+                        println!("{},{},{},{},{},{}", p.bucket_start_ms, p.min, p.max, p.avg, p.count, p.last);
+                    }
+                }
+            } else if conn.json {
+                for x in &r.readings {
+                    println!("{}", serde_json::json!({"timestamp_ms": x.timestamp_ms, "value": x.value, "quality": x.quality, "unit": r.unit}));
+                }
+            } else {
+                println!("timestamp_ms,value,quality");
+                for x in &r.readings {
+                    println!("{},{},{}", x.timestamp_ms, x.value, x.quality);
+                }
+            }
+            if r.truncated {
+                eprintln!("note: truncated at {limit} readings; narrow the range or raise --limit");
+            }
+        }
+        QueryCmd::Latest => {
+            let r = client.latest(with_bearer(token, LatestRequest { series: vec![] })?).await.map_err(status_err)?.into_inner();
+            for x in r.readings {
+                if conn.json {
+                    println!("{}", serde_json::json!({"machine": x.machine, "metric": x.metric, "unit": x.unit, "timestamp_ms": x.timestamp_ms, "value": x.value, "quality": x.quality}));
+                } else {
+                    println!("{}/{}\t{} {}\t@{}", x.machine, x.metric, x.value, x.unit, x.timestamp_ms);
+                }
+            }
+        }
+        QueryCmd::Series { machine } => {
+            let r = client.list_series(with_bearer(token, ListSeriesRequest { machine: machine.unwrap_or_default() })?).await.map_err(status_err)?.into_inner();
+            for s in r.series {
+                if conn.json {
+                    println!("{}", serde_json::json!({"machine": s.machine, "metric": s.metric, "unit": s.unit}));
+                } else {
+                    println!("{}/{}\t{}", s.machine, s.metric, s.unit);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_parse() {
+        for (s, want) in [("15m", Some(900_000)), ("2h", Some(7_200_000)), ("7d", Some(604_800_000)), ("500ms", Some(500)), ("30", Some(30_000)), ("x", None), ("5y", None), ("0s", None)] {
+            assert_eq!(super::parse_duration_ms(s).ok(), want, "{s}");
+        }
+    }
+}
