@@ -285,3 +285,23 @@ async fn maintenance(state: Arc<AppState>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_equals_the_defaults() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/factorychain.example.toml");
+        let cfg: Config = fc_core::config::load(Some(&path), "FC_", Vec::new()).expect("example config parses");
+        cfg.validate().expect("example config is valid");
+        assert_eq!(cfg, Config::default(), "the example documents the defaults");
+    }
+
+    #[test]
+    fn bad_settings_are_all_reported() {
+        let c = Config { grpc_addr: "nope".into(), http_addr: "x".into(), stream_inflight_batches: 0, ..Config::default() };
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+    }
+}
