@@ -12,7 +12,9 @@
 //!   [`MAX_BLOCK_POINTS`] readings spanning at most [`MAX_BLOCK_SPAN_MS`];
 //! - a block's sequence number is larger than that of every block it may
 //!   overlap with older data, so "higher sequence wins" resolves rewrites;
-//! - block keys are `(tenant, series id, first timestamp, sequence)`.
+//! - block keys are `(tenant, series id, last timestamp, sequence)`: a read of
+//!   `[a, b)` scans keys from `a` to `b + MAX_BLOCK_SPAN_MS`, so reading recent
+//!   data never walks old blocks, whatever the span.
 
 use crate::codec;
 use crate::{Point, RangeResult, SeriesInfo, SeriesKey, SeriesPoints, StoreError, TelemetryStore, TenantBatch, merge_ranked};
@@ -28,10 +30,10 @@ use std::time::Instant;
 pub const MAX_BLOCK_POINTS: usize = 8192;
 /// Blocks smaller than this are merged with newer readings of their series at flush.
 pub const SMALL_BLOCK_POINTS: u32 = 2048;
-/// Longest time a block covers: reads look this far back for blocks that may overlap.
-pub const MAX_BLOCK_SPAN_MS: i64 = 7 * 86_400_000;
+/// Longest time a block covers: reads look this far past their end for blocks that may overlap.
+pub const MAX_BLOCK_SPAN_MS: i64 = 31 * 86_400_000;
 
-const BLOCKS: TableDefinition<(&str, u64, i64, u64), &[u8]> = TableDefinition::new("blocks");
+const BLOCKS: TableDefinition<(&str, u64, i64, u64), &[u8]> = TableDefinition::new("blocks_v1");
 const WAL: TableDefinition<u64, &[u8]> = TableDefinition::new("wal");
 const SERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("series");
 const LATEST: TableDefinition<u64, (i64, f64, u8)> = TableDefinition::new("latest");
@@ -307,26 +309,27 @@ impl EmbeddedStore {
                     .next_back()
                     .transpose()
                     .map_err(be)?
-                    .map(|(k, v)| (k.value().2, codec::header(v.value())));
-                if let Some((_, Ok(th))) = tail {
+                    .map(|(_, v)| codec::header(v.value()));
+                if let Some(Ok(th)) = tail {
                     let lo = th.min_ts.min(first);
                     let hi = th.max_ts.max(last);
                     if th.count < SMALL_BLOCK_POINTS && hi - lo <= MAX_BLOCK_SPAN_MS && new.len() < MAX_BLOCK_POINTS {
                         let mut all_small = true;
                         let mut cands = Vec::new();
-                        for row in blocks.range((tenant, *sid, lo - MAX_BLOCK_SPAN_MS, 0u64)..=(tenant, *sid, hi, u64::MAX)).map_err(be)? {
+                        // Blocks overlapping [lo, hi]: last timestamp >= lo and first <= hi.
+                        for row in blocks.range((tenant, *sid, lo, 0u64)..=(tenant, *sid, hi.saturating_add(MAX_BLOCK_SPAN_MS), u64::MAX)).map_err(be)? {
                             let (k, v) = row.map_err(be)?;
                             let h = codec::header(v.value())?;
-                            if h.max_ts < lo {
+                            if h.min_ts > hi {
                                 continue;
                             }
                             all_small &= h.count < SMALL_BLOCK_POINTS;
-                            let (_, _, min_ts, seq) = k.value();
-                            cands.push((min_ts, seq, codec::decode(v.value())?));
+                            let (_, _, max_ts, seq) = k.value();
+                            cands.push((max_ts, seq, codec::decode(v.value())?));
                         }
                         if all_small {
-                            for (min_ts, seq, pts) in cands {
-                                merge_keys.push((min_ts, seq));
+                            for (max_ts, seq, pts) in cands {
+                                merge_keys.push((max_ts, seq));
                                 ranked.extend(pts.into_iter().map(|p| (seq, p)));
                             }
                         }
@@ -338,11 +341,11 @@ impl EmbeddedStore {
                     ranked.extend(new.into_iter().map(|p| (RANK_ACTIVE, p)));
                     merge_ranked(ranked)
                 };
-                for (min_ts, seq) in merge_keys {
-                    blocks.remove((tenant, *sid, min_ts, seq)).map_err(be)?;
+                for (max_ts, seq) in merge_keys {
+                    blocks.remove((tenant, *sid, max_ts, seq)).map_err(be)?;
                 }
                 for chunk in chunk_points(&merged) {
-                    blocks.insert((tenant, *sid, chunk[0].ts_ms, next_seq), codec::encode(chunk)?.as_slice()).map_err(be)?;
+                    blocks.insert((tenant, *sid, chunk[chunk.len() - 1].ts_ms, next_seq), codec::encode(chunk)?.as_slice()).map_err(be)?;
                     next_seq += 1;
                 }
                 let newest = merged[merged.len() - 1];
@@ -390,11 +393,11 @@ impl EmbeddedStore {
         let read = inner.db.begin_read().map_err(be)?;
         let blocks = read.open_table(BLOCKS).map_err(be)?;
         for row in blocks
-            .range((tenant, sid, start.saturating_sub(MAX_BLOCK_SPAN_MS), 0u64)..(tenant, sid, end, 0u64))
+            .range((tenant, sid, start, 0u64)..(tenant, sid, end.saturating_add(MAX_BLOCK_SPAN_MS), 0u64))
             .map_err(be)?
         {
             let (k, v) = row.map_err(be)?;
-            if codec::header(v.value())?.max_ts < start {
+            if codec::header(v.value())?.min_ts >= end {
                 continue;
             }
             let seq = k.value().3;
