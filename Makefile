@@ -34,7 +34,7 @@ test: deps-test
 bench: deps release
 	./loadtest/bench.sh
 
-## Load generator against a running `factorychain up` (see loadtest/README.md).
+## Load generator against a running `factorychain up` (see docs/operations.md and README.md).
 loadtest: release
 	./target/release/fc-loadtest --help
 

@@ -2,12 +2,12 @@
 # `make bench`: end-to-end ingest against `factorychain up` (private nats-server,
 # embedded store), the same batches straight to JetStream, ack latency at half
 # load, and bytes per reading of the steel-plant year. Ends with one JSON line
-# per figure. Knobs: FC_BENCH_DEVICES (1000), FC_BENCH_DURATION (30s).
+# per figure. Knobs: BENCH_DEVICES (1000), BENCH_DURATION (30s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release
-DEVICES=${FC_BENCH_DEVICES:-1000}
-DURATION=${FC_BENCH_DURATION:-30s}
+DEVICES=${BENCH_DEVICES:-1000}
+DURATION=${BENCH_DURATION:-30s}
 NATS=$(command -v nats-server || echo /usr/sbin/nats-server)
 work=$(mktemp -d)
 pids=()

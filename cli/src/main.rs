@@ -13,6 +13,18 @@ use tonic::transport::Channel;
 
 mod up;
 
+/// `println!` that ends the process quietly when stdout is closed (`| head`).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "factorychain", version, about = "FactoryChain: rent smart-factory capabilities")]
 struct Cli {
@@ -22,7 +34,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every service in one process on the embedded store, with a local nats-server.
+    /// Run every service in one process (embedded store by default), starting a local nats-server if none answers.
     Up(up::UpArgs),
     /// Platform administration: tenants and devices (needs the admin token).
     Admin {
@@ -144,7 +156,7 @@ enum QueryCmd {
         /// Metric name.
         #[arg(long)]
         metric: String,
-        /// How far back from now, e.g. 15m, 1h, 7d (ignored with --start).
+        /// How far back from the end, e.g. 15m, 1h, 7d (ignored with --start-ms).
         #[arg(long, default_value = "1h")]
         since: String,
         /// Start, Unix ms.
@@ -242,34 +254,34 @@ async fn admin(conn: AdminConn, what: AdminCmd) -> Result<()> {
         AdminCmd::Tenant { what: TenantCmd::Create { name } } => {
             let t = client.create_tenant(with_bearer(&token, CreateTenantRequest { name })?).await.map_err(status_err)?.into_inner();
             if conn.json {
-                println!("{}", serde_json::json!({"id": t.id, "name": t.name, "created_ms": t.created_ms}));
+                out!("{}", serde_json::json!({"id": t.id, "name": t.name, "created_ms": t.created_ms}));
             } else {
-                println!("tenant {} created ({})", t.id, t.name);
+                out!("tenant {} created ({})", t.id, t.name);
             }
         }
         AdminCmd::Tenant { what: TenantCmd::List } => {
             let ts = client.list_tenants(with_bearer(&token, ListTenantsRequest {})?).await.map_err(status_err)?.into_inner().tenants;
             if conn.json {
                 let v: Vec<_> = ts.iter().map(|t| serde_json::json!({"id": t.id, "name": t.name, "created_ms": t.created_ms})).collect();
-                println!("{}", serde_json::Value::Array(v));
+                out!("{}", serde_json::Value::Array(v));
             } else {
                 for t in ts {
-                    println!("{}\t{}", t.id, t.name);
+                    out!("{}\t{}", t.id, t.name);
                 }
             }
         }
         AdminCmd::Device { what: DeviceCmd::Create { tenant, name } } => {
             let d = client.create_device(with_bearer(&token, CreateDeviceRequest { tenant_id: tenant, name })?).await.map_err(status_err)?.into_inner();
             if conn.json {
-                println!("{}", serde_json::json!({"device_id": d.device_id, "tenant_id": d.tenant_id, "name": d.name, "token": d.token}));
+                out!("{}", serde_json::json!({"device_id": d.device_id, "tenant_id": d.tenant_id, "name": d.name, "token": d.token}));
             } else {
-                println!("device {} created for tenant {}", d.device_id, d.tenant_id);
-                println!("token (shown once, store it now): {}", d.token);
+                out!("device {} created for tenant {}", d.device_id, d.tenant_id);
+                out!("token (shown once, store it now): {}", d.token);
             }
         }
         AdminCmd::Device { what: DeviceCmd::Revoke { tenant, device } } => {
             client.revoke_device(with_bearer(&token, RevokeDeviceRequest { tenant_id: tenant, device_id: device.clone() })?).await.map_err(status_err)?;
-            println!("device {device} revoked");
+            out!("device {device} revoked");
         }
     }
     Ok(())
@@ -284,9 +296,9 @@ async fn push(conn: DeviceConn, machine: String, metric: String, value: f64, uni
     let batch = ReadingBatch { device_seq: seq, readings: vec![Reading { machine, metric, unit, timestamp_ms: ts.unwrap_or(now), value, quality: 0 }], series: vec![] };
     let r = client.push(with_bearer(token, batch)?).await.map_err(status_err)?.into_inner();
     if conn.json {
-        println!("{}", serde_json::json!({"accepted": r.accepted, "duplicate": r.duplicate}));
+        out!("{}", serde_json::json!({"accepted": r.accepted, "duplicate": r.duplicate}));
     } else {
-        println!("accepted {} reading(s)", r.accepted);
+        out!("accepted {} reading(s)", r.accepted);
     }
     Ok(())
 }
@@ -309,22 +321,22 @@ async fn query(conn: DeviceConn, what: QueryCmd) -> Result<()> {
             if step_ms > 0 {
                 if conn.json {
                     for p in &r.points {
-                        println!("{}", serde_json::json!({"bucket_start_ms": p.bucket_start_ms, "min": p.min, "max": p.max, "avg": p.avg, "count": p.count, "last": p.last}));
+                        out!("{}", serde_json::json!({"bucket_start_ms": p.bucket_start_ms, "min": p.min, "max": p.max, "avg": p.avg, "count": p.count, "last": p.last}));
                     }
                 } else {
-                    println!("bucket_start_ms,min,max,avg,count,last");
+                    out!("bucket_start_ms,min,max,avg,count,last");
                     for p in &r.points {
-                        println!("{},{},{},{},{},{}", p.bucket_start_ms, p.min, p.max, p.avg, p.count, p.last);
+                        out!("{},{},{},{},{},{}", p.bucket_start_ms, p.min, p.max, p.avg, p.count, p.last);
                     }
                 }
             } else if conn.json {
                 for x in &r.readings {
-                    println!("{}", serde_json::json!({"timestamp_ms": x.timestamp_ms, "value": x.value, "quality": x.quality, "unit": r.unit}));
+                    out!("{}", serde_json::json!({"timestamp_ms": x.timestamp_ms, "value": x.value, "quality": x.quality, "unit": r.unit}));
                 }
             } else {
-                println!("timestamp_ms,value,quality");
+                out!("timestamp_ms,value,quality");
                 for x in &r.readings {
-                    println!("{},{},{}", x.timestamp_ms, x.value, x.quality);
+                    out!("{},{},{}", x.timestamp_ms, x.value, x.quality);
                 }
             }
             if r.truncated {
@@ -335,9 +347,9 @@ async fn query(conn: DeviceConn, what: QueryCmd) -> Result<()> {
             let r = client.latest(with_bearer(token, LatestRequest { series: vec![] })?).await.map_err(status_err)?.into_inner();
             for x in r.readings {
                 if conn.json {
-                    println!("{}", serde_json::json!({"machine": x.machine, "metric": x.metric, "unit": x.unit, "timestamp_ms": x.timestamp_ms, "value": x.value, "quality": x.quality}));
+                    out!("{}", serde_json::json!({"machine": x.machine, "metric": x.metric, "unit": x.unit, "timestamp_ms": x.timestamp_ms, "value": x.value, "quality": x.quality}));
                 } else {
-                    println!("{}/{}\t{} {}\t@{}", x.machine, x.metric, x.value, x.unit, x.timestamp_ms);
+                    out!("{}/{}\t{} {}\t@{}", x.machine, x.metric, x.value, x.unit, x.timestamp_ms);
                 }
             }
         }
@@ -345,9 +357,9 @@ async fn query(conn: DeviceConn, what: QueryCmd) -> Result<()> {
             let r = client.list_series(with_bearer(token, ListSeriesRequest { machine: machine.unwrap_or_default() })?).await.map_err(status_err)?.into_inner();
             for s in r.series {
                 if conn.json {
-                    println!("{}", serde_json::json!({"machine": s.machine, "metric": s.metric, "unit": s.unit}));
+                    out!("{}", serde_json::json!({"machine": s.machine, "metric": s.metric, "unit": s.unit}));
                 } else {
-                    println!("{}/{}\t{}", s.machine, s.metric, s.unit);
+                    out!("{}/{}\t{}", s.machine, s.metric, s.unit);
                 }
             }
         }

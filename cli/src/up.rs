@@ -79,9 +79,12 @@ async fn ensure_nats(url: &str, data_dir: &Path) -> Result<Option<OwnedNats>> {
     let store = data_dir.join("nats");
     std::fs::create_dir_all(&store)?;
     let log = std::fs::File::create(data_dir.join("nats-server.log"))?;
-    let child = Command::new(&bin)
-        .args(["-js", "-a", &host, "-p", &port.to_string(), "-sd"])
-        .arg(&store)
+    let mut cmd = Command::new(&bin);
+    cmd.args(["-js", "-a", &host, "-p", &port.to_string(), "-sd"]).arg(&store);
+    // Its own process group: Ctrl-C reaches only us, and we stop NATS after the service drained.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -143,7 +146,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!("FactoryChain is up.");
     println!("  gRPC (Ingest, Query, Admin): {grpc}");
     println!("  health and metrics:          http://{}/healthz  http://{}/metrics", running.http_addr, running.http_addr);
-    println!("  admin token:                 {}", cfg.data_dir.join("admin.token").display());
+    if cfg.admin_token.is_empty() {
+        println!("  admin token:                 {}", cfg.data_dir.join("admin.token").display());
+    } else {
+        println!("  admin token:                 (from configuration)");
+    }
     if args.demo {
         let d = ensure_demo(&running.state)?;
         println!("  demo tenant:                 {}", d.tenant_id);

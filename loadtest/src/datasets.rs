@@ -102,9 +102,6 @@ pub struct StorageArgs {
     /// Where the datasets are.
     #[arg(long)]
     datasets_dir: Option<PathBuf>,
-    /// Print one JSON line.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Write the steel year into a fresh embedded store, flush, compact, and measure the file.
@@ -143,7 +140,6 @@ pub async fn storage(args: StorageArgs) -> Result<()> {
     let bytes = std::fs::metadata(&path)?.len();
     let line = serde_json::json!({"bench": "storage", "dataset": name, "readings": readings, "bytes_on_disk": bytes, "bytes_per_reading": bytes as f64 / readings as f64});
     println!("{line}");
-    let _ = args.json;
     Ok(())
 }
 

@@ -2,8 +2,9 @@
 //! environment variables. Every bad variable is reported at once.
 //!
 //! Environment names are the upper-cased dotted path with `__` between
-//! sections: `FC_INGEST__LISTEN_ADDR` sets `ingest.listen_addr`. Values are
-//! parsed as TOML scalars when they can be (numbers, booleans), strings otherwise.
+//! sections: `FC_BUS__URL` sets `bus.url`. Values are parsed as TOML scalars
+//! when they can be (numbers, booleans), strings otherwise; list settings take
+//! comma-separated values.
 
 use serde::de::DeserializeOwned;
 use std::path::Path;
@@ -87,6 +88,12 @@ fn set_path(tree: &mut toml::Table, path: &[String], raw: &str) -> Result<(), St
             node.insert(last.clone(), toml::Value::String(raw.to_string()));
             Ok(())
         }
+        // Lists come as comma-separated text: FC_STORE__SCYLLA__NODES=a:9042,b:9042.
+        Some(toml::Value::Array(_)) => {
+            let items = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(parse_scalar).collect();
+            node.insert(last.clone(), toml::Value::Array(items));
+            Ok(())
+        }
         Some(toml::Value::Float(_)) => {
             let v = match value {
                 toml::Value::Integer(i) => toml::Value::Float(i as f64),
@@ -123,6 +130,7 @@ mod tests {
     struct Cfg {
         inner: Inner,
         ratio: f64,
+        nodes: Vec<String>,
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -135,7 +143,9 @@ mod tests {
         let file = dir.join("c.toml");
         std::fs::write(&file, "[inner]\nport = 2\nname = \"file\"\n").unwrap();
         let c: Cfg = load(Some(&file), "FC_", env(&[("FC_INNER__PORT", "3"), ("FC_RATIO", "2"), ("OTHER", "x")])).unwrap();
-        assert_eq!(c, Cfg { inner: Inner { port: 3, name: "file".into() }, ratio: 2.0 });
+        assert_eq!(c, Cfg { inner: Inner { port: 3, name: "file".into() }, ratio: 2.0, nodes: vec![] });
+        let c: Cfg = load(None, "FC_", env(&[("FC_NODES", "a:1, b:2")])).unwrap();
+        assert_eq!(c.nodes, vec!["a:1".to_string(), "b:2".to_string()]);
         let c: Cfg = load(None, "FC_", env(&[("FC_INNER__NAME", "123")])).unwrap();
         assert_eq!(c.inner.name, "123");
     }

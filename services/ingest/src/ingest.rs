@@ -100,6 +100,7 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
 
     async fn stream(&self, request: Request<Streaming<ReadingBatch>>) -> Result<Response<Self::StreamStream>, Status> {
         let who = auth::device(&self.state, request.metadata())?;
+        let token = auth::bearer(request.metadata()).unwrap_or_default().to_string();
         let span = tracing::info_span!("ingest_stream", tenant_id = %who.tenant_id, device_id = %who.device_id);
         let mut inbound = request.into_inner();
         let state = self.state.clone();
@@ -109,6 +110,8 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
             async move {
                 let mut inflight = FuturesOrdered::new();
                 let mut reading = true;
+                // A transport error (say an oversized message) ends the stream after the acks still owed.
+                let mut final_error: Option<Status> = None;
                 let shutdown = state.shutdown.clone();
                 loop {
                     tokio::select! {
@@ -125,6 +128,12 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
                         msg = inbound.message(), if reading && inflight.len() < max_inflight => {
                             match msg {
                                 Ok(Some(batch)) => {
+                                    // Revocation takes effect on open streams too (a cache hit, not a disk read).
+                                    if state.registry.authenticate_device(&token).is_err() {
+                                        reading = false;
+                                        final_error = Some(Status::unauthenticated("the device credential was revoked"));
+                                        continue;
+                                    }
                                     let started = std::time::Instant::now();
                                     let seq = batch.device_seq;
                                     match publish_batch(&state, &who, batch).await {
@@ -139,7 +148,7 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
                                 Ok(None) => reading = false,
                                 Err(status) => {
                                     reading = false;
-                                    let _ = tx.send(Err(decode_status(status, state.config.limits.max_message_bytes))).await;
+                                    final_error = Some(decode_status(status, state.config.limits.max_message_bytes));
                                 }
                             }
                         }
@@ -148,6 +157,9 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
                     if !reading && inflight.is_empty() {
                         break;
                     }
+                }
+                if let Some(status) = final_error {
+                    let _ = tx.send(Err(status)).await;
                 }
             },
             span,

@@ -221,7 +221,7 @@ impl Running {
                 Err(_) => tracing::warn!(task = name, deadline_ms = deadline.as_millis() as u64, "did not stop before the shutdown deadline"),
             }
         }
-        // The writer flushed; flush the store head too so a restart has nothing to replay.
+        // The writer wrote and acked what it had pulled; flush the store head too so a restart has nothing to replay.
         if let Err(e) = self.state.store.flush().await {
             tracing::warn!(error = %e, "final store flush failed; the log will be replayed at start");
         }
@@ -239,6 +239,16 @@ async fn grpc(listener: tokio::net::TcpListener, state: Arc<AppState>) {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<fc_proto::v1::ingest_server::IngestServer<ingest::IngestService>>().await;
     health_reporter.set_serving::<fc_proto::v1::query_server::QueryServer<query::QueryService>>().await;
+    health_reporter.set_serving::<fc_proto::v1::admin_server::AdminServer<admin::AdminService>>().await;
+    {
+        let (reporter, shutdown) = (health_reporter.clone(), state.shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            reporter.set_not_serving::<fc_proto::v1::ingest_server::IngestServer<ingest::IngestService>>().await;
+            reporter.set_not_serving::<fc_proto::v1::query_server::QueryServer<query::QueryService>>().await;
+            reporter.set_not_serving::<fc_proto::v1::admin_server::AdminServer<admin::AdminService>>().await;
+        });
+    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(fc_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

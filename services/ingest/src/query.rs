@@ -10,7 +10,7 @@ use fc_store::SeriesKey;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-/// Default and largest number of raw readings one Range answers.
+/// Number of raw readings one Range answers when the request sets no limit.
 pub const DEFAULT_RAW_LIMIT: u32 = 100_000;
 /// Largest raw answer a client may ask for.
 pub const MAX_RAW_LIMIT: u32 = 1_000_000;

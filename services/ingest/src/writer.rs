@@ -84,13 +84,26 @@ pub async fn run(state: Arc<AppState>) {
         };
         backoff = Duration::from_millis(100);
         let mut chunks = messages.ready_chunks(cfg.max_messages_per_write.max(1));
+        let mut draining = false;
         loop {
-            let chunk = tokio::select! {
-                _ = state.shutdown.wait() => break 'outer,
-                c = chunks.next() => match c {
-                    Some(c) => c,
-                    None => continue 'outer,
-                },
+            // At shutdown, write and ack what the client already pulled (so a restart does
+            // not wait out ack_wait for it), until the stream stays quiet for a moment.
+            let chunk = if draining {
+                match tokio::time::timeout(Duration::from_millis(300), chunks.next()).await {
+                    Ok(Some(c)) => c,
+                    _ => break 'outer,
+                }
+            } else {
+                tokio::select! {
+                    _ = state.shutdown.wait() => {
+                        draining = true;
+                        continue;
+                    }
+                    c = chunks.next() => match c {
+                        Some(c) => c,
+                        None => continue 'outer,
+                    },
+                }
             };
             let mut batches = Vec::with_capacity(chunk.len());
             let mut good = Vec::with_capacity(chunk.len());
@@ -128,6 +141,9 @@ pub async fn run(state: Arc<AppState>) {
                         attempt += 1;
                         tracing::warn!(error = %e, attempt, "store write failed; retrying");
                         let pause = Duration::from_millis(100 * u64::from(attempt.min(50)));
+                        if draining {
+                            break 'outer; // unacked: redelivered after restart
+                        }
                         tokio::select! { _ = state.shutdown.wait() => break 'outer, _ = tokio::time::sleep(pause) => {} }
                     }
                 }
