@@ -24,11 +24,14 @@ pub struct WriterConfig {
     pub max_messages_per_write: usize,
     /// Messages the consumer may have delivered but not acked.
     pub max_ack_pending: i64,
+    /// How long JetStream waits for an ack before redelivering (after a crash, this is
+    /// how long readings pulled but not written wait). Applied when the consumer is created.
+    pub ack_wait_ms: u64,
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { durable: "store-writer".into(), max_messages_per_write: 2000, max_ack_pending: 50_000 }
+        Self { durable: "store-writer".into(), max_messages_per_write: 2000, max_ack_pending: 50_000, ack_wait_ms: 30_000 }
     }
 }
 
@@ -58,7 +61,7 @@ pub async fn run(state: Arc<AppState>) {
     let cfg = &state.config.writer;
     let mut backoff = Duration::from_millis(100);
     'outer: while !state.shutdown.is_triggered() {
-        let consumer = match state.bus.durable_consumer(fc_bus::TELEMETRY_STREAM, &cfg.durable, None, cfg.max_ack_pending).await {
+        let consumer = match state.bus.durable_consumer(fc_bus::TELEMETRY_STREAM, &cfg.durable, None, cfg.max_ack_pending, Duration::from_millis(cfg.ack_wait_ms)).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "store writer cannot reach its consumer; retrying");
