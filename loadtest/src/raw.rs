@@ -42,7 +42,9 @@ pub struct RawArgs {
 pub async fn run(args: RawArgs) -> Result<()> {
     let duration = crate::parse_duration(&args.duration)?;
     let client = async_nats::connect(&args.nats_url).await?;
-    let js = jetstream::new(client.clone());
+    // Room for every publisher's in-flight PubAcks, or publishers waiting for a
+    // permit while holding un-awaited acks deadlock the client.
+    let js = jetstream::ContextBuilder::new().max_ack_inflight(args.devices * args.inflight.max(1) + 1024).build(client.clone());
     let _ = js.delete_stream("BENCH_RAW").await;
     let s = js
         .create_stream(stream::Config {

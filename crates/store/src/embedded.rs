@@ -292,15 +292,26 @@ impl EmbeddedStore {
             let st = inner.state.lock().expect("state lock");
             head.series.keys().map(|sid| (*sid, st.by_id[sid].tenant.clone())).collect()
         };
-        let txn = inner.db.begin_write().map_err(be)?;
+        // Plan under a read transaction: decode what merges, encode the new blocks.
+        // Only flushes (serialised by `flusher`) and purges (same lock) touch blocks,
+        // so the plan is still valid when the short write transaction applies it, and
+        // the writer's commits never wait behind the encoding.
+        struct Plan {
+            tenant: Arc<str>,
+            sid: u64,
+            remove: Vec<(i64, u64)>,
+            insert: Vec<(i64, u64, Vec<u8>)>,
+            newest: Point,
+        }
+        let mut plans = Vec::with_capacity(head.series.len());
         {
-            let mut blocks = txn.open_table(BLOCKS).map_err(be)?;
-            let mut latest = txn.open_table(LATEST).map_err(be)?;
+            let read = inner.db.begin_read().map_err(be)?;
+            let blocks = read.open_table(BLOCKS).map_err(be)?;
             for (sid, raw) in &head.series {
                 let tenant = &*tenants[sid];
                 let new = merge_ranked(raw.iter().map(|p| (RANK_ACTIVE, *p)).collect());
                 let (first, last) = (new[0].ts_ms, new[new.len() - 1].ts_ms);
-                // Candidate blocks to merge with: small blocks overlapping or just before the new readings.
+                // Candidate blocks to merge with: the series' newest block and what overlaps it, if all small.
                 let mut merge_keys: Vec<(i64, u64)> = Vec::new();
                 let mut ranked: Vec<(u64, Point)> = Vec::new();
                 let tail = blocks
@@ -341,20 +352,32 @@ impl EmbeddedStore {
                     ranked.extend(new.into_iter().map(|p| (RANK_ACTIVE, p)));
                     merge_ranked(ranked)
                 };
-                for (max_ts, seq) in merge_keys {
-                    blocks.remove((tenant, *sid, max_ts, seq)).map_err(be)?;
-                }
+                let mut insert = Vec::new();
                 for chunk in chunk_points(&merged) {
-                    blocks.insert((tenant, *sid, chunk[chunk.len() - 1].ts_ms, next_seq), codec::encode(chunk)?.as_slice()).map_err(be)?;
+                    insert.push((chunk[chunk.len() - 1].ts_ms, next_seq, codec::encode(chunk)?));
                     next_seq += 1;
                 }
-                let newest = merged[merged.len() - 1];
-                let replace = match latest.get(sid).map_err(be)? {
-                    Some(v) => v.value().0 <= newest.ts_ms,
+                plans.push(Plan { tenant: tenants[sid].clone(), sid: *sid, remove: merge_keys, insert, newest: merged[merged.len() - 1] });
+            }
+        }
+        let txn = inner.db.begin_write().map_err(be)?;
+        {
+            let mut blocks = txn.open_table(BLOCKS).map_err(be)?;
+            let mut latest = txn.open_table(LATEST).map_err(be)?;
+            for plan in &plans {
+                let tenant = &*plan.tenant;
+                for &(max_ts, seq) in &plan.remove {
+                    blocks.remove((tenant, plan.sid, max_ts, seq)).map_err(be)?;
+                }
+                for (max_ts, seq, bytes) in &plan.insert {
+                    blocks.insert((tenant, plan.sid, *max_ts, *seq), bytes.as_slice()).map_err(be)?;
+                }
+                let replace = match latest.get(plan.sid).map_err(be)? {
+                    Some(v) => v.value().0 <= plan.newest.ts_ms,
                     None => true,
                 };
                 if replace {
-                    latest.insert(sid, (newest.ts_ms, newest.value, newest.quality)).map_err(be)?;
+                    latest.insert(plan.sid, (plan.newest.ts_ms, plan.newest.value, plan.newest.quality)).map_err(be)?;
                 }
             }
             let mut wal = txn.open_table(WAL).map_err(be)?;

@@ -26,14 +26,15 @@ impl IngestService {
     }
 }
 
-/// The batch's messages, published and waiting for their PubAcks.
-struct InFlight {
+/// A validated batch, encoded as one bus message per machine.
+struct Prepared {
     readings: u32,
-    acks: Vec<PendingAck>,
+    /// `(subject, Nats-Msg-Id, payload)`.
+    parts: Vec<(String, String, bytes::Bytes)>,
 }
 
-/// Validate, encode and publish one batch; returns once every part was handed to NATS.
-async fn publish_batch(state: &AppState, who: &DeviceIdentity, batch: ReadingBatch) -> Result<InFlight, ServiceError> {
+/// Validate and encode one batch (no I/O).
+fn prepare(state: &AppState, who: &DeviceIdentity, batch: ReadingBatch) -> Result<Prepared, ServiceError> {
     let limit = state.config.limits.max_message_bytes;
     let size = batch.encoded_len();
     if size > limit {
@@ -42,23 +43,32 @@ async fn publish_batch(state: &AppState, who: &DeviceIdentity, batch: ReadingBat
     let now = fc_core::time::now_ms();
     let seq = batch.device_seq;
     let ValidBatch { readings, machines } = validate(batch, now, &state.config.limits)?;
-    let mut acks = Vec::with_capacity(machines.len());
-    for (machine, series) in machines {
-        let msg = TelemetryMessage { tenant_id: who.tenant_id.to_string(), device_id: who.device_id.to_string(), device_seq: seq, received_ms: now, series };
-        let msg_id = format!("{}/{}/{}/{}", who.tenant_id, who.device_id, seq, machine);
-        let subject = fc_bus::telemetry_subject(&who.tenant_id, &machine);
-        acks.push(state.bus.publish(subject, &msg_id, msg.encode_to_vec().into()).await?);
-    }
-    Ok(InFlight { readings: readings as u32, acks })
+    let parts = machines
+        .into_iter()
+        .map(|(machine, series)| {
+            let msg = TelemetryMessage { tenant_id: who.tenant_id.to_string(), device_id: who.device_id.to_string(), device_seq: seq, received_ms: now, series };
+            let msg_id = format!("{}/{}/{}/{}", who.tenant_id, who.device_id, seq, machine);
+            (fc_bus::telemetry_subject(&who.tenant_id, &machine), msg_id, msg.encode_to_vec().into())
+        })
+        .collect();
+    Ok(Prepared { readings: readings as u32, parts })
 }
 
-/// Wait for every PubAck of a batch: `Ok(true)` when all parts were duplicates.
-async fn confirm(flight: InFlight) -> Result<(u32, bool), ServiceError> {
+/// Publish every part, then wait for every PubAck: `Ok(true)` when all parts were duplicates.
+///
+/// Callers poll this together with their earlier batches (never block on a
+/// publish permit while holding un-polled PubAck futures: that deadlocks the
+/// client's in-flight limit under load).
+async fn publish(state: &AppState, prepared: Prepared) -> Result<(u32, bool), ServiceError> {
+    let mut acks: Vec<PendingAck> = Vec::with_capacity(prepared.parts.len());
+    for (subject, msg_id, payload) in prepared.parts {
+        acks.push(state.bus.publish(subject, &msg_id, payload).await?);
+    }
     let mut all_dup = true;
-    for a in flight.acks {
+    for a in acks {
         all_dup &= a.wait().await?;
     }
-    Ok((flight.readings, all_dup))
+    Ok((prepared.readings, all_dup))
 }
 
 fn ack_for(device_seq: u64, outcome: Result<(u32, bool), ServiceError>) -> Ack {
@@ -136,12 +146,15 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
                                     }
                                     let started = std::time::Instant::now();
                                     let seq = batch.device_seq;
-                                    match publish_batch(&state, &who, batch).await {
-                                        Ok(flight) => inflight.push_back(futures::future::Either::Left(async move {
-                                            let ack = ack_for(seq, confirm(flight).await);
-                                            metrics::histogram!("ingest_ack_seconds").record(started.elapsed().as_secs_f64());
-                                            ack
-                                        })),
+                                    match prepare(&state, &who, batch) {
+                                        Ok(prepared) => {
+                                            let state = state.clone();
+                                            inflight.push_back(futures::future::Either::Left(async move {
+                                                let ack = ack_for(seq, publish(&state, prepared).await);
+                                                metrics::histogram!("ingest_ack_seconds").record(started.elapsed().as_secs_f64());
+                                                ack
+                                            }))
+                                        }
                                         Err(e) => inflight.push_back(futures::future::Either::Right(futures::future::ready(ack_for(seq, Err(e))))),
                                     }
                                 }
@@ -172,8 +185,8 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
         let started = std::time::Instant::now();
         let batch = request.into_inner();
         let seq = batch.device_seq;
-        let outcome = match publish_batch(&self.state, &who, batch).await {
-            Ok(flight) => confirm(flight).await,
+        let outcome = match prepare(&self.state, &who, batch) {
+            Ok(prepared) => publish(&self.state, prepared).await,
             Err(e) => Err(e),
         };
         // The same accounting as a streamed batch (metrics), then the unary answer.

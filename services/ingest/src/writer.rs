@@ -135,10 +135,16 @@ pub async fn run(state: Arc<AppState>) {
             }
             let readings: usize = batches.iter().map(TenantBatch::len).sum();
             let started = std::time::Instant::now();
-            // Retry the commit in place: the messages stay unacked (and so safe) until it succeeds.
+            // Retry the commit in place: the messages stay unacked (and so safe) until it
+            // succeeds. A failed write consumed its batches; decode them again from the messages.
             let mut attempt = 0u32;
+            let mut batches = Some(batches);
             loop {
-                match state.store.write(batches.clone()).await {
+                let b = match batches.take() {
+                    Some(b) => b,
+                    None => good.iter().filter_map(|m| decode(m.subject.as_str(), &m.payload).ok()).collect(),
+                };
+                match state.store.write(b).await {
                     Ok(()) => break,
                     Err(e) => {
                         attempt += 1;
