@@ -13,6 +13,9 @@ use tonic::transport::Channel;
 
 mod up;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `println!` that ends the process quietly when stdout is closed (`| head`).
 macro_rules! out {
     ($($t:tt)*) => {{

@@ -12,6 +12,9 @@ mod datasets;
 mod fleet;
 mod raw;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 /// Most readings in one block.
 pub const MAX_BLOCK_POINTS: usize = 8192;
-/// Blocks smaller than this are merged with newer readings of their series at flush.
+/// Blocks smaller than this may be merged with newer readings of their series at flush (tiered).
 pub const SMALL_BLOCK_POINTS: u32 = 2048;
 /// Longest time a block covers: reads look this far past their end for blocks that may overlap.
 pub const MAX_BLOCK_SPAN_MS: i64 = 31 * 86_400_000;
@@ -166,6 +166,13 @@ impl EmbeddedStore {
         let mut db = redb::Database::open(path.as_ref()).map_err(be)?;
         while db.compact().map_err(be)? {}
         Ok(())
+    }
+
+    /// Number of stored blocks (all tenants), for tests and diagnostics.
+    pub fn block_count(&self) -> Result<u64, StoreError> {
+        use redb::ReadableTableMetadata;
+        let read = self.0.db.begin_read().map_err(be)?;
+        read.open_table(BLOCKS).map_err(be)?.len().map_err(be)
     }
 
     /// Readings in the in-memory head (not yet in blocks).
@@ -311,38 +318,42 @@ impl EmbeddedStore {
                 let tenant = &*tenants[sid];
                 let new = merge_ranked(raw.iter().map(|p| (RANK_ACTIVE, *p)).collect());
                 let (first, last) = (new[0].ts_ms, new[new.len() - 1].ts_ms);
-                // Candidate blocks to merge with: the series' newest block and what overlaps it, if all small.
+                // Tiered merge, like a binary counter: absorb the series' newest small blocks
+                // while each is at most twice the run built so far, so a reading is re-encoded
+                // O(log n) times on its way into a full block (not once per flush).
                 let mut merge_keys: Vec<(i64, u64)> = Vec::new();
                 let mut ranked: Vec<(u64, Point)> = Vec::new();
-                let tail = blocks
-                    .range((tenant, *sid, i64::MIN, 0u64)..=(tenant, *sid, i64::MAX, u64::MAX))
-                    .map_err(be)?
-                    .next_back()
-                    .transpose()
-                    .map_err(be)?
-                    .map(|(_, v)| codec::header(v.value()));
-                if let Some(Ok(th)) = tail {
-                    let lo = th.min_ts.min(first);
-                    let hi = th.max_ts.max(last);
-                    if th.count < SMALL_BLOCK_POINTS && hi - lo <= MAX_BLOCK_SPAN_MS && new.len() < MAX_BLOCK_POINTS {
-                        let mut all_small = true;
-                        let mut cands = Vec::new();
-                        // Blocks overlapping [lo, hi]: last timestamp >= lo and first <= hi.
-                        for row in blocks.range((tenant, *sid, lo, 0u64)..=(tenant, *sid, hi.saturating_add(MAX_BLOCK_SPAN_MS), u64::MAX)).map_err(be)? {
-                            let (k, v) = row.map_err(be)?;
-                            let h = codec::header(v.value())?;
-                            if h.min_ts > hi {
-                                continue;
-                            }
-                            all_small &= h.count < SMALL_BLOCK_POINTS;
-                            let (_, _, max_ts, seq) = k.value();
-                            cands.push((max_ts, seq, codec::decode(v.value())?));
+                let (mut lo, mut hi, mut acc) = (first, last, new.len());
+                let mut absorbed = 0usize;
+                for row in blocks.range((tenant, *sid, i64::MIN, 0u64)..=(tenant, *sid, i64::MAX, u64::MAX)).map_err(be)?.rev().take(32) {
+                    let (_, v) = row.map_err(be)?;
+                    let h = codec::header(v.value())?;
+                    let (nlo, nhi) = (lo.min(h.min_ts), hi.max(h.max_ts));
+                    if h.count >= SMALL_BLOCK_POINTS || h.count as usize > acc * 2 || nhi - nlo > MAX_BLOCK_SPAN_MS || acc + h.count as usize > MAX_BLOCK_POINTS {
+                        break;
+                    }
+                    (lo, hi, acc) = (nlo, nhi, acc + h.count as usize);
+                    absorbed += 1;
+                }
+                if absorbed > 0 {
+                    // Every block overlapping the merged range must join it, or an older value
+                    // would come back with the merged block's newer sequence number.
+                    let mut all_small = true;
+                    let mut cands = Vec::new();
+                    for row in blocks.range((tenant, *sid, lo, 0u64)..=(tenant, *sid, hi.saturating_add(MAX_BLOCK_SPAN_MS), u64::MAX)).map_err(be)? {
+                        let (k, v) = row.map_err(be)?;
+                        let h = codec::header(v.value())?;
+                        if h.min_ts > hi {
+                            continue;
                         }
-                        if all_small {
-                            for (max_ts, seq, pts) in cands {
-                                merge_keys.push((max_ts, seq));
-                                ranked.extend(pts.into_iter().map(|p| (seq, p)));
-                            }
+                        all_small &= h.count < SMALL_BLOCK_POINTS;
+                        let (_, _, max_ts, seq) = k.value();
+                        cands.push((max_ts, seq, codec::decode(v.value())?));
+                    }
+                    if all_small {
+                        for (max_ts, seq, pts) in cands {
+                            merge_keys.push((max_ts, seq));
+                            ranked.extend(pts.into_iter().map(|p| (seq, p)));
                         }
                     }
                 }
