@@ -124,6 +124,9 @@ enum TenantCmd {
     Create {
         /// Display name.
         name: String,
+        /// Plan: starter, growth or enterprise.
+        #[arg(long, default_value = "starter")]
+        plan: String,
     },
     /// List tenants.
     List,
@@ -254,12 +257,12 @@ async fn admin(conn: AdminConn, what: AdminCmd) -> Result<()> {
     let token = admin_token(&conn)?;
     let mut client = AdminClient::new(channel(&conn.server).await?);
     match what {
-        AdminCmd::Tenant { what: TenantCmd::Create { name } } => {
-            let t = client.create_tenant(with_bearer(&token, CreateTenantRequest { name })?).await.map_err(status_err)?.into_inner();
+        AdminCmd::Tenant { what: TenantCmd::Create { name, plan } } => {
+            let t = client.create_tenant(with_bearer(&token, CreateTenantRequest { name, plan })?).await.map_err(status_err)?.into_inner();
             if conn.json {
-                out!("{}", serde_json::json!({"id": t.id, "name": t.name, "created_ms": t.created_ms}));
+                out!("{}", serde_json::json!({"id": t.id, "name": t.name, "plan": t.plan, "created_ms": t.created_ms}));
             } else {
-                out!("tenant {} created ({})", t.id, t.name);
+                out!("tenant {} created ({}, {} plan)", t.id, t.name, t.plan);
             }
         }
         AdminCmd::Tenant { what: TenantCmd::List } => {

@@ -117,7 +117,7 @@ fn ensure_demo(state: &fc_ingest::AppState) -> Result<Demo> {
             }
         }
     }
-    let t = state.registry.create_tenant("Demo Steel Works")?;
+    let t = state.registry.create_tenant("Demo Steel Works", "growth")?;
     let (dev, token) = state.registry.create_device(&t.id, "demo gateway")?;
     let d = Demo { tenant_id: t.id, device_id: dev.id, token };
     // The demo token is kept in clear on purpose so `make run` can print it again; it is a demo tenant.

@@ -69,7 +69,7 @@ async fn provision(args: &IngestArgs, channel: Channel) -> Result<Vec<String>> {
             r.metadata_mut().insert("authorization", header.clone());
             Ok(r)
         });
-        let tenant = client.create_tenant(CreateTenantRequest { name: format!("loadtest {}", fc_core::time::now_ms()) }).await?.into_inner();
+        let tenant = client.create_tenant(CreateTenantRequest { name: format!("loadtest {}", fc_core::time::now_ms()), plan: "enterprise".into() }).await?.into_inner();
         let mut tokens = Vec::with_capacity(args.devices);
         for i in 0..args.devices {
             let d = client.create_device(CreateDeviceRequest { tenant_id: tenant.id.clone(), name: format!("sim-{i}") }).await?.into_inner();

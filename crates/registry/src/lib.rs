@@ -1,4 +1,5 @@
-//! Tenants, devices and device credentials.
+//! Tenants and their plans, devices and device credentials, and portal
+//! identity (users, roles, sessions, invitations, API keys: [`identity`]).
 //!
 //! Invariants:
 //! - a device token is `fcd_<device id>_<secret>` with 256 random bits of
@@ -7,6 +8,12 @@
 //! - a token is shown once, at creation; a revoked device never authenticates
 //!   again, including through the in-memory cache;
 //! - tenant and device of a request come from here, never from a payload.
+
+pub mod identity;
+pub mod plans;
+
+pub use identity::{ApiKey, Invitation, Role, Session, User};
+pub use plans::{PLANS, Plan};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -31,6 +38,15 @@ pub enum RegistryError {
     /// The credential is missing, malformed, unknown or revoked.
     #[error("missing or invalid credential")]
     Unauthenticated,
+    /// The plan's quota does not allow it.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// The object exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// Not allowed in the current state.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The database failed.
     #[error("registry storage: {0}")]
     Storage(String),
@@ -43,12 +59,15 @@ impl From<RegistryError> for fc_core::ServiceError {
             RegistryError::Invalid(m) => ServiceError::new(ErrorCode::InvalidArgument, m),
             RegistryError::NotFound(m) => ServiceError::not_found(format!("{m} not found")),
             RegistryError::Unauthenticated => ServiceError::unauthenticated(),
+            RegistryError::QuotaExceeded(m) => ServiceError::new(ErrorCode::ResourceExhausted, m),
+            RegistryError::AlreadyExists(m) => ServiceError::new(ErrorCode::AlreadyExists, format!("{m} already exists")),
+            RegistryError::FailedPrecondition(m) => ServiceError::new(ErrorCode::FailedPrecondition, m),
             RegistryError::Storage(m) => ServiceError::internal(m),
         }
     }
 }
 
-fn st<E: std::fmt::Display>(e: E) -> RegistryError {
+pub(crate) fn st<E: std::fmt::Display>(e: E) -> RegistryError {
     RegistryError::Storage(e.to_string())
 }
 
@@ -61,6 +80,20 @@ pub struct Tenant {
     pub name: String,
     /// Creation time, Unix ms.
     pub created_ms: i64,
+    /// Subscription plan id (see [`plans::PLANS`]).
+    #[serde(default = "default_plan")]
+    pub plan_id: String,
+}
+
+fn default_plan() -> String {
+    "starter".into()
+}
+
+impl Tenant {
+    /// The tenant's plan (the cheapest if its id is unknown).
+    pub fn plan(&self) -> &'static Plan {
+        plans::plan(&self.plan_id).unwrap_or(&PLANS[0])
+    }
 }
 
 /// A registered device.
@@ -103,14 +136,14 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-fn sha256(data: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let d = Sha256::digest(data);
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_slice());
     out
 }
 
-fn validate_name(what: &str, name: &str) -> Result<String, RegistryError> {
+pub(crate) fn validate_name(what: &str, name: &str) -> Result<String, RegistryError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(RegistryError::Invalid(format!("{what}: must be 1-100 characters")));
@@ -132,13 +165,19 @@ impl Registry {
         let txn = db.begin_write().map_err(st)?;
         txn.open_table(TENANTS).map_err(st)?;
         txn.open_table(DEVICES).map_err(st)?;
+        txn.open_table(identity::USERS).map_err(st)?;
+        txn.open_table(identity::EMAILS).map_err(st)?;
+        txn.open_table(identity::SESSIONS).map_err(st)?;
+        txn.open_table(identity::API_KEYS).map_err(st)?;
+        txn.open_table(identity::INVITES).map_err(st)?;
         txn.commit().map_err(st)?;
         Ok(Self { db, cache: Mutex::new(HashMap::new()) })
     }
 
-    /// Create a tenant.
-    pub fn create_tenant(&self, name: &str) -> Result<Tenant, RegistryError> {
-        let t = Tenant { id: format!("t_{}", random_hex(8)), name: validate_name("name", name)?, created_ms: fc_core::time::now_ms() };
+    /// Create a tenant on a plan.
+    pub fn create_tenant(&self, name: &str, plan_id: &str) -> Result<Tenant, RegistryError> {
+        let plan = plans::plan(plan_id).ok_or_else(|| RegistryError::Invalid(format!("plan: {plan_id:?} is not one of starter, growth, enterprise")))?;
+        let t = Tenant { id: format!("t_{}", random_hex(8)), name: validate_name("name", name)?, created_ms: fc_core::time::now_ms(), plan_id: plan.id.into() };
         let txn = self.db.begin_write().map_err(st)?;
         txn.open_table(TENANTS).map_err(st)?.insert(t.id.as_str(), serde_json::to_vec(&t).map_err(st)?.as_slice()).map_err(st)?;
         txn.commit().map_err(st)?;
@@ -165,9 +204,44 @@ impl Registry {
         serde_json::from_slice(v.value()).map_err(st)
     }
 
+    /// Sign-up: a tenant on `plan_id` with its first user as owner.
+    pub fn sign_up(&self, company: &str, plan_id: &str, email: &str, name: &str, password: &str) -> Result<(Tenant, User), RegistryError> {
+        // Validate the user's fields before creating anything.
+        validate_name("name", name)?;
+        validate_name("company", company)?;
+        identity::normalise_email(email)?;
+        identity::check_password(password)?;
+        let t = self.create_tenant(company, plan_id)?;
+        match self.create_user(&t.id, email, name, Role::Owner, password) {
+            Ok(u) => Ok((t, u)),
+            Err(e) => {
+                // Leave no owner-less tenant behind.
+                let txn = self.db.begin_write().map_err(st)?;
+                txn.open_table(TENANTS).map_err(st)?.remove(t.id.as_str()).map_err(st)?;
+                txn.commit().map_err(st)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Move a tenant to another plan.
+    pub fn set_plan(&self, tenant_id: &str, plan_id: &str) -> Result<Tenant, RegistryError> {
+        let plan = plans::plan(plan_id).ok_or_else(|| RegistryError::Invalid(format!("plan: {plan_id:?} is unknown")))?;
+        let mut t = self.get_tenant(tenant_id)?;
+        t.plan_id = plan.id.into();
+        self.put_json(TENANTS, &t.id.clone(), &t)?;
+        Ok(t)
+    }
+
     /// Register a device of `tenant_id`; returns it and its token (the only time the token exists in clear).
+    /// Refused with `QuotaExceeded` beyond the plan's device count.
     pub fn create_device(&self, tenant_id: &str, name: &str) -> Result<(Device, String), RegistryError> {
-        self.get_tenant(tenant_id)?;
+        let tenant = self.get_tenant(tenant_id)?;
+        let plan = tenant.plan();
+        let active = self.list_devices(tenant_id)?.iter().filter(|d| d.revoked_ms.is_none()).count() as u32;
+        if active >= plan.max_devices {
+            return Err(RegistryError::QuotaExceeded(format!("the {} plan allows {} devices; revoke one or change plan", plan.name, plan.max_devices)));
+        }
         let id = format!("d_{}", random_hex(8));
         let secret = random_hex(32);
         let token = format!("fcd_{id}_{secret}");
@@ -183,6 +257,43 @@ impl Registry {
         txn.open_table(DEVICES).map_err(st)?.insert(id.as_str(), serde_json::to_vec(&d).map_err(st)?.as_slice()).map_err(st)?;
         txn.commit().map_err(st)?;
         Ok((d, token))
+    }
+
+    /// Rows of `table` (JSON values) that pass `keep`.
+    pub(crate) fn scan<T: serde::de::DeserializeOwned>(&self, table: TableDefinition<&str, &[u8]>, keep: impl Fn(&T) -> bool) -> Result<Vec<T>, RegistryError> {
+        let txn = self.db.begin_read().map_err(st)?;
+        let t = txn.open_table(table).map_err(st)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(st)? {
+            let (_, v) = row.map_err(st)?;
+            let x: T = serde_json::from_slice(v.value()).map_err(st)?;
+            if keep(&x) {
+                out.push(x);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One JSON row.
+    pub(crate) fn get_json<T: serde::de::DeserializeOwned>(&self, table: TableDefinition<&str, &[u8]>, key: &str) -> Result<Option<T>, RegistryError> {
+        let txn = self.db.begin_read().map_err(st)?;
+        let t = txn.open_table(table).map_err(st)?;
+        match t.get(key).map_err(st)? {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(st)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Write one JSON row.
+    pub(crate) fn put_json<T: Serialize>(&self, table: TableDefinition<&str, &[u8]>, key: &str, value: &T) -> Result<(), RegistryError> {
+        let txn = self.db.begin_write().map_err(st)?;
+        txn.open_table(table).map_err(st)?.insert(key, serde_json::to_vec(value).map_err(st)?.as_slice()).map_err(st)?;
+        txn.commit().map_err(st)
+    }
+
+    /// One device of the tenant.
+    pub fn get_device(&self, tenant_id: &str, device_id: &str) -> Result<Device, RegistryError> {
+        self.get_json::<Device>(DEVICES, device_id)?.filter(|d| d.tenant_id == tenant_id).ok_or_else(|| RegistryError::NotFound("device".into()))
     }
 
     /// Devices of a tenant.
@@ -259,8 +370,8 @@ mod tests {
     fn tokens_authenticate_until_revoked() {
         let dir = tempfile::tempdir().unwrap();
         let r = Registry::open(dir.path().join("r.redb")).unwrap();
-        let a = r.create_tenant("Acme Metal").unwrap();
-        let b = r.create_tenant("Busan Plastics").unwrap();
+        let a = r.create_tenant("Acme Metal", "starter").unwrap();
+        let b = r.create_tenant("Busan Plastics", "starter").unwrap();
         let (dev, token) = r.create_device(&a.id, "press line 1").unwrap();
         let who = r.authenticate_device(&token).unwrap();
         assert_eq!((&*who.tenant_id, &*who.device_id), (a.id.as_str(), dev.id.as_str()));
@@ -280,8 +391,78 @@ mod tests {
         r.revoke_device(&a.id, &dev.id).unwrap();
         assert!(matches!(r.authenticate_device(&token), Err(RegistryError::Unauthenticated)));
         assert!(r.create_device("t_nope", "x").is_err());
-        assert!(r.create_tenant("   ").is_err());
+        assert!(r.create_tenant("   ", "starter").is_err());
+        assert!(r.create_tenant("x", "gold").is_err());
         assert_eq!(r.list_devices(&a.id).unwrap().len(), 1);
         assert_eq!(r.list_devices(&b.id).unwrap().len(), 0);
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    fn reg() -> (tempfile::TempDir, Registry) {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::open(dir.path().join("r.redb")).unwrap();
+        (dir, r)
+    }
+
+    #[test]
+    fn sign_up_login_sessions_and_roles() {
+        let (_d, r) = reg();
+        let (t, owner) = r.sign_up("Acme Metal", "starter", "Kim@Acme.example", "Kim", "correct horse battery").unwrap();
+        assert_eq!((owner.role, owner.email.as_str()), (Role::Owner, "kim@acme.example"));
+        assert!(matches!(r.sign_up("Other", "starter", "kim@acme.example", "K2", "another long password"), Err(RegistryError::AlreadyExists(_))));
+        assert_eq!(r.list_tenants().unwrap().len(), 1, "a failed sign-up leaves no tenant behind");
+        assert!(r.sign_up("Bad", "starter", "not-an-email", "x", "long enough password").is_err());
+        assert!(r.sign_up("Bad", "starter", "a@b.example", "x", "short").is_err());
+        assert!(matches!(r.login("kim@acme.example", "wrong password!"), Err(RegistryError::Unauthenticated)));
+        assert!(matches!(r.login("nobody@acme.example", "correct horse battery"), Err(RegistryError::Unauthenticated)));
+        let u = r.login("KIM@acme.example", "correct horse battery").unwrap();
+        let (sid, s) = r.create_session(&u).unwrap();
+        assert_eq!(r.session(&sid).unwrap().csrf, s.csrf);
+        assert!(r.session(&"0".repeat(64)).is_err());
+        // the last owner cannot be demoted; a second owner makes it possible
+        assert!(matches!(r.set_role(&t.id, &u.id, Role::Viewer), Err(RegistryError::FailedPrecondition(_))));
+        let (tok, inv) = r.invite(&t.id, "lee@acme.example", Role::Operator).unwrap();
+        assert_eq!(inv.role, Role::Operator);
+        let lee = r.accept_invitation(&tok, "Lee", "another long password").unwrap();
+        assert!(r.accept_invitation(&tok, "Lee", "another long password").is_err(), "an invitation is used once");
+        r.set_role(&t.id, &lee.id, Role::Owner).unwrap();
+        r.set_role(&t.id, &u.id, Role::Viewer).unwrap();
+        assert_eq!(r.session(&sid).unwrap().role, Role::Viewer, "role changes apply to live sessions");
+        r.delete_session(&sid).unwrap();
+        assert!(r.session(&sid).is_err());
+    }
+
+    #[test]
+    fn api_keys_and_quotas() {
+        let (_d, r) = reg();
+        let a = r.create_tenant("A", "starter").unwrap();
+        let b = r.create_tenant("B", "starter").unwrap();
+        let (key, token) = r.create_api_key(&a.id, "erp sync", Role::Viewer).unwrap();
+        assert_eq!(r.authenticate_api_key(&token).unwrap().tenant_id, a.id);
+        assert!(r.create_api_key(&a.id, "x", Role::Owner).is_err());
+        assert!(matches!(r.revoke_api_key(&b.id, &key.id), Err(RegistryError::NotFound(_))));
+        r.revoke_api_key(&a.id, &key.id).unwrap();
+        assert!(r.authenticate_api_key(&token).is_err());
+        // 10 devices on starter; the 11th is refused with a clear message; revoking frees a slot
+        let mut last = None;
+        for i in 0..10 {
+            last = Some(r.create_device(&a.id, &format!("d{i}")).unwrap().0);
+        }
+        match r.create_device(&a.id, "d11") {
+            Err(RegistryError::QuotaExceeded(m)) => assert!(m.contains("10 devices"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        r.revoke_device(&a.id, &last.unwrap().id).unwrap();
+        r.create_device(&a.id, "d11").unwrap();
+        // users: starter allows 5
+        r.create_user(&a.id, "o@a.example", "O", Role::Owner, "long enough password").unwrap();
+        for i in 0..4 {
+            r.create_user(&a.id, &format!("u{i}@a.example"), "U", Role::Viewer, "long enough password").unwrap();
+        }
+        assert!(matches!(r.create_user(&a.id, "u9@a.example", "U", Role::Viewer, "long enough password"), Err(RegistryError::QuotaExceeded(_))));
     }
 }

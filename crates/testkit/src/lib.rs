@@ -166,7 +166,7 @@ impl Harness {
     /// A tenant and a device of it: `(tenant id, device token)`.
     pub fn tenant_with_device(&self, name: &str) -> anyhow::Result<(String, String)> {
         let reg = &self.svc().state.registry;
-        let t = reg.create_tenant(name)?;
+        let t = reg.create_tenant(name, "growth")?;
         let (_, token) = reg.create_device(&t.id, &format!("{name} gateway"))?;
         Ok((t.id, token))
     }

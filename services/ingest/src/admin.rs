@@ -22,14 +22,16 @@ impl AdminService {
 }
 
 fn pb(t: fc_registry::Tenant) -> PbTenant {
-    PbTenant { id: t.id, name: t.name, created_ms: t.created_ms }
+    PbTenant { id: t.id, name: t.name, created_ms: t.created_ms, plan: t.plan_id }
 }
 
 #[tonic::async_trait]
 impl fc_proto::v1::admin_server::Admin for AdminService {
     async fn create_tenant(&self, request: Request<CreateTenantRequest>) -> Result<Response<PbTenant>, Status> {
         auth::admin(&self.state, request.metadata())?;
-        let t = self.state.registry.create_tenant(&request.into_inner().name).map_err(ServiceError::from)?;
+        let req = request.into_inner();
+        let plan = if req.plan.is_empty() { "starter" } else { req.plan.as_str() };
+        let t = self.state.registry.create_tenant(&req.name, plan).map_err(ServiceError::from)?;
         tracing::info!(tenant_id = %t.id, "tenant created");
         Ok(Response::new(pb(t)))
     }

@@ -43,6 +43,7 @@ fn prepare(state: &AppState, who: &DeviceIdentity, batch: ReadingBatch) -> Resul
     let now = fc_core::time::now_ms();
     let seq = batch.device_seq;
     let ValidBatch { readings, machines } = validate(batch, now, &state.config.limits)?;
+    state.quotas.admit(&state.registry, who, readings as u32)?;
     let parts = machines
         .into_iter()
         .map(|(machine, series)| {

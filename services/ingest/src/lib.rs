@@ -17,6 +17,7 @@ pub mod auth;
 pub mod http;
 pub mod ingest;
 pub mod query;
+pub mod quota;
 pub mod validate;
 pub mod writer;
 
@@ -117,6 +118,8 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// Readiness latch: set once everything is up, cleared at shutdown.
     pub ready: AtomicBool,
+    /// Plan rate limits.
+    pub quotas: quota::Quotas,
 }
 
 /// A running service.
@@ -196,7 +199,7 @@ pub async fn serve(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     let grpc_addr = grpc_listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
     let http_addr = http_listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
 
-    let state = Arc::new(AppState { registry, store, bus, config, admin_token, shutdown: shutdown.clone(), ready: AtomicBool::new(false) });
+    let state = Arc::new(AppState { registry, store, bus, config, admin_token, shutdown: shutdown.clone(), ready: AtomicBool::new(false), quotas: quota::Quotas::default() });
     let mut tasks = Vec::new();
     tasks.push(("store-writer", tokio::spawn(writer::run(state.clone()))));
     tasks.push(("store-maintenance", tokio::spawn(maintenance(state.clone()))));

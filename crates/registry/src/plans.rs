@@ -1,0 +1,68 @@
+//! The plan catalogue: what each subscription allows.
+
+use serde::{Deserialize, Serialize};
+
+/// Quotas of a plan. Enforced where they bite: ingest (rates), device and user creation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Stable id ("starter", "growth", "enterprise").
+    pub id: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// Monthly price in KRW (display only).
+    pub price_krw_month: u64,
+    /// Most registered, unrevoked devices.
+    pub max_devices: u32,
+    /// Readings per second the whole tenant may ingest (token bucket, one second of burst).
+    pub max_readings_per_s: u32,
+    /// Readings per second one device may ingest.
+    pub max_device_readings_per_s: u32,
+    /// Days readings are kept.
+    pub retention_days: u32,
+    /// Most supplier partners.
+    pub max_partners: u32,
+    /// Most portal users.
+    pub max_users: u32,
+}
+
+/// Every plan, cheapest first.
+pub const PLANS: [Plan; 3] = [
+    Plan {
+        id: "starter",
+        name: "Starter",
+        price_krw_month: 290_000,
+        max_devices: 10,
+        max_readings_per_s: 2_000,
+        max_device_readings_per_s: 1_000,
+        retention_days: 30,
+        max_partners: 3,
+        max_users: 5,
+    },
+    Plan {
+        id: "growth",
+        name: "Growth",
+        price_krw_month: 1_490_000,
+        max_devices: 100,
+        max_readings_per_s: 50_000,
+        max_device_readings_per_s: 5_000,
+        retention_days: 365,
+        max_partners: 30,
+        max_users: 50,
+    },
+    Plan {
+        id: "enterprise",
+        name: "Enterprise",
+        price_krw_month: 9_900_000,
+        max_devices: 10_000,
+        max_readings_per_s: 5_000_000,
+        max_device_readings_per_s: 100_000,
+        retention_days: 1_825,
+        max_partners: 500,
+        max_users: 1_000,
+    },
+];
+
+/// The plan with `id`.
+pub fn plan(id: &str) -> Option<&'static Plan> {
+    PLANS.iter().find(|p| p.id == id)
+}
