@@ -24,7 +24,7 @@ NATS_PORT=$(free_port); GRPC_PORT=$(free_port)
 NATS_URL="nats://127.0.0.1:$NATS_PORT"
 "$NATS" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$work/nats" >"$work/nats.log" 2>&1 & pids+=($!)
 wait_port "$NATS_PORT"
-FC_DATA_DIR="$work/data" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR="127.0.0.1:$GRPC_PORT" FC_HTTP_ADDR=127.0.0.1:0 \
+FC_DATA_DIR="$work/data" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR="127.0.0.1:$GRPC_PORT" FC_HTTP_ADDR=127.0.0.1:0 FC_PORTAL__LISTEN_ADDR=127.0.0.1:0 \
   FC_ADMIN_TOKEN=bench-admin FC_LOG=warn "$BIN/factorychain" up >"$work/up.log" 2>&1 & pids+=($!)
 wait_port "$GRPC_PORT"
 common=(--server "http://127.0.0.1:$GRPC_PORT" --admin-token bench-admin --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)

@@ -17,9 +17,12 @@ pub struct UpArgs {
     /// TOML configuration file (see config/factorychain.example.toml).
     #[arg(long, env = "FC_CONFIG")]
     config: Option<PathBuf>,
-    /// Create (once) a demo tenant and device, and print the device token.
+    /// Create (once) a demo tenant, owner login and device; replay the datasets as live machines.
     #[arg(long)]
     demo: bool,
+    /// Dataset playback speed of the demo (dataset time per wall-clock time).
+    #[arg(long, default_value_t = 120.0)]
+    demo_speed: f64,
 }
 
 /// A nats-server this process started; stopped with SIGTERM (so JetStream syncs) on drop.
@@ -106,6 +109,8 @@ struct Demo {
     tenant_id: String,
     device_id: String,
     token: String,
+    email: String,
+    password: String,
 }
 
 fn ensure_demo(state: &fc_ingest::AppState) -> Result<Demo> {
@@ -117,10 +122,13 @@ fn ensure_demo(state: &fc_ingest::AppState) -> Result<Demo> {
             }
         }
     }
-    let t = state.registry.create_tenant("Demo Steel Works", "growth")?;
+    let password = fc_registry::random_hex(8);
+    let email = format!("demo-{}@factorychain.local", fc_registry::random_hex(3));
+    let (t, _) = state.registry.sign_up("Demo Steel Works", "growth", &email, "Demo Owner", &password)?;
     let (dev, token) = state.registry.create_device(&t.id, "demo gateway")?;
-    let d = Demo { tenant_id: t.id, device_id: dev.id, token };
-    // The demo token is kept in clear on purpose so `make run` can print it again; it is a demo tenant.
+    let d = Demo { tenant_id: t.id, device_id: dev.id, token, email, password };
+    // The demo token and password are kept in clear on purpose so `make run` can print
+    // them again; it is a throw-away demo tenant on a local machine.
     std::fs::write(&path, serde_json::to_string_pretty(&d)?)?;
     #[cfg(unix)]
     {
@@ -133,17 +141,28 @@ fn ensure_demo(state: &fc_ingest::AppState) -> Result<Demo> {
 /// Run until SIGINT/SIGTERM.
 pub async fn run(args: UpArgs) -> Result<()> {
     fc_core::telemetry::init("info");
-    let env = std::env::vars().filter(|(k, _)| !NON_CONFIG_ENV.contains(&k.as_str()));
-    let cfg: fc_ingest::Config = fc_core::config::load(args.config.as_deref(), "FC_", env)?;
+    // One file, two services: `[portal]` (and FC_PORTAL__*) configure the portal, the rest ingest.
+    let mut file = args.config.as_deref().map(fc_core::config::read_table).transpose()?;
+    let portal_file = file.as_mut().and_then(|t| t.remove("portal")).and_then(|v| match v {
+        toml::Value::Table(t) => Some(t),
+        _ => None,
+    });
+    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !NON_CONFIG_ENV.contains(&k.as_str())).collect();
+    let (portal_env, ingest_env): (Vec<_>, Vec<_>) = env.into_iter().partition(|(k, _)| k.starts_with("FC_PORTAL__"));
+    let cfg: fc_ingest::Config = fc_core::config::load_table(file, "FC_", ingest_env)?;
+    let portal_cfg: fc_portal::Config = fc_core::config::load_table(portal_file, "FC_PORTAL__", portal_env)?;
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let _nats = ensure_nats(&cfg.bus.url, &cfg.data_dir).await?;
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     let running = fc_ingest::serve(cfg.clone(), shutdown.clone()).await?;
+    let st = &running.state;
+    let portal = fc_portal::serve(portal_cfg, st.registry.clone(), st.store.clone(), st.bus.client().clone(), shutdown.clone()).await?;
     let grpc = format!("http://{}", running.grpc_addr);
     println!();
     println!("FactoryChain is up.");
+    println!("  portal:                      http://{}", portal.addr);
     println!("  gRPC (Ingest, Query, Admin): {grpc}");
     println!("  health and metrics:          http://{}/healthz  http://{}/metrics", running.http_addr, running.http_addr);
     if cfg.admin_token.is_empty() {
@@ -153,18 +172,29 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     if args.demo {
         let d = ensure_demo(&running.state)?;
+        println!("  demo login:                  {} / {}", d.email, d.password);
         println!("  demo tenant:                 {}", d.tenant_id);
         println!("  demo device token:           {}", d.token);
+        let replay = fc_demo::Replay { server: grpc.clone(), token: d.token.clone(), datasets_dir: fc_demo::default_dir(), speed: args.demo_speed, rows: 0, quiet: true };
+        let stop = shutdown.clone();
+        println!("  demo machines:               steel-plant (energy, 15 min), machine-temp-1 (temperature, 5 min), replayed at {}x from {}", args.demo_speed, replay.datasets_dir.display());
+        tokio::spawn(async move {
+            tokio::select! {
+                r = fc_demo::replay(replay) => if let Err(e) = r { tracing::warn!(error = %e, "demo replay stopped") },
+                _ = stop.wait() => {}
+            }
+        });
         println!();
         println!("Try it in another terminal:");
         println!("  export FC_TOKEN={}", d.token);
         println!("  target/release/factorychain push --machine press-1 --metric temperature --value 21.5 --unit Cel");
         println!("  target/release/factorychain query range --machine press-1 --metric temperature --since 1h");
-        println!("  target/release/fc-loadtest replay --server {grpc} --token $FC_TOKEN   # the datasets as live machines");
+        println!("  open http://{} and sign in with the demo login", portal.addr);
     }
     println!("Stop with Ctrl-C.");
     println!();
     running.wait().await;
+    portal.wait().await;
     Ok(())
 }
 

@@ -27,6 +27,7 @@ fn start(nats: &NatsServer, data: &std::path::Path, grpc_port: u16) -> Service {
         .env("FC_BUS__URL", &nats.url)
         .env("FC_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
         .env("FC_HTTP_ADDR", "127.0.0.1:0")
+        .env("FC_PORTAL__LISTEN_ADDR", "127.0.0.1:0")
         .env("FC_ADMIN_TOKEN", "test-admin-token")
         .env("FC_WRITER__ACK_WAIT_MS", "3000")
         .env("FC_LOG", if std::env::var("TEST_LOG").is_ok() { "info" } else { "warn" })

@@ -19,16 +19,28 @@ pub fn load<T>(file: Option<&Path>, prefix: &str, env: impl IntoIterator<Item = 
 where
     T: DeserializeOwned + serde::Serialize + Default,
 {
+    let table = match file {
+        Some(path) => Some(read_table(path)?),
+        None => None,
+    };
+    load_table(table, prefix, env)
+}
+
+/// Parse a TOML file into a table (for callers that split one file between several configs).
+pub fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(vec![format!("{}: {e}", path.display())]))?;
+    text.parse::<toml::Table>().map_err(|e| ConfigError(vec![format!("{}: {e}", path.display())]))
+}
+
+/// Like [`load`], with the file already parsed.
+pub fn load_table<T>(file: Option<toml::Table>, prefix: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + serde::Serialize + Default,
+{
     let mut errors = Vec::new();
     let mut tree = toml::Table::try_from(T::default()).map_err(|e| ConfigError(vec![format!("defaults: {e}")]))?;
-    if let Some(path) = file {
-        match std::fs::read_to_string(path) {
-            Ok(text) => match text.parse::<toml::Table>() {
-                Ok(file_tree) => merge(&mut tree, file_tree),
-                Err(e) => errors.push(format!("{}: {e}", path.display())),
-            },
-            Err(e) => errors.push(format!("{}: {e}", path.display())),
-        }
+    if let Some(file_tree) = file {
+        merge(&mut tree, file_tree);
     }
     let mut env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(prefix)).collect();
     env.sort();

@@ -1,0 +1,146 @@
+//! The web portal and REST API: sign-up, login, dashboard, live machine pages,
+//! series explorer with CSV export, devices, users and roles, API keys, plan
+//! usage. Server-rendered HTML (maud) with htmx and uPlot served from the
+//! binary; live updates pushed over SSE from NATS.
+//!
+//! Invariants:
+//! - every handler gets its tenant from the session or API key ([`auth::Principal`]),
+//!   never from the request; objects of another tenant answer 404;
+//! - every state-changing form carries the session's CSRF token;
+//! - errors are RFC 9457 problem+json on `/api`, plain pages elsewhere.
+//!
+//! Boundary: the portal reads telemetry through the same `TelemetryStore` the
+//! ingest service writes, and tenants through the same registry.
+
+pub mod api;
+pub mod auth;
+pub mod i18n;
+pub mod live;
+pub mod pages;
+pub mod problem;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::routing::get;
+use fc_core::Shutdown;
+use fc_registry::Registry;
+use fc_store::DynStore;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Portal settings (`[portal]` in the config file, `FC_PORTAL__*` in the environment).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listen address; port 0 picks a free port.
+    pub listen_addr: String,
+    /// Mark cookies `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Login attempts per e-mail per minute.
+    pub login_attempts_per_minute: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { listen_addr: "127.0.0.1:8080".into(), secure_cookies: false, max_body_bytes: 64 * 1024, login_attempts_per_minute: 5 }
+    }
+}
+
+/// What the handlers share.
+pub struct PortalState {
+    /// Tenants, users, devices, keys.
+    pub registry: Arc<Registry>,
+    /// Telemetry.
+    pub store: DynStore,
+    /// NATS, for live views.
+    pub nats: async_nats::Client,
+    /// Settings.
+    pub config: Config,
+    /// Login throttling per e-mail.
+    pub login_limiter: auth::LoginLimiter,
+    /// Live-view fan-out.
+    pub hub: Arc<live::Hub>,
+}
+
+/// A running portal.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Shared state.
+    pub state: Arc<PortalState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Wait for the server to stop (after shutdown fired).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Errors that stop the portal from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Could not bind.
+    #[error("portal bind {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Build the router (exposed for tests).
+pub fn router(state: Arc<PortalState>) -> Router {
+    let max = state.config.max_body_bytes;
+    Router::new()
+        .merge(pages::routes())
+        .nest("/api", api::routes())
+        .route("/static/htmx.min.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")], include_str!("../static/htmx.min.js")) }))
+        .route("/static/uPlot.iife.min.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")], include_str!("../static/uPlot.iife.min.js")) }))
+        .route("/static/uPlot.min.css", get(|| async { ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "public, max-age=86400")], include_str!("../static/uPlot.min.css")) }))
+        .route("/static/portal.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../static/portal.js")) }))
+        .layer(DefaultBodyLimit::max(max))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+    );
+    res
+}
+
+/// Start the portal.
+pub async fn serve(config: Config, registry: Arc<Registry>, store: DynStore, nats: async_nats::Client, shutdown: Shutdown) -> Result<Running, StartError> {
+    let listener = tokio::net::TcpListener::bind(&config.listen_addr).await.map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
+    let state = Arc::new(PortalState {
+        login_limiter: auth::LoginLimiter::new(config.login_attempts_per_minute),
+        hub: Arc::new(live::Hub::new(nats.clone())),
+        registry,
+        store,
+        nats,
+        config,
+    });
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move { shutdown.wait().await }).await {
+            tracing::error!(error = %e, "portal server failed");
+        }
+    });
+    tracing::info!(%addr, "portal ready");
+    Ok(Running { addr, state, task })
+}
