@@ -4,18 +4,28 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 DATA_DIR ?= ./data
 
-.PHONY: run test deps deps-test build release bench loadtest lint fmt clean
+.PHONY: run test e2e deps deps-test build release bench loadtest lint fmt clean
 
-## Install what is missing (Debian): nats-server, and cargo-nextest for tests.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
+
+## Install what is missing (Debian): nats-server.
 deps:
 	@if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then \
 		echo "installing nats-server (Debian package)"; \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nats-server; \
-		else sudo apt-get update -qq && sudo apt-get install -y -qq nats-server; fi; \
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) nats-server; \
 	fi
 
+## For tests also: cargo-nextest, Debian's Chromium with a CJK font, Node.js, playwright-core (never a downloaded browser).
 deps-test: deps
 	@command -v cargo-nextest >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -d /usr/share/fonts/opentype/noto ] || missing="$$missing fonts-noto-cjk"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then echo "installing$$missing (Debian packages)"; $(SUDO) apt-get update -qq && $(APT_INSTALL) $$missing; fi
+	@[ -d e2e/node_modules/playwright-core ] || (cd e2e && npm ci --no-audit --no-fund --silent)
 
 release:
 	$(CARGO) build --release --bin factorychain --bin fc-loadtest
@@ -24,11 +34,17 @@ release:
 run: deps release
 	FC_DATA_DIR=$(DATA_DIR) ./target/release/factorychain up --demo
 
-## Install what is missing and run every test (real nats-server per test).
+## Install what is missing and run every test (real nats-server per test, real Chromium for the portal).
 test: deps-test
-	$(CARGO) nextest run --workspace --no-fail-fast
 	@if [ -z "$$FC_SCYLLA_NODES" ]; then \
 		echo "SKIPPED: ScyllaDB conformance suite (set FC_SCYLLA_NODES=host:9042 to run it against a cluster)"; fi
+	$(CARGO) nextest run --workspace --no-fail-fast
+	$(MAKE) e2e
+
+## Browser end-to-end tests of the portal (screenshots in artifacts/e2e/).
+e2e: deps-test
+	$(CARGO) build --bin factorychain
+	./e2e/run.sh
 
 ## Benchmarks: end-to-end ingest vs raw JetStream, ack latency at half load, bytes per reading.
 bench: deps release

@@ -202,6 +202,78 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Start the portal on port 0 over the running service's registry, store and NATS.
+    pub async fn portal(&self) -> anyhow::Result<fc_portal::Running> {
+        let st = &self.svc().state;
+        let cfg = fc_portal::Config { listen_addr: "127.0.0.1:0".into(), ..fc_portal::Config::default() };
+        Ok(fc_portal::serve(cfg, st.registry.clone(), st.store.clone(), st.bus.client().clone(), self.shutdown.clone()).await?)
+    }
+}
+
+/// A minimal HTTP/1.1 client for tests: one request per connection.
+pub mod http {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A response.
+    #[derive(Debug)]
+    pub struct Response {
+        /// Status code.
+        pub status: u16,
+        /// Header lines, lowercase names.
+        pub headers: Vec<(String, String)>,
+        /// Body as text.
+        pub body: String,
+    }
+
+    impl Response {
+        /// First header of that name.
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        }
+        /// The body as JSON.
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+        }
+    }
+
+    /// Send one request.
+    pub async fn request(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> anyhow::Result<Response> {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).await?;
+        // The server may answer (413) before reading a big body: ignore a failed body write.
+        let _ = s.write_all(body).await;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await?;
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect::<Vec<_>>();
+        let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+        let body = if chunked { dechunk(body) } else { body.to_string() };
+        Ok(Response { status, headers, body })
+    }
+
+    fn dechunk(mut s: &str) -> String {
+        let mut out = String::new();
+        while let Some((size, rest)) = s.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || rest.len() < n {
+                break;
+            }
+            out.push_str(&rest[..n]);
+            s = rest[n..].trim_start_matches("\r\n");
+        }
+        out
+    }
+}
+
 /// The interceptor for a bearer token.
 pub fn bearer(token: &str) -> anyhow::Result<Bearer> {
     Ok(Bearer(format!("Bearer {token}").parse()?))
