@@ -48,6 +48,7 @@ e2e: deps-test
 
 ## Benchmarks: end-to-end ingest vs raw JetStream, ack latency at half load, bytes per reading.
 bench: deps release
+	@command -v wrk >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(APT_INSTALL) wrk)
 	./loadtest/bench.sh
 
 ## Load generator against a running `factorychain up` (see docs/operations.md and README.md).

@@ -4,6 +4,7 @@
 # load, and bytes per reading of the steel-plant year. Ends with one JSON line
 # per figure. Knobs: BENCH_DEVICES (1000), BENCH_DURATION (30s).
 set -euo pipefail
+ulimit -n 65536 2>/dev/null || true  # 1,000 live-chart clients plus the load connections
 cd "$(dirname "$0")/.."
 BIN=target/release
 DEVICES=${BENCH_DEVICES:-1000}
@@ -24,19 +25,20 @@ NATS_PORT=$(free_port); GRPC_PORT=$(free_port)
 NATS_URL="nats://127.0.0.1:$NATS_PORT"
 "$NATS" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$work/nats" >"$work/nats.log" 2>&1 & pids+=($!)
 wait_port "$NATS_PORT"
-FC_DATA_DIR="$work/data" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR="127.0.0.1:$GRPC_PORT" FC_HTTP_ADDR=127.0.0.1:0 FC_PORTAL__LISTEN_ADDR=127.0.0.1:0 \
+FC_DATA_DIR="$work/data" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR="127.0.0.1:$GRPC_PORT" FC_HTTP_ADDR=127.0.0.1:0 FC_PORTAL__LISTEN_ADDR="127.0.0.1:$PORTAL_PORT" \
   FC_ADMIN_TOKEN=bench-admin FC_LOG=warn "$BIN/factorychain" up >"$work/up.log" 2>&1 & pids+=($!)
 wait_port "$GRPC_PORT"
+PORTAL_PORT=$(free_port)
 common=(--server "http://127.0.0.1:$GRPC_PORT" --admin-token bench-admin --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
 
-echo "1/5 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
+echo "1/6 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate 0 | tee "$work/full.json" >&2
 # The sustained rate: offered for the whole duration while the store writer keeps up
 # (backlog never above 2 s of messages, drained within 2 s after the end). Start at
 # the probe's end-to-end estimate and back off by 15% until the writer holds.
 RATE=$(python3 -c "import json; print(int(json.load(open('$work/full.json'))['e2e_readings_per_s']))")
 for attempt in 1 2 3 4 5; do
-  echo "2/5 sustained check $attempt: $RATE readings/s offered for $DURATION" >&2
+  echo "2/6 sustained check $attempt: $RATE readings/s offered for $DURATION" >&2
   "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$RATE" | tee "$work/sustained.json" >&2
   if python3 - "$work/sustained.json" "$RATE" <<'PY'
 import json, sys
@@ -47,13 +49,16 @@ PY
   then break; fi
   RATE=$((RATE * 85 / 100))
 done
-echo "3/5 the same batches straight to JetStream" >&2
+echo "3/6 the same batches straight to JetStream" >&2
 "$BIN/fc-loadtest" raw-jetstream --nats-url "$NATS_URL" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --json | tee "$work/raw.json" >&2
 HALF=$((RATE / 2))
-echo "4/5 half load: $HALF readings/s offered" >&2
+echo "4/6 half load: $HALF readings/s offered" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$HALF" | tee "$work/half.json" >&2
-echo "5/5 storage: the steel-plant year in the embedded store" >&2
+echo "5/6 storage: the steel-plant year in the embedded store" >&2
 "$BIN/fc-loadtest" storage > "$work/storage.json"
+echo "6/6 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
+wait_port "$PORTAL_PORT"
+"$BIN/fc-loadtest" portal --portal "127.0.0.1:$PORTAL_PORT" --server "http://127.0.0.1:$GRPC_PORT" > "$work/portal.json"
 
 python3 - "$work" "$RATE" <<'PY'
 import json, sys
@@ -81,4 +86,5 @@ print(json.dumps({
     "errors": sum(r["stream_errors"] + r["refused_batches"] for r in (full, sus, half)),
 }))
 print(open(f"{w}/storage.json").read().strip())
+print(open(f"{w}/portal.json").read().strip())
 PY

@@ -10,6 +10,7 @@
 
 mod datasets;
 mod fleet;
+mod portal;
 mod raw;
 
 #[global_allocator]
@@ -35,6 +36,8 @@ enum Cmd {
     Replay(datasets::ReplayArgs),
     /// Store the steel-plant year in the embedded store and report bytes per reading.
     Storage(datasets::StorageArgs),
+    /// Page and API latency at 200 connections, and live-chart fan-out, of a running portal.
+    Portal(portal::PortalArgs),
 }
 
 #[tokio::main]
@@ -44,6 +47,7 @@ async fn main() -> Result<()> {
         Cmd::RawJetstream(a) => raw::run(a).await,
         Cmd::Replay(a) => datasets::replay(a).await,
         Cmd::Storage(a) => datasets::storage(a).await,
+        Cmd::Portal(a) => portal::run(a).await,
     }
 }
 

@@ -94,6 +94,10 @@ struct Inner {
     writer: Mutex<()>,
     /// Serialises flushes and purges.
     flusher: Mutex<()>,
+    /// Admits range reads to the blocking pool a few at a time, first come first
+    /// served: hundreds of concurrent readers on a few cores otherwise become
+    /// hundreds of threads and an unfair, long-tailed queue.
+    readers: tokio::sync::Semaphore,
     state: Mutex<State>,
 }
 
@@ -158,7 +162,8 @@ impl EmbeddedStore {
         if replayed > 0 {
             tracing::info!(readings = replayed, path = %path.display(), "replayed write-ahead log");
         }
-        Ok(Self(Arc::new(Inner { db, path, cfg, writer: Mutex::new(()), flusher: Mutex::new(()), state: Mutex::new(st) })))
+        let readers = tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()) * 2);
+        Ok(Self(Arc::new(Inner { db, path, cfg, writer: Mutex::new(()), flusher: Mutex::new(()), readers, state: Mutex::new(st) })))
     }
 
     /// Rewrite the file without free pages (the store must not be open elsewhere).
@@ -517,6 +522,7 @@ impl TelemetryStore for EmbeddedStore {
         if end_ms <= start_ms {
             return Err(StoreError::Invalid("end must be after start".into()));
         }
+        let _permit = self.0.readers.acquire().await.map_err(be)?;
         let (this, tenant, key) = (self.clone(), tenant.to_string(), key.clone());
         tokio::task::spawn_blocking(move || this.range_blocking(&tenant, &key, start_ms, end_ms, limit)).await.map_err(be)?
     }
