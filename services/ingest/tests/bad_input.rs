@@ -76,7 +76,10 @@ async fn bad_credentials_are_unauthenticated_everywhere() -> anyhow::Result<()> 
     let h = Harness::start().await?;
     let (tenant, token) = h.tenant_with_device("Auth Co")?;
     let now = fc_core::time::now_ms();
-    let forged = format!("{}0", &token[..token.len() - 1]);
+    // The same token with its last secret digit changed (to a different digit, always).
+    let last = if token.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &token[..token.len() - 1]);
+    assert_ne!(forged, token);
     for bad in ["", "nonsense", "fcd_d_0000000000000000_00", forged.as_str()] {
         let mut ingest = h.ingest(if bad.is_empty() { "x" } else { bad }).await?;
         let err = ingest.push(one(reading("m", "x", now, 1.0))).await.expect_err(bad);
