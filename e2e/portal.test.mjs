@@ -85,7 +85,7 @@ test("sign up, create a device, watch a live value, export CSV, revoke the token
     await page.screenshot({ path: `${SHOTS}06-devices-ko.png` });
 
     // Revoke the token: the device's next push is refused.
-    await Promise.all([page.waitForURL(`${PORTAL}/devices`), page.click('tr[data-device] form button')]);
+    await Promise.all([page.waitForURL(`${PORTAL}/devices`), page.click('tr[data-device] form[action$="/revoke"] button')]);
     assert.ok((await page.textContent("tr[data-device]")).includes("폐기됨"));
     assert.throws(() => push(token, 1), (e) => /Unauthenticated/.test(String(e.stderr)), "a revoked token is refused");
     await page.screenshot({ path: `${SHOTS}07-revoked.png` });

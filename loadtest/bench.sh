@@ -21,14 +21,13 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
-NATS_PORT=$(free_port); GRPC_PORT=$(free_port)
+NATS_PORT=$(free_port); GRPC_PORT=$(free_port); PORTAL_PORT=$(free_port)
 NATS_URL="nats://127.0.0.1:$NATS_PORT"
 "$NATS" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$work/nats" >"$work/nats.log" 2>&1 & pids+=($!)
 wait_port "$NATS_PORT"
 FC_DATA_DIR="$work/data" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR="127.0.0.1:$GRPC_PORT" FC_HTTP_ADDR=127.0.0.1:0 FC_PORTAL__LISTEN_ADDR="127.0.0.1:$PORTAL_PORT" \
   FC_ADMIN_TOKEN=bench-admin FC_LOG=warn "$BIN/factorychain" up >"$work/up.log" 2>&1 & pids+=($!)
 wait_port "$GRPC_PORT"
-PORTAL_PORT=$(free_port)
 common=(--server "http://127.0.0.1:$GRPC_PORT" --admin-token bench-admin --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
 
 echo "1/6 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2

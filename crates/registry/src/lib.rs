@@ -313,6 +313,7 @@ impl Registry {
 
     /// Revoke a device of `tenant_id`. A device of another tenant is "not found".
     pub fn revoke_device(&self, tenant_id: &str, device_id: &str) -> Result<(), RegistryError> {
+        let mut cache = self.cache.lock().expect("cache lock");
         let txn = self.db.begin_write().map_err(st)?;
         {
             let mut table = txn.open_table(DEVICES).map_err(st)?;
@@ -327,14 +328,33 @@ impl Registry {
             table.insert(device_id, serde_json::to_vec(&d).map_err(st)?.as_slice()).map_err(st)?;
         }
         txn.commit().map_err(st)?;
-        self.cache.lock().expect("cache lock").retain(|_, ident| &*ident.device_id != device_id);
+        cache.retain(|_, ident| &*ident.device_id != device_id);
         Ok(())
+    }
+
+    /// Replace a device's token: the old one stops working at once (open streams
+    /// included), the new one is returned (the only time it exists in clear).
+    pub fn rotate_device_token(&self, tenant_id: &str, device_id: &str) -> Result<(Device, String), RegistryError> {
+        let mut d = self.get_device(tenant_id, device_id)?;
+        if d.revoked_ms.is_some() {
+            return Err(RegistryError::FailedPrecondition("a revoked device cannot get a new token; create a new device".into()));
+        }
+        let secret = random_hex(32);
+        d.token_sha256 = hex::encode(sha256(secret.as_bytes()));
+        let mut cache = self.cache.lock().expect("cache lock");
+        self.put_json(DEVICES, device_id, &d)?;
+        cache.retain(|_, ident| &*ident.device_id != device_id);
+        Ok((d.clone(), format!("fcd_{}_{secret}", d.id)))
     }
 
     /// Who `token` speaks for, or `Unauthenticated` (malformed, unknown, wrong secret or revoked alike).
     pub fn authenticate_device(&self, token: &str) -> Result<DeviceIdentity, RegistryError> {
         let whole = sha256(token.as_bytes());
-        if let Some(id) = self.cache.lock().expect("cache lock").get(&whole) {
+        // The cache lock is held across a miss's read and insert; revoke and rotate
+        // hold it across their commit and eviction. So a revoked token can never be
+        // put back into the cache by a check that read the device before the revoke.
+        let mut cache = self.cache.lock().expect("cache lock");
+        if let Some(id) = cache.get(&whole) {
             return Ok(id.clone());
         }
         let rest = token.strip_prefix("fcd_").ok_or(RegistryError::Unauthenticated)?;
@@ -342,22 +362,14 @@ impl Registry {
         if !device_id.starts_with("d_") || device_id.len() != 18 || secret.len() != 64 {
             return Err(RegistryError::Unauthenticated);
         }
-        let txn = self.db.begin_read().map_err(st)?;
-        let table = txn.open_table(DEVICES).map_err(st)?;
-        let d: Device = match table.get(device_id).map_err(st)? {
-            Some(v) => serde_json::from_slice(v.value()).map_err(st)?,
-            None => return Err(RegistryError::Unauthenticated),
-        };
+        let d: Device = self.get_json(DEVICES, device_id)?.ok_or(RegistryError::Unauthenticated)?;
         let stored = hex::decode(&d.token_sha256).map_err(st)?;
         let ok: bool = sha256(secret.as_bytes()).ct_eq(stored.as_slice()).into();
         if !ok || d.revoked_ms.is_some() {
             return Err(RegistryError::Unauthenticated);
         }
         let ident = DeviceIdentity { tenant_id: d.tenant_id.into(), device_id: d.id.into() };
-        // Take the lock before checking revocation again would be racy with a
-        // concurrent revoke; inserting after the read is safe because revoke
-        // clears the cache after its commit.
-        self.cache.lock().expect("cache lock").insert(whole, ident.clone());
+        cache.insert(whole, ident.clone());
         Ok(ident)
     }
 }
@@ -388,8 +400,13 @@ mod tests {
         }
         assert!(matches!(r.revoke_device(&b.id, &dev.id), Err(RegistryError::NotFound(_))));
         assert!(r.authenticate_device(&token).is_ok());
+        let (_, rotated) = r.rotate_device_token(&a.id, &dev.id).unwrap();
+        assert!(matches!(r.authenticate_device(&token), Err(RegistryError::Unauthenticated)), "the old token stops working");
+        assert_eq!(&*r.authenticate_device(&rotated).unwrap().device_id, dev.id.as_str());
+        assert!(matches!(r.rotate_device_token(&b.id, &dev.id), Err(RegistryError::NotFound(_))));
         r.revoke_device(&a.id, &dev.id).unwrap();
-        assert!(matches!(r.authenticate_device(&token), Err(RegistryError::Unauthenticated)));
+        assert!(matches!(r.authenticate_device(&rotated), Err(RegistryError::Unauthenticated)));
+        assert!(r.rotate_device_token(&a.id, &dev.id).is_err(), "a revoked device stays revoked");
         assert!(r.create_device("t_nope", "x").is_err());
         assert!(r.create_tenant("   ", "starter").is_err());
         assert!(r.create_tenant("x", "gold").is_err());

@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/v1/usage", get(usage))
         .route("/v1/devices", get(list_devices).post(create_device))
         .route("/v1/devices/{id}", delete(revoke_device))
+        .route("/v1/devices/{id}/rotate", post(rotate_device))
         .route("/v1/users", get(list_users))
         .route("/v1/users/{id}", patch(set_role))
         .route("/v1/invitations", post(invite))
@@ -65,7 +66,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
 #[derive(OpenApi)]
 #[openapi(
     info(title = "FactoryChain API", version = "1", description = "Tenancy, devices, users, API keys and telemetry reads. Authenticate with `Authorization: Bearer <API key>`."),
-    paths(me, usage, list_devices, create_device, revoke_device, list_users, set_role, invite, list_keys, create_key, revoke_key, list_series, latest, series_range, export_csv),
+    paths(me, usage, list_devices, create_device, revoke_device, rotate_device, list_users, set_role, invite, list_keys, create_key, revoke_key, list_series, latest, series_range, export_csv),
     components(schemas(Problem, Me, Usage, DeviceOut, NewDevice, CreatedDevice, UserOut, RoleChange, NewInvitation, CreatedInvitation, KeyOut, NewKey, CreatedKey, SeriesOut, LatestOut, RangeOut, PointOut, BucketOut)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -189,6 +190,13 @@ async fn revoke_device(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>
     p.require(Role::Operator)?;
     s.registry.revoke_device(&p.tenant_id, &id)?;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/devices/{id}/rotate", params(("id" = String, Path)), responses((status = 200, body = CreatedDevice), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn rotate_device(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<Json<CreatedDevice>> {
+    p.require(Role::Operator)?;
+    let (d, token) = s.registry.rotate_device_token(&p.tenant_id, &id)?;
+    Ok(Json(CreatedDevice { device: d.into(), token }))
 }
 
 /// A user.
@@ -380,12 +388,12 @@ const MAX_RAW: u32 = 100_000;
 
 async fn fetch(s: &PortalState, tenant: &str, machine: String, metric: String, q: &RangeParams) -> ApiResult<RangeOut> {
     let end = q.end_ms.unwrap_or_else(|| fc_core::time::now_ms() + 1000);
-    let start = q.start_ms.unwrap_or(end - 3_600_000);
+    let start = q.start_ms.unwrap_or(end.saturating_sub(3_600_000));
     let step = q.step_ms.unwrap_or(0);
-    if end <= start {
-        return Err(Problem::bad_request("end_ms: must be greater than start_ms"));
-    }
-    if step < 0 || (step > 0 && (end - start) / step > 100_000) {
+    let Some(span) = end.checked_sub(start).filter(|s| *s > 0) else {
+        return Err(Problem::bad_request("end_ms: must be greater than start_ms (and the range must fit in 64 bits)"));
+    };
+    if step < 0 || (step > 0 && span / step > 100_000) {
         return Err(Problem::bad_request("step_ms: must be 0 or give at most 100000 buckets"));
     }
     let limit = q.limit.unwrap_or(MAX_RAW);

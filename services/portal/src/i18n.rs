@@ -67,6 +67,7 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("no_machines", "No readings yet. Create a device and push readings with its token.", "아직 데이터가 없습니다. 디바이스를 만들고 토큰으로 데이터를 보내세요."),
     ("create_device", "Create device", "디바이스 만들기"),
     ("revoke", "Revoke", "폐기"),
+    ("rotate", "New token", "토큰 재발급"),
     ("revoked", "Revoked", "폐기됨"),
     ("active", "Active", "사용 중"),
     ("token_once", "Copy this token now: it is shown only once.", "이 토큰을 지금 복사하세요. 다시 표시되지 않습니다."),

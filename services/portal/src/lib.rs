@@ -64,6 +64,8 @@ pub struct PortalState {
     pub login_limiter: auth::LoginLimiter,
     /// Live-view fan-out.
     pub hub: Arc<live::Hub>,
+    /// Fires at shutdown (ends live views).
+    pub shutdown: Shutdown,
 }
 
 /// A running portal.
@@ -134,6 +136,7 @@ pub async fn serve(config: Config, registry: Arc<Registry>, store: DynStore, nat
         store,
         nats,
         config,
+        shutdown: shutdown.clone(),
     });
     let app = router(state.clone());
     let task = tokio::spawn(async move {

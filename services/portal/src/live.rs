@@ -55,16 +55,17 @@ impl Hub {
                         }
                     }
                     _ = idle.tick() => {
+                        // Decide and unregister under the lock subscribers take, so nobody
+                        // can join a topic whose feeding task is about to end.
+                        let mut topics = hub.topics.lock().expect("hub lock");
                         if tx.receiver_count() == 0 {
-                            break;
+                            topics.remove(&subject);
+                            return;
                         }
                     }
                 }
             }
-            let mut topics = hub.topics.lock().expect("hub lock");
-            if topics.get(&subject).is_some_and(|t| t.receiver_count() == 0) {
-                topics.remove(&subject);
-            }
+            hub.topics.lock().expect("hub lock").remove(&subject);
         });
         rx
     }
@@ -102,6 +103,10 @@ pub async fn sse(State(s): State<Arc<PortalState>>, PageAuth(p): PageAuth, Path(
     }
     // The subject carries the session's tenant: another tenant's machine is simply silent.
     let rx = s.hub.subscribe(fc_bus::telemetry_subject(&p.tenant_id, &machine));
-    let stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|m| async move { m.ok().map(|data| Ok(Event::default().event("readings").data(&*data))) });
+    let shutdown = s.shutdown.clone();
+    // Ends at shutdown, or open live views would keep the server from stopping.
+    let stream = tokio_stream::wrappers::BroadcastStream::new(rx)
+        .take_until(async move { shutdown.wait().await })
+        .filter_map(|m| async move { m.ok().map(|data| Ok(Event::default().event("readings").data(&*data))) });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

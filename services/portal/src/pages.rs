@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/explore", get(explore))
         .route("/devices", get(devices).post(create_device))
         .route("/devices/{id}/revoke", post(revoke_device))
+        .route("/devices/{id}/rotate", post(rotate_device))
         .route("/users", get(users))
         .route("/users/invite", post(invite))
         .route("/users/{id}/role", post(change_role))
@@ -171,7 +172,14 @@ async fn signup_form(headers: HeaderMap) -> Response {
 
 async fn signup(State(s): St, headers: HeaderMap, Form(f): Form<SignupForm>) -> Response {
     let lang = auth::lang(&headers);
-    match s.registry.sign_up(&f.company, &f.plan, &f.email, &f.name, &f.password) {
+    let registry = s.registry.clone();
+    // argon2 is deliberately slow: keep it off the async workers.
+    let signed = tokio::task::spawn_blocking(move || registry.sign_up(&f.company, &f.plan, &f.email, &f.name, &f.password)).await;
+    let signed = match signed {
+        Ok(r) => r,
+        Err(e) => return PageError::from(Problem::new(fc_core::ErrorCode::Internal, e.to_string())).into_response(),
+    };
+    match signed {
         Ok((_, user)) => match s.registry.create_session(&user) {
             Ok((sid, _)) => ([(header::SET_COOKIE, auth::session_cookie(&sid, s.config.secure_cookies))], Redirect::to("/")).into_response(),
             Err(e) => PageError::from(e).into_response(),
@@ -247,7 +255,14 @@ async fn logout(State(s): St, PageAuth(p): PageAuth, headers: HeaderMap, Form(f)
 
 async fn set_lang(Path(code): Path<String>, headers: HeaderMap) -> Response {
     let code = if code == "ko" { "ko" } else { "en" };
-    let back = headers.get(header::REFERER).and_then(|v| v.to_str().ok()).and_then(|r| r.find("://").map(|i| &r[i + 3..])).and_then(|r| r.find('/').map(|i| r[i..].to_string())).unwrap_or_else(|| "/".into());
+    // Back to the page the switch was clicked on: only a local path, never `//host` (open redirect).
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.find("://").map(|i| &r[i + 3..]))
+        .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
+        .unwrap_or_else(|| "/".into());
     ([(header::SET_COOKIE, format!("lang={code}; Path=/; SameSite=Lax; Max-Age=31536000"))], Redirect::to(&back)).into_response()
 }
 
@@ -282,7 +297,7 @@ async fn dashboard(State(s): St, PageAuth(p): PageAuth) -> PageResult {
             @for (m, (ts, readings)) in &machines {
                 @let status = machine_status(now - ts);
                 div.card data-machine=(m) {
-                    a href={ "/machines/" (m) } {
+                    a href={ "/machines/" (encode(m)) } {
                         h2 { span class={ "dot " (status) } title=(lang.t(status)) {} (m) }
                         p.muted { (lang.t(status)) }
                         table { @for (metric, unit, v) in readings.iter().take(6) { tr { td { (metric) } td { (fmt_value(*v)) " " (unit) } } } }
@@ -291,6 +306,11 @@ async fn dashboard(State(s): St, PageAuth(p): PageAuth) -> PageResult {
             }
         }
     }))
+}
+
+/// Percent-encode a path segment (metric names may contain `/` and `:`).
+fn encode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 fn fmt_value(v: f64) -> String {
@@ -367,7 +387,7 @@ async fn explore(State(s): St, PageAuth(p): PageAuth, Query(q): Query<ExploreQue
         }
         @if let Some((m, x)) = &selected {
             @let qs = format!("start_ms={start}&end_ms={end}&step_ms={}&agg={agg}", step.1);
-            p { a id="export-csv" href={ "/api/v1/series/" (m) "/" (x) "/export.csv?" (qs) } download { (lang.t("export_csv")) } }
+            p { a id="export-csv" href={ "/api/v1/series/" (encode(m)) "/" (encode(x)) "/export.csv?" (qs) } download { (lang.t("export_csv")) } }
             div.chart data-chart="1" data-machine=(m) data-metric=(x) data-start=(start) data-end=(end) data-step=(step.1) data-agg=(agg) {}
         }
     }))
@@ -410,6 +430,8 @@ async fn devices_page(s: &PortalState, p: &Principal, created: Option<(String, S
                     td { (d.name) } td { code { (d.id) } }
                     td { @if d.revoked_ms.is_some() { (lang.t("revoked")) } @else { (lang.t("active")) } }
                     td { @if can_edit && d.revoked_ms.is_none() {
+                        form.inline method="post" action={ "/devices/" (d.id) "/rotate" } { (csrf_field(p)) button type="submit" { (lang.t("rotate")) } }
+                        " "
                         form.inline method="post" action={ "/devices/" (d.id) "/revoke" } { (csrf_field(p)) button.danger type="submit" { (lang.t("revoke")) } }
                     } }
                 }
@@ -434,6 +456,13 @@ async fn create_device(State(s): St, PageAuth(p): PageAuth, Form(f): Form<NameFo
         }
         Err(e) => Err(e.into()),
     }
+}
+
+async fn rotate_device(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    p.require(Role::Operator)?;
+    let (d, token) = s.registry.rotate_device_token(&p.tenant_id, &id)?;
+    devices_page(&s, &p, Some((d.name, token)), None).await
 }
 
 async fn revoke_device(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> PageResult {
@@ -525,7 +554,10 @@ struct AcceptForm {
 }
 
 async fn accept_invite(State(s): St, Path(token): Path<String>, Form(f): Form<AcceptForm>) -> PageResult {
-    let user = s.registry.accept_invitation(&token, &f.name, &f.password)?;
+    let registry = s.registry.clone();
+    let user = tokio::task::spawn_blocking(move || registry.accept_invitation(&token, &f.name, &f.password))
+        .await
+        .map_err(|e| Problem::new(fc_core::ErrorCode::Internal, e.to_string()))??;
     let (sid, _) = s.registry.create_session(&user)?;
     Ok(([(header::SET_COOKIE, auth::session_cookie(&sid, s.config.secure_cookies))], Redirect::to("/")).into_response())
 }

@@ -75,6 +75,7 @@ async fn tenant_b_never_sees_or_touches_tenant_a() -> anyhow::Result<()> {
     let never = "d_0000000000000000";
     let cases: Vec<(&str, String, Option<&str>)> = vec![
         ("DELETE", format!("/api/v1/devices/{}", dev_a.id), None),
+        ("POST", format!("/api/v1/devices/{}/rotate", dev_a.id), None),
         ("DELETE", format!("/api/v1/api-keys/{}", key_a.id), None),
         ("PATCH", format!("/api/v1/users/{}", user_a.id), Some(r#"{"role":"viewer"}"#)),
         ("GET", "/api/v1/series/m/x".to_string(), None),
@@ -131,6 +132,10 @@ async fn roles_limit_what_each_caller_may_do() -> anyhow::Result<()> {
         assert!(is_problem(&api(addr, m, p, &t.operator_key, b).await?, 403), "{m} {p}");
     }
     assert!(is_problem(&api(addr, "DELETE", &format!("/api/v1/devices/{dev_id}"), &t.viewer_key, None).await?, 403));
+    assert!(is_problem(&api(addr, "POST", &format!("/api/v1/devices/{dev_id}/rotate"), &t.viewer_key, None).await?, 403));
+    let r = api(addr, "POST", &format!("/api/v1/devices/{dev_id}/rotate"), &t.operator_key, None).await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["token"].as_str().unwrap().starts_with("fcd_"));
     assert_eq!(api(addr, "DELETE", &format!("/api/v1/devices/{dev_id}"), &t.operator_key, None).await?.status, 204);
     // owner (session): users, invitations, keys
     assert_eq!(as_owner(addr, &t.owner, "GET", "/api/v1/users", None).await?.status, 200);
@@ -147,6 +152,11 @@ async fn roles_limit_what_each_caller_may_do() -> anyhow::Result<()> {
     // no credential at all
     assert!(is_problem(&request(addr, "GET", "/api/v1/devices", &[], b"").await?, 401));
     assert_eq!(request(addr, "GET", "/devices", &[], b"").await?.header("location"), Some("/login"));
+    // the language switch only ever redirects to a local path (no open redirect)
+    for (referer, want) in [("http://portal.example/devices", "/devices"), ("https://evil.example//evil.example/x", "/"), ("http://x/\\evil.example", "/"), ("", "/")] {
+        let r = request(addr, "GET", "/lang/ko", &[("referer", referer)], b"").await?;
+        assert_eq!(r.header("location"), Some(want), "referer {referer:?}");
+    }
     // the OpenAPI document describes the API
     let doc = request(addr, "GET", "/api/openapi.json", &[], b"").await?.json();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
