@@ -106,6 +106,7 @@ pub async fn run(args: IngestArgs) -> Result<()> {
     let mut handles = Vec::new();
     for (i, token) in tokens.into_iter().enumerate() {
         let dev = Device {
+            phase: i as f64 / args.devices.max(1) as f64,
             channel: channels[i % channels.len()].clone(),
             token,
             machine: format!("sim{i:05}"),
@@ -186,6 +187,9 @@ pub async fn run(args: IngestArgs) -> Result<()> {
 }
 
 struct Device {
+    /// Where in the sending period this device's clock ticks (0..1): real devices
+    /// are not phase-locked, and a fleet that ticks in unison is a thundering herd.
+    phase: f64,
     channel: Channel,
     token: String,
     machine: String,
@@ -213,7 +217,7 @@ impl Device {
         let header: tonic::metadata::MetadataValue<_> = format!("Bearer {}", self.token).parse().expect("token is a header value");
         let give_up = self.send_until + Duration::from_secs(30);
         let mut pace = self.interval.map(|i| {
-            let mut t = tokio::time::interval(i);
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + i.mul_f64(self.phase), i);
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
         });

@@ -11,7 +11,16 @@ use std::sync::atomic::Ordering;
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        // Histograms with fixed buckets (not rolling summaries): they add up across
+        // instances and cover the whole life of the process.
+        const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0];
+        let recorder = match PrometheusBuilder::new().set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()), &BUCKETS) {
+            Ok(b) => b.build_recorder(),
+            Err(e) => {
+                tracing::warn!(error = %e, "metric buckets refused; using summaries");
+                PrometheusBuilder::new().build_recorder()
+            }
+        };
         let handle = recorder.handle();
         // Fails only when another recorder is installed; then our handle renders nothing, which we log.
         if metrics::set_global_recorder(recorder).is_err() {
