@@ -9,22 +9,9 @@ cd "$(dirname "$0")/.."
 BIN=target/release
 DEVICES=${BENCH_DEVICES:-1000}
 DURATION=${BENCH_DURATION:-30s}
-NATS=$(command -v nats-server || echo /usr/sbin/nats-server)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
-
-NATS_PORT=$(free_port); GRPC_PORT=$(free_port); PORTAL_PORT=$(free_port)
-NATS_URL="nats://127.0.0.1:$NATS_PORT"
-"$NATS" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$work/nats" >"$work/nats.log" 2>&1 & pids+=($!)
-wait_port "$NATS_PORT"
+source scripts/harness.sh
+start_nats
+GRPC_PORT=$(free_port); PORTAL_PORT=$(free_port)
 FC_DATA_DIR="$work/data" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR="127.0.0.1:$GRPC_PORT" FC_HTTP_ADDR=127.0.0.1:0 FC_PORTAL__LISTEN_ADDR="127.0.0.1:$PORTAL_PORT" \
   FC_ADMIN_TOKEN=bench-admin FC_LOG=warn "$BIN/factorychain" up >"$work/up.log" 2>&1 & pids+=($!)
 wait_port "$GRPC_PORT"

@@ -44,17 +44,6 @@ impl Drop for OwnedNats {
     }
 }
 
-fn nats_binary() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("FC_NATS_SERVER") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")])
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file())
-}
-
 fn host_port(url: &str) -> Result<(String, u16)> {
     let rest = url.split("://").nth(1).unwrap_or(url);
     let rest = rest.rsplit('@').next().unwrap_or(rest).split(['/', ',']).next().unwrap_or(rest);
@@ -72,7 +61,7 @@ async fn ensure_nats(url: &str, data_dir: &Path) -> Result<Option<OwnedNats>> {
         tracing::info!(%url, "using the NATS server that answers there");
         return Ok(None);
     }
-    let Some(bin) = nats_binary() else {
+    let Some(bin) = fc_bus::nats_server_binary() else {
         bail!(
             "no NATS server answers at {url} and the nats-server binary is not installed.\n\
              Install it (Debian: sudo apt-get install nats-server, or `make run`, which does), \n\
@@ -115,13 +104,11 @@ struct Demo {
 
 fn ensure_demo(state: &fc_ingest::AppState) -> Result<Demo> {
     let path = state.config.data_dir.join("demo.json");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        if let Ok(d) = serde_json::from_str::<Demo>(&text) {
-            if state.registry.authenticate_device(&d.token).is_ok() {
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(d) = serde_json::from_str::<Demo>(&text)
+            && state.registry.authenticate_device(&d.token).is_ok() {
                 return Ok(d);
             }
-        }
-    }
     let password = fc_registry::random_hex(8);
     let email = format!("demo-{}@factorychain.local", fc_registry::random_hex(3));
     let (t, _) = state.registry.sign_up("Demo Steel Works", "growth", &email, "Demo Owner", &password)?;

@@ -90,13 +90,12 @@ async fn stream(grpc: &str, token: &str, seqs: Vec<u64>, t0: i64, mut kill: Opti
                 }
                 assert!(a.status == AckStatus::Ok as i32 || a.status == AckStatus::Duplicate as i32, "{a:?}");
                 acked.insert(a.device_seq);
-                if let Some((child, after)) = kill.as_mut() {
-                    if acked.len() >= *after {
+                if let Some((child, after)) = kill.as_mut()
+                    && acked.len() >= *after {
                         child.kill().expect("kill"); // SIGKILL: no graceful shutdown, no flush
                         child.wait().unwrap();
                         kill = None;
                     }
-                }
             }
             Ok(None) | Err(_) => return acked,
         }

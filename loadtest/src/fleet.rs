@@ -132,12 +132,11 @@ pub async fn run(args: IngestArgs) -> Result<()> {
         let rate = (acked - last.1) as f64 / last.0.elapsed().as_secs_f64();
         last = (Instant::now(), acked);
         let mut msg = format!("{rate:.0} readings/s acked, {} refused, {} stream errors", counters.refused.load(Ordering::Relaxed), counters.stream_errors.load(Ordering::Relaxed));
-        if let Some(bus) = &bus {
-            if let Ok(b) = bus.consumer_backlog(fc_bus::TELEMETRY_STREAM, "store-writer").await {
+        if let Some(bus) = &bus
+            && let Ok(b) = bus.consumer_backlog(fc_bus::TELEMETRY_STREAM, "store-writer").await {
                 backlog_max.fetch_max(b, Ordering::Relaxed);
                 msg.push_str(&format!(", writer backlog {b} msgs"));
             }
-        }
         bar.set_position(started.elapsed().as_secs());
         bar.set_message(msg);
     }
@@ -277,10 +276,7 @@ impl Device {
                         }
                     },
                     _ = async {
-                        match pace.as_mut() {
-                            Some(p) => { p.tick().await; }
-                            None => {}
-                        }
+                        if let Some(p) = pace.as_mut() { p.tick().await; }
                     }, if may_send => {
                         let b = self.batch(next);
                         next += 1;

@@ -82,6 +82,20 @@ pub struct Bus {
     cfg: BusConfig,
 }
 
+/// Where the `nats-server` binary is: `FC_NATS_SERVER`, then `PATH`, then
+/// Debian's `/usr/sbin` (not on a normal user's `PATH`) and `/usr/local/bin`.
+pub fn nats_server_binary() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if let Ok(p) = std::env::var("FC_NATS_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
 /// The subject of a machine's telemetry.
 pub fn telemetry_subject(tenant: &str, machine: &str) -> String {
     format!("fc.{tenant}.telemetry.{machine}")

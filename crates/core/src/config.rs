@@ -60,11 +60,10 @@ fn parse_scalar(raw: &str) -> toml::Value {
     if let Ok(i) = raw.parse::<i64>() {
         return toml::Value::Integer(i);
     }
-    if let Ok(f) = raw.parse::<f64>() {
-        if f.is_finite() {
+    if let Ok(f) = raw.parse::<f64>()
+        && f.is_finite() {
             return toml::Value::Float(f);
         }
-    }
     match raw {
         "true" => toml::Value::Boolean(true),
         "false" => toml::Value::Boolean(false),

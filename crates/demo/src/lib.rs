@@ -186,7 +186,7 @@ pub async fn replay(args: Replay) -> Result<()> {
                 Err(_) => {}
             }
         }
-        if args.rows != 0 && cursors.iter().all(|&c| c >= args.rows.min(usize::MAX)) {
+        if args.rows != 0 && cursors.iter().all(|&c| c >= args.rows) {
             if !args.quiet {
                 eprintln!("replayed {sent} readings");
             }

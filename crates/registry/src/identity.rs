@@ -11,7 +11,6 @@ use crate::{Registry, RegistryError, random_hex, sha256, st, validate_name};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 pub(crate) const EMAILS: TableDefinition<&str, &str> = TableDefinition::new("user_emails");
@@ -296,15 +295,9 @@ impl Registry {
 
     /// Who an API key speaks for.
     pub fn authenticate_api_key(&self, token: &str) -> Result<ApiKey, RegistryError> {
-        let rest = token.strip_prefix("fck_").ok_or(RegistryError::Unauthenticated)?;
-        let (id, secret) = rest.rsplit_once('_').ok_or(RegistryError::Unauthenticated)?;
-        if !id.starts_with("k_") || id.len() != 18 || secret.len() != 64 {
-            return Err(RegistryError::Unauthenticated);
-        }
+        let (id, secret) = crate::split_credential(token, "fck", "k_")?;
         let key: ApiKey = self.get_json(API_KEYS, id)?.ok_or(RegistryError::Unauthenticated)?;
-        let stored = hex::decode(&key.secret_sha256).map_err(st)?;
-        let ok: bool = sha256(secret.as_bytes()).ct_eq(stored.as_slice()).into();
-        if !ok || key.revoked_ms.is_some() {
+        if !crate::secret_matches(secret, &key.secret_sha256)? || key.revoked_ms.is_some() {
             return Err(RegistryError::Unauthenticated);
         }
         Ok(key)

@@ -136,6 +136,23 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
+/// Split a bearer credential `<prefix>_<id>_<64 hex secret>` whose id is
+/// `<id_prefix>_` + 16 hex digits. Anything else is `Unauthenticated`.
+pub(crate) fn split_credential<'a>(token: &'a str, prefix: &str, id_prefix: &str) -> Result<(&'a str, &'a str), RegistryError> {
+    let rest = token.strip_prefix(prefix).and_then(|r| r.strip_prefix('_')).ok_or(RegistryError::Unauthenticated)?;
+    let (id, secret) = rest.rsplit_once('_').ok_or(RegistryError::Unauthenticated)?;
+    if !id.starts_with(id_prefix) || id.len() != id_prefix.len() + 16 || secret.len() != 64 {
+        return Err(RegistryError::Unauthenticated);
+    }
+    Ok((id, secret))
+}
+
+/// Whether `secret` matches the stored hex SHA-256, in constant time.
+pub(crate) fn secret_matches(secret: &str, stored_hex: &str) -> Result<bool, RegistryError> {
+    let stored = hex::decode(stored_hex).map_err(st)?;
+    Ok(sha256(secret.as_bytes()).ct_eq(stored.as_slice()).into())
+}
+
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let d = Sha256::digest(data);
     let mut out = [0u8; 32];
@@ -357,15 +374,9 @@ impl Registry {
         if let Some(id) = cache.get(&whole) {
             return Ok(id.clone());
         }
-        let rest = token.strip_prefix("fcd_").ok_or(RegistryError::Unauthenticated)?;
-        let (device_id, secret) = rest.rsplit_once('_').ok_or(RegistryError::Unauthenticated)?;
-        if !device_id.starts_with("d_") || device_id.len() != 18 || secret.len() != 64 {
-            return Err(RegistryError::Unauthenticated);
-        }
+        let (device_id, secret) = split_credential(token, "fcd", "d_")?;
         let d: Device = self.get_json(DEVICES, device_id)?.ok_or(RegistryError::Unauthenticated)?;
-        let stored = hex::decode(&d.token_sha256).map_err(st)?;
-        let ok: bool = sha256(secret.as_bytes()).ct_eq(stored.as_slice()).into();
-        if !ok || d.revoked_ms.is_some() {
+        if !secret_matches(secret, &d.token_sha256)? || d.revoked_ms.is_some() {
             return Err(RegistryError::Unauthenticated);
         }
         let ident = DeviceIdentity { tenant_id: d.tenant_id.into(), device_id: d.id.into() };

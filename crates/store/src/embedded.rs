@@ -419,11 +419,10 @@ impl EmbeddedStore {
                 return Ok(RangeResult::default());
             };
             let in_range = |p: &&Point| p.ts_ms >= start && p.ts_ms < end;
-            if let Some(m) = &st.flushing {
-                if let Some(pts) = m.series.get(&sid) {
+            if let Some(m) = &st.flushing
+                && let Some(pts) = m.series.get(&sid) {
                     ranked.extend(pts.iter().filter(in_range).map(|p| (RANK_FLUSHING, *p)));
                 }
-            }
             if let Some(pts) = st.active.series.get(&sid) {
                 ranked.extend(pts.iter().filter(in_range).map(|p| (RANK_ACTIVE, *p)));
             }

@@ -5,7 +5,6 @@
 //! Waits poll a condition with a deadline; there is no fixed sleep.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,17 +14,7 @@ use fc_proto::v1::{ingest_client::IngestClient, query_client::QueryClient};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-/// Where the `nats-server` binary is: `FC_NATS_SERVER`, then `PATH`, then Debian's `/usr/sbin`.
-pub fn nats_server_binary() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("FC_NATS_SERVER") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")])
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file())
-}
+pub use fc_bus::nats_server_binary;
 
 /// A free TCP port on loopback (bound and released; good enough for tests).
 pub fn free_port() -> u16 {

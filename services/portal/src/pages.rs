@@ -365,10 +365,7 @@ async fn explore(State(s): St, PageAuth(p): PageAuth, Query(q): Query<ExploreQue
     let all = s.store.list_series(&p.tenant_id, None).await?;
     let range = RANGES.iter().find(|r| Some(r.0) == q.range.as_deref()).unwrap_or(&RANGES[1]);
     let step = STEPS.iter().find(|r| Some(r.0) == q.step.as_deref()).unwrap_or(&STEPS[0]);
-    let agg = match q.agg.as_deref() {
-        Some(a @ ("min" | "max" | "avg" | "count" | "last")) => a,
-        _ => "avg",
-    };
+    let agg = q.agg.as_deref().unwrap_or("avg");
     let selected = q.series.as_deref().and_then(|s| s.split_once('/')).map(|(m, x)| (m.to_string(), x.to_string()));
     let end = fc_core::time::now_ms() + 1000;
     let start = end - range.1;

@@ -79,7 +79,7 @@ async fn tenant_b_never_sees_or_touches_tenant_a() -> anyhow::Result<()> {
         ("DELETE", format!("/api/v1/api-keys/{}", key_a.id), None),
         ("PATCH", format!("/api/v1/users/{}", user_a.id), Some(r#"{"role":"viewer"}"#)),
         ("GET", "/api/v1/series/m/x".to_string(), None),
-        ("GET", format!("/api/v1/series/m/x/export.csv"), None),
+        ("GET", "/api/v1/series/m/x/export.csv".to_string(), None),
     ];
     for (method, path, body) in &cases {
         // B's operator key, and B's owner session: both 404.
