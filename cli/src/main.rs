@@ -12,6 +12,7 @@ use std::time::Duration;
 use tonic::transport::Channel;
 
 mod up;
+mod verify;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -65,6 +66,11 @@ enum Command {
         /// Timestamp in Unix ms (default: now).
         #[arg(long)]
         timestamp_ms: Option<i64>,
+    },
+    /// Check ledger checkpoints and proofs offline (exit 0 valid, 1 not, with the reason).
+    Verify {
+        #[command(subcommand)]
+        what: verify::VerifyCmd,
     },
     /// Read readings back.
     Query {
@@ -246,6 +252,16 @@ async fn main() {
         Command::Admin { conn, what } => admin(conn, what).await,
         Command::Push { conn, machine, metric, value, unit, timestamp_ms } => push(conn, machine, metric, value, unit, timestamp_ms).await,
         Command::Query { conn, what } => query(conn, what).await,
+        Command::Verify { what } => match verify::check(&what) {
+            Ok(msg) => {
+                out!("{msg}");
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("invalid: {e:#}");
+                std::process::exit(1);
+            }
+        },
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
