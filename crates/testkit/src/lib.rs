@@ -263,6 +263,25 @@ pub mod http {
     }
 }
 
+/// A compact batch of `values` for series `m`/`x`, 1 ms apart, starting at `t0 + seq * values.len()`
+/// (so consecutive sequence numbers never share a timestamp).
+pub fn series_batch(seq: u64, t0: i64, values: Vec<f64>) -> fc_proto::v1::ReadingBatch {
+    let n = values.len();
+    fc_proto::v1::ReadingBatch {
+        device_seq: seq,
+        readings: vec![],
+        series: vec![fc_proto::v1::SeriesReadings {
+            machine: "m".into(),
+            metric: "x".into(),
+            unit: "".into(),
+            base_timestamp_ms: t0 + seq as i64 * n as i64,
+            timestamp_deltas_ms: vec![1; n],
+            values,
+            qualities: vec![],
+        }],
+    }
+}
+
 /// The interceptor for a bearer token.
 pub fn bearer(token: &str) -> anyhow::Result<Bearer> {
     Ok(Bearer(format!("Bearer {token}").parse()?))

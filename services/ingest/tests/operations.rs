@@ -1,7 +1,7 @@
 //! Operational surface: health, readiness, metrics, grpc.health.v1, and a
 //! graceful shutdown that answers every batch already taken from a stream.
 
-use fc_proto::v1::{AckStatus, RangeRequest, ReadingBatch, SeriesKey, SeriesReadings};
+use fc_proto::v1::{AckStatus, RangeRequest, ReadingBatch, SeriesKey};
 use fc_testkit::Harness;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -15,19 +15,7 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<(u16
 }
 
 fn batch(seq: u64, t0: i64) -> ReadingBatch {
-    ReadingBatch {
-        device_seq: seq,
-        readings: vec![],
-        series: vec![SeriesReadings {
-            machine: "m".into(),
-            metric: "x".into(),
-            unit: "".into(),
-            base_timestamp_ms: t0 + seq as i64 * 10,
-            timestamp_deltas_ms: vec![1; 10],
-            values: vec![seq as f64; 10],
-            qualities: vec![],
-        }],
-    }
+    fc_testkit::series_batch(seq, t0, vec![seq as f64; 10])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

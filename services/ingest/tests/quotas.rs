@@ -2,24 +2,12 @@
 //! RESOURCE_EXHAUSTED while another tenant's ingest is unaffected. Latencies
 //! are measured and printed; the assertions are on counts, never on timing.
 
-use fc_proto::v1::{AckStatus, ReadingBatch, SeriesReadings};
+use fc_proto::v1::{AckStatus, ReadingBatch};
 use fc_testkit::Harness;
 use std::time::{Duration, Instant};
 
 fn batch(seq: u64, n: usize, t0: i64) -> ReadingBatch {
-    ReadingBatch {
-        device_seq: seq,
-        readings: vec![],
-        series: vec![SeriesReadings {
-            machine: "m".into(),
-            metric: "x".into(),
-            unit: "".into(),
-            base_timestamp_ms: t0 + (seq as i64) * n as i64,
-            timestamp_deltas_ms: vec![1; n],
-            values: vec![1.0; n],
-            qualities: vec![],
-        }],
-    }
+    fc_testkit::series_batch(seq, t0, vec![1.0; n])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -166,24 +166,34 @@ fn signup_page(lang: Lang, error: Option<&str>) -> Response {
     })
 }
 
+/// Run a registry call that hashes a password on the blocking pool: argon2 is
+/// deliberately slow and must not hold an async worker.
+async fn hashing<T: Send + 'static>(
+    s: &PortalState,
+    call: impl FnOnce(&fc_registry::Registry) -> Result<T, fc_registry::RegistryError> + Send + 'static,
+) -> Result<Result<T, fc_registry::RegistryError>, Problem> {
+    let registry = s.registry.clone();
+    tokio::task::spawn_blocking(move || call(&registry)).await.map_err(|e| Problem::new(fc_core::ErrorCode::Internal, e.to_string()))
+}
+
+/// Start a session for `user` and go to the dashboard.
+fn signed_in(s: &PortalState, user: &fc_registry::User) -> PageResult {
+    let (sid, _) = s.registry.create_session(user)?;
+    Ok(([(header::SET_COOKIE, auth::session_cookie(&sid, s.config.secure_cookies))], Redirect::to("/")).into_response())
+}
+
 async fn signup_form(headers: HeaderMap) -> Response {
     signup_page(auth::lang(&headers), None)
 }
 
 async fn signup(State(s): St, headers: HeaderMap, Form(f): Form<SignupForm>) -> Response {
     let lang = auth::lang(&headers);
-    let registry = s.registry.clone();
-    // argon2 is deliberately slow: keep it off the async workers.
-    let signed = tokio::task::spawn_blocking(move || registry.sign_up(&f.company, &f.plan, &f.email, &f.name, &f.password)).await;
-    let signed = match signed {
+    let signed = match hashing(&s, move |r| r.sign_up(&f.company, &f.plan, &f.email, &f.name, &f.password)).await {
         Ok(r) => r,
-        Err(e) => return PageError::from(Problem::new(fc_core::ErrorCode::Internal, e.to_string())).into_response(),
+        Err(p) => return PageError::from(p).into_response(),
     };
     match signed {
-        Ok((_, user)) => match s.registry.create_session(&user) {
-            Ok((sid, _)) => ([(header::SET_COOKIE, auth::session_cookie(&sid, s.config.secure_cookies))], Redirect::to("/")).into_response(),
-            Err(e) => PageError::from(e).into_response(),
-        },
+        Ok((_, user)) => signed_in(&s, &user).into_response(),
         Err(e) => {
             let p: Problem = e.into();
             let mut r = signup_page(lang, Some(&p.detail));
@@ -223,15 +233,9 @@ async fn login(State(s): St, headers: HeaderMap, Form(f): Form<LoginForm>) -> Re
         *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         return r;
     }
-    let registry = s.registry.clone();
     let (email, password) = (f.email.clone(), f.password.clone());
-    // argon2 is deliberately slow: keep it off the async workers.
-    let user = tokio::task::spawn_blocking(move || registry.login(&email, &password)).await;
-    match user {
-        Ok(Ok(user)) => match s.registry.create_session(&user) {
-            Ok((sid, _)) => ([(header::SET_COOKIE, auth::session_cookie(&sid, s.config.secure_cookies))], Redirect::to("/")).into_response(),
-            Err(e) => PageError::from(e).into_response(),
-        },
+    match hashing(&s, move |r| r.login(&email, &password)).await {
+        Ok(Ok(user)) => signed_in(&s, &user).into_response(),
         _ => {
             let mut r = login_page(lang, Some(lang.t("invalid_login")));
             *r.status_mut() = StatusCode::UNAUTHORIZED;
@@ -551,12 +555,8 @@ struct AcceptForm {
 }
 
 async fn accept_invite(State(s): St, Path(token): Path<String>, Form(f): Form<AcceptForm>) -> PageResult {
-    let registry = s.registry.clone();
-    let user = tokio::task::spawn_blocking(move || registry.accept_invitation(&token, &f.name, &f.password))
-        .await
-        .map_err(|e| Problem::new(fc_core::ErrorCode::Internal, e.to_string()))??;
-    let (sid, _) = s.registry.create_session(&user)?;
-    Ok(([(header::SET_COOKIE, auth::session_cookie(&sid, s.config.secure_cookies))], Redirect::to("/")).into_response())
+    let user = hashing(&s, move |r| r.accept_invitation(&token, &f.name, &f.password)).await??;
+    signed_in(&s, &user)
 }
 
 // ---- API keys ----
