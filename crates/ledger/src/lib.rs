@@ -16,6 +16,8 @@
 //!   encodings compatible with Go's `golang.org/x/mod/sumdb/note`.
 //! - [`entry`]: the versioned, canonical JSON encoding of settlement events.
 //! - [`settle`]: the deterministic settlement fold and the acceptance rule.
+//! - [`pain001`]: the buyer's payment instructions as an ISO 20022
+//!   `pain.001.001.09` credit transfer file for its bank, and its parser.
 //!
 //! Invariant: the same entries always give the same bytes, the same tree head
 //! and the same settlement; nothing here reads a clock, a file, the network or
@@ -25,20 +27,23 @@
 //! not panic.
 //!
 //! Errors: each module has one error enum ([`ProofError`], [`NoteError`],
-//! [`EntryError`], [`SettleError`]) because its callers match on that module's
-//! failure modes (a proof that is too short is not a bad signature);
-//! [`Error`] wraps them for callers that only propagate with `?`.
-//! (Our style asks for one enum per crate; four small, precise ones serve the
-//! callers of this crate better than one wide one, and [`Error`] is the one.)
+//! [`EntryError`], [`SettleError`], [`Pain001Error`]) because its callers
+//! match on that module's failure modes (a proof that is too short is not a
+//! bad signature); [`Error`] wraps them for callers that only propagate with
+//! `?`. (Our style asks for one enum per crate; five small, precise ones
+//! serve the callers of this crate better than one wide one, and [`Error`]
+//! is the one.)
 
 pub mod entry;
 pub mod merkle;
 pub mod note;
+pub mod pain001;
 pub mod settle;
 
 pub use entry::EntryError;
 pub use merkle::ProofError;
 pub use note::NoteError;
+pub use pain001::Pain001Error;
 pub use settle::SettleError;
 
 /// Any error of this crate, for callers that only propagate errors.
@@ -56,4 +61,7 @@ pub enum Error {
     /// The entries do not settle.
     #[error(transparent)]
     Settle(#[from] SettleError),
+    /// A payment file could not be written or was refused.
+    #[error(transparent)]
+    Pain001(#[from] Pain001Error),
 }
