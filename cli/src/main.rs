@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use fc_proto::v1::{
-    Aggregation, CreateDeviceRequest, CreateTenantRequest, LatestRequest, ListSeriesRequest, ListTenantsRequest, RangeRequest, Reading, ReadingBatch,
+    Aggregation, CreateDeviceRequest, CreateTenantRequest, InviteUserRequest, LatestRequest, ListSeriesRequest, ListTenantsRequest, RangeRequest, Reading, ReadingBatch,
     RevokeDeviceRequest, SeriesKey, admin_client::AdminClient, ingest_client::IngestClient, query_client::QueryClient,
 };
 use std::path::PathBuf;
@@ -133,6 +133,27 @@ enum TenantCmd {
         /// Plan: starter, growth or enterprise.
         #[arg(long, default_value = "starter")]
         plan: String,
+        /// Invite this e-mail as the tenant's first owner (prints the portal link, shown once).
+        #[arg(long)]
+        owner_email: Option<String>,
+        /// Portal base URL used in the printed invitation link.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        portal_url: String,
+    },
+    /// Invite a person into a tenant (prints the portal link, shown once).
+    Invite {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The invitee's e-mail.
+        #[arg(long)]
+        email: String,
+        /// owner, operator or viewer.
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// Portal base URL used in the printed invitation link.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        portal_url: String,
     },
     /// List tenants.
     List,
@@ -273,12 +294,36 @@ async fn admin(conn: AdminConn, what: AdminCmd) -> Result<()> {
     let token = admin_token(&conn)?;
     let mut client = AdminClient::new(channel(&conn.server).await?);
     match what {
-        AdminCmd::Tenant { what: TenantCmd::Create { name, plan } } => {
+        AdminCmd::Tenant { what: TenantCmd::Create { name, plan, owner_email, portal_url } } => {
             let t = client.create_tenant(with_bearer(&token, CreateTenantRequest { name, plan })?).await.map_err(status_err)?.into_inner();
+            let invite = match owner_email {
+                Some(email) => Some(
+                    client
+                        .invite_user(with_bearer(&token, InviteUserRequest { tenant_id: t.id.clone(), email, role: "owner".into() })?)
+                        .await
+                        .map_err(status_err)?
+                        .into_inner(),
+                ),
+                None => None,
+            };
+            let link = invite.as_ref().map(|i| format!("{}/invite/{}", portal_url.trim_end_matches('/'), i.token));
             if conn.json {
-                out!("{}", serde_json::json!({"id": t.id, "name": t.name, "plan": t.plan, "created_ms": t.created_ms}));
+                out!("{}", serde_json::json!({"id": t.id, "name": t.name, "plan": t.plan, "created_ms": t.created_ms, "owner_invitation": link}));
             } else {
                 out!("tenant {} created ({}, {} plan)", t.id, t.name, t.plan);
+                match link {
+                    Some(l) => out!("owner invitation (shown once, valid 7 days): {l}"),
+                    None => out!("nobody can sign in yet: invite an owner with `factorychain admin tenant invite --tenant {} --email ...`", t.id),
+                }
+            }
+        }
+        AdminCmd::Tenant { what: TenantCmd::Invite { tenant, email, role, portal_url } } => {
+            let i = client.invite_user(with_bearer(&token, InviteUserRequest { tenant_id: tenant, email, role })?).await.map_err(status_err)?.into_inner();
+            let link = format!("{}/invite/{}", portal_url.trim_end_matches('/'), i.token);
+            if conn.json {
+                out!("{}", serde_json::json!({"invitation_id": i.invitation_id, "link": link, "expires_ms": i.expires_ms}));
+            } else {
+                out!("invitation {} (shown once, valid 7 days): {link}", i.invitation_id);
             }
         }
         AdminCmd::Tenant { what: TenantCmd::List } => {

@@ -7,16 +7,11 @@
 //! - every lookup that takes an object id also takes the caller's tenant, and an
 //!   object of another tenant is "not found".
 
-use crate::{Registry, RegistryError, random_hex, sha256, st, validate_name};
+use crate::{Registry, RegistryError, random_hex, sha256, validate_name};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use crate::kv::Table;
 use serde::{Deserialize, Serialize};
 
-pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
-pub(crate) const EMAILS: TableDefinition<&str, &str> = TableDefinition::new("user_emails");
-pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
-pub(crate) const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
-pub(crate) const INVITES: TableDefinition<&str, &[u8]> = TableDefinition::new("invitations");
 
 /// Sessions last this long.
 pub const SESSION_TTL_MS: i64 = 12 * 3_600_000;
@@ -113,6 +108,13 @@ pub struct ApiKey {
 /// A pending invitation.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Invitation {
+    /// `i_` + 16 hex digits: names the invitation for listing and withdrawal
+    /// (the token itself is never stored).
+    #[serde(default)]
+    pub id: String,
+    /// Hex SHA-256 of the token: the row's key.
+    #[serde(default)]
+    token_sha256: String,
     /// Tenant.
     pub tenant_id: String,
     /// Invitee e-mail, lowercase.
@@ -154,29 +156,23 @@ impl Registry {
             return Err(RegistryError::QuotaExceeded(format!("the {} plan allows {} users", plan.name, plan.max_users)));
         }
         let user = User { id: format!("u_{}", random_hex(8)), tenant_id: tenant_id.into(), email: email.clone(), name, role, created_ms: fc_core::time::now_ms(), password_phc: hash_password(password)? };
-        let txn = self.db.begin_write().map_err(st)?;
-        {
-            let mut emails = txn.open_table(EMAILS).map_err(st)?;
-            if emails.get(email.as_str()).map_err(st)?.is_some() {
-                return Err(RegistryError::AlreadyExists("a user with this e-mail".into()));
-            }
-            emails.insert(email.as_str(), user.id.as_str()).map_err(st)?;
-            txn.open_table(USERS).map_err(st)?.insert(user.id.as_str(), serde_json::to_vec(&user).map_err(st)?.as_slice()).map_err(st)?;
+        if !self.kv.insert_new(Table::Emails, "", &email, user.id.as_bytes())? {
+            return Err(RegistryError::AlreadyExists("a user with this e-mail".into()));
         }
-        txn.commit().map_err(st)?;
+        self.put_json(Table::Users, tenant_id, &user.id, &user, None)?;
         Ok(user)
     }
 
     /// Users of a tenant, by e-mail.
     pub fn list_users(&self, tenant_id: &str) -> Result<Vec<User>, RegistryError> {
-        let mut users: Vec<User> = self.scan(USERS, |u: &User| u.tenant_id == tenant_id)?;
+        let mut users: Vec<User> = self.scan(Table::Users, tenant_id)?;
         users.sort_by(|a, b| a.email.cmp(&b.email));
         Ok(users)
     }
 
     /// One user of the tenant.
     pub fn get_user(&self, tenant_id: &str, user_id: &str) -> Result<User, RegistryError> {
-        self.get_json::<User>(USERS, user_id)?.filter(|u| u.tenant_id == tenant_id).ok_or_else(|| RegistryError::NotFound("user".into()))
+        self.get_json::<User>(Table::Users, user_id)?.filter(|u| u.tenant_id == tenant_id).ok_or_else(|| RegistryError::NotFound("user".into()))
     }
 
     /// Change a user's role. The last owner cannot be demoted.
@@ -186,18 +182,16 @@ impl Registry {
             return Err(RegistryError::FailedPrecondition("the last owner cannot be demoted".into()));
         }
         user.role = role;
-        self.put_json(USERS, &user.id, &user)?;
+        self.put_json(Table::Users, tenant_id, &user.id, &user, None)?;
         Ok(user)
     }
 
     /// Check an e-mail and password. Every failure is the same error (no hint whether the e-mail exists).
     pub fn login(&self, email: &str, password: &str) -> Result<User, RegistryError> {
         let email = normalise_email(email).map_err(|_| RegistryError::Unauthenticated)?;
-        let txn = self.db.begin_read().map_err(st)?;
-        let id = txn.open_table(EMAILS).map_err(st)?.get(email.as_str()).map_err(st)?.map(|v| v.value().to_string());
-        drop(txn);
+        let id = self.kv.get(Table::Emails, &email)?.map(|v| String::from_utf8_lossy(&v).into_owned());
         let user = match id {
-            Some(id) => self.get_json::<User>(USERS, &id)?,
+            Some(id) => self.get_json::<User>(Table::Users, &id)?,
             None => None,
         };
         match user {
@@ -215,7 +209,7 @@ impl Registry {
     pub fn create_session(&self, user: &User) -> Result<(String, Session), RegistryError> {
         let id = random_hex(32);
         let s = Session { user_id: user.id.clone(), tenant_id: user.tenant_id.clone(), role: user.role, csrf: random_hex(32), expires_ms: fc_core::time::now_ms() + SESSION_TTL_MS };
-        self.put_json(SESSIONS, &hex::encode(sha256(id.as_bytes())), &s)?;
+        self.put_json(Table::Sessions, &s.tenant_id, &hex::encode(sha256(id.as_bytes())), &s, Some(s.expires_ms))?;
         Ok((id, s))
     }
 
@@ -224,7 +218,7 @@ impl Registry {
         if id.len() != 64 {
             return Err(RegistryError::Unauthenticated);
         }
-        let mut s: Session = self.get_json(SESSIONS, &hex::encode(sha256(id.as_bytes())))?.ok_or(RegistryError::Unauthenticated)?;
+        let mut s: Session = self.get_json(Table::Sessions, &hex::encode(sha256(id.as_bytes())))?.ok_or(RegistryError::Unauthenticated)?;
         if s.expires_ms < fc_core::time::now_ms() {
             return Err(RegistryError::Unauthenticated);
         }
@@ -235,23 +229,47 @@ impl Registry {
 
     /// End a session.
     pub fn delete_session(&self, id: &str) -> Result<(), RegistryError> {
-        let txn = self.db.begin_write().map_err(st)?;
-        txn.open_table(SESSIONS).map_err(st)?.remove(hex::encode(sha256(id.as_bytes())).as_str()).map_err(st)?;
-        txn.commit().map_err(st)
+        let key = hex::encode(sha256(id.as_bytes()));
+        match self.get_json::<Session>(Table::Sessions, &key)? {
+            Some(s) => self.kv.remove(Table::Sessions, &s.tenant_id, &key),
+            None => Ok(()),
+        }
     }
 
     /// Invite `email` into the tenant with `role`; returns the invitation token (shown once).
     pub fn invite(&self, tenant_id: &str, email: &str, role: Role) -> Result<(String, Invitation), RegistryError> {
         self.get_tenant(tenant_id)?;
-        let inv = Invitation { tenant_id: tenant_id.into(), email: normalise_email(email)?, role, expires_ms: fc_core::time::now_ms() + INVITE_TTL_MS };
         let token = random_hex(32);
-        self.put_json(INVITES, &hex::encode(sha256(token.as_bytes())), &inv)?;
+        let key = hex::encode(sha256(token.as_bytes()));
+        let inv = Invitation {
+            id: format!("i_{}", random_hex(8)),
+            token_sha256: key.clone(),
+            tenant_id: tenant_id.into(),
+            email: normalise_email(email)?,
+            role,
+            expires_ms: fc_core::time::now_ms() + INVITE_TTL_MS,
+        };
+        self.put_json(Table::Invitations, tenant_id, &key, &inv, Some(inv.expires_ms))?;
         Ok((token, inv))
+    }
+
+    /// The tenant's pending (unexpired, unused) invitations, soonest expiry first.
+    pub fn list_invitations(&self, tenant_id: &str) -> Result<Vec<Invitation>, RegistryError> {
+        let mut all: Vec<Invitation> = self.scan(Table::Invitations, tenant_id)?;
+        all.retain(|i| i.tenant_id == tenant_id);
+        all.sort_by_key(|i| i.expires_ms);
+        Ok(all)
+    }
+
+    /// Withdraw a pending invitation of the tenant: its token stops working at once.
+    pub fn withdraw_invitation(&self, tenant_id: &str, invitation_id: &str) -> Result<(), RegistryError> {
+        let inv = self.list_invitations(tenant_id)?.into_iter().find(|i| i.id == invitation_id).ok_or_else(|| RegistryError::NotFound("invitation".into()))?;
+        self.kv.remove(Table::Invitations, tenant_id, &inv.token_sha256)
     }
 
     /// The invitation behind a token, if valid.
     pub fn invitation(&self, token: &str) -> Result<Invitation, RegistryError> {
-        let inv: Invitation = self.get_json(INVITES, &hex::encode(sha256(token.as_bytes())))?.ok_or_else(|| RegistryError::NotFound("invitation".into()))?;
+        let inv: Invitation = self.get_json(Table::Invitations, &hex::encode(sha256(token.as_bytes())))?.ok_or_else(|| RegistryError::NotFound("invitation".into()))?;
         if inv.expires_ms < fc_core::time::now_ms() {
             return Err(RegistryError::NotFound("invitation".into()));
         }
@@ -262,9 +280,7 @@ impl Registry {
     pub fn accept_invitation(&self, token: &str, name: &str, password: &str) -> Result<User, RegistryError> {
         let inv = self.invitation(token)?;
         let user = self.create_user(&inv.tenant_id, &inv.email, name, inv.role, password)?;
-        let txn = self.db.begin_write().map_err(st)?;
-        txn.open_table(INVITES).map_err(st)?.remove(hex::encode(sha256(token.as_bytes())).as_str()).map_err(st)?;
-        txn.commit().map_err(st)?;
+        self.kv.remove(Table::Invitations, &inv.tenant_id, &hex::encode(sha256(token.as_bytes())))?;
         Ok(user)
     }
 
@@ -277,26 +293,26 @@ impl Registry {
         let id = format!("k_{}", random_hex(8));
         let secret = random_hex(32);
         let key = ApiKey { id: id.clone(), tenant_id: tenant_id.into(), name: validate_name("name", name)?, role, created_ms: fc_core::time::now_ms(), revoked_ms: None, secret_sha256: hex::encode(sha256(secret.as_bytes())) };
-        self.put_json(API_KEYS, &id, &key)?;
+        self.put_json(Table::ApiKeys, tenant_id, &id, &key, None)?;
         Ok((key, format!("fck_{id}_{secret}")))
     }
 
     /// API keys of a tenant.
     pub fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKey>, RegistryError> {
-        self.scan(API_KEYS, |k: &ApiKey| k.tenant_id == tenant_id)
+        self.scan(Table::ApiKeys, tenant_id)
     }
 
     /// Revoke a key of the tenant.
     pub fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<(), RegistryError> {
-        let mut key: ApiKey = self.get_json(API_KEYS, key_id)?.filter(|k: &ApiKey| k.tenant_id == tenant_id).ok_or_else(|| RegistryError::NotFound("API key".into()))?;
+        let mut key: ApiKey = self.get_json(Table::ApiKeys, key_id)?.filter(|k: &ApiKey| k.tenant_id == tenant_id).ok_or_else(|| RegistryError::NotFound("API key".into()))?;
         key.revoked_ms.get_or_insert(fc_core::time::now_ms());
-        self.put_json(API_KEYS, key_id, &key)
+        self.put_json(Table::ApiKeys, tenant_id, key_id, &key, None)
     }
 
     /// Who an API key speaks for.
     pub fn authenticate_api_key(&self, token: &str) -> Result<ApiKey, RegistryError> {
         let (id, secret) = crate::split_credential(token, "fck", "k_")?;
-        let key: ApiKey = self.get_json(API_KEYS, id)?.ok_or(RegistryError::Unauthenticated)?;
+        let key: ApiKey = self.get_json(Table::ApiKeys, id)?.ok_or(RegistryError::Unauthenticated)?;
         if !crate::secret_matches(secret, &key.secret_sha256)? || key.revoked_ms.is_some() {
             return Err(RegistryError::Unauthenticated);
         }

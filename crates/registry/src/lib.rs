@@ -9,13 +9,16 @@
 //!   again, including through the in-memory cache;
 //! - tenant and device of a request come from here, never from a payload.
 
+pub mod conformance;
 pub mod identity;
+pub mod kv;
 pub mod plans;
+pub mod scylla;
 
 pub use identity::{ApiKey, Invitation, Role, Session, User};
+pub use kv::{KvStore, RedbKv, Table};
 pub use plans::{PLANS, Plan};
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -23,8 +26,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 
-const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
-const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
 
 /// Registry failures.
 #[derive(Debug, thiserror::Error)]
@@ -122,9 +123,9 @@ pub struct DeviceIdentity {
     pub device_id: Arc<str>,
 }
 
-/// The tenant and device registry, in its own redb file.
+/// The tenant and device registry, over a [`KvStore`] backend.
 pub struct Registry {
-    db: redb::Database,
+    kv: Box<dyn KvStore>,
     /// Verified tokens (by SHA-256 of the whole token) -> identity; cleared on revoke.
     cache: Mutex<HashMap<[u8; 32], DeviceIdentity>>,
 }
@@ -172,53 +173,43 @@ pub(crate) fn validate_name(what: &str, name: &str) -> Result<String, RegistryEr
 }
 
 impl Registry {
-    /// Open or create the registry file.
+    /// Open or create the embedded registry file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, RegistryError> {
-        let path = path.as_ref();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(st)?;
-        }
-        let db = redb::Database::create(path).map_err(|e| RegistryError::Storage(format!("{}: {e}", path.display())))?;
-        let txn = db.begin_write().map_err(st)?;
-        txn.open_table(TENANTS).map_err(st)?;
-        txn.open_table(DEVICES).map_err(st)?;
-        txn.open_table(identity::USERS).map_err(st)?;
-        txn.open_table(identity::EMAILS).map_err(st)?;
-        txn.open_table(identity::SESSIONS).map_err(st)?;
-        txn.open_table(identity::API_KEYS).map_err(st)?;
-        txn.open_table(identity::INVITES).map_err(st)?;
-        txn.commit().map_err(st)?;
-        Ok(Self { db, cache: Mutex::new(HashMap::new()) })
+        Ok(Self::with_backend(Box::new(RedbKv::open(path.as_ref())?)))
+    }
+
+    /// A registry over any backend.
+    pub fn with_backend(kv: Box<dyn KvStore>) -> Self {
+        Self { kv, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// The backend's name (`embedded`, `scylla`).
+    pub fn backend(&self) -> &'static str {
+        self.kv.backend()
+    }
+
+    /// Remove expired sessions and invitations for good; returns how many went.
+    /// (Expired rows are already invisible; this gives their space back.)
+    pub fn prune_expired(&self) -> Result<u64, RegistryError> {
+        self.kv.prune_expired(fc_core::time::now_ms())
     }
 
     /// Create a tenant on a plan.
     pub fn create_tenant(&self, name: &str, plan_id: &str) -> Result<Tenant, RegistryError> {
         let plan = plans::plan(plan_id).ok_or_else(|| RegistryError::Invalid(format!("plan: {plan_id:?} is not one of starter, growth, enterprise")))?;
         let t = Tenant { id: format!("t_{}", random_hex(8)), name: validate_name("name", name)?, created_ms: fc_core::time::now_ms(), plan_id: plan.id.into() };
-        let txn = self.db.begin_write().map_err(st)?;
-        txn.open_table(TENANTS).map_err(st)?.insert(t.id.as_str(), serde_json::to_vec(&t).map_err(st)?.as_slice()).map_err(st)?;
-        txn.commit().map_err(st)?;
+        self.put_json(Table::Tenants, "", &t.id, &t, None)?;
         Ok(t)
     }
 
     /// Every tenant, by id.
     pub fn list_tenants(&self) -> Result<Vec<Tenant>, RegistryError> {
-        let txn = self.db.begin_read().map_err(st)?;
-        let table = txn.open_table(TENANTS).map_err(st)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(st)? {
-            let (_, v) = row.map_err(st)?;
-            out.push(serde_json::from_slice(v.value()).map_err(st)?);
-        }
-        Ok(out)
+        self.scan(Table::Tenants, "")
     }
 
     /// One tenant.
     pub fn get_tenant(&self, id: &str) -> Result<Tenant, RegistryError> {
-        let txn = self.db.begin_read().map_err(st)?;
-        let table = txn.open_table(TENANTS).map_err(st)?;
-        let v = table.get(id).map_err(st)?.ok_or_else(|| RegistryError::NotFound("tenant".into()))?;
-        serde_json::from_slice(v.value()).map_err(st)
+        self.get_json(Table::Tenants, id)?.ok_or_else(|| RegistryError::NotFound("tenant".into()))
     }
 
     /// Sign-up: a tenant on `plan_id` with its first user as owner.
@@ -233,9 +224,7 @@ impl Registry {
             Ok(u) => Ok((t, u)),
             Err(e) => {
                 // Leave no owner-less tenant behind.
-                let txn = self.db.begin_write().map_err(st)?;
-                txn.open_table(TENANTS).map_err(st)?.remove(t.id.as_str()).map_err(st)?;
-                txn.commit().map_err(st)?;
+                self.kv.remove(Table::Tenants, "", &t.id)?;
                 Err(e)
             }
         }
@@ -246,7 +235,7 @@ impl Registry {
         let plan = plans::plan(plan_id).ok_or_else(|| RegistryError::Invalid(format!("plan: {plan_id:?} is unknown")))?;
         let mut t = self.get_tenant(tenant_id)?;
         t.plan_id = plan.id.into();
-        self.put_json(TENANTS, &t.id.clone(), &t)?;
+        self.put_json(Table::Tenants, "", &t.id, &t, None)?;
         Ok(t)
     }
 
@@ -270,81 +259,44 @@ impl Registry {
             token_sha256: hex::encode(sha256(secret.as_bytes())),
             revoked_ms: None,
         };
-        let txn = self.db.begin_write().map_err(st)?;
-        txn.open_table(DEVICES).map_err(st)?.insert(id.as_str(), serde_json::to_vec(&d).map_err(st)?.as_slice()).map_err(st)?;
-        txn.commit().map_err(st)?;
+        self.put_json(Table::Devices, tenant_id, &id, &d, None)?;
         Ok((d, token))
     }
 
-    /// Rows of `table` (JSON values) that pass `keep`.
-    pub(crate) fn scan<T: serde::de::DeserializeOwned>(&self, table: TableDefinition<&str, &[u8]>, keep: impl Fn(&T) -> bool) -> Result<Vec<T>, RegistryError> {
-        let txn = self.db.begin_read().map_err(st)?;
-        let t = txn.open_table(table).map_err(st)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(st)? {
-            let (_, v) = row.map_err(st)?;
-            let x: T = serde_json::from_slice(v.value()).map_err(st)?;
-            if keep(&x) {
-                out.push(x);
-            }
-        }
-        Ok(out)
+    /// Every row of `table` in `scope`, decoded.
+    pub(crate) fn scan<T: serde::de::DeserializeOwned>(&self, table: Table, scope: &str) -> Result<Vec<T>, RegistryError> {
+        self.kv.list(table, scope)?.iter().map(|v| serde_json::from_slice(v).map_err(st)).collect()
     }
 
     /// One JSON row.
-    pub(crate) fn get_json<T: serde::de::DeserializeOwned>(&self, table: TableDefinition<&str, &[u8]>, key: &str) -> Result<Option<T>, RegistryError> {
-        let txn = self.db.begin_read().map_err(st)?;
-        let t = txn.open_table(table).map_err(st)?;
-        match t.get(key).map_err(st)? {
-            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(st)?)),
+    pub(crate) fn get_json<T: serde::de::DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, RegistryError> {
+        match self.kv.get(table, key)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(st)?)),
             None => Ok(None),
         }
     }
 
     /// Write one JSON row.
-    pub(crate) fn put_json<T: Serialize>(&self, table: TableDefinition<&str, &[u8]>, key: &str, value: &T) -> Result<(), RegistryError> {
-        let txn = self.db.begin_write().map_err(st)?;
-        txn.open_table(table).map_err(st)?.insert(key, serde_json::to_vec(value).map_err(st)?.as_slice()).map_err(st)?;
-        txn.commit().map_err(st)
+    pub(crate) fn put_json<T: Serialize>(&self, table: Table, scope: &str, key: &str, value: &T, expires_ms: Option<i64>) -> Result<(), RegistryError> {
+        self.kv.put(table, scope, key, &serde_json::to_vec(value).map_err(st)?, expires_ms)
     }
 
     /// One device of the tenant.
     pub fn get_device(&self, tenant_id: &str, device_id: &str) -> Result<Device, RegistryError> {
-        self.get_json::<Device>(DEVICES, device_id)?.filter(|d| d.tenant_id == tenant_id).ok_or_else(|| RegistryError::NotFound("device".into()))
+        self.get_json::<Device>(Table::Devices, device_id)?.filter(|d| d.tenant_id == tenant_id).ok_or_else(|| RegistryError::NotFound("device".into()))
     }
 
     /// Devices of a tenant.
     pub fn list_devices(&self, tenant_id: &str) -> Result<Vec<Device>, RegistryError> {
-        let txn = self.db.begin_read().map_err(st)?;
-        let table = txn.open_table(DEVICES).map_err(st)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(st)? {
-            let (_, v) = row.map_err(st)?;
-            let d: Device = serde_json::from_slice(v.value()).map_err(st)?;
-            if d.tenant_id == tenant_id {
-                out.push(d);
-            }
-        }
-        Ok(out)
+        self.scan(Table::Devices, tenant_id)
     }
 
     /// Revoke a device of `tenant_id`. A device of another tenant is "not found".
     pub fn revoke_device(&self, tenant_id: &str, device_id: &str) -> Result<(), RegistryError> {
         let mut cache = self.cache.lock().expect("cache lock");
-        let txn = self.db.begin_write().map_err(st)?;
-        {
-            let mut table = txn.open_table(DEVICES).map_err(st)?;
-            let mut d: Device = match table.get(device_id).map_err(st)? {
-                Some(v) => serde_json::from_slice(v.value()).map_err(st)?,
-                None => return Err(RegistryError::NotFound("device".into())),
-            };
-            if d.tenant_id != tenant_id {
-                return Err(RegistryError::NotFound("device".into()));
-            }
-            d.revoked_ms.get_or_insert(fc_core::time::now_ms());
-            table.insert(device_id, serde_json::to_vec(&d).map_err(st)?.as_slice()).map_err(st)?;
-        }
-        txn.commit().map_err(st)?;
+        let mut d = self.get_device(tenant_id, device_id)?;
+        d.revoked_ms.get_or_insert(fc_core::time::now_ms());
+        self.put_json(Table::Devices, tenant_id, device_id, &d, None)?;
         cache.retain(|_, ident| &*ident.device_id != device_id);
         Ok(())
     }
@@ -359,7 +311,7 @@ impl Registry {
         let secret = random_hex(32);
         d.token_sha256 = hex::encode(sha256(secret.as_bytes()));
         let mut cache = self.cache.lock().expect("cache lock");
-        self.put_json(DEVICES, device_id, &d)?;
+        self.put_json(Table::Devices, tenant_id, device_id, &d, None)?;
         cache.retain(|_, ident| &*ident.device_id != device_id);
         Ok((d.clone(), format!("fcd_{}_{secret}", d.id)))
     }
@@ -375,7 +327,7 @@ impl Registry {
             return Ok(id.clone());
         }
         let (device_id, secret) = split_credential(token, "fcd", "d_")?;
-        let d: Device = self.get_json(DEVICES, device_id)?.ok_or(RegistryError::Unauthenticated)?;
+        let d: Device = self.get_json(Table::Devices, device_id)?.ok_or(RegistryError::Unauthenticated)?;
         if !secret_matches(secret, &d.token_sha256)? || d.revoked_ms.is_some() {
             return Err(RegistryError::Unauthenticated);
         }
@@ -423,6 +375,40 @@ mod tests {
         assert!(r.create_tenant("x", "gold").is_err());
         assert_eq!(r.list_devices(&a.id).unwrap().len(), 1);
         assert_eq!(r.list_devices(&b.id).unwrap().len(), 0);
+    }
+}
+
+#[cfg(test)]
+mod conformance_tests {
+    #[test]
+    fn embedded_backend_passes_conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = crate::RedbKv::open(&dir.path().join("kv.redb")).unwrap();
+        crate::conformance::kv_suite(&kv, "run1");
+        let r = crate::Registry::open(dir.path().join("r.redb")).unwrap();
+        crate::conformance::registry_suite(&r, "run1");
+    }
+
+    #[test]
+    fn embedded_backend_keeps_rows_across_reopen_and_prunes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.redb");
+        let (tenant, token) = {
+            let r = crate::Registry::open(&path).unwrap();
+            let t = r.create_tenant("Acme", "starter").unwrap();
+            let (_, token) = r.create_device(&t.id, "gw").unwrap();
+            r.invite(&t.id, "a@b.example", crate::Role::Viewer).unwrap();
+            (t, token)
+        };
+        let kv = crate::RedbKv::open(&path).unwrap();
+        let now = fc_core::time::now_ms();
+        crate::KvStore::put(&kv, crate::Table::Sessions, &tenant.id, "s1", b"x", Some(now - 10)).unwrap();
+        assert_eq!(crate::KvStore::prune_expired(&kv, now).unwrap(), 1, "only the expired session goes");
+        drop(kv);
+        let r = crate::Registry::open(&path).unwrap();
+        assert_eq!(r.get_tenant(&tenant.id).unwrap(), tenant);
+        assert!(r.authenticate_device(&token).is_ok());
+        assert_eq!(r.list_invitations(&tenant.id).unwrap().len(), 1);
     }
 }
 

@@ -447,15 +447,15 @@ impl EmbeddedStore {
         Ok(RangeResult { unit: Some(unit), points, truncated })
     }
 
-    fn purge_blocking(&self, cutoff: i64) -> Result<u64, StoreError> {
+    fn purge_blocking(&self, tenant: Option<&str>, cutoff: i64) -> Result<u64, StoreError> {
         let _flusher = self.0.flusher.lock().expect("flusher lock");
         let txn = self.0.db.begin_write().map_err(be)?;
         let mut dropped = 0u64;
         {
             let mut blocks = txn.open_table(BLOCKS).map_err(be)?;
             blocks
-                .retain(|_, v| match codec::header(v) {
-                    Ok(h) if h.max_ts < cutoff => {
+                .retain(|k, v| match codec::header(v) {
+                    Ok(h) if h.max_ts < cutoff && tenant.is_none_or(|t| t == k.0) => {
                         dropped += u64::from(h.count);
                         false
                     }
@@ -549,10 +549,11 @@ impl TelemetryStore for EmbeddedStore {
             .collect())
     }
 
-    async fn purge_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+    async fn purge_before(&self, tenant: Option<&str>, cutoff_ms: i64) -> Result<u64, StoreError> {
         self.flush().await?;
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.purge_blocking(cutoff_ms)).await.map_err(be)?
+        let tenant = tenant.map(str::to_string);
+        tokio::task::spawn_blocking(move || this.purge_blocking(tenant.as_deref(), cutoff_ms)).await.map_err(be)?
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

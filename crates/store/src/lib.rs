@@ -141,9 +141,10 @@ pub trait TelemetryStore: Send + Sync + 'static {
     /// Series of the tenant in key order, optionally of one machine.
     async fn list_series(&self, tenant: &str, machine: Option<&str>) -> Result<Vec<SeriesInfo>, StoreError>;
 
-    /// Drop readings older than `cutoff_ms` (whole blocks or partitions; a block
-    /// straddling the cutoff may be kept). Returns how many readings were dropped, when known.
-    async fn purge_before(&self, cutoff_ms: i64) -> Result<u64, StoreError>;
+    /// Drop readings older than `cutoff_ms` of one tenant, or of every tenant
+    /// when `tenant` is `None` (whole blocks or partitions; a block straddling
+    /// the cutoff may be kept). Returns how many readings were dropped, when known.
+    async fn purge_before(&self, tenant: Option<&str>, cutoff_ms: i64) -> Result<u64, StoreError>;
 
     /// Move buffered state into its final compressed form (no-op where there is none).
     async fn flush(&self) -> Result<(), StoreError>;

@@ -628,7 +628,7 @@ impl TelemetryStore for ScyllaStore {
     /// Deletes whole day partitions before `cutoff_ms`'s day (a day straddling
     /// the cutoff is kept). Always returns 0: counting would mean reading every
     /// partition before deleting it.
-    async fn purge_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+    async fn purge_before(&self, tenant: Option<&str>, cutoff_ms: i64) -> Result<u64, StoreError> {
         let cutoff_day = day_of(cutoff_ms);
         let rows = self
             .session
@@ -637,7 +637,10 @@ impl TelemetryStore for ScyllaStore {
             .map_err(be)?
             .rows_stream::<ScanRow>()
             .map_err(corrupt)?;
-        rows.map(|row| self.purge_series(row, cutoff_day))
+        // One scan serves a single tenant too: purges run hourly, and the series
+        // table holds one row per series, not per reading.
+        rows.try_filter(|row| future::ready(tenant.is_none_or(|t| t == row.0)))
+            .map(|row| self.purge_series(row, cutoff_day))
             .buffer_unordered(PURGE_SERIES_CONCURRENCY)
             .try_for_each(|()| future::ready(Ok(())))
             .await?;

@@ -165,7 +165,8 @@ impl Harness {
         format!("http://{}", self.svc().grpc_addr)
     }
 
-    async fn channel(&self) -> anyhow::Result<Channel> {
+    /// A gRPC channel to the service.
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
         Ok(Channel::from_shared(self.grpc_url())?.connect().await?)
     }
 
@@ -194,8 +195,14 @@ impl Harness {
 impl Harness {
     /// Start the portal on port 0 over the running service's registry, store and NATS.
     pub async fn portal(&self) -> anyhow::Result<fc_portal::Running> {
+        self.portal_with(|_| {}).await
+    }
+
+    /// A portal with adjusted settings, on a free port.
+    pub async fn portal_with(&self, tweak: fn(&mut fc_portal::Config)) -> anyhow::Result<fc_portal::Running> {
         let st = &self.svc().state;
-        let cfg = fc_portal::Config { listen_addr: "127.0.0.1:0".into(), ..fc_portal::Config::default() };
+        let mut cfg = fc_portal::Config { listen_addr: "127.0.0.1:0".into(), ..fc_portal::Config::default() };
+        tweak(&mut cfg);
         Ok(fc_portal::serve(cfg, st.registry.clone(), st.store.clone(), st.bus.client().clone(), self.shutdown.clone()).await?)
     }
 }

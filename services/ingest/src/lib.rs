@@ -51,6 +51,8 @@ pub struct Config {
     pub bus: BusConfig,
     /// Telemetry storage.
     pub store: StoreConfig,
+    /// Where tenants, users and credentials are kept.
+    pub registry: RegistryConfig,
     /// Batch validation limits.
     pub limits: validate::Limits,
     /// Store writer.
@@ -69,6 +71,7 @@ impl Default for Config {
             shutdown_deadline_ms: 15_000,
             bus: BusConfig::default(),
             store: StoreConfig::default(),
+            registry: RegistryConfig::default(),
             limits: validate::Limits::default(),
             writer: writer::WriterConfig::default(),
             stream_inflight_batches: 64,
@@ -95,10 +98,40 @@ impl Config {
         if self.stream_inflight_batches == 0 {
             errs.push("stream_inflight_batches: must be positive".into());
         }
+        if !["embedded", "scylla"].contains(&self.registry.backend.as_str()) {
+            errs.push(format!("registry.backend: {:?} is not embedded or scylla", self.registry.backend));
+        }
         if !["embedded", "scylla"].contains(&self.store.backend.as_str()) {
             errs.push(format!("store.backend: {:?} is not embedded or scylla", self.store.backend));
         }
         if errs.is_empty() { Ok(()) } else { Err(fc_core::config::ConfigError(errs)) }
+    }
+}
+
+/// Registry backend settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// "embedded" (default, `<data_dir>/registry.redb`) or "scylla" (the
+    /// cluster and keyspace of `store.scylla`, for deployments on several hosts).
+    pub backend: String,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self { backend: "embedded".into() }
+    }
+}
+
+/// Open the configured registry backend.
+pub async fn open_registry(config: &Config) -> Result<Registry, fc_registry::RegistryError> {
+    match config.registry.backend.as_str() {
+        "scylla" => {
+            let s = &config.store.scylla;
+            let kv = fc_registry::scylla::ScyllaKv::connect(&s.nodes, &s.keyspace, s.replication_factor).await?;
+            Ok(Registry::with_backend(Box::new(kv)))
+        }
+        _ => Registry::open(config.data_dir.join("registry.redb")),
     }
 }
 
@@ -187,7 +220,7 @@ pub async fn serve(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::Io(format!("{}: {e}", config.data_dir.display())))?;
     let admin_token = load_or_create_admin_token(&config)?;
-    let registry = Arc::new(Registry::open(config.data_dir.join("registry.redb"))?);
+    let registry = Arc::new(open_registry(&config).await?);
     let store = fc_store::open(&config.store, &config.data_dir).await?;
     let bus = Bus::connect(&config.bus).await?;
     let grpc_listener = tokio::net::TcpListener::bind(&config.grpc_addr)
@@ -200,11 +233,12 @@ pub async fn serve(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     let http_addr = http_listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
 
     let state = Arc::new(AppState { registry, store, bus, config, admin_token, shutdown: shutdown.clone(), ready: AtomicBool::new(false), quotas: quota::Quotas::default() });
-    let mut tasks = Vec::new();
-    tasks.push(("store-writer", tokio::spawn(writer::run(state.clone()))));
-    tasks.push(("store-maintenance", tokio::spawn(maintenance(state.clone()))));
-    tasks.push(("http", tokio::spawn(http::serve(http_listener, state.clone()))));
-    tasks.push(("grpc", tokio::spawn(grpc(grpc_listener, state.clone()))));
+    let tasks = vec![
+        ("store-writer", tokio::spawn(writer::run(state.clone()))),
+        ("store-maintenance", tokio::spawn(maintenance(state.clone()))),
+        ("http", tokio::spawn(http::serve(http_listener, state.clone()))),
+        ("grpc", tokio::spawn(grpc(grpc_listener, state.clone()))),
+    ];
     state.ready.store(true, Ordering::SeqCst);
     tracing::info!(%grpc_addr, %http_addr, store = state.store.backend(), nats = %state.config.bus.url, "ingest service ready");
     Ok(Running { grpc_addr, http_addr, state, tasks })
@@ -287,16 +321,53 @@ async fn maintenance(state: Arc<AppState>) {
         if let Err(e) = state.store.maintain().await {
             tracing::warn!(error = %e, "store maintenance failed");
         }
-        let days = state.config.store.retention_days;
-        if days > 0 && last_purge.elapsed() >= Duration::from_secs(3600) {
+        state.quotas.prune(quota::IDLE_LIMITER);
+        if last_purge.elapsed() >= Duration::from_secs(3600) {
             last_purge = tokio::time::Instant::now();
-            let cutoff = fc_core::time::now_ms() - i64::from(days) * fc_core::time::DAY_MS;
-            match state.store.purge_before(cutoff).await {
-                Ok(n) => tracing::info!(readings = n, retention_days = days, "retention purge done"),
-                Err(e) => tracing::warn!(error = %e, "retention purge failed"),
-            }
+            purge_expired(&state).await;
         }
     }
+}
+
+/// Hourly housekeeping: each tenant's readings past its plan's retention, and
+/// expired sessions and invitations.
+async fn purge_expired(state: &AppState) {
+    let registry = state.registry.clone();
+    let tenants = match tokio::task::spawn_blocking(move || {
+        let pruned = registry.prune_expired();
+        registry.list_tenants().map(|t| (t, pruned))
+    })
+    .await
+    {
+        Ok(Ok((tenants, pruned))) => {
+            match pruned {
+                Ok(n) => tracing::debug!(rows = n, "expired sessions and invitations pruned"),
+                Err(e) => tracing::warn!(error = %e, "pruning expired sessions failed"),
+            }
+            tenants
+        }
+        Ok(Err(e)) => return tracing::warn!(error = %e, "retention purge: cannot list tenants"),
+        Err(e) => return tracing::warn!(error = %e, "retention purge: task failed"),
+    };
+    for (tenant, cutoff) in retention_cutoffs(&tenants, fc_core::time::now_ms(), state.config.store.retention_days) {
+        match state.store.purge_before(Some(&tenant), cutoff).await {
+            Ok(n) => tracing::info!(tenant_id = %tenant, readings = n, cutoff_ms = cutoff, "retention purge done"),
+            Err(e) => tracing::warn!(tenant_id = %tenant, error = %e, "retention purge failed"),
+        }
+    }
+}
+
+/// Per tenant, the time before which its readings go: its plan's
+/// `retention_days`, capped by the platform-wide `store.retention_days` when that is set.
+pub fn retention_cutoffs(tenants: &[fc_registry::Tenant], now_ms: i64, platform_max_days: u32) -> Vec<(String, i64)> {
+    tenants
+        .iter()
+        .map(|t| {
+            let plan_days = t.plan().retention_days;
+            let days = if platform_max_days > 0 { plan_days.min(platform_max_days) } else { plan_days };
+            (t.id.clone(), now_ms - i64::from(days) * fc_core::time::DAY_MS)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -306,9 +377,22 @@ mod tests {
     #[test]
     fn example_config_parses_and_equals_the_defaults() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/factorychain.example.toml");
-        let cfg: Config = fc_core::config::load(Some(&path), "FC_", Vec::new()).expect("example config parses");
+        // `factorychain up` hands the [portal] table to the portal (tested there).
+        let mut table = fc_core::config::read_table(&path).expect("example config parses");
+        table.remove("portal");
+        let cfg: Config = fc_core::config::load_table(Some(table), "FC_", Vec::new()).expect("example config parses");
         cfg.validate().expect("example config is valid");
         assert_eq!(cfg, Config::default(), "the example documents the defaults");
+    }
+
+    #[test]
+    fn retention_follows_each_tenants_plan_within_the_platform_cap() {
+        let t = |id: &str, plan: &str| fc_registry::Tenant { id: id.into(), name: id.into(), created_ms: 0, plan_id: plan.into() };
+        let tenants = [t("t_s", "starter"), t("t_g", "growth"), t("t_e", "enterprise")];
+        let now = 1_000 * fc_core::time::DAY_MS;
+        let days = |cutoffs: Vec<(String, i64)>| cutoffs.into_iter().map(|(id, c)| (id, (now - c) / fc_core::time::DAY_MS)).collect::<Vec<_>>();
+        assert_eq!(days(retention_cutoffs(&tenants, now, 0)), vec![("t_s".into(), 30), ("t_g".into(), 365), ("t_e".into(), 1825)]);
+        assert_eq!(days(retention_cutoffs(&tenants, now, 90)), vec![("t_s".into(), 30), ("t_g".into(), 90), ("t_e".into(), 90)]);
     }
 
     #[test]

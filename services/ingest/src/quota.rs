@@ -24,8 +24,17 @@ struct TenantLimits {
 #[derive(Default)]
 pub struct Quotas {
     tenants: Mutex<HashMap<Arc<str>, TenantLimits>>,
-    devices: Mutex<HashMap<Arc<str>, (u32, Arc<DefaultDirectRateLimiter>)>>,
+    devices: Mutex<HashMap<Arc<str>, DeviceLimit>>,
 }
+
+struct DeviceLimit {
+    rate: u32,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    used: Instant,
+}
+
+/// Limiters unused this long are dropped (a full bucket is what a new one starts with anyway).
+pub const IDLE_LIMITER: Duration = Duration::from_secs(600);
 
 fn limiter(per_s: u32) -> Arc<DefaultDirectRateLimiter> {
     let n = NonZeroU32::new(per_s.max(1)).expect("positive");
@@ -51,17 +60,22 @@ impl Quotas {
         };
         let device = {
             let mut map = self.devices.lock().expect("quota lock");
-            let entry = map.entry(who.device_id.clone()).or_insert_with(|| (device_rate, limiter(device_rate)));
-            if entry.0 != device_rate {
-                *entry = (device_rate, limiter(device_rate));
+            let entry = map.entry(who.device_id.clone()).or_insert_with(|| DeviceLimit { rate: device_rate, limiter: limiter(device_rate), used: Instant::now() });
+            if entry.rate != device_rate {
+                *entry = DeviceLimit { rate: device_rate, limiter: limiter(device_rate), used: Instant::now() };
             }
-            entry.1.clone()
+            entry.used = Instant::now();
+            entry.limiter.clone()
         };
         let n = NonZeroU32::new(readings.max(1)).expect("positive");
         let refuse = |what: &str, rate: u32| {
             metrics::counter!("ingest_quota_refusals_total", "scope" => if what == "device" { "device" } else { "tenant" }).increment(1);
             ServiceError::new(ErrorCode::ResourceExhausted, format!("{what} quota of {rate} readings/s exceeded; retry later"))
         };
+        // The device's bucket is charged first, and stays charged when the tenant's
+        // refuses (governor cannot refund): a device that pushes its tenant over
+        // the limit slows itself down, and a noisy device can never spend the
+        // tenant's budget that its siblings need.
         match device.check_n(n) {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(refuse("device", device_rate)),
@@ -72,5 +86,46 @@ impl Quotas {
             Ok(Err(_)) => Err(refuse("tenant", tenant_rate)),
             Err(_) => Err(ServiceError::invalid("readings", format!("a batch of {readings} readings exceeds the tenant quota of {tenant_rate} readings/s"))),
         }
+    }
+
+    /// Drop the limiters of tenants and devices not seen for `idle`; returns how many went.
+    pub fn prune(&self, idle: Duration) -> usize {
+        let mut gone = 0;
+        let mut tenants = self.tenants.lock().expect("quota lock");
+        let before = tenants.len();
+        tenants.retain(|_, l| l.read_at.elapsed() < idle);
+        gone += before - tenants.len();
+        drop(tenants);
+        let mut devices = self.devices.lock().expect("quota lock");
+        let before = devices.len();
+        devices.retain(|_, d| d.used.elapsed() < idle);
+        gone + before - devices.len()
+    }
+
+    /// Tenants and devices with a live limiter.
+    pub fn tracked(&self) -> (usize, usize) {
+        (self.tenants.lock().expect("quota lock").len(), self.devices.lock().expect("quota lock").len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_limiters_are_pruned_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::open(dir.path().join("r.redb")).unwrap();
+        let t = r.create_tenant("A", "starter").unwrap();
+        let (_, token) = r.create_device(&t.id, "gw").unwrap();
+        let who = r.authenticate_device(&token).unwrap();
+        let q = Quotas::default();
+        q.admit(&r, &who, 10).unwrap();
+        assert_eq!(q.tracked(), (1, 1));
+        assert_eq!(q.prune(Duration::from_secs(60)), 0, "recently used limiters stay");
+        assert_eq!(q.prune(Duration::ZERO), 2);
+        assert_eq!(q.tracked(), (0, 0));
+        q.admit(&r, &who, 10).unwrap();
+        assert_eq!(q.tracked(), (1, 1), "a pruned limiter comes back on the next batch");
     }
 }

@@ -31,7 +31,8 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/v1/devices/{id}/rotate", post(rotate_device))
         .route("/v1/users", get(list_users))
         .route("/v1/users/{id}", patch(set_role))
-        .route("/v1/invitations", post(invite))
+        .route("/v1/invitations", get(list_invitations).post(invite))
+        .route("/v1/invitations/{id}", delete(withdraw_invitation))
         .route("/v1/api-keys", get(list_keys).post(create_key))
         .route("/v1/api-keys/{id}", delete(revoke_key))
         .route("/v1/series", get(list_series))
@@ -66,8 +67,8 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
 #[derive(OpenApi)]
 #[openapi(
     info(title = "FactoryChain API", version = "1", description = "Tenancy, devices, users, API keys and telemetry reads. Authenticate with `Authorization: Bearer <API key>`."),
-    paths(me, usage, list_devices, create_device, revoke_device, rotate_device, list_users, set_role, invite, list_keys, create_key, revoke_key, list_series, latest, series_range, export_csv),
-    components(schemas(Problem, Me, Usage, DeviceOut, NewDevice, CreatedDevice, UserOut, RoleChange, NewInvitation, CreatedInvitation, KeyOut, NewKey, CreatedKey, SeriesOut, LatestOut, RangeOut, PointOut, BucketOut)),
+    paths(me, usage, list_devices, create_device, revoke_device, rotate_device, list_users, set_role, invite, list_invitations, withdraw_invitation, list_keys, create_key, revoke_key, list_series, latest, series_range, export_csv),
+    components(schemas(Problem, Me, Usage, DeviceOut, NewDevice, CreatedDevice, UserOut, RoleChange, NewInvitation, CreatedInvitation, InvitationOut, KeyOut, NewKey, CreatedKey, SeriesOut, LatestOut, RangeOut, PointOut, BucketOut)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -250,6 +251,29 @@ async fn invite(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJson<NewInvita
     p.require(Role::Owner)?;
     let (token, inv) = s.registry.invite(&p.tenant_id, &b.email, Role::parse(&b.role)?)?;
     Ok((axum::http::StatusCode::CREATED, Json(CreatedInvitation { token, expires_ms: inv.expires_ms })).into_response())
+}
+
+/// A pending invitation (never its token).
+#[derive(Serialize, ToSchema)]
+pub struct InvitationOut {
+    id: String,
+    email: String,
+    role: String,
+    expires_ms: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/invitations", responses((status = 200, body = [InvitationOut]), (status = 403, body = Problem)))]
+async fn list_invitations(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<InvitationOut>>> {
+    p.require(Role::Owner)?;
+    let all = s.registry.list_invitations(&p.tenant_id)?;
+    Ok(Json(all.into_iter().map(|i| InvitationOut { id: i.id, email: i.email, role: i.role.as_str().into(), expires_ms: i.expires_ms }).collect()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/invitations/{id}", params(("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
+async fn withdraw_invitation(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<axum::http::StatusCode> {
+    p.require(Role::Owner)?;
+    s.registry.withdraw_invitation(&p.tenant_id, &id)?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// An API key (never its secret).

@@ -125,18 +125,37 @@ pub fn check_csrf(p: &Principal, sent: &str) -> Result<(), Problem> {
     }
 }
 
-/// Login attempts per e-mail address.
-pub struct LoginLimiter(DefaultKeyedRateLimiter<String>);
+/// A per-key attempt throttle (login attempts per e-mail, sign-ups per client address).
+pub struct Throttle(DefaultKeyedRateLimiter<String>);
 
-impl LoginLimiter {
-    /// `per_minute` attempts per address per minute (burst of the same size).
-    pub fn new(per_minute: u32) -> Self {
-        let n = NonZeroU32::new(per_minute.max(1)).expect("positive");
+impl Throttle {
+    /// `n` attempts per key per minute (burst of the same size).
+    pub fn per_minute(n: u32) -> Self {
+        let n = NonZeroU32::new(n.max(1)).expect("positive");
         Self(RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)))
     }
-    /// Whether another attempt for `email` is allowed now.
-    pub fn allow(&self, email: &str) -> bool {
-        self.0.check_key(&email.trim().to_ascii_lowercase()).is_ok()
+    /// `n` attempts per key per hour (burst of the same size).
+    pub fn per_hour(n: u32) -> Self {
+        let n = NonZeroU32::new(n.max(1)).expect("positive");
+        Self(RateLimiter::keyed(Quota::per_hour(n).allow_burst(n)))
+    }
+    /// Whether another attempt for `key` (case-insensitive) is allowed now.
+    pub fn allow(&self, key: &str) -> bool {
+        self.0.check_key(&key.trim().to_ascii_lowercase()).is_ok()
+    }
+    /// Forget keys whose bucket is full again (they would start full anyway), so
+    /// the map does not grow with every address ever seen.
+    pub fn prune(&self) {
+        self.0.retain_recent();
+        self.0.shrink_to_fit();
+    }
+    /// Keys tracked.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

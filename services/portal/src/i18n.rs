@@ -89,6 +89,10 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("language", "한국어", "English"),
     ("invalid_login", "E-mail or password is wrong.", "이메일 또는 비밀번호가 올바르지 않습니다."),
     ("too_many", "Too many attempts. Wait a minute.", "시도가 너무 많습니다. 잠시 후 다시 시도하세요."),
+    ("pending_invitations", "Pending invitations", "대기 중인 초대"),
+    ("expires", "Expires", "만료"),
+    ("withdraw", "Withdraw", "철회"),
+    ("too_many_signups", "Too many sign-ups from this network. Try again in an hour.", "이 네트워크에서 가입 시도가 너무 많습니다. 한 시간 후 다시 시도하세요."),
     ("accept_invite", "Join", "참여하기"),
 ];
 

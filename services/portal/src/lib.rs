@@ -42,11 +42,13 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Login attempts per e-mail per minute.
     pub login_attempts_per_minute: u32,
+    /// Sign-ups per client address per hour.
+    pub signups_per_ip_per_hour: u32,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { listen_addr: "127.0.0.1:8080".into(), secure_cookies: false, max_body_bytes: 64 * 1024, login_attempts_per_minute: 5 }
+        Self { listen_addr: "127.0.0.1:8080".into(), secure_cookies: false, max_body_bytes: 64 * 1024, login_attempts_per_minute: 5, signups_per_ip_per_hour: 10 }
     }
 }
 
@@ -61,7 +63,9 @@ pub struct PortalState {
     /// Settings.
     pub config: Config,
     /// Login throttling per e-mail.
-    pub login_limiter: auth::LoginLimiter,
+    pub login_limiter: auth::Throttle,
+    /// Sign-up throttling per client address.
+    pub signup_limiter: auth::Throttle,
     /// Live-view fan-out.
     pub hub: Arc<live::Hub>,
     /// Fires at shutdown (ends live views).
@@ -109,7 +113,34 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .route("/static/portal.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../static/portal.js")) }))
         .layer(DefaultBodyLimit::max(max))
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(record_metrics))
         .with_state(state)
+}
+
+/// `portal_http_requests_total{route,method,status}` and
+/// `portal_http_request_duration_seconds{route}`; `route` is the matched route
+/// pattern (bounded), never the raw path.
+async fn record_metrics(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched".to_string(), |m| m.as_str().to_string());
+    let method = match *req.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::DELETE => "DELETE",
+        _ => "other",
+    };
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    let status = match res.status().as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!("portal_http_requests_total", "route" => route.clone(), "method" => method, "status" => status).increment(1);
+    metrics::histogram!("portal_http_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    res
 }
 
 async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
@@ -130,7 +161,8 @@ pub async fn serve(config: Config, registry: Arc<Registry>, store: DynStore, nat
     let listener = tokio::net::TcpListener::bind(&config.listen_addr).await.map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
     let state = Arc::new(PortalState {
-        login_limiter: auth::LoginLimiter::new(config.login_attempts_per_minute),
+        login_limiter: auth::Throttle::per_minute(config.login_attempts_per_minute),
+        signup_limiter: auth::Throttle::per_hour(config.signups_per_ip_per_hour),
         hub: Arc::new(live::Hub::new(nats.clone())),
         registry,
         store,
@@ -139,6 +171,19 @@ pub async fn serve(config: Config, registry: Arc<Registry>, store: DynStore, nat
         shutdown: shutdown.clone(),
     });
     let app = router(state.clone());
+    let pruning = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = pruning.shutdown.wait() => return,
+                _ = tick.tick() => {
+                    pruning.login_limiter.prune();
+                    pruning.signup_limiter.prune();
+                }
+            }
+        }
+    });
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move { shutdown.wait().await }).await {
             tracing::error!(error = %e, "portal server failed");
@@ -146,4 +191,21 @@ pub async fn serve(config: Config, registry: Arc<Registry>, store: DynStore, nat
     });
     tracing::info!(%addr, "portal ready");
     Ok(Running { addr, state, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_documents_the_portal_defaults() {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/factorychain.example.toml");
+        let mut table = fc_core::config::read_table(&path).expect("example config parses");
+        let section = match table.remove("portal") {
+            Some(toml::Value::Table(t)) => t,
+            other => panic!("the example has no [portal] table: {other:?}"),
+        };
+        let cfg: Config = fc_core::config::load_table(Some(section), "FC_PORTAL__", Vec::new()).expect("the [portal] table parses");
+        assert_eq!(cfg, Config::default(), "the example documents the defaults");
+    }
 }

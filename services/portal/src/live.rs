@@ -104,9 +104,29 @@ pub async fn sse(State(s): State<Arc<PortalState>>, PageAuth(p): PageAuth, Path(
     // The subject carries the session's tenant: another tenant's machine is simply silent.
     let rx = s.hub.subscribe(fc_bus::telemetry_subject(&p.tenant_id, &machine));
     let shutdown = s.shutdown.clone();
+    let client = LiveClient::open();
     // Ends at shutdown, or open live views would keep the server from stopping.
     let stream = tokio_stream::wrappers::BroadcastStream::new(rx)
         .take_until(async move { shutdown.wait().await })
-        .filter_map(|m| async move { m.ok().map(|data| Ok(Event::default().event("readings").data(&*data))) });
+        .filter_map(move |m| {
+            let _counted = &client;
+            async move { m.ok().map(|data| Ok(Event::default().event("readings").data(&*data))) }
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Counts an open live view in `portal_live_clients` for as long as it lives.
+struct LiveClient;
+
+impl LiveClient {
+    fn open() -> Self {
+        metrics::gauge!("portal_live_clients").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for LiveClient {
+    fn drop(&mut self) {
+        metrics::gauge!("portal_live_clients").decrement(1.0);
+    }
 }

@@ -34,6 +34,7 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/devices/{id}/rotate", post(rotate_device))
         .route("/users", get(users))
         .route("/users/invite", post(invite))
+        .route("/users/invitations/{id}/withdraw", post(withdraw_invite))
         .route("/users/{id}/role", post(change_role))
         .route("/invite/{token}", get(invite_form).post(accept_invite))
         .route("/api-keys", get(api_keys).post(create_api_key))
@@ -186,15 +187,27 @@ async fn signup_form(headers: HeaderMap) -> Response {
     signup_page(auth::lang(&headers), None)
 }
 
-async fn signup(State(s): St, headers: HeaderMap, Form(f): Form<SignupForm>) -> Response {
+async fn signup(State(s): St, headers: HeaderMap, ext: axum::http::Extensions, Form(f): Form<SignupForm>) -> Response {
     let lang = auth::lang(&headers);
+    // Each sign-up costs an argon2 hash and creates a tenant: throttled per client address.
+    let client = ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
+    if !s.signup_limiter.allow(&client) {
+        metrics::counter!("portal_signups_total", "result" => "throttled").increment(1);
+        let mut r = signup_page(lang, Some(lang.t("too_many_signups")));
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        return r;
+    }
     let signed = match hashing(&s, move |r| r.sign_up(&f.company, &f.plan, &f.email, &f.name, &f.password)).await {
         Ok(r) => r,
         Err(p) => return PageError::from(p).into_response(),
     };
     match signed {
-        Ok((_, user)) => signed_in(&s, &user).into_response(),
+        Ok((_, user)) => {
+            metrics::counter!("portal_signups_total", "result" => "created").increment(1);
+            signed_in(&s, &user).into_response()
+        }
         Err(e) => {
+            metrics::counter!("portal_signups_total", "result" => "refused").increment(1);
             let p: Problem = e.into();
             let mut r = signup_page(lang, Some(&p.detail));
             *r.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -235,8 +248,12 @@ async fn login(State(s): St, headers: HeaderMap, Form(f): Form<LoginForm>) -> Re
     }
     let (email, password) = (f.email.clone(), f.password.clone());
     match hashing(&s, move |r| r.login(&email, &password)).await {
-        Ok(Ok(user)) => signed_in(&s, &user).into_response(),
+        Ok(Ok(user)) => {
+            metrics::counter!("portal_logins_total", "result" => "ok").increment(1);
+            signed_in(&s, &user).into_response()
+        }
         _ => {
+            metrics::counter!("portal_logins_total", "result" => "refused").increment(1);
             let mut r = login_page(lang, Some(lang.t("invalid_login")));
             *r.status_mut() = StatusCode::UNAUTHORIZED;
             r
@@ -288,7 +305,9 @@ async fn dashboard(State(s): St, PageAuth(p): PageAuth) -> PageResult {
     let latest = s.store.latest(&p.tenant_id, &[]).await?;
     let now = fc_core::time::now_ms();
     // machine -> (newest ts, readings)
-    let mut machines: std::collections::BTreeMap<String, (i64, Vec<(String, String, f64)>)> = Default::default();
+    // machine -> (newest timestamp, [(metric, unit, value)])
+    type MachineRow = (i64, Vec<(String, String, f64)>);
+    let mut machines: std::collections::BTreeMap<String, MachineRow> = Default::default();
     for (info, pt) in latest {
         let e = machines.entry(info.key.machine.clone()).or_insert((i64::MIN, Vec::new()));
         e.0 = e.0.max(pt.ts_ms);
@@ -405,7 +424,7 @@ struct NameForm {
 async fn devices_page(s: &PortalState, p: &Principal, created: Option<(String, String)>, error: Option<String>) -> PageResult {
     let lang = p.lang;
     let mut devices = s.registry.list_devices(&p.tenant_id)?;
-    devices.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+    devices.sort_by_key(|d| std::cmp::Reverse(d.created_ms));
     let can_edit = p.role.allows(Role::Operator);
     Ok(page(lang, lang.t("devices"), Some(p), html! {
         h1 { (lang.t("devices")) }
@@ -479,6 +498,7 @@ async fn users_page(s: &PortalState, p: &Principal, invite_link: Option<String>)
     p.require(Role::Owner)?;
     let lang = p.lang;
     let users = s.registry.list_users(&p.tenant_id)?;
+    let pending = s.registry.list_invitations(&p.tenant_id)?;
     Ok(page(lang, lang.t("users"), Some(p), html! {
         h1 { (lang.t("users")) }
         @if let Some(link) = &invite_link { div.card { p { (lang.t("token_once")) } p.token id="invite-link" { (link) } } }
@@ -498,6 +518,20 @@ async fn users_page(s: &PortalState, p: &Principal, invite_link: Option<String>)
                     " " button type="submit" { (lang.t("change_role")) }
                 } }
             } } }
+        }
+        @if !pending.is_empty() {
+            h2 { (lang.t("pending_invitations")) }
+            table id="invitations" {
+                thead { tr { th { (lang.t("email")) } th { (lang.t("role")) } th { (lang.t("expires")) } th {} } }
+                tbody { @for i in &pending { tr {
+                    td { (i.email) } td { (i.role.as_str()) } td data-role="ts" data-ts=(i.expires_ms) { (i.expires_ms) }
+                    // With htmx the row goes away in place; without script the form posts and the page reloads.
+                    td { form.inline method="post" action={ "/users/invitations/" (i.id) "/withdraw" } hx-post={ "/users/invitations/" (i.id) "/withdraw" } hx-target="closest tr" hx-swap="outerHTML" {
+                        (csrf_field(p))
+                        button type="submit" { (lang.t("withdraw")) }
+                    } }
+                } } }
+            }
         }
     }))
 }
@@ -519,6 +553,17 @@ async fn invite(State(s): St, PageAuth(p): PageAuth, headers: HeaderMap, Form(f)
     let (token, _) = s.registry.invite(&p.tenant_id, &f.email, Role::parse(&f.role)?)?;
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
     users_page(&s, &p, Some(format!("http://{host}/invite/{token}"))).await
+}
+
+async fn withdraw_invite(State(s): St, PageAuth(p): PageAuth, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    p.require(Role::Owner)?;
+    s.registry.withdraw_invitation(&p.tenant_id, &id)?;
+    if headers.contains_key("hx-request") {
+        // htmx swaps the row for this (empty) answer.
+        return Ok(axum::response::Html("").into_response());
+    }
+    Ok(Redirect::to("/users").into_response())
 }
 
 #[derive(Deserialize)]

@@ -60,6 +60,7 @@ async fn tenant_b_never_sees_or_touches_tenant_a() -> anyhow::Result<()> {
     let reg = &h.svc().state.registry;
     let (dev_a, token_a) = reg.create_device(&a.id, "a press")?;
     let (key_a, _) = reg.create_api_key(&a.id, "a erp", Role::Viewer)?;
+    let (_, inv_a) = reg.invite(&a.id, "new@tenant-a.example", Role::Viewer)?;
     let user_a = reg.list_users(&a.id)?.remove(0);
     h.ingest(&token_a).await?.push(fc_proto::v1::ReadingBatch {
         device_seq: 1,
@@ -80,6 +81,7 @@ async fn tenant_b_never_sees_or_touches_tenant_a() -> anyhow::Result<()> {
         ("PATCH", format!("/api/v1/users/{}", user_a.id), Some(r#"{"role":"viewer"}"#)),
         ("GET", "/api/v1/series/m/x".to_string(), None),
         ("GET", "/api/v1/series/m/x/export.csv".to_string(), None),
+        ("DELETE", format!("/api/v1/invitations/{}", inv_a.id), None),
     ];
     for (method, path, body) in &cases {
         // B's operator key, and B's owner session: both 404.
@@ -102,6 +104,9 @@ async fn tenant_b_never_sees_or_touches_tenant_a() -> anyhow::Result<()> {
     }
     let users = as_owner(addr, &b.owner, "GET", "/api/v1/users", None).await?;
     assert!(!users.body.contains(&user_a.id));
+    let invitations = as_owner(addr, &b.owner, "GET", "/api/v1/invitations", None).await?;
+    assert_eq!((invitations.status, invitations.json()), (200, serde_json::json!([])), "B lists none of A's invitations");
+    assert_eq!(reg.list_invitations(&a.id)?.len(), 1, "B's attempts left A's invitation in place");
     // Pages: B's session posting to A's device gets a 404 page, and A's device is untouched.
     let form = format!("csrf={}", b.owner.csrf);
     let r = request(addr, "POST", &format!("/devices/{}/revoke", dev_a.id), &[("cookie", &b.owner.cookie), ("content-type", "application/x-www-form-urlencoded")], form.as_bytes()).await?;
@@ -222,5 +227,83 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() -> anyhow::Result<()
         last = request(addr, "POST", "/login", &[("content-type", "application/x-www-form-urlencoded")], b"email=owner%40input-co.example&password=wrong+password+here").await?.status;
     }
     assert_eq!(last, 429);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_are_listed_withdrawn_and_die_with_their_token() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let portal = h.portal().await?;
+    let addr = portal.addr;
+    let t = tenant(&h, "Invite Works", "starter")?;
+    let r = as_owner(addr, &t.owner, "POST", "/api/v1/invitations", Some(r#"{"email":"lee@invite.example","role":"operator"}"#)).await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let listed = as_owner(addr, &t.owner, "GET", "/api/v1/invitations", None).await?.json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!((listed[0]["email"].as_str(), listed[0]["role"].as_str()), (Some("lee@invite.example"), Some("operator")));
+    assert!(!listed.to_string().contains(&token), "the token is shown once, never listed");
+    // The users page lists it with a withdraw button.
+    let page = request(addr, "GET", "/users", &[("cookie", &t.owner.cookie)], b"").await?;
+    assert!(page.body.contains("lee@invite.example") && page.body.contains("/withdraw"), "{}", page.body);
+    assert_eq!(request(addr, "GET", &format!("/invite/{token}"), &[], b"").await?.status, 200);
+    // Operators cannot withdraw; the owner can, and the link dies at once.
+    let id = listed[0]["id"].as_str().unwrap();
+    assert_eq!(api(addr, "DELETE", &format!("/api/v1/invitations/{id}"), &t.operator_key, None).await?.status, 403);
+    assert_eq!(as_owner(addr, &t.owner, "DELETE", &format!("/api/v1/invitations/{id}"), None).await?.status, 204);
+    assert!(is_problem(&as_owner(addr, &t.owner, "DELETE", &format!("/api/v1/invitations/{id}"), None).await?, 404));
+    assert_eq!(request(addr, "GET", &format!("/invite/{token}"), &[], b"").await?.status, 404);
+    let form = "name=Lee&password=long+enough+password";
+    let r = request(addr, "POST", &format!("/invite/{token}"), &[("content-type", "application/x-www-form-urlencoded")], form.as_bytes()).await?;
+    assert_eq!(r.status, 404, "a withdrawn invitation cannot be accepted");
+    assert_eq!(h.svc().state.registry.list_users(&t.id)?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_invites_the_first_owner_of_a_tenant_it_created() -> anyhow::Result<()> {
+    use fc_proto::v1::{CreateTenantRequest, InviteUserRequest, admin_client::AdminClient};
+    let h = Harness::start().await?;
+    let portal = h.portal().await?;
+    let addr = portal.addr;
+    let admin_token = h.svc().state.admin_token.clone();
+    let mut admin = AdminClient::with_interceptor(h.channel().await?, fc_testkit::bearer(&admin_token)?);
+    let t = admin.create_tenant(CreateTenantRequest { name: "Ops Made Ltd".into(), plan: "growth".into() }).await?.into_inner();
+    // Bad input and a wrong credential change nothing.
+    let bad = admin.invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "not an email".into(), role: String::new() }).await.unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    let bad = admin.invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "a@b.example".into(), role: "king".into() }).await.unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    let nope = admin.invite_user(InviteUserRequest { tenant_id: "t_0000000000000000".into(), email: "a@b.example".into(), role: String::new() }).await.unwrap_err();
+    assert_eq!(nope.code(), tonic::Code::NotFound);
+    let mut wrong = AdminClient::with_interceptor(h.channel().await?, fc_testkit::bearer("fca_wrong")?);
+    assert_eq!(wrong.invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "a@b.example".into(), role: String::new() }).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    assert!(h.svc().state.registry.list_invitations(&t.id)?.is_empty());
+    // The owner's invitation, accepted in the portal, signs them in as owner.
+    let inv = admin.invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "boss@opsmade.example".into(), role: String::new() }).await?.into_inner();
+    let form = "name=Boss&password=long+enough+password";
+    let r = request(addr, "POST", &format!("/invite/{}", inv.token), &[("content-type", "application/x-www-form-urlencoded")], form.as_bytes()).await?;
+    assert!(r.status == 303 && r.header("set-cookie").is_some_and(|c| c.starts_with("fc_session=")), "{} {:?}", r.status, r.headers);
+    let users = h.svc().state.registry.list_users(&t.id)?;
+    assert_eq!((users.len(), users[0].role), (1, Role::Owner));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ups_are_throttled_per_client_address() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let portal = h.portal_with(|c| c.signups_per_ip_per_hour = 2).await?;
+    let addr = portal.addr;
+    let reg = &h.svc().state.registry;
+    let signup = |i: u32| format!("company=Co+{i}&plan=starter&name=N&email=n{i}%40throttle.example&password=long+enough+password");
+    for i in 0..2 {
+        let r = request(addr, "POST", "/signup", &[("content-type", "application/x-www-form-urlencoded")], signup(i).as_bytes()).await?;
+        assert_eq!(r.status, 303, "sign-up {i}: {}", r.body);
+    }
+    let r = request(addr, "POST", "/signup", &[("content-type", "application/x-www-form-urlencoded")], signup(9).as_bytes()).await?;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("Too many sign-ups"), "{}", r.body);
+    assert_eq!(reg.list_tenants()?.len(), 2, "the refused sign-up created nothing");
+    assert!(reg.login("n9@throttle.example", "long enough password").is_err());
     Ok(())
 }
