@@ -93,5 +93,14 @@ pub fn registry_suite(r: &Registry, run: &str) {
     assert!(matches!(r.revoke_api_key(&b.id, &key.id), Err(RegistryError::NotFound(_))));
     r.revoke_api_key(&a.id, &key.id).unwrap();
     assert!(r.authenticate_api_key(&secret).is_err());
+    // partnerships: both sides see them, membership needs acceptance
+    r.request_partner(&a.id, &b.id).unwrap();
+    assert!(!r.is_network_member(&a.id, &b.id).unwrap());
+    r.accept_partner(&b.id, &a.id).unwrap();
+    assert!(r.is_network_member(&a.id, &b.id).unwrap());
+    assert_eq!(r.suppliers(&a.id).unwrap().len(), 1);
+    assert_eq!(r.buyers(&b.id).unwrap()[0].buyer_id, a.id);
+    r.end_partnership(&b.id, &a.id).unwrap();
+    assert!(r.suppliers(&a.id).unwrap().is_empty() && r.buyers(&b.id).unwrap().is_empty());
     r.prune_expired().unwrap();
 }

@@ -37,11 +37,15 @@ pub enum Table {
     ApiKeys,
     /// Invitations by SHA-256 of the token (scope: tenant); expiring.
     Invitations,
+    /// A buyer's supplier partnerships by supplier id (scope: buyer tenant).
+    Partners,
+    /// The same partnerships by buyer id (scope: supplier tenant).
+    PartnerOf,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 7] = [Table::Tenants, Table::Devices, Table::Users, Table::Emails, Table::Sessions, Table::ApiKeys, Table::Invitations];
+    pub const ALL: [Table; 9] = [Table::Tenants, Table::Devices, Table::Users, Table::Emails, Table::Sessions, Table::ApiKeys, Table::Invitations, Table::Partners, Table::PartnerOf];
 
     /// Stable name, stored by both backends.
     pub fn name(self) -> &'static str {
@@ -53,6 +57,8 @@ impl Table {
             Table::Sessions => "sessions",
             Table::ApiKeys => "api_keys",
             Table::Invitations => "invitations",
+            Table::Partners => "partners",
+            Table::PartnerOf => "partner_of",
         }
     }
 }

@@ -12,11 +12,13 @@
 pub mod conformance;
 pub mod identity;
 pub mod kv;
+pub mod partners;
 pub mod plans;
 pub mod scylla;
 
 pub use identity::{ApiKey, Invitation, Role, Session, User};
 pub use kv::{KvStore, RedbKv, Table};
+pub use partners::Partnership;
 pub use plans::{PLANS, Plan};
 
 use serde::{Deserialize, Serialize};

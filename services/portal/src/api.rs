@@ -67,8 +67,8 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
 #[derive(OpenApi)]
 #[openapi(
     info(title = "FactoryChain API", version = "1", description = "Tenancy, devices, users, API keys and telemetry reads. Authenticate with `Authorization: Bearer <API key>`."),
-    paths(me, usage, list_devices, create_device, revoke_device, rotate_device, list_users, set_role, invite, list_invitations, withdraw_invitation, list_keys, create_key, revoke_key, list_series, latest, series_range, export_csv),
-    components(schemas(Problem, Me, Usage, DeviceOut, NewDevice, CreatedDevice, UserOut, RoleChange, NewInvitation, CreatedInvitation, InvitationOut, KeyOut, NewKey, CreatedKey, SeriesOut, LatestOut, RangeOut, PointOut, BucketOut)),
+    paths(crate::partners::list, crate::partners::request, crate::partners::accept, crate::partners::end, me, usage, list_devices, create_device, revoke_device, rotate_device, list_users, set_role, invite, list_invitations, withdraw_invitation, list_keys, create_key, revoke_key, list_series, latest, series_range, export_csv),
+    components(schemas(crate::partners::PartnersOut, crate::partners::PartnerOut, crate::partners::NewPartner, Problem, Me, Usage, DeviceOut, NewDevice, CreatedDevice, UserOut, RoleChange, NewInvitation, CreatedInvitation, InvitationOut, KeyOut, NewKey, CreatedKey, SeriesOut, LatestOut, RangeOut, PointOut, BucketOut)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -118,6 +118,8 @@ pub struct Usage {
     pub max_readings_per_s: u32,
     /// Retention.
     pub retention_days: u32,
+    /// Supplier partnerships (pending and active).
+    pub partners: u32,
     /// Most partners.
     pub max_partners: u32,
 }
@@ -135,6 +137,7 @@ pub fn usage_of(s: &PortalState, tenant_id: &str) -> Result<Usage, Problem> {
         max_users: plan.max_users,
         max_readings_per_s: plan.max_readings_per_s,
         retention_days: plan.retention_days,
+        partners: s.registry.suppliers(tenant_id)?.len() as u32,
         max_partners: plan.max_partners,
     })
 }

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod i18n;
 pub mod live;
 pub mod pages;
+pub mod partners;
 pub mod problem;
 
 use axum::Router;
@@ -106,6 +107,7 @@ pub fn router(state: Arc<PortalState>) -> Router {
     let max = state.config.max_body_bytes;
     Router::new()
         .merge(pages::routes())
+        .merge(partners::routes())
         .nest("/api", api::routes())
         .route("/static/htmx.min.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")], include_str!("../static/htmx.min.js")) }))
         .route("/static/uPlot.iife.min.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")], include_str!("../static/uPlot.iife.min.js")) }))

@@ -73,7 +73,7 @@ impl IntoResponse for PageError {
     }
 }
 
-type PageResult = Result<Response, PageError>;
+pub(crate) type PageResult = Result<Response, PageError>;
 
 const CSS: &str = r#"
 *{box-sizing:border-box}body{margin:0;font:16px/1.45 system-ui,-apple-system,"Noto Sans KR",sans-serif;color:#1d2433;background:#f5f6f8}
@@ -118,6 +118,7 @@ fn layout(lang: Lang, title: &str, who: Option<&Principal>, body: Markup) -> Mar
                             a href="/users" { (lang.t("users")) }
                             a href="/api-keys" { (lang.t("api_keys")) }
                         }
+                        a href="/partners" { (lang.t("partners")) }
                         a href="/usage" { (lang.t("usage")) }
                     }
                     a href={ "/lang/" (if lang == Lang::Ko { "en" } else { "ko" }) } { (lang.t("language")) }
@@ -131,11 +132,11 @@ fn layout(lang: Lang, title: &str, who: Option<&Principal>, body: Markup) -> Mar
     }
 }
 
-fn page(lang: Lang, title: &str, who: Option<&Principal>, body: Markup) -> Response {
+pub(crate) fn page(lang: Lang, title: &str, who: Option<&Principal>, body: Markup) -> Response {
     layout(lang, title, who, body).into_response()
 }
 
-fn csrf_field(p: &Principal) -> Markup {
+pub(crate) fn csrf_field(p: &Principal) -> Markup {
     html! { input type="hidden" name="csrf" value=(p.csrf.clone().unwrap_or_default()); }
 }
 
@@ -669,7 +670,7 @@ async fn usage(State(s): St, PageAuth(p): PageAuth) -> PageResult {
                 tr { td { (lang.t("users")) } td { (u.users) } td { (u.max_users) } }
                 tr { td { (lang.t("readings_per_s")) } td { "—" } td { (u.max_readings_per_s) } }
                 tr { td { (lang.t("retention")) } td { "—" } td { (u.retention_days) } }
-                tr { td { (lang.t("partners")) } td { "0" } td { (u.max_partners) } }
+                tr { td { (lang.t("partners")) } td { (u.partners) } td { (u.max_partners) } }
             }
         }
     }))

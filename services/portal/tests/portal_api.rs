@@ -307,3 +307,49 @@ async fn sign_ups_are_throttled_per_client_address() -> anyhow::Result<()> {
     assert!(reg.login("n9@throttle.example", "long enough password").is_err());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partnerships_need_the_suppliers_consent_and_respect_the_plan() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let portal = h.portal().await?;
+    let addr = portal.addr;
+    let buyer = tenant(&h, "Hanbit Motors", "starter")?;
+    let mut suppliers = Vec::new();
+    for i in 0..4 {
+        suppliers.push(tenant(&h, &format!("Supplier {i}"), "starter")?);
+    }
+    let ask = |id: &str| format!(r#"{{"supplier_id":"{id}"}}"#);
+    // Only the owner asks; malformed and unknown ids are clear errors.
+    assert_eq!(api(addr, "POST", "/api/v1/partners", &buyer.operator_key, Some(&ask(&suppliers[0].id))).await?.status, 403);
+    assert!(is_problem(&as_owner(addr, &buyer.owner, "POST", "/api/v1/partners", Some(&ask("<script>"))).await?, 400));
+    assert!(is_problem(&as_owner(addr, &buyer.owner, "POST", "/api/v1/partners", Some(&ask("t_0000000000000000"))).await?, 404));
+    for s in &suppliers[..3] {
+        let r = as_owner(addr, &buyer.owner, "POST", "/api/v1/partners", Some(&ask(&s.id))).await?;
+        assert_eq!((r.status, r.json()["status"].as_str()), (201, Some("pending")), "{}", r.body);
+    }
+    // The 4th partner of a 3-partner plan: refused with a clear message, by API and by page.
+    let r = as_owner(addr, &buyer.owner, "POST", "/api/v1/partners", Some(&ask(&suppliers[3].id))).await?;
+    assert!(is_problem(&r, 429) && r.json()["detail"].as_str().unwrap_or("").contains("3 partners"), "{}", r.body);
+    let form = format!("csrf={}&supplier_id={}", buyer.owner.csrf, suppliers[3].id);
+    let page = request(addr, "POST", "/partners", &[("cookie", &buyer.owner.cookie), ("content-type", "application/x-www-form-urlencoded")], form.as_bytes()).await?;
+    assert!(page.status == 429 && page.body.contains("3 partners"), "{} {}", page.status, page.body);
+    let usage = as_owner(addr, &buyer.owner, "GET", "/api/v1/usage", None).await?.json();
+    assert_eq!((usage["partners"].as_u64(), usage["max_partners"].as_u64()), (Some(3), Some(3)));
+    // The supplier sees the request and accepts it; a stranger cannot accept on its behalf.
+    let seen = as_owner(addr, &suppliers[0].owner, "GET", "/api/v1/partners", None).await?.json();
+    assert_eq!(seen["buyers"][0]["organisation_id"].as_str(), Some(buyer.id.as_str()));
+    assert!(is_problem(&as_owner(addr, &suppliers[3].owner, "POST", &format!("/api/v1/partners/{}/accept", buyer.id), None).await?, 404));
+    let r = as_owner(addr, &suppliers[0].owner, "POST", &format!("/api/v1/partners/{}/accept", buyer.id), None).await?;
+    assert_eq!(r.json()["status"].as_str(), Some("active"), "{}", r.body);
+    assert!(h.svc().state.registry.is_network_member(&buyer.id, &suppliers[0].id)?);
+    assert!(!h.svc().state.registry.is_network_member(&buyer.id, &suppliers[1].id)?);
+    // Other tenants see none of it.
+    let other = as_owner(addr, &suppliers[3].owner, "GET", "/api/v1/partners", None).await?.json();
+    assert_eq!((other["suppliers"].as_array().map(Vec::len), other["buyers"].as_array().map(Vec::len)), (Some(0), Some(0)));
+    // Ending frees the slot.
+    assert_eq!(as_owner(addr, &suppliers[1].owner, "DELETE", &format!("/api/v1/partners/{}", buyer.id), None).await?.status, 204);
+    assert_eq!(as_owner(addr, &buyer.owner, "POST", "/api/v1/partners", Some(&ask(&suppliers[3].id))).await?.status, 201);
+    let page = request(addr, "GET", "/partners", &[("cookie", &buyer.owner.cookie)], b"").await?;
+    assert!(page.body.contains(&buyer.id) && page.body.contains("Supplier 0"), "{}", page.body);
+    Ok(())
+}
