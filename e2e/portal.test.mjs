@@ -90,6 +90,19 @@ test("sign up, create a device, watch a live value, export CSV, revoke the token
     assert.throws(() => push(token, 1), (e) => /Unauthenticated/.test(String(e.stderr)), "a revoked token is refused");
     await page.screenshot({ path: `${SHOTS}07-revoked.png` });
 
+    // Invite a teammate, then withdraw the invitation in place: htmx swaps the row out without a reload.
+    await page.goto(`${PORTAL}/users`);
+    await page.fill('form[action="/users/invite"] input[name="email"]', "lee@e2e.example");
+    await page.click('form[action="/users/invite"] button[type="submit"]');
+    assert.match(await page.textContent("#invite-link"), /\/invite\/[0-9a-f]{64}$/);
+    await page.goto(`${PORTAL}/users`);
+    assert.equal(await page.locator("#invitations tbody tr").count(), 1);
+    await page.evaluate(() => { window.sameDocument = true; });
+    await page.click('#invitations form[action$="/withdraw"] button');
+    await page.waitForFunction(() => document.querySelectorAll("#invitations tbody tr").length === 0, null, { timeout: 10000 });
+    assert.equal(await page.evaluate(() => window.sameDocument), true, "the row went away without a page load");
+    await page.screenshot({ path: `${SHOTS}08-invitation-withdrawn.png` });
+
     // The hostile company name never executed and the page still works.
     assert.equal(await page.evaluate(() => window.pwned), undefined);
   } catch (e) {
@@ -107,7 +120,7 @@ test("a tablet-sized screen gets the whole dashboard without horizontal scrollin
     await page.goto(`${PORTAL}/login`);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
-    await page.screenshot({ path: `${SHOTS}08-login-tablet.png` });
+    await page.screenshot({ path: `${SHOTS}09-login-tablet.png` });
   } finally {
     await browser.close();
   }

@@ -83,6 +83,31 @@ pub trait KvStore: Send + Sync {
     fn prune_expired(&self, now_ms: i64) -> Result<u64, RegistryError>;
 }
 
+/// A backend shared by several registries (processes sharing one cluster, in tests).
+impl<T: KvStore + ?Sized> KvStore for std::sync::Arc<T> {
+    fn backend(&self) -> &'static str {
+        (**self).backend()
+    }
+    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        (**self).get(table, key)
+    }
+    fn put(&self, table: Table, scope: &str, key: &str, value: &[u8], expires_ms: Option<i64>) -> Result<(), RegistryError> {
+        (**self).put(table, scope, key, value, expires_ms)
+    }
+    fn insert_new(&self, table: Table, scope: &str, key: &str, value: &[u8]) -> Result<bool, RegistryError> {
+        (**self).insert_new(table, scope, key, value)
+    }
+    fn remove(&self, table: Table, scope: &str, key: &str) -> Result<(), RegistryError> {
+        (**self).remove(table, scope, key)
+    }
+    fn list(&self, table: Table, scope: &str) -> Result<Vec<Vec<u8>>, RegistryError> {
+        (**self).list(table, scope)
+    }
+    fn prune_expired(&self, now_ms: i64) -> Result<u64, RegistryError> {
+        (**self).prune_expired(now_ms)
+    }
+}
+
 /// Rows: (table, key) -> (expires_ms or i64::MAX, scope, value).
 const ROWS: TableDefinition<(&str, &str), (i64, &str, &[u8])> = TableDefinition::new("kv_rows");
 /// Scope index: (table, scope, key) -> expires_ms or i64::MAX.

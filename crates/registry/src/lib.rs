@@ -129,8 +129,18 @@ pub struct DeviceIdentity {
 pub struct Registry {
     kv: Box<dyn KvStore>,
     /// Verified tokens (by SHA-256 of the whole token) -> identity; cleared on revoke.
-    cache: Mutex<HashMap<[u8; 32], DeviceIdentity>>,
+    /// Entries expire after [`TOKEN_CACHE_TTL`], so a revocation made by another
+    /// process sharing the backend (ScyllaDB) takes effect here within that time.
+    cache: Mutex<HashMap<[u8; 32], (DeviceIdentity, std::time::Instant)>>,
+    token_cache_ttl: std::time::Duration,
 }
+
+/// How long a verified device token is trusted without reading the backend
+/// again. Revocations in this process apply at once; revocations by another
+/// process sharing the backend apply within this time.
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// Most cached tokens.
+const TOKEN_CACHE_MAX: usize = 100_000;
 
 /// Random lowercase hex of `bytes` random bytes.
 pub fn random_hex(bytes: usize) -> String {
@@ -182,7 +192,13 @@ impl Registry {
 
     /// A registry over any backend.
     pub fn with_backend(kv: Box<dyn KvStore>) -> Self {
-        Self { kv, cache: Mutex::new(HashMap::new()) }
+        Self { kv, cache: Mutex::new(HashMap::new()), token_cache_ttl: TOKEN_CACHE_TTL }
+    }
+
+    /// Trust verified device tokens for `ttl` instead of [`TOKEN_CACHE_TTL`].
+    pub fn with_token_cache_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.token_cache_ttl = ttl;
+        self
     }
 
     /// The backend's name (`embedded`, `scylla`).
@@ -299,7 +315,7 @@ impl Registry {
         let mut d = self.get_device(tenant_id, device_id)?;
         d.revoked_ms.get_or_insert(fc_core::time::now_ms());
         self.put_json(Table::Devices, tenant_id, device_id, &d, None)?;
-        cache.retain(|_, ident| &*ident.device_id != device_id);
+        cache.retain(|_, (ident, _)| &*ident.device_id != device_id);
         Ok(())
     }
 
@@ -314,7 +330,7 @@ impl Registry {
         d.token_sha256 = hex::encode(sha256(secret.as_bytes()));
         let mut cache = self.cache.lock().expect("cache lock");
         self.put_json(Table::Devices, tenant_id, device_id, &d, None)?;
-        cache.retain(|_, ident| &*ident.device_id != device_id);
+        cache.retain(|_, (ident, _)| &*ident.device_id != device_id);
         Ok((d.clone(), format!("fcd_{}_{secret}", d.id)))
     }
 
@@ -325,8 +341,10 @@ impl Registry {
         // hold it across their commit and eviction. So a revoked token can never be
         // put back into the cache by a check that read the device before the revoke.
         let mut cache = self.cache.lock().expect("cache lock");
-        if let Some(id) = cache.get(&whole) {
-            return Ok(id.clone());
+        if let Some((id, at)) = cache.get(&whole) {
+            if at.elapsed() < self.token_cache_ttl {
+                return Ok(id.clone());
+            }
         }
         let (device_id, secret) = split_credential(token, "fcd", "d_")?;
         let d: Device = self.get_json(Table::Devices, device_id)?.ok_or(RegistryError::Unauthenticated)?;
@@ -334,7 +352,14 @@ impl Registry {
             return Err(RegistryError::Unauthenticated);
         }
         let ident = DeviceIdentity { tenant_id: d.tenant_id.into(), device_id: d.id.into() };
-        cache.insert(whole, ident.clone());
+        if cache.len() >= TOKEN_CACHE_MAX {
+            // Bounded: drop expired entries, and everything if that is not enough.
+            cache.retain(|_, (_, at)| at.elapsed() < self.token_cache_ttl);
+            if cache.len() >= TOKEN_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(whole, (ident.clone(), std::time::Instant::now()));
         Ok(ident)
     }
 }
@@ -377,6 +402,29 @@ mod tests {
         assert!(r.create_tenant("x", "gold").is_err());
         assert_eq!(r.list_devices(&a.id).unwrap().len(), 1);
         assert_eq!(r.list_devices(&b.id).unwrap().len(), 0);
+    }
+}
+
+#[cfg(test)]
+mod shared_backend_tests {
+    use super::*;
+
+    #[test]
+    fn a_revocation_by_another_process_applies_within_the_cache_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Arc::new(RedbKv::open(&dir.path().join("r.redb")).unwrap());
+        let here = Registry::with_backend(Box::new(shared.clone()));
+        let there = Registry::with_backend(Box::new(shared)).with_token_cache_ttl(std::time::Duration::from_millis(200));
+        let t = here.create_tenant("A", "starter").unwrap();
+        let (d, token) = here.create_device(&t.id, "gw").unwrap();
+        assert!(there.authenticate_device(&token).is_ok(), "cached over there");
+        here.revoke_device(&t.id, &d.id).unwrap();
+        assert!(here.authenticate_device(&token).is_err(), "at once in the revoking process");
+        let started = std::time::Instant::now();
+        while there.authenticate_device(&token).is_ok() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(5), "the other process still trusts a revoked token");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
