@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # `make bench`: end-to-end ingest against `factorychain up` (private nats-server,
 # embedded store), the same batches straight to JetStream, ack latency at half
-# load, and bytes per reading of the steel-plant year. Ends with one JSON line
-# per figure. Knobs: BENCH_DEVICES (1000), BENCH_DURATION (30s).
+# load, bytes per reading of the steel-plant year, and durable appends/s and
+# proof latency of the settlement ledger. Ends with one JSON line per figure.
+# Knobs: BENCH_DEVICES (1000), BENCH_DURATION (30s), BENCH_LEDGER_ENTRIES (10000000).
 set -euo pipefail
 ulimit -n 65536 2>/dev/null || true  # 1,000 live-chart clients plus the load connections
 cd "$(dirname "$0")/.."
 BIN=target/release
 DEVICES=${BENCH_DEVICES:-1000}
 DURATION=${BENCH_DURATION:-30s}
+LEDGER_ENTRIES=${BENCH_LEDGER_ENTRIES:-10000000}
 source scripts/harness.sh
 start_nats
 GRPC_PORT=$(free_port); PORTAL_PORT=$(free_port)
@@ -17,14 +19,14 @@ FC_DATA_DIR="$work/data" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR="127.0.0.1:$GRPC_P
 wait_port "$GRPC_PORT"
 common=(--server "http://127.0.0.1:$GRPC_PORT" --admin-token bench-admin --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
 
-echo "1/6 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
+echo "1/7 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate 0 | tee "$work/full.json" >&2
 # The sustained rate: offered for the whole duration while the store writer keeps up
 # (backlog never above 2 s of messages, drained within 2 s after the end). Start at
 # the probe's end-to-end estimate and back off by 15% until the writer holds.
 RATE=$(python3 -c "import json; print(int(json.load(open('$work/full.json'))['e2e_readings_per_s']))")
 for attempt in 1 2 3 4 5; do
-  echo "2/6 sustained check $attempt: $RATE readings/s offered for $DURATION" >&2
+  echo "2/7 sustained check $attempt: $RATE readings/s offered for $DURATION" >&2
   "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$RATE" | tee "$work/sustained.json" >&2
   if python3 - "$work/sustained.json" "$RATE" <<'PY'
 import json, sys
@@ -35,16 +37,22 @@ PY
   then break; fi
   RATE=$((RATE * 85 / 100))
 done
-echo "3/6 the same batches straight to JetStream" >&2
+echo "3/7 the same batches straight to JetStream" >&2
 "$BIN/fc-loadtest" raw-jetstream --nats-url "$NATS_URL" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --json | tee "$work/raw.json" >&2
 HALF=$((RATE / 2))
-echo "4/6 half load: $HALF readings/s offered" >&2
+echo "4/7 half load: $HALF readings/s offered" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$HALF" | tee "$work/half.json" >&2
-echo "5/6 storage: the steel-plant year in the embedded store" >&2
+echo "5/7 storage: the steel-plant year in the embedded store" >&2
 "$BIN/fc-loadtest" storage > "$work/storage.json"
-echo "6/6 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
+echo "6/7 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
 wait_port "$PORTAL_PORT"
 "$BIN/fc-loadtest" portal --portal "127.0.0.1:$PORTAL_PORT" --server "http://127.0.0.1:$GRPC_PORT" > "$work/portal.json"
+# The ledger runs in process on its own file; stop the service first so the two do not share the disk and cores.
+for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true
+pids=()
+echo "7/7 ledger: $LEDGER_ENTRIES durable appends from 64 appenders, checkpoint every second, 10,000 inclusion proofs" >&2
+"$BIN/fc-loadtest" ledger --entries "$LEDGER_ENTRIES" --concurrency 64 --dir "$work" > "$work/ledger.json"
 
 python3 - "$work" "$RATE" <<'PY'
 import json, sys
@@ -73,4 +81,5 @@ print(json.dumps({
 }))
 print(open(f"{w}/storage.json").read().strip())
 print(open(f"{w}/portal.json").read().strip())
+print(open(f"{w}/ledger.json").read().strip())
 PY

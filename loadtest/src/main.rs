@@ -6,10 +6,12 @@
 //! - `raw-jetstream`: the same batches published straight to JetStream with a
 //!   durable consumer acking them (the ceiling the service is compared with);
 //! - `replay`: the real datasets as live machines, time-shifted to now;
-//! - `storage`: bytes per reading of the steel-plant year in the embedded store.
+//! - `storage`: bytes per reading of the steel-plant year in the embedded store;
+//! - `ledger`: durable appends/s and inclusion-proof latency of the settlement ledger.
 
 mod datasets;
 mod fleet;
+mod ledger;
 mod portal;
 mod raw;
 
@@ -38,6 +40,8 @@ enum Cmd {
     Storage(datasets::StorageArgs),
     /// Page and API latency at 200 connections, and live-chart fan-out, of a running portal.
     Portal(portal::PortalArgs),
+    /// Durable appends/s (group commit, checkpoint every second) and inclusion-proof latency of the settlement ledger.
+    Ledger(ledger::LedgerArgs),
 }
 
 #[tokio::main]
@@ -48,6 +52,7 @@ async fn main() -> Result<()> {
         Cmd::Replay(a) => datasets::replay(a).await,
         Cmd::Storage(a) => datasets::storage(a).await,
         Cmd::Portal(a) => portal::run(a).await,
+        Cmd::Ledger(a) => ledger::run(a).await,
     }
 }
 
