@@ -27,14 +27,12 @@ pub fn default_dir() -> PathBuf {
     std::env::var_os("FC_DATASETS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared/datasets"))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Days since 1970-01-01 of a proleptic Gregorian date; an impossible date is an error.
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> Result<i64> {
+    let bad = || anyhow::anyhow!("no such date: {y:04}-{m:02}-{d:02}");
+    let month = u8::try_from(m).ok().and_then(|m| time::Month::try_from(m).ok()).ok_or_else(bad)?;
+    let date = time::Date::from_calendar_date(i32::try_from(y).map_err(|_| bad())?, month, u8::try_from(d).map_err(|_| bad())?).map_err(|_| bad())?;
+    Ok(i64::from(date.to_julian_day() - time::OffsetDateTime::UNIX_EPOCH.date().to_julian_day()))
 }
 
 /// "2018-01-01T00:15:00" or "2013-12-02 21:15:00" (local time at `utc_offset_h`) to Unix ms.
@@ -42,7 +40,7 @@ pub fn parse_local(s: &str, utc_offset_h: i64) -> Result<i64> {
     let b = s.as_bytes();
     anyhow::ensure!(b.len() >= 19, "timestamp {s:?}");
     let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().with_context(|| format!("timestamp {s:?}"));
-    let days = days_from_civil(n(0..4)?, n(5..7)?, n(8..10)?);
+    let days = days_from_civil(n(0..4)?, n(5..7)?, n(8..10)?).with_context(|| format!("timestamp {s:?}"))?;
     Ok(((days * 24 + n(11..13)? - utc_offset_h) * 60 + n(14..16)?) * 60_000 + n(17..19)? * 1000)
 }
 
@@ -79,7 +77,7 @@ pub fn load_temperature(dir: &Path) -> Result<Vec<Series>> {
 
 /// A year of simulated 15-minute energy readings, when the dataset is absent.
 pub fn simulate_steel() -> Vec<Series> {
-    let start = days_from_civil(2018, 1, 1) * 86_400_000;
+    let start = days_from_civil(2018, 1, 1).expect("a real date") * 86_400_000;
     STEEL_METRICS
         .iter()
         .enumerate()

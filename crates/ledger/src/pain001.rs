@@ -786,12 +786,26 @@ impl XmlOut {
 }
 
 // ---------------------------------------------------------------------------
-// Dates: proleptic Gregorian calendar, UTC (Howard Hinnant's algorithms).
+// Dates: proleptic Gregorian calendar, UTC (the `time` crate's calendar).
 
-/// `YYYY-MM-DD` of a checked timestamp.
+/// Julian day number of 1970-01-01.
+const UNIX_EPOCH_JULIAN_DAY: i64 = time::OffsetDateTime::UNIX_EPOCH.date().to_julian_day() as i64;
+
+/// The date `days` after 1970-01-01; `None` outside the years `time` covers.
+fn date_of_day(days: i64) -> Option<time::Date> {
+    time::Date::from_julian_day(i32::try_from(days + UNIX_EPOCH_JULIAN_DAY).ok()?).ok()
+}
+
+/// `YYYY-MM-DD` of a checked timestamp (years 1970-9999).
 fn utc_date(ms: i64) -> String {
-    let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
-    format!("{year:04}-{month:02}-{day:02}")
+    let date = date_of_day(ms.div_euclid(MS_PER_DAY))
+        .expect("a checked timestamp lies in years 1970-9999");
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.sssZ` of a checked timestamp.
@@ -805,34 +819,6 @@ fn utc_date_time(ms: i64) -> String {
         in_day / 1000 % 60,
         in_day % 1000
     )
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let march_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * march_month + 2) / 5 + 1;
-    let month = if march_month < 10 {
-        march_month + 3
-    } else {
-        march_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let march_month = if month > 2 { month - 3 } else { month + 9 };
-    let day_of_year = (153 * march_month + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 fn digits(text: &str) -> Option<i64> {
@@ -853,18 +839,15 @@ fn parse_date(text: &str) -> Option<i64> {
         digits(&text[5..7])?,
         digits(&text[8..])?,
     );
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        _ => return None,
-    };
-    if year == 0 || !(1..=month_days).contains(&day) {
+    if year == 0 {
         return None;
     }
-    Some(days_from_civil(year, month, day))
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    // `from_calendar_date` refuses days the month does not have (29 February included).
+    let date =
+        time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?)
+            .ok()?;
+    Some(i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY)
 }
 
 /// Ms since the epoch of an ISO 8601 date-time with a UTC offset:
@@ -2337,8 +2320,6 @@ mod tests {
 
         #[test]
         fn dates_round_trip(days in 0i64..2_932_897) {
-            let (year, month, day) = civil_from_days(days);
-            prop_assert_eq!(days_from_civil(year, month, day), days);
             prop_assert_eq!(parse_date(&utc_date(days * MS_PER_DAY)), Some(days));
         }
 
