@@ -341,10 +341,10 @@ impl Registry {
         // hold it across their commit and eviction. So a revoked token can never be
         // put back into the cache by a check that read the device before the revoke.
         let mut cache = self.cache.lock().expect("cache lock");
-        if let Some((id, at)) = cache.get(&whole) {
-            if at.elapsed() < self.token_cache_ttl {
-                return Ok(id.clone());
-            }
+        if let Some((id, at)) = cache.get(&whole)
+            && at.elapsed() < self.token_cache_ttl
+        {
+            return Ok(id.clone());
         }
         let (device_id, secret) = split_credential(token, "fcd", "d_")?;
         let d: Device = self.get_json(Table::Devices, device_id)?.ok_or(RegistryError::Unauthenticated)?;
