@@ -290,6 +290,11 @@ async fn main() {
     }
 }
 
+/// The portal page where an invitation token is accepted.
+fn invitation_link(portal_url: &str, token: &str) -> String {
+    format!("{}/invite/{token}", portal_url.trim_end_matches('/'))
+}
+
 async fn admin(conn: AdminConn, what: AdminCmd) -> Result<()> {
     let token = admin_token(&conn)?;
     let mut client = AdminClient::new(channel(&conn.server).await?);
@@ -306,7 +311,7 @@ async fn admin(conn: AdminConn, what: AdminCmd) -> Result<()> {
                 ),
                 None => None,
             };
-            let link = invite.as_ref().map(|i| format!("{}/invite/{}", portal_url.trim_end_matches('/'), i.token));
+            let link = invite.as_ref().map(|i| invitation_link(&portal_url, &i.token));
             if conn.json {
                 out!("{}", serde_json::json!({"id": t.id, "name": t.name, "plan": t.plan, "created_ms": t.created_ms, "owner_invitation": link}));
             } else {
@@ -319,7 +324,7 @@ async fn admin(conn: AdminConn, what: AdminCmd) -> Result<()> {
         }
         AdminCmd::Tenant { what: TenantCmd::Invite { tenant, email, role, portal_url } } => {
             let i = client.invite_user(with_bearer(&token, InviteUserRequest { tenant_id: tenant, email, role })?).await.map_err(status_err)?.into_inner();
-            let link = format!("{}/invite/{}", portal_url.trim_end_matches('/'), i.token);
+            let link = invitation_link(&portal_url, &i.token);
             if conn.json {
                 out!("{}", serde_json::json!({"invitation_id": i.invitation_id, "link": link, "expires_ms": i.expires_ms}));
             } else {

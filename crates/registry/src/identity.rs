@@ -255,8 +255,8 @@ impl Registry {
 
     /// The tenant's pending (unexpired, unused) invitations, soonest expiry first.
     pub fn list_invitations(&self, tenant_id: &str) -> Result<Vec<Invitation>, RegistryError> {
+        // Rows are scoped by tenant: the scan holds only this tenant's invitations.
         let mut all: Vec<Invitation> = self.scan(Table::Invitations, tenant_id)?;
-        all.retain(|i| i.tenant_id == tenant_id);
         all.sort_by_key(|i| i.expires_ms);
         Ok(all)
     }

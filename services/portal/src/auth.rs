@@ -131,13 +131,15 @@ pub struct Throttle(DefaultKeyedRateLimiter<String>);
 impl Throttle {
     /// `n` attempts per key per minute (burst of the same size).
     pub fn per_minute(n: u32) -> Self {
-        let n = NonZeroU32::new(n.max(1)).expect("positive");
-        Self(RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)))
+        Self::new(n, Quota::per_minute)
     }
     /// `n` attempts per key per hour (burst of the same size).
     pub fn per_hour(n: u32) -> Self {
+        Self::new(n, Quota::per_hour)
+    }
+    fn new(n: u32, per: fn(NonZeroU32) -> Quota) -> Self {
         let n = NonZeroU32::new(n.max(1)).expect("positive");
-        Self(RateLimiter::keyed(Quota::per_hour(n).allow_burst(n)))
+        Self(RateLimiter::keyed(per(n).allow_burst(n)))
     }
     /// Whether another attempt for `key` (case-insensitive) is allowed now.
     pub fn allow(&self, key: &str) -> bool {

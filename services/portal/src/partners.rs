@@ -64,13 +64,18 @@ pub struct NewPartner {
     supplier_id: String,
 }
 
-fn status(p: &Partnership) -> &'static str {
-    if p.is_active() { "active" } else { "pending" }
+impl PartnerOut {
+    /// The partnership as the buyer sees it (the supplier) or as the supplier sees it (the buyer).
+    fn seen_by_buyer(p: Partnership, by_buyer: bool) -> Self {
+        let status = if p.is_active() { "active" } else { "pending" }.to_string();
+        let (organisation_id, name) = if by_buyer { (p.supplier_id, p.supplier_name) } else { (p.buyer_id, p.buyer_name) };
+        Self { organisation_id, name, status, requested_ms: p.requested_ms }
+    }
 }
 
 fn partners_of(s: &PortalState, tenant_id: &str) -> Result<PartnersOut, Problem> {
-    let suppliers = s.registry.suppliers(tenant_id)?.into_iter().map(|p| PartnerOut { status: status(&p).into(), organisation_id: p.supplier_id, name: p.supplier_name, requested_ms: p.requested_ms }).collect();
-    let buyers = s.registry.buyers(tenant_id)?.into_iter().map(|p| PartnerOut { status: status(&p).into(), organisation_id: p.buyer_id, name: p.buyer_name, requested_ms: p.requested_ms }).collect();
+    let suppliers = s.registry.suppliers(tenant_id)?.into_iter().map(|p| PartnerOut::seen_by_buyer(p, true)).collect();
+    let buyers = s.registry.buyers(tenant_id)?.into_iter().map(|p| PartnerOut::seen_by_buyer(p, false)).collect();
     Ok(PartnersOut { organisation_id: tenant_id.into(), suppliers, buyers })
 }
 
@@ -93,15 +98,14 @@ pub(crate) async fn list(State(s): St, ApiAuth(p): ApiAuth) -> Result<Json<Partn
 pub(crate) async fn request(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJson<NewPartner>) -> Result<Response, Problem> {
     p.require(Role::Owner)?;
     let got = s.registry.request_partner(&p.tenant_id, &org_id("supplier_id", &b.supplier_id)?)?;
-    let out = PartnerOut { status: status(&got).into(), organisation_id: got.supplier_id, name: got.supplier_name, requested_ms: got.requested_ms };
-    Ok((StatusCode::CREATED, Json(out)).into_response())
+    Ok((StatusCode::CREATED, Json(PartnerOut::seen_by_buyer(got, true))).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/partners/{id}/accept", params(("id" = String, Path, description = "the buyer's organisation id")), responses((status = 200, body = PartnerOut), (status = 404, body = Problem)))]
 pub(crate) async fn accept(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> Result<Json<PartnerOut>, Problem> {
     p.require(Role::Owner)?;
     let got = s.registry.accept_partner(&p.tenant_id, &org_id("id", &id)?)?;
-    Ok(Json(PartnerOut { status: status(&got).into(), organisation_id: got.buyer_id, name: got.buyer_name, requested_ms: got.requested_ms }))
+    Ok(Json(PartnerOut::seen_by_buyer(got, false)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/partners/{id}", params(("id" = String, Path, description = "the other organisation's id")), responses((status = 204), (status = 404, body = Problem)))]
