@@ -165,12 +165,13 @@ pub async fn retention_drops_old_data(store: &dyn TelemetryStore, t: &str) -> Ch
     let other = format!("{t}_other");
     store.write(one(&other, "m", "r", "", (0..10).map(|i| pt(old + i, 3.0, 1)).collect())).await.map_err(|e| e.to_string())?;
     store.flush().await.map_err(|e| e.to_string())?;
-    store.purge_before(Some(t), T0 - 100 * 86_400_000).await.map_err(|e| e.to_string())?;
+    let only_t = crate::Cutoffs { per_tenant: [(t.to_string(), T0 - 100 * 86_400_000)].into(), others: None };
+    store.purge_before(&only_t).await.map_err(|e| e.to_string())?;
     let r = store.range(t, &SeriesKey::new("m", "r"), old - 1, T0 + 1, 100).await.map_err(|e| e.to_string())?;
     ensure!(r.points == vec![pt(T0, 2.0, 1)], "retention: {:?}", r.points);
     let kept = store.range(&other, &SeriesKey::new("m", "r"), old - 1, T0 + 1, 100).await.map_err(|e| e.to_string())?;
     ensure!(kept.points.len() == 10, "a tenant's purge took another tenant's data: {} left", kept.points.len());
-    store.purge_before(None, T0 - 100 * 86_400_000).await.map_err(|e| e.to_string())?;
+    store.purge_before(&crate::Cutoffs::all(T0 - 100 * 86_400_000)).await.map_err(|e| e.to_string())?;
     let gone = store.range(&other, &SeriesKey::new("m", "r"), old - 1, T0 + 1, 100).await.map_err(|e| e.to_string())?;
     ensure!(gone.points.is_empty(), "a purge of every tenant kept {:?}", gone.points);
     Ok(())

@@ -17,7 +17,7 @@
 //!   data never walks old blocks, whatever the span.
 
 use crate::codec;
-use crate::{Point, RangeResult, SeriesInfo, SeriesKey, SeriesPoints, StoreError, TelemetryStore, TenantBatch, merge_ranked};
+use crate::{Cutoffs, Point, RangeResult, SeriesInfo, SeriesKey, SeriesPoints, StoreError, TelemetryStore, TenantBatch, merge_ranked};
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -447,7 +447,7 @@ impl EmbeddedStore {
         Ok(RangeResult { unit: Some(unit), points, truncated })
     }
 
-    fn purge_blocking(&self, tenant: Option<&str>, cutoff: i64) -> Result<u64, StoreError> {
+    fn purge_blocking(&self, cutoffs: &Cutoffs) -> Result<u64, StoreError> {
         let _flusher = self.0.flusher.lock().expect("flusher lock");
         let txn = self.0.db.begin_write().map_err(be)?;
         let mut dropped = 0u64;
@@ -455,7 +455,7 @@ impl EmbeddedStore {
             let mut blocks = txn.open_table(BLOCKS).map_err(be)?;
             blocks
                 .retain(|k, v| match codec::header(v) {
-                    Ok(h) if h.max_ts < cutoff && tenant.is_none_or(|t| t == k.0) => {
+                    Ok(h) if cutoffs.of(k.0).is_some_and(|cutoff| h.max_ts < cutoff) => {
                         dropped += u64::from(h.count);
                         false
                     }
@@ -549,11 +549,11 @@ impl TelemetryStore for EmbeddedStore {
             .collect())
     }
 
-    async fn purge_before(&self, tenant: Option<&str>, cutoff_ms: i64) -> Result<u64, StoreError> {
+    async fn purge_before(&self, cutoffs: &Cutoffs) -> Result<u64, StoreError> {
         self.flush().await?;
         let this = self.clone();
-        let tenant = tenant.map(str::to_string);
-        tokio::task::spawn_blocking(move || this.purge_blocking(tenant.as_deref(), cutoff_ms)).await.map_err(be)?
+        let cutoffs = cutoffs.clone();
+        tokio::task::spawn_blocking(move || this.purge_blocking(&cutoffs)).await.map_err(be)?
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

@@ -141,10 +141,10 @@ pub trait TelemetryStore: Send + Sync + 'static {
     /// Series of the tenant in key order, optionally of one machine.
     async fn list_series(&self, tenant: &str, machine: Option<&str>) -> Result<Vec<SeriesInfo>, StoreError>;
 
-    /// Drop readings older than `cutoff_ms` of one tenant, or of every tenant
-    /// when `tenant` is `None` (whole blocks or partitions; a block straddling
-    /// the cutoff may be kept). Returns how many readings were dropped, when known.
-    async fn purge_before(&self, tenant: Option<&str>, cutoff_ms: i64) -> Result<u64, StoreError>;
+    /// Drop each tenant's readings older than its cutoff, in one pass over the
+    /// store (whole blocks or partitions; a block straddling the cutoff may be
+    /// kept). Returns how many readings were dropped, when known.
+    async fn purge_before(&self, cutoffs: &Cutoffs) -> Result<u64, StoreError>;
 
     /// Move buffered state into its final compressed form (no-op where there is none).
     async fn flush(&self) -> Result<(), StoreError>;
@@ -160,6 +160,28 @@ pub trait TelemetryStore: Send + Sync + 'static {
 
 /// A shared handle to a store.
 pub type DynStore = Arc<dyn TelemetryStore>;
+
+/// Retention cutoffs (Unix ms) for one purge pass: per tenant, and for every
+/// tenant not named.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Cutoff of each named tenant.
+    pub per_tenant: std::collections::HashMap<String, i64>,
+    /// Cutoff of tenants not named (`None`: keep their readings).
+    pub others: Option<i64>,
+}
+
+impl Cutoffs {
+    /// One cutoff for every tenant.
+    pub fn all(cutoff_ms: i64) -> Self {
+        Self { per_tenant: Default::default(), others: Some(cutoff_ms) }
+    }
+
+    /// The cutoff of `tenant`, if its readings age out at all.
+    pub fn of(&self, tenant: &str) -> Option<i64> {
+        self.per_tenant.get(tenant).copied().or(self.others)
+    }
+}
 
 /// Which backend to open, and its settings.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -39,7 +39,7 @@
 //!   instead of on every purge run. Readings written later into a day before
 //!   `purged_day` stay visible but are not purged again; a table TTL bounds them.
 
-use crate::{Point, RangeResult, SeriesInfo, SeriesKey, SeriesPoints, StoreError, TelemetryStore, TenantBatch, merge_ranked};
+use crate::{Cutoffs, Point, RangeResult, SeriesInfo, SeriesKey, SeriesPoints, StoreError, TelemetryStore, TenantBatch, merge_ranked};
 use ::scylla::client::session::Session;
 use ::scylla::client::session_builder::SessionBuilder;
 use ::scylla::deserialize::row::DeserializeRow;
@@ -480,8 +480,8 @@ impl ScyllaStore {
     }
 
     /// Delete the day partitions of one series before `cutoff_day` not deleted by an earlier purge.
-    async fn purge_series(&self, row: Result<ScanRow, NextRowError>, cutoff_day: i32) -> Result<(), StoreError> {
-        let (tenant, machine, metric, first_day, last_day, purged_day) = row.map_err(row_error)?;
+    async fn purge_series(&self, row: ScanRow, cutoff_day: i32) -> Result<(), StoreError> {
+        let (tenant, machine, metric, first_day, last_day, purged_day) = row;
         let Some(first_day) = first_day else { return Ok(()) };
         let from = purged_day.map_or(first_day, |p| p.max(first_day));
         if from >= cutoff_day {
@@ -628,8 +628,7 @@ impl TelemetryStore for ScyllaStore {
     /// Deletes whole day partitions before `cutoff_ms`'s day (a day straddling
     /// the cutoff is kept). Always returns 0: counting would mean reading every
     /// partition before deleting it.
-    async fn purge_before(&self, tenant: Option<&str>, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let cutoff_day = day_of(cutoff_ms);
+    async fn purge_before(&self, cutoffs: &Cutoffs) -> Result<u64, StoreError> {
         let rows = self
             .session
             .execute_iter(self.st.scan_series.clone(), ())
@@ -637,10 +636,12 @@ impl TelemetryStore for ScyllaStore {
             .map_err(be)?
             .rows_stream::<ScanRow>()
             .map_err(corrupt)?;
-        // One scan serves a single tenant too: purges run hourly, and the series
-        // table holds one row per series, not per reading.
-        rows.try_filter(|row| future::ready(tenant.is_none_or(|t| t == row.0)))
-            .map(|row| self.purge_series(row, cutoff_day))
+        // One scan of the series table (a row per series, not per reading) serves every tenant's cutoff.
+        rows.try_filter_map(|row| future::ready(Ok(cutoffs.of(&row.0).map(|cutoff| (row, day_of(cutoff))))))
+            .map(|item| async move {
+                let (row, cutoff_day) = item.map_err(row_error)?;
+                self.purge_series(row, cutoff_day).await
+            })
             .buffer_unordered(PURGE_SERIES_CONCURRENCY)
             .try_for_each(|()| future::ready(Ok(())))
             .await?;

@@ -63,8 +63,8 @@ impl TelemetryStore for FlushEveryWrite {
     async fn list_series(&self, t: &str, m: Option<&str>) -> Result<Vec<fc_store::SeriesInfo>, fc_store::StoreError> {
         self.0.list_series(t, m).await
     }
-    async fn purge_before(&self, t: Option<&str>, c: i64) -> Result<u64, fc_store::StoreError> {
-        self.0.purge_before(t, c).await
+    async fn purge_before(&self, c: &fc_store::Cutoffs) -> Result<u64, fc_store::StoreError> {
+        self.0.purge_before(c).await
     }
     async fn flush(&self) -> Result<(), fc_store::StoreError> {
         self.0.flush().await

@@ -349,11 +349,12 @@ async fn purge_expired(state: &AppState) {
         Ok(Err(e)) => return tracing::warn!(error = %e, "retention purge: cannot list tenants"),
         Err(e) => return tracing::warn!(error = %e, "retention purge: task failed"),
     };
-    for (tenant, cutoff) in retention_cutoffs(&tenants, fc_core::time::now_ms(), state.config.store.retention_days) {
-        match state.store.purge_before(Some(&tenant), cutoff).await {
-            Ok(n) => tracing::info!(tenant_id = %tenant, readings = n, cutoff_ms = cutoff, "retention purge done"),
-            Err(e) => tracing::warn!(tenant_id = %tenant, error = %e, "retention purge failed"),
-        }
+    let cutoffs = fc_store::Cutoffs { per_tenant: retention_cutoffs(&tenants, fc_core::time::now_ms(), state.config.store.retention_days).into_iter().collect(), others: None };
+    // One pass over the store for every tenant. Readings of a tenant the registry
+    // does not know (`others: None`) are kept.
+    match state.store.purge_before(&cutoffs).await {
+        Ok(n) => tracing::info!(tenants = cutoffs.per_tenant.len(), readings = n, "retention purge done"),
+        Err(e) => tracing::warn!(error = %e, "retention purge failed"),
     }
 }
 
