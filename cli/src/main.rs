@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tonic::transport::Channel;
 
+mod supply;
 mod up;
 mod verify;
 
@@ -66,6 +67,27 @@ enum Command {
         /// Timestamp in Unix ms (default: now).
         #[arg(long)]
         timestamp_ms: Option<i64>,
+    },
+    /// Your organisation's design key pair (made here; only the public half is registered).
+    Keys {
+        #[command(flatten)]
+        portal: supply::Portal,
+        #[command(subcommand)]
+        what: supply::KeysCmd,
+    },
+    /// Share design files with partners, encrypted on this machine.
+    Design {
+        #[command(flatten)]
+        portal: supply::Portal,
+        #[command(subcommand)]
+        what: supply::DesignCmd,
+    },
+    /// Recompute settlement from the ledger and compare with the service.
+    Settlement {
+        #[command(flatten)]
+        portal: supply::Portal,
+        #[command(subcommand)]
+        what: supply::SettlementCmd,
     },
     /// Check ledger checkpoints and proofs offline (exit 0 valid, 1 not, with the reason).
     Verify {
@@ -273,6 +295,9 @@ async fn main() {
         Command::Admin { conn, what } => admin(conn, what).await,
         Command::Push { conn, machine, metric, value, unit, timestamp_ms } => push(conn, machine, metric, value, unit, timestamp_ms).await,
         Command::Query { conn, what } => query(conn, what).await,
+        Command::Keys { portal, what } => print_result(supply::keys(&portal, what)),
+        Command::Design { portal, what } => print_result(supply::design(&portal, what)),
+        Command::Settlement { portal, what } => print_result(supply::settlement(&portal, what)),
         Command::Verify { what } => match verify::check(&what) {
             Ok(msg) => {
                 out!("{msg}");
@@ -288,6 +313,13 @@ async fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Prints what a command reports.
+fn print_result(r: Result<String>) -> Result<()> {
+    let said = r?;
+    out!("{said}");
+    Ok(())
 }
 
 /// The portal page where an invitation token is accepted.

@@ -128,16 +128,22 @@ fn ensure_demo(state: &fc_ingest::AppState) -> Result<Demo> {
 /// Run until SIGINT/SIGTERM.
 pub async fn run(args: UpArgs) -> Result<()> {
     fc_core::telemetry::init("info");
-    // One file, two services: `[portal]` (and FC_PORTAL__*) configure the portal, the rest ingest.
+    // One file, three services: `[portal]` (and FC_PORTAL__*) configure the portal,
+    // `[settlement]` (FC_SETTLEMENT__*) the settlement service, the rest ingest.
     let mut file = args.config.as_deref().map(fc_core::config::read_table).transpose()?;
-    let portal_file = file.as_mut().and_then(|t| t.remove("portal")).and_then(|v| match v {
-        toml::Value::Table(t) => Some(t),
-        _ => None,
-    });
+    let mut section = |name: &str| {
+        file.as_mut().and_then(|t| t.remove(name)).and_then(|v| match v {
+            toml::Value::Table(t) => Some(t),
+            _ => None,
+        })
+    };
+    let (portal_file, settlement_file) = (section("portal"), section("settlement"));
     let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !NON_CONFIG_ENV.contains(&k.as_str())).collect();
-    let (portal_env, ingest_env): (Vec<_>, Vec<_>) = env.into_iter().partition(|(k, _)| k.starts_with("FC_PORTAL__"));
+    let (portal_env, env): (Vec<_>, Vec<_>) = env.into_iter().partition(|(k, _)| k.starts_with("FC_PORTAL__"));
+    let (settlement_env, ingest_env): (Vec<_>, Vec<_>) = env.into_iter().partition(|(k, _)| k.starts_with("FC_SETTLEMENT__"));
     let cfg: fc_ingest::Config = fc_core::config::load_table(file, "FC_", ingest_env)?;
     let portal_cfg: fc_portal::Config = fc_core::config::load_table(portal_file, "FC_PORTAL__", portal_env)?;
+    let settlement_cfg: fc_settlement_service::Config = fc_core::config::load_table(settlement_file, "FC_SETTLEMENT__", settlement_env)?;
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let _nats = ensure_nats(&cfg.bus.url, &cfg.data_dir).await?;
@@ -145,12 +151,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
     shutdown.trigger_on_signals();
     let running = fc_ingest::serve(cfg.clone(), shutdown.clone()).await?;
     let st = &running.state;
-    let portal = fc_portal::serve(portal_cfg, st.registry.clone(), st.store.clone(), st.bus.client().clone(), shutdown.clone()).await?;
+    let settlement = fc_settlement_service::serve(settlement_cfg, &cfg.data_dir, st.registry.clone(), st.store.clone(), shutdown.clone()).await?;
+    let portal = fc_portal::serve(portal_cfg, st.registry.clone(), st.store.clone(), st.bus.client().clone(), settlement.settlement.clone(), shutdown.clone()).await?;
     let grpc = format!("http://{}", running.grpc_addr);
     println!();
     println!("FactoryChain is up.");
     println!("  portal:                      http://{}", portal.addr);
     println!("  gRPC (Ingest, Query, Admin): {grpc}");
+    println!("  gRPC (settlement Ledger):    http://{}", settlement.grpc_addr);
+    println!("  ledger verifier key:         {}", settlement.settlement.verifier_key());
     println!("  health and metrics:          http://{}/healthz  http://{}/metrics", running.http_addr, running.http_addr);
     if cfg.admin_token.is_empty() {
         println!("  admin token:                 {}", cfg.data_dir.join("admin.token").display());
@@ -182,6 +191,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!();
     running.wait().await;
     portal.wait().await;
+    settlement.wait().await;
     Ok(())
 }
 

@@ -223,6 +223,15 @@ pub struct Party {
     pub agent: Agent,
 }
 
+impl Party {
+    /// Checks the name, account and agent formats [`Batch::new`] checks, so
+    /// bank details can be refused when they are entered rather than when
+    /// the first file is written. `field` names the party in the error.
+    pub fn validate(&self, field: &str) -> Result<(), Pain001Error> {
+        check_party(field, self)
+    }
+}
+
 /// One payment: what the ledger instructed and whom to pay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditTransfer {

@@ -1047,3 +1047,45 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_members_view_with_gaps_settles_to_the_same_payments() {
+    // Another order's entries (here: a design event) sit between this order's.
+    let full = Log::new()
+        .order(100)
+        .push(
+            BUYER,
+            Event::DesignAccessChanged(fc_ledger::entry::DesignAccessChanged {
+                design_id: "dsg-77".into(),
+                version: 3,
+                recipients: vec![BUYER.into()],
+            }),
+        )
+        .accept_order()
+        .send("s1", 100)
+        .receive("s1", 100, DUE + 2 * DAY)
+        .inspect("s1", 13, 0)
+        .accept("s1", 90, DUE + 3 * DAY)
+        .instruct_due();
+    let whole = fc_ledger::settle::replay(&full.entries).unwrap();
+    let view: Vec<Entry> = full
+        .entries
+        .iter()
+        .filter(|e| e.seq != 1)
+        .cloned()
+        .collect();
+    assert!(
+        fc_ledger::settle::replay(&view).is_err(),
+        "a strict replay needs every entry"
+    );
+    let sparse = fc_ledger::settle::replay_sparse(&view).unwrap();
+    assert_eq!(sparse.payments(), whole.payments());
+    assert_eq!(sparse.orders(), whole.orders());
+    // Gaps are allowed, going back is not.
+    let mut backwards = view[..3].to_vec();
+    backwards.push(view[1].clone());
+    assert!(matches!(
+        fc_ledger::settle::replay_sparse(&backwards),
+        Err(SettleError::OutOfSequence { .. })
+    ));
+}

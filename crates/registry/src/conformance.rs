@@ -102,5 +102,15 @@ pub fn registry_suite(r: &Registry, run: &str) {
     assert_eq!(r.buyers(&b.id).unwrap()[0].buyer_id, a.id);
     r.end_partnership(&b.id, &a.id).unwrap();
     assert!(r.suppliers(&a.id).unwrap().is_empty() && r.buyers(&b.id).unwrap().is_empty());
+    assert!(!r.share_network(&a.id, &b.id).unwrap());
+    // settlement profiles: per tenant, key and bank kept apart
+    assert_eq!(r.org_profile(&a.id).unwrap(), crate::OrgProfile::default());
+    r.set_org_key(&a.id, "age1example").unwrap();
+    let bank = crate::BankAccount { holder: "A".into(), account_kind: crate::AccountKind::Domestic, account: "123-45".into(), bank_kind: crate::BankKind::BankCode, bank: "004".into() };
+    let p = r.set_org_bank(&a.id, bank.clone()).unwrap();
+    assert_eq!((p.age_recipient.as_deref(), p.bank.as_ref()), (Some("age1example"), Some(&bank)));
+    assert_eq!(r.org_profile(&a.id).unwrap(), p);
+    assert_eq!(r.org_profile(&b.id).unwrap(), crate::OrgProfile::default(), "one tenant's profile is not another's");
+    assert!(matches!(r.org_profile("t_ffffffffffffffff"), Err(RegistryError::NotFound(_))));
     r.prune_expired().unwrap();
 }

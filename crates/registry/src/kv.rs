@@ -41,11 +41,13 @@ pub enum Table {
     Partners,
     /// The same partnerships by buyer id (scope: supplier tenant).
     PartnerOf,
+    /// Settlement profiles (design key, bank account) by tenant id (scope `""`).
+    Orgs,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 9] = [Table::Tenants, Table::Devices, Table::Users, Table::Emails, Table::Sessions, Table::ApiKeys, Table::Invitations, Table::Partners, Table::PartnerOf];
+    pub const ALL: [Table; 10] = [Table::Tenants, Table::Devices, Table::Users, Table::Emails, Table::Sessions, Table::ApiKeys, Table::Invitations, Table::Partners, Table::PartnerOf, Table::Orgs];
 
     /// Stable name, stored by both backends.
     pub fn name(self) -> &'static str {
@@ -59,6 +61,7 @@ impl Table {
             Table::Invitations => "invitations",
             Table::Partners => "partners",
             Table::PartnerOf => "partner_of",
+            Table::Orgs => "orgs",
         }
     }
 }

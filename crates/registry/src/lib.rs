@@ -12,12 +12,14 @@
 pub mod conformance;
 pub mod identity;
 pub mod kv;
+pub mod orgs;
 pub mod partners;
 pub mod plans;
 pub mod scylla;
 
 pub use identity::{ApiKey, Invitation, Role, Session, User};
 pub use kv::{KvStore, RedbKv, Table};
+pub use orgs::{AccountKind, BankAccount, BankKind, OrgProfile};
 pub use partners::Partnership;
 pub use plans::{PLANS, Plan};
 

@@ -106,6 +106,9 @@ pub struct Harness {
     pub svc: Option<Running>,
     shutdown: Shutdown,
     tweak: fn(&mut Config),
+    /// The settlement service, started by the first portal (it lives as long
+    /// as the harness: its ledger file is opened once).
+    settlement: tokio::sync::OnceCell<fc_settlement_service::Running>,
 }
 
 impl Harness {
@@ -119,7 +122,7 @@ impl Harness {
         fc_core::telemetry::init_for_tests();
         let nats = NatsServer::start().await?;
         let data = tempfile::tempdir()?;
-        let mut h = Self { nats, data, svc: None, shutdown: Shutdown::new(), tweak };
+        let mut h = Self { nats, data, svc: None, shutdown: Shutdown::new(), tweak, settlement: tokio::sync::OnceCell::new() };
         h.boot().await?;
         Ok(h)
     }
@@ -203,7 +206,20 @@ impl Harness {
         let st = &self.svc().state;
         let mut cfg = fc_portal::Config { listen_addr: "127.0.0.1:0".into(), ..fc_portal::Config::default() };
         tweak(&mut cfg);
-        Ok(fc_portal::serve(cfg, st.registry.clone(), st.store.clone(), st.bus.client().clone(), self.shutdown.clone()).await?)
+        let settlement = self.settlement().await?.settlement.clone();
+        Ok(fc_portal::serve(cfg, st.registry.clone(), st.store.clone(), st.bus.client().clone(), settlement, self.shutdown.clone()).await?)
+    }
+
+    /// The settlement service over the running service's registry and store
+    /// (started on first use; gRPC on a free port, a checkpoint every 100 ms).
+    pub async fn settlement(&self) -> anyhow::Result<&fc_settlement_service::Running> {
+        self.settlement
+            .get_or_try_init(|| async {
+                let st = &self.svc().state;
+                let cfg = fc_settlement_service::Config { grpc_addr: "127.0.0.1:0".into(), checkpoint_interval_ms: 100, ..Default::default() };
+                fc_settlement_service::serve(cfg, self.data.path(), st.registry.clone(), st.store.clone(), Shutdown::new()).await.map_err(anyhow::Error::from)
+            })
+            .await
     }
 }
 

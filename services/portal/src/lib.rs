@@ -19,6 +19,8 @@ pub mod live;
 pub mod pages;
 pub mod partners;
 pub mod problem;
+pub mod supply;
+pub mod supply_pages;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -61,6 +63,8 @@ pub struct PortalState {
     pub store: DynStore,
     /// NATS, for live views.
     pub nats: async_nats::Client,
+    /// Supplier settlement: ledger, designs, orders, payments.
+    pub settlement: Arc<fc_settlement_service::Settlement>,
     /// Settings.
     pub config: Config,
     /// Login throttling per e-mail.
@@ -108,6 +112,8 @@ pub fn router(state: Arc<PortalState>) -> Router {
     Router::new()
         .merge(pages::routes())
         .merge(partners::routes())
+        .merge(supply::routes(state.settlement.max_design_bytes()))
+        .merge(supply_pages::routes())
         .nest("/api", api::routes())
         .route("/static/htmx.min.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")], include_str!("../static/htmx.min.js")) }))
         .route("/static/uPlot.iife.min.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")], include_str!("../static/uPlot.iife.min.js")) }))
@@ -159,7 +165,7 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
 }
 
 /// Start the portal.
-pub async fn serve(config: Config, registry: Arc<Registry>, store: DynStore, nats: async_nats::Client, shutdown: Shutdown) -> Result<Running, StartError> {
+pub async fn serve(config: Config, registry: Arc<Registry>, store: DynStore, nats: async_nats::Client, settlement: Arc<fc_settlement_service::Settlement>, shutdown: Shutdown) -> Result<Running, StartError> {
     let listener = tokio::net::TcpListener::bind(&config.listen_addr).await.map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
     let state = Arc::new(PortalState {
@@ -169,6 +175,7 @@ pub async fn serve(config: Config, registry: Arc<Registry>, store: DynStore, nat
         registry,
         store,
         nats,
+        settlement,
         config,
         shutdown: shutdown.clone(),
     });

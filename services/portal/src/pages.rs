@@ -55,6 +55,11 @@ impl From<fc_registry::RegistryError> for PageError {
         Self(e.into())
     }
 }
+impl From<fc_core::ServiceError> for PageError {
+    fn from(e: fc_core::ServiceError) -> Self {
+        Self(e.into())
+    }
+}
 impl From<fc_store::StoreError> for PageError {
     fn from(e: fc_store::StoreError) -> Self {
         Self(e.into())
@@ -119,6 +124,11 @@ fn layout(lang: Lang, title: &str, who: Option<&Principal>, body: Markup) -> Mar
                             a href="/api-keys" { (lang.t("api_keys")) }
                         }
                         a href="/partners" { (lang.t("partners")) }
+                        a href="/orders" { (lang.t("orders")) }
+                        a href="/designs" { (lang.t("designs")) }
+                        a href="/statements" { (lang.t("statements")) }
+                        a href="/ledger" { (lang.t("ledger")) }
+                        a href="/org" { (lang.t("org_profile")) }
                         a href="/usage" { (lang.t("usage")) }
                     }
                     a href={ "/lang/" (if lang == Lang::Ko { "en" } else { "ko" }) } { (lang.t("language")) }

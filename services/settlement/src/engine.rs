@@ -1,0 +1,892 @@
+//! [`Settlement`]: every operation of the settlement service, for an acting
+//! organisation whose id the caller took from its credential.
+
+use crate::designs::{AGE_HEADER, BlobStore};
+use crate::network::{Network, Refusal};
+use crate::{Config, StartError};
+use fc_core::{ErrorCode, ServiceError};
+use fc_ledger::entry::{
+    AcceptancePlan, DeliveryAccepted, DeliveryRejected, DesignAccessChanged, DesignPublished, Entry, Event, InspectionRecorded, InspectionSource, OrderAccepted, OrderIssued, PaymentConfirmed,
+    Sha256Hex, ShipmentMoved,
+};
+use fc_ledger::pain001;
+use fc_ledger::settle::{Decision, OrderStatus, PaymentStatus, SettleError};
+use fc_registry::{AccountKind, BankAccount, BankKind, Registry};
+use fc_settlement::{ConsistencyProof, InclusionProof, Ledger, LedgerError};
+use fc_store::{DynStore, SeriesKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+type Res<T> = Result<T, ServiceError>;
+
+/// Most readings one telemetry inspection counts.
+const MAX_INSPECTED_READINGS: usize = 1_000_000;
+
+/// A supply network the caller belongs to.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NetworkView {
+    /// The network's id: its buyer's organisation id.
+    pub network: String,
+    /// The buyer's name.
+    pub buyer_name: String,
+    /// `buyer` or `supplier`: the caller's side.
+    pub role: String,
+    /// Entries in its log.
+    pub size: u64,
+}
+
+/// A design version, as its reader sees it.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DesignView {
+    /// Design id.
+    pub design_id: String,
+    /// Version, from 1.
+    pub version: u32,
+    /// SHA-256 of the ciphertext (lowercase hex).
+    pub ciphertext_sha256: String,
+    /// Organisations that may download and decrypt it.
+    pub recipients: Vec<String>,
+    /// When it was published, Unix ms.
+    pub published_ms: i64,
+    /// The ledger entry that published it.
+    pub seq: u64,
+    /// Whether the caller may download it.
+    pub downloadable: bool,
+}
+
+/// A new purchase order (the buyer is the caller).
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderInput {
+    /// Order id (1-35 of `A-Z a-z 0-9 - _ .`); generated when absent.
+    #[serde(default)]
+    pub order_id: Option<String>,
+    /// The supplier: an accepted partner of the buyer.
+    pub supplier_org: String,
+    /// Part number.
+    pub part: String,
+    /// The design the part is made to; the supplier must be one of its recipients.
+    pub design_id: String,
+    /// Its version.
+    pub design_version: u32,
+    /// Units ordered.
+    pub quantity: u64,
+    /// Price per unit, KRW.
+    pub unit_price_krw: u64,
+    /// Delivery due, Unix ms.
+    pub due_date_ms: i64,
+    /// Units an inspection must sample at least.
+    pub sample_size: u32,
+    /// Most defects in the sample for acceptance.
+    pub allowed_defects: u32,
+    /// Days from acceptance to payment.
+    pub payment_term_days: u32,
+    /// Penalty per started day late, KRW.
+    pub late_penalty_per_day_krw: u64,
+    /// Most penalty on the whole order, KRW.
+    pub late_penalty_cap_krw: u64,
+}
+
+/// A shipment of an order.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ShipmentView {
+    /// Shipment id.
+    pub shipment_id: String,
+    /// Units sent.
+    pub sent_quantity: u64,
+    /// When sent, Unix ms.
+    pub sent_at_ms: i64,
+    /// Units received, once received.
+    pub received_quantity: Option<u64>,
+    /// When received, Unix ms.
+    pub received_at_ms: Option<i64>,
+    /// Units sampled by the inspection.
+    pub sampled: Option<u32>,
+    /// Defects found.
+    pub defects: Option<u32>,
+    /// `manual` or `telemetry`.
+    pub inspection_source: Option<String>,
+    /// `accepted` or `rejected`, once decided.
+    pub decision: Option<String>,
+    /// Units accepted.
+    pub accepted_quantity: Option<u64>,
+    /// Why it was rejected.
+    pub rejection_reason: Option<String>,
+}
+
+/// An order and where it stands.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OrderView {
+    /// The network (the buyer's id).
+    pub network: String,
+    /// Order id.
+    pub order_id: String,
+    /// Buyer.
+    pub buyer_org: String,
+    /// Supplier.
+    pub supplier_org: String,
+    /// Part number.
+    pub part: String,
+    /// Design id.
+    pub design_id: String,
+    /// Design version.
+    pub design_version: u32,
+    /// Units ordered.
+    pub quantity: u64,
+    /// KRW per unit.
+    pub unit_price_krw: u64,
+    /// Due, Unix ms.
+    pub due_date_ms: i64,
+    /// Sample size of the acceptance plan.
+    pub sample_size: u32,
+    /// Allowed defects in the sample.
+    pub allowed_defects: u32,
+    /// Days from acceptance to payment.
+    pub payment_term_days: u32,
+    /// Penalty per day late, KRW.
+    pub late_penalty_per_day_krw: u64,
+    /// Penalty cap, KRW.
+    pub late_penalty_cap_krw: u64,
+    /// `issued`, `accepted`, `in_delivery`, `delivered` or `settled`.
+    pub status: String,
+    /// Units received.
+    pub received_quantity: u64,
+    /// Units accepted.
+    pub accepted_quantity: u64,
+    /// Penalties charged so far, KRW.
+    pub penalty_charged_krw: u64,
+    /// Shipments.
+    pub shipments: Vec<ShipmentView>,
+}
+
+/// A payment the ledger made due.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct PaymentView {
+    /// Deterministic id (from order and shipment).
+    pub instruction_id: String,
+    /// Order.
+    pub order_id: String,
+    /// Shipment.
+    pub shipment_id: String,
+    /// Who is paid.
+    pub supplier_org: String,
+    /// Amount to pay, KRW, after the penalty.
+    pub amount_krw: u64,
+    /// Late penalty deducted, KRW.
+    pub penalty_krw: u64,
+    /// Due, Unix ms.
+    pub due_date_ms: i64,
+    /// `instructed` or `confirmed`.
+    pub status: String,
+    /// The bank's reference, once confirmed.
+    pub bank_reference: Option<String>,
+}
+
+/// An entry the caller may read.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EntryView {
+    /// Its index (leaf index) in the log.
+    pub index: u64,
+    /// The entry (its canonical bytes are this JSON with sorted keys and no spaces).
+    #[schema(value_type = Object)]
+    pub entry: serde_json::Value,
+}
+
+/// An inspection computed from an inspection station's readings: every
+/// reading of the series in the window is one sampled unit, and a reading
+/// outside `[min, max]` a defect.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryInspection {
+    /// The inspection station (machine id) of the buyer.
+    pub machine: String,
+    /// The measured metric, e.g. `bore_diameter_mm`.
+    pub metric: String,
+    /// Window start, Unix ms (inclusive).
+    pub from_ms: i64,
+    /// Window end, Unix ms (exclusive).
+    pub to_ms: i64,
+    /// Lowest good value.
+    pub min: f64,
+    /// Highest good value.
+    pub max: f64,
+}
+
+/// The settlement engine.
+pub struct Settlement {
+    ledger: Arc<Ledger>,
+    registry: Arc<Registry>,
+    store: DynStore,
+    blobs: BlobStore,
+    networks: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Network>>>>>,
+    config: Config,
+}
+
+fn settle_error(e: SettleError) -> ServiceError {
+    // The fold names the entry it would have been; callers care about the rule.
+    let text = e.to_string();
+    let msg = text.split_once(": ").map_or(text.as_str(), |(_, m)| m).to_string();
+    let code = match e {
+        SettleError::Duplicate { .. } => ErrorCode::AlreadyExists,
+        SettleError::UnknownOrder { .. } | SettleError::UnknownShipment { .. } => ErrorCode::NotFound,
+        SettleError::WrongActor { .. } => ErrorCode::PermissionDenied,
+        SettleError::OutOfOrder { .. } | SettleError::AcceptanceRefused { .. } | SettleError::NothingDue { .. } => ErrorCode::FailedPrecondition,
+        SettleError::Quantity { .. } | SettleError::Overflow { .. } => ErrorCode::InvalidArgument,
+        SettleError::OutOfSequence { .. } | SettleError::UnsupportedVersion { .. } | SettleError::InstructionMismatch { .. } => return ServiceError::internal(text),
+    };
+    ServiceError::new(code, msg)
+}
+
+fn refusal(r: Refusal) -> ServiceError {
+    match r {
+        Refusal::Settle(e) => settle_error(e),
+        Refusal::Design(m) => ServiceError::new(ErrorCode::FailedPrecondition, m),
+    }
+}
+
+/// Ids of orders, shipments and designs: 1-35 of `A-Z a-z 0-9 - _ .` (they
+/// travel into the bank file's remittance text).
+fn check_id(field: &str, id: &str) -> Res<()> {
+    if (1..=35).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(field, "1 to 35 of A-Z a-z 0-9 - _ ."))
+    }
+}
+
+fn check_text(field: &str, text: &str, max: usize) -> Res<()> {
+    if text.trim().is_empty() || text.chars().count() > max || text.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(field, format!("1 to {max} characters, no control characters")));
+    }
+    Ok(())
+}
+
+fn not_found_network(network: &str) -> ServiceError {
+    ServiceError::not_found(format!("supply network {network}"))
+}
+
+fn random_id(prefix: &str) -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).expect("the operating system's random source failed");
+    format!("{prefix}-{}", hex::encode(b).to_uppercase())
+}
+
+/// A bank account as the bank file names its holder.
+fn party(bank: &BankAccount) -> pain001::Party {
+    pain001::Party {
+        name: bank.holder.clone(),
+        account: match bank.account_kind {
+            AccountKind::Iban => pain001::Account::Iban(bank.account.clone()),
+            AccountKind::Domestic => pain001::Account::Domestic(bank.account.clone()),
+        },
+        agent: match bank.bank_kind {
+            BankKind::Bic => pain001::Agent::Bic(bank.bank.clone()),
+            BankKind::BankCode => pain001::Agent::BankCode(bank.bank.clone()),
+        },
+    }
+}
+
+impl Settlement {
+    /// Opens the ledger and design store under `data_dir` (no tasks started: see [`crate::serve`]).
+    pub fn open(config: Config, data_dir: &Path, registry: Arc<Registry>, store: DynStore) -> Result<Arc<Self>, StartError> {
+        let key_name = config.origin_prefix.split('/').next().unwrap_or("factorychain").to_string();
+        let signer = Ledger::load_or_create_signer(&data_dir.join("ledger.key"), &key_name).map_err(|e| StartError::Storage(e.to_string()))?;
+        let ledger = Ledger::open(&data_dir.join("settlement.redb"), signer, &config.origin_prefix).map_err(|e| StartError::Storage(e.to_string()))?;
+        let blobs = BlobStore::open(data_dir.join("designs")).map_err(|e| StartError::Storage(format!("designs: {e}")))?;
+        Ok(Arc::new(Self { ledger, registry, store, blobs, networks: Default::default(), config }))
+    }
+
+    /// The registry (tenants, partnerships, credentials).
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The underlying ledger (checkpointer, audits, benchmarks).
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+
+    /// The key checkpoints verify with (`name+id+key`).
+    pub fn verifier_key(&self) -> String {
+        self.ledger.verifier_key()
+    }
+
+    /// Largest design accepted, in bytes.
+    pub fn max_design_bytes(&self) -> usize {
+        self.config.max_design_bytes
+    }
+
+    // ---- membership and state -------------------------------------------------
+
+    /// Checks that `org` belongs to `network` (its buyer or an accepted supplier).
+    fn member(&self, network: &str, org: &str) -> Res<()> {
+        if network == org || self.registry.is_network_member(network, org)? { Ok(()) } else { Err(not_found_network(network)) }
+    }
+
+    fn slot(&self, network: &str) -> Arc<Mutex<Option<Network>>> {
+        self.networks.lock().expect("network map poisoned").entry(network.to_string()).or_default().clone()
+    }
+
+    /// Replays a network's log into its state.
+    fn load(&self, network: &str) -> Res<Network> {
+        let mut state = Network::new(network);
+        let size = self.ledger.size(network)?;
+        let mut start = 0;
+        while start < size {
+            let end = (start + fc_settlement::MAX_ENTRIES_PER_READ).min(size);
+            for (i, bytes) in self.ledger.entries(network, start, end)?.into_iter().enumerate() {
+                let seq = start + i as u64;
+                let entry = Entry::from_bytes(&bytes).map_err(|e| ServiceError::internal(format!("ledger {network} entry {seq}: {e}")))?;
+                state.apply(&entry).map_err(|e| ServiceError::internal(format!("ledger {network} entry {seq} does not settle: {e:?}")))?;
+            }
+            start = end;
+        }
+        Ok(state)
+    }
+
+    /// Runs `f` on the network's state (loaded on first use), under its lock.
+    async fn with_state<T>(&self, network: &str, f: impl FnOnce(&Network) -> Res<T>) -> Res<T> {
+        let slot = self.slot(network);
+        let mut guard = slot.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.load(network)?);
+        }
+        f(guard.as_ref().expect("loaded"))
+    }
+
+    /// Decides the events `make` returns against the state, appends them (and
+    /// the payment instructions they make due) in one commit, and returns the
+    /// appended entries.
+    async fn record(&self, network: &str, actor: &str, make: impl FnOnce(&Network) -> Res<Vec<Event>>) -> Res<Vec<Entry>> {
+        self.member(network, actor)?;
+        let slot = self.slot(network);
+        let mut guard = slot.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.load(network)?);
+        }
+        let state = guard.as_mut().expect("loaded");
+        let events = make(state)?;
+        let now = fc_core::time::now_ms();
+        let mut entries = Vec::new();
+        let mut outcome = Ok(());
+        for event in events {
+            let entry = Entry::new(state.fold.next_seq(), now, actor, event);
+            if let Err(e) = state.apply(&entry) {
+                outcome = Err(refusal(e));
+                break;
+            }
+            entries.push(entry);
+        }
+        if outcome.is_ok() {
+            // Settlement's own entries: the instructions the acceptances made due.
+            for instruction in state.fold.instructions_due() {
+                let entry = Entry::new(state.fold.next_seq(), now, network, Event::PaymentInstructed(instruction));
+                if let Err(e) = state.apply(&entry) {
+                    outcome = Err(refusal(e));
+                    break;
+                }
+                entries.push(entry);
+            }
+        }
+        if let Err(e) = outcome {
+            if !entries.is_empty() {
+                // Earlier events of this call changed the state but will not be
+                // appended: rebuild from the log next time.
+                *guard = None;
+            }
+            return Err(e);
+        }
+        if entries.is_empty() {
+            return Ok(entries);
+        }
+        let first = state.fold.next_seq() - entries.len() as u64;
+        match self.ledger.append(network, entries.iter().map(Entry::to_bytes).collect()).await {
+            Ok(index) if index == first => Ok(entries),
+            Ok(index) => {
+                *guard = None;
+                Err(ServiceError::internal(format!("ledger {network}: appended at {index}, expected {first}")))
+            }
+            Err(e) => {
+                *guard = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    // ---- networks ---------------------------------------------------------------
+
+    /// The networks `org` belongs to: its own (as buyer) and those of its buyers.
+    pub fn networks(&self, org: &str) -> Res<Vec<NetworkView>> {
+        let me = self.registry.get_tenant(org)?;
+        let mut out = vec![NetworkView { network: me.id.clone(), buyer_name: me.name, role: "buyer".into(), size: self.ledger.size(org)? }];
+        for p in self.registry.buyers(org)?.into_iter().filter(|p| p.is_active()) {
+            let size = self.ledger.size(&p.buyer_id)?;
+            out.push(NetworkView { network: p.buyer_id, buyer_name: p.buyer_name, role: "supplier".into(), size });
+        }
+        Ok(out)
+    }
+
+    // ---- designs ----------------------------------------------------------------
+
+    /// Publishes a new version of a design: `ciphertext` is an age file the
+    /// buyer encrypted to `recipients` (network members) on its own machine.
+    pub async fn publish_design(&self, network: &str, actor: &str, design_id: &str, recipients: &[String], ciphertext: &[u8]) -> Res<DesignView> {
+        check_id("design_id", design_id)?;
+        if actor != network {
+            self.member(network, actor)?;
+            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the network's buyer publishes designs"));
+        }
+        if ciphertext.len() > self.config.max_design_bytes {
+            return Err(ServiceError::new(ErrorCode::InvalidArgument, format!("the design is {} bytes; the limit is {}", ciphertext.len(), self.config.max_design_bytes)));
+        }
+        if !ciphertext.starts_with(AGE_HEADER) {
+            return Err(ServiceError::invalid("body", "not an age-encrypted file: encrypt it on your machine (factorychain design push)"));
+        }
+        let recipients = self.check_recipients(network, recipients)?;
+        let digest: [u8; 32] = Sha256::digest(ciphertext).into();
+        let sha = hex::encode(digest);
+        self.blobs.put(network, &sha, ciphertext).map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
+        let id = design_id.to_string();
+        let entries = self
+            .record(network, actor, |s| Ok(vec![Event::DesignPublished(DesignPublished { version: s.next_version(&id), design_id: id.clone(), ciphertext_sha256: Sha256Hex(digest), recipients: recipients.clone() })]))
+            .await?;
+        let Event::DesignPublished(d) = &entries[0].event else { unreachable!("recorded a design publication") };
+        Ok(DesignView { design_id: d.design_id.clone(), version: d.version, ciphertext_sha256: sha, recipients, published_ms: entries[0].at_ms, seq: entries[0].seq, downloadable: d.recipients.iter().any(|r| r == actor) })
+    }
+
+    /// Recipients must be members of the network; sorted, without repeats.
+    fn check_recipients(&self, network: &str, recipients: &[String]) -> Res<Vec<String>> {
+        let mut out: Vec<String> = recipients.iter().map(|r| r.trim().to_string()).collect();
+        out.sort();
+        out.dedup();
+        if out.is_empty() {
+            return Err(ServiceError::invalid("to", "name at least one recipient organisation"));
+        }
+        for r in &out {
+            if !self.registry.is_network_member(network, r)? {
+                return Err(ServiceError::invalid("to", format!("{r} is not a member of this supply network (an accepted supplier or the buyer)")));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces who may download a design version (e.g. to drop a supplier).
+    pub async fn change_design_access(&self, network: &str, actor: &str, design_id: &str, version: u32, recipients: &[String]) -> Res<DesignView> {
+        if actor != network {
+            self.member(network, actor)?;
+            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the network's buyer changes design access"));
+        }
+        let recipients = self.check_recipients(network, recipients)?;
+        let id = design_id.to_string();
+        self.record(network, actor, |s| {
+            s.version(&id, version).ok_or_else(|| ServiceError::not_found(format!("design {id} version {version}")))?;
+            Ok(vec![Event::DesignAccessChanged(DesignAccessChanged { design_id: id.clone(), version, recipients: recipients.clone() })])
+        })
+        .await?;
+        self.designs(network, actor).await?.into_iter().find(|d| d.design_id == design_id && d.version == version).ok_or_else(|| ServiceError::internal("design vanished"))
+    }
+
+    /// The design versions `org` may see: all for the buyer, those it
+    /// receives for a supplier.
+    pub async fn designs(&self, network: &str, org: &str) -> Res<Vec<DesignView>> {
+        self.member(network, org)?;
+        self.with_state(network, |s| {
+            Ok(s.designs
+                .iter()
+                .flat_map(|(id, versions)| versions.iter().map(move |v| (id, v)))
+                .filter(|(_, v)| org == network || v.recipients.iter().any(|r| r == org))
+                .map(|(id, v)| DesignView {
+                    design_id: id.clone(),
+                    version: v.version,
+                    ciphertext_sha256: v.sha256.clone(),
+                    recipients: v.recipients.clone(),
+                    published_ms: v.published_ms,
+                    seq: v.seq,
+                    downloadable: v.recipients.iter().any(|r| r == org),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// A design version's ciphertext, to its recipients only (anyone else: not found).
+    pub async fn download_design(&self, network: &str, org: &str, design_id: &str, version: u32) -> Res<Vec<u8>> {
+        self.member(network, org)?;
+        let sha = self
+            .with_state(network, |s| match s.version(design_id, version) {
+                Some(v) if v.recipients.iter().any(|r| r == org) => Ok(v.sha256.clone()),
+                _ => Err(ServiceError::not_found(format!("design {design_id} version {version}"))),
+            })
+            .await?;
+        let bytes = self.blobs.get(network, &sha).map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        if digest != sha {
+            return Err(ServiceError::internal(format!("design {design_id} v{version}: stored file does not match its ledger hash")));
+        }
+        Ok(bytes)
+    }
+
+    // ---- orders -----------------------------------------------------------------
+
+    /// The buyer issues a purchase order to one of its suppliers.
+    pub async fn issue_order(&self, network: &str, actor: &str, o: OrderInput) -> Res<OrderView> {
+        if actor != network {
+            self.member(network, actor)?;
+            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the network's buyer issues orders"));
+        }
+        let order_id = match &o.order_id {
+            Some(id) => id.clone(),
+            None => random_id("PO"),
+        };
+        check_id("order_id", &order_id)?;
+        check_text("part", &o.part, 100)?;
+        check_id("design_id", &o.design_id)?;
+        if o.supplier_org == network || !self.registry.is_network_member(network, &o.supplier_org)? {
+            return Err(ServiceError::invalid("supplier_org", format!("{} is not an accepted supplier of this network", o.supplier_org)));
+        }
+        if o.quantity == 0 || o.unit_price_krw == 0 {
+            return Err(ServiceError::invalid("quantity", "quantity and unit_price_krw must be above zero"));
+        }
+        o.quantity.checked_mul(o.unit_price_krw).filter(|v| *v <= 999_999_999_999_999).ok_or_else(|| ServiceError::invalid("unit_price_krw", "the order's total must stay below 10^15 KRW"))?;
+        let now = fc_core::time::now_ms();
+        if !(now - 366 * fc_ledger::settle::DAY_MS..=now + 5 * 366 * fc_ledger::settle::DAY_MS).contains(&o.due_date_ms) {
+            return Err(ServiceError::invalid("due_date_ms", "must be within a year before and five years after today"));
+        }
+        if o.allowed_defects > o.sample_size {
+            return Err(ServiceError::invalid("allowed_defects", "cannot exceed sample_size"));
+        }
+        if o.payment_term_days > 365 {
+            return Err(ServiceError::invalid("payment_term_days", "at most 365"));
+        }
+        let terms = OrderIssued {
+            order_id: order_id.clone(),
+            buyer_org: network.to_string(),
+            supplier_org: o.supplier_org.clone(),
+            part: o.part.trim().to_string(),
+            design_id: o.design_id.clone(),
+            design_version: o.design_version,
+            quantity: o.quantity,
+            unit_price_krw: o.unit_price_krw,
+            due_date_ms: o.due_date_ms,
+            acceptance: AcceptancePlan { sample_size: o.sample_size, allowed_defects: o.allowed_defects },
+            payment_term_days: o.payment_term_days,
+            late_penalty_per_day_krw: o.late_penalty_per_day_krw,
+            late_penalty_cap_krw: o.late_penalty_cap_krw,
+        };
+        self.record(network, actor, |s| {
+            match s.version(&o.design_id, o.design_version) {
+                Some(v) if v.recipients.contains(&o.supplier_org) => {}
+                Some(_) => return Err(ServiceError::new(ErrorCode::FailedPrecondition, format!("share design {} v{} with the supplier first", o.design_id, o.design_version))),
+                None => return Err(ServiceError::not_found(format!("design {} version {}", o.design_id, o.design_version))),
+            }
+            Ok(vec![Event::OrderIssued(terms)])
+        })
+        .await?;
+        self.order(network, actor, &order_id).await
+    }
+
+    /// The supplier accepts an order.
+    pub async fn accept_order(&self, network: &str, actor: &str, order_id: &str) -> Res<OrderView> {
+        self.order_event(network, actor, order_id, Event::OrderAccepted(OrderAccepted { order_id: order_id.into() })).await
+    }
+
+    /// The supplier sends a shipment.
+    pub async fn send_shipment(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, quantity: u64) -> Res<OrderView> {
+        check_id("shipment_id", shipment_id)?;
+        let e = Event::ShipmentSent(ShipmentMoved { order_id: order_id.into(), shipment_id: shipment_id.into(), quantity, at_ms: fc_core::time::now_ms() });
+        self.order_event(network, actor, order_id, e).await
+    }
+
+    /// The buyer records receipt of a shipment (now: lateness counts from this entry).
+    pub async fn receive_shipment(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, quantity: u64) -> Res<OrderView> {
+        let e = Event::ShipmentReceived(ShipmentMoved { order_id: order_id.into(), shipment_id: shipment_id.into(), quantity, at_ms: fc_core::time::now_ms() });
+        self.order_event(network, actor, order_id, e).await
+    }
+
+    /// The buyer records an inspection it entered.
+    pub async fn record_inspection(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, sampled: u32, defects: u32) -> Res<OrderView> {
+        let e = Event::InspectionRecorded(InspectionRecorded { order_id: order_id.into(), shipment_id: shipment_id.into(), sampled, defects, source: InspectionSource::Manual });
+        self.order_event(network, actor, order_id, e).await
+    }
+
+    /// The buyer records an inspection computed from its inspection station's
+    /// telemetry (see [`TelemetryInspection`]).
+    pub async fn inspect_from_telemetry(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, t: &TelemetryInspection) -> Res<OrderView> {
+        self.member(network, actor)?;
+        if actor != network {
+            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the buyer inspects deliveries"));
+        }
+        if !(t.min.is_finite() && t.max.is_finite() && t.min <= t.max) {
+            return Err(ServiceError::invalid("min", "min and max must be finite, min <= max"));
+        }
+        if t.from_ms >= t.to_ms {
+            return Err(ServiceError::invalid("from_ms", "must be before to_ms"));
+        }
+        let key = SeriesKey::new(t.machine.clone(), t.metric.clone());
+        let range = self.store.range(actor, &key, t.from_ms, t.to_ms, MAX_INSPECTED_READINGS + 1).await?;
+        if range.unit.is_none() {
+            return Err(ServiceError::not_found(format!("series {}/{}", t.machine, t.metric)));
+        }
+        if range.points.len() > MAX_INSPECTED_READINGS {
+            return Err(ServiceError::invalid("from_ms", format!("the window holds more than {MAX_INSPECTED_READINGS} readings")));
+        }
+        let sampled = range.points.len() as u32;
+        let defects = range.points.iter().filter(|p| !(t.min..=t.max).contains(&p.value)).count() as u32;
+        let e = Event::InspectionRecorded(InspectionRecorded { order_id: order_id.into(), shipment_id: shipment_id.into(), sampled, defects, source: InspectionSource::Telemetry });
+        self.order_event(network, actor, order_id, e).await
+    }
+
+    /// The buyer accepts (part of) a delivery; the payment instruction is
+    /// appended with it.
+    pub async fn accept_delivery(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, quantity: u64) -> Res<OrderView> {
+        let e = Event::DeliveryAccepted(DeliveryAccepted { order_id: order_id.into(), shipment_id: shipment_id.into(), accepted_quantity: quantity });
+        self.order_event(network, actor, order_id, e).await
+    }
+
+    /// The buyer rejects a delivery.
+    pub async fn reject_delivery(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, reason: &str) -> Res<OrderView> {
+        check_text("reason", reason, 500)?;
+        let e = Event::DeliveryRejected(DeliveryRejected { order_id: order_id.into(), shipment_id: shipment_id.into(), reason: reason.trim().into() });
+        self.order_event(network, actor, order_id, e).await
+    }
+
+    async fn order_event(&self, network: &str, actor: &str, order_id: &str, event: Event) -> Res<OrderView> {
+        // An order the actor is not party to answers "not found", as for one
+        // that does not exist.
+        self.record(network, actor, |s| match s.supplier_of(order_id) {
+            Some(supplier) if actor == network || actor == supplier => Ok(vec![event]),
+            _ => Err(ServiceError::not_found(format!("order {order_id}"))),
+        })
+        .await?;
+        self.order(network, actor, order_id).await
+    }
+
+    /// One order, to its buyer and supplier.
+    pub async fn order(&self, network: &str, org: &str, order_id: &str) -> Res<OrderView> {
+        self.orders(network, org).await?.into_iter().find(|o| o.order_id == order_id).ok_or_else(|| ServiceError::not_found(format!("order {order_id}")))
+    }
+
+    /// The orders `org` is party to in `network` (all of them for the buyer).
+    pub async fn orders(&self, network: &str, org: &str) -> Res<Vec<OrderView>> {
+        self.member(network, org)?;
+        self.with_state(network, |s| Ok(s.fold.orders().values().filter(|o| org == network || o.terms.supplier_org == org).map(|o| order_view(network, o)).collect())).await
+    }
+
+    // ---- payments ---------------------------------------------------------------
+
+    /// The payments of the orders `org` is party to: its statement.
+    pub async fn payments(&self, network: &str, org: &str) -> Res<Vec<PaymentView>> {
+        self.member(network, org)?;
+        self.with_state(network, |s| {
+            Ok(s.fold
+                .payments()
+                .iter()
+                .filter_map(|p| {
+                    let supplier = s.supplier_of(&p.instruction.order_id)?;
+                    (org == network || org == supplier).then(|| payment_view(p, supplier))
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// The buyer records the bank's confirmation of an instructed payment.
+    pub async fn confirm_payment(&self, network: &str, actor: &str, instruction_id: &str, bank_reference: &str) -> Res<PaymentView> {
+        if actor != network {
+            self.member(network, actor)?;
+            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the buyer confirms payments"));
+        }
+        if !(1..=35).contains(&bank_reference.len()) || !bank_reference.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+            return Err(ServiceError::invalid("bank_reference", "1 to 35 printable ASCII characters"));
+        }
+        let id = instruction_id.to_string();
+        self.record(network, actor, |s| {
+            s.fold.payment(&id).ok_or_else(|| ServiceError::not_found(format!("payment {id}")))?;
+            Ok(vec![Event::PaymentConfirmed(PaymentConfirmed { instruction_id: id.clone(), bank_reference: bank_reference.to_string() })])
+        })
+        .await?;
+        self.payments(network, actor).await?.into_iter().find(|p| p.instruction_id == instruction_id).ok_or_else(|| ServiceError::internal("payment vanished"))
+    }
+
+    /// The buyer's bank file (ISO 20022 `pain.001.001.09`) of every instructed,
+    /// unconfirmed payment above zero: `(message id, XML)`.
+    pub async fn bank_file(&self, network: &str, actor: &str) -> Res<(String, String)> {
+        if actor != network {
+            self.member(network, actor)?;
+            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the buyer exports its bank file"));
+        }
+        let open: Vec<PaymentView> = self.payments(network, actor).await?.into_iter().filter(|p| p.status == "instructed" && p.amount_krw > 0).collect();
+        if open.is_empty() {
+            return Err(ServiceError::new(ErrorCode::FailedPrecondition, "no instructed payment is waiting for the bank"));
+        }
+        let debtor = self.registry.org_profile(network)?.bank.ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, "enter your bank account first (organisation profile)"))?;
+        let mut transfers = Vec::with_capacity(open.len());
+        for p in open {
+            let bank = self.registry.org_profile(&p.supplier_org)?.bank.ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, format!("supplier {} has not entered its bank account", p.supplier_org)))?;
+            let instruction = fc_ledger::entry::PaymentInstruction { order_id: p.order_id, shipment_id: p.shipment_id, amount_krw: p.amount_krw, penalty_krw: p.penalty_krw, due_date_ms: p.due_date_ms, instruction_id: p.instruction_id };
+            transfers.push(pain001::CreditTransfer { instruction, creditor: party(&bank) });
+        }
+        let now = fc_core::time::now_ms();
+        let msg_id = format!("FC{now}{}", &network[2..network.len().min(12)]);
+        let batch = pain001::Batch::new(msg_id.clone(), now, party(&debtor), transfers).map_err(|e| ServiceError::new(ErrorCode::FailedPrecondition, e.to_string()))?;
+        Ok((msg_id, batch.to_xml()))
+    }
+
+    /// Checks bank details the way the bank file will, then saves them.
+    pub fn set_bank_account(&self, org: &str, bank: BankAccount) -> Res<()> {
+        party(&bank).validate("bank").map_err(|e| ServiceError::invalid("bank", e))?;
+        self.registry.set_org_bank(org, bank)?;
+        Ok(())
+    }
+
+    // ---- the log ----------------------------------------------------------------
+
+    /// The latest signed checkpoint of a network's log, signing one now when
+    /// the log grew since (so a reader never waits for the next round).
+    pub async fn checkpoint(&self, network: &str, org: &str) -> Res<String> {
+        self.member(network, org)?;
+        if self.ledger.size(network)? == 0 {
+            return Err(ServiceError::not_found(format!("entries in the ledger of {network} (none yet)")));
+        }
+        let ledger = self.ledger.clone();
+        let net = network.to_string();
+        tokio::task::spawn_blocking(move || ledger.sign_checkpoint(&net)).await.map_err(ServiceError::internal)?.map_err(ServiceError::from)
+    }
+
+    /// Entry `index`, to the organisations it concerns (others: not found).
+    pub async fn entry(&self, network: &str, org: &str, index: u64) -> Res<Vec<u8>> {
+        self.member(network, org)?;
+        let hidden = || ServiceError::not_found(format!("entry {index}"));
+        let bytes = self.ledger.entry(network, index).map_err(|e| match e {
+            LedgerError::NotFound(_) => hidden(),
+            e => e.into(),
+        })?;
+        let entry = Entry::from_bytes(&bytes).map_err(|e| ServiceError::internal(format!("ledger {network} entry {index}: {e}")))?;
+        // The state must know the entry's order (it may be newer than the state).
+        let visible = self.with_state(network, |s| Ok(s.may_read(org, &entry))).await?;
+        if visible { Ok(bytes) } else { Err(hidden()) }
+    }
+
+    /// The entries of `[start, end)` that `org` may read (at most 1000 asked).
+    pub async fn entries(&self, network: &str, org: &str, start: u64, end: u64) -> Res<Vec<EntryView>> {
+        self.member(network, org)?;
+        let size = self.ledger.size(network)?;
+        let end = end.min(size);
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let raw = self.ledger.entries(network, start, end)?;
+        let decoded: Vec<(u64, Entry)> = raw.iter().enumerate().map(|(i, b)| Entry::from_bytes(b).map(|e| (start + i as u64, e))).collect::<Result<_, _>>().map_err(|e| ServiceError::internal(format!("ledger {network}: {e}")))?;
+        self.with_state(network, |s| {
+            Ok(decoded
+                .into_iter()
+                .filter(|(_, e)| s.may_read(org, e))
+                .map(|(index, e)| EntryView { index, entry: serde_json::to_value(&e).unwrap_or(serde_json::Value::Null) })
+                .collect())
+        })
+        .await
+    }
+
+    /// Inclusion proof of leaf `index` in the tree of `size` leaves (every member).
+    pub fn inclusion_proof(&self, network: &str, org: &str, index: u64, size: u64) -> Res<InclusionProof> {
+        self.member(network, org)?;
+        Ok(self.ledger.inclusion_proof(network, index, size)?)
+    }
+
+    /// Consistency proof between two tree sizes (every member).
+    pub fn consistency_proof(&self, network: &str, org: &str, size1: u64, size2: u64) -> Res<ConsistencyProof> {
+        self.member(network, org)?;
+        Ok(self.ledger.consistency_proof(network, size1, size2)?)
+    }
+
+    /// The log's size (every member).
+    pub fn size(&self, network: &str, org: &str) -> Res<u64> {
+        self.member(network, org)?;
+        Ok(self.ledger.size(network)?)
+    }
+}
+
+fn order_view(network: &str, o: &fc_ledger::settle::OrderState) -> OrderView {
+    let t = &o.terms;
+    let status = match o.status {
+        OrderStatus::Issued => "issued",
+        OrderStatus::Accepted => "accepted",
+        OrderStatus::InDelivery => "in_delivery",
+        OrderStatus::Delivered => "delivered",
+        OrderStatus::Settled => "settled",
+    };
+    let shipments = o
+        .shipments
+        .iter()
+        .map(|(id, s)| {
+            let (decision, accepted_quantity, rejection_reason) = match &s.decision {
+                Some(Decision::Accepted { quantity, .. }) => (Some("accepted".to_string()), Some(*quantity), None),
+                Some(Decision::Rejected { reason }) => (Some("rejected".to_string()), None, Some(reason.clone())),
+                None => (None, None, None),
+            };
+            ShipmentView {
+                shipment_id: id.clone(),
+                sent_quantity: s.sent_quantity,
+                sent_at_ms: s.sent_at_ms,
+                received_quantity: s.received.map(|r| r.0),
+                received_at_ms: s.received.map(|r| r.1),
+                sampled: s.inspection.as_ref().map(|i| i.sampled),
+                defects: s.inspection.as_ref().map(|i| i.defects),
+                inspection_source: s.inspection.as_ref().map(|i| match i.source {
+                    InspectionSource::Manual => "manual".to_string(),
+                    InspectionSource::Telemetry => "telemetry".to_string(),
+                }),
+                decision,
+                accepted_quantity,
+                rejection_reason,
+            }
+        })
+        .collect();
+    OrderView {
+        network: network.to_string(),
+        order_id: t.order_id.clone(),
+        buyer_org: t.buyer_org.clone(),
+        supplier_org: t.supplier_org.clone(),
+        part: t.part.clone(),
+        design_id: t.design_id.clone(),
+        design_version: t.design_version,
+        quantity: t.quantity,
+        unit_price_krw: t.unit_price_krw,
+        due_date_ms: t.due_date_ms,
+        sample_size: t.acceptance.sample_size,
+        allowed_defects: t.acceptance.allowed_defects,
+        payment_term_days: t.payment_term_days,
+        late_penalty_per_day_krw: t.late_penalty_per_day_krw,
+        late_penalty_cap_krw: t.late_penalty_cap_krw,
+        status: status.into(),
+        received_quantity: o.received_quantity,
+        accepted_quantity: o.accepted_quantity,
+        penalty_charged_krw: o.penalty_charged_krw,
+        shipments,
+    }
+}
+
+/// A payment as statements show it (shared with `factorychain settlement replay`).
+pub fn payment_view(p: &fc_ledger::settle::Payment, supplier: &str) -> PaymentView {
+    let i = &p.instruction;
+    let (status, bank_reference) = match &p.status {
+        PaymentStatus::Due => ("due", None),
+        PaymentStatus::Instructed { .. } => ("instructed", None),
+        PaymentStatus::Confirmed { bank_reference } => ("confirmed", Some(bank_reference.clone())),
+    };
+    PaymentView {
+        instruction_id: i.instruction_id.clone(),
+        order_id: i.order_id.clone(),
+        shipment_id: i.shipment_id.clone(),
+        supplier_org: supplier.to_string(),
+        amount_krw: i.amount_krw,
+        penalty_krw: i.penalty_krw,
+        due_date_ms: i.due_date_ms,
+        status: status.into(),
+        bank_reference,
+    }
+}
