@@ -113,6 +113,105 @@ test("sign up, create a device, watch a live value, export CSV, revoke the token
   }
 });
 
+async function signUp(page, company) {
+  await page.goto(`${PORTAL}/signup`);
+  await page.fill('input[name="company"]', company);
+  await page.selectOption('select[name="plan"]', "growth");
+  await page.fill('input[name="name"]', `${company} owner`);
+  await page.fill('input[name="email"]', `owner-${Date.now()}-${Math.random().toString(16).slice(2)}@e2e.example`);
+  await page.fill('input[name="password"]', "correct horse battery staple");
+  await Promise.all([page.waitForURL(`${PORTAL}/`), page.click('button[type="submit"]')]);
+  await page.goto(`${PORTAL}/partners`);
+  const org = (await page.textContent("#org-id")).trim();
+  await page.goto(`${PORTAL}/api-keys`);
+  await page.fill('form[action="/api-keys"] input[name="name"]', "cli");
+  await page.selectOption('form[action="/api-keys"] select[name="role"]', "operator");
+  await page.click('form[action="/api-keys"] button[type="submit"]');
+  const key = (await page.textContent("#api-key")).trim();
+  return { org, key };
+}
+
+function fc(key, args) {
+  return execFileSync(BIN, args, { encoding: "utf8", env: { ...process.env, FC_PORTAL: PORTAL, FC_API_KEY: key }, stdio: ["ignore", "pipe", "pipe"] });
+}
+
+test("a buyer and its supplier share a design, deliver an order and settle it on the ledger", async () => {
+  const browser = await launch();
+  const buyerCtx = await browser.newContext({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
+  const supplierCtx = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const buyer = await buyerCtx.newPage();
+  const supplier = await supplierCtx.newPage();
+  const dir = execFileSync("mktemp", ["-d"], { encoding: "utf8" }).trim();
+  try {
+    const b = await signUp(buyer, "Hanbit Motors");
+    const s = await signUp(supplier, "Daehan Precision");
+    // Partnership: the buyer asks, the supplier's owner accepts.
+    await buyer.goto(`${PORTAL}/partners`);
+    await buyer.fill('form[action="/partners"] input[name="supplier_id"]', s.org);
+    await Promise.all([buyer.waitForURL(`${PORTAL}/partners`), buyer.click('form[action="/partners"] button')]);
+    await supplier.goto(`${PORTAL}/partners`);
+    await Promise.all([supplier.waitForURL(`${PORTAL}/partners`), supplier.click('#buyers form[action$="/accept"] button')]);
+    // Keys are made on each company's own machine; the design is encrypted there.
+    fc(b.key, ["keys", "generate", "--out", `${dir}/buyer.key`, "--org", "Hanbit Motors", "--register"]);
+    fc(s.key, ["keys", "generate", "--out", `${dir}/supplier.key`, "--org", "Daehan Precision", "--register"]);
+    execFileSync("sh", ["-c", `printf 'ISO-10303-21; bracket BRK-7 rev C' > ${dir}/brk7.step`]);
+    assert.match(fc(b.key, ["design", "push", `${dir}/brk7.step`, "--design", "BRK-7", "--to", s.org]), /published BRK-7 v1/);
+    await supplier.goto(`${PORTAL}/designs`);
+    assert.ok((await supplier.textContent("table.designs")).includes("BRK-7"));
+    await supplier.screenshot({ path: `${SHOTS}10-supplier-designs.png` });
+
+    // The buyer issues the order in the portal.
+    await buyer.goto(`${PORTAL}/orders`);
+    await buyer.fill('#new-order input[name="part"]', "Bracket, left");
+    await buyer.fill('#new-order input[name="quantity"]', "200");
+    await buyer.fill('#new-order input[name="unit_price_krw"]', "1500");
+    await buyer.fill('#new-order input[name="due"]', new Date(Date.now() + 7 * 86400000).toISOString().slice(0, 10));
+    await buyer.fill('#new-order input[name="allowed_defects"]', "1");
+    await Promise.all([buyer.waitForURL(/\/orders\/t_[0-9a-f]{16}\/PO-/), buyer.click('#new-order button[type="submit"]')]);
+    const orderUrl = buyer.url().replace(PORTAL, "");
+    assert.equal((await buyer.textContent("#order-status")).trim(), "Issued");
+
+    // The supplier accepts and ships.
+    await supplier.goto(`${PORTAL}${orderUrl}`);
+    await Promise.all([supplier.waitForURL(`${PORTAL}${orderUrl}`), supplier.click("#accept-order")]);
+    await supplier.fill('#ship input[name="shipment_id"]', "SH-1");
+    await supplier.fill('#ship input[name="quantity"]', "200");
+    await Promise.all([supplier.waitForURL(`${PORTAL}${orderUrl}`), supplier.click('#ship button')]);
+    assert.equal((await supplier.textContent("#order-status")).trim(), "In delivery");
+
+    // The buyer receives, inspects and accepts: the payment instruction follows by itself.
+    await buyer.goto(`${PORTAL}${orderUrl}`);
+    await Promise.all([buyer.waitForURL(`${PORTAL}${orderUrl}`), buyer.click('#shipments input[value="receive"] ~ button')]);
+    await buyer.fill('#shipments input[name="sampled"]', "8");
+    await buyer.fill('#shipments input[name="defects"]', "1");
+    await Promise.all([buyer.waitForURL(`${PORTAL}${orderUrl}`), buyer.click('#shipments input[value="inspect"] ~ button')]);
+    await Promise.all([buyer.waitForURL(`${PORTAL}${orderUrl}`), buyer.click('#shipments input[value="accept"] ~ button')]);
+    assert.equal((await buyer.textContent("#order-status")).trim(), "Delivered");
+    await buyer.screenshot({ path: `${SHOTS}11-buyer-order-delivered.png` });
+    await buyer.goto(`${PORTAL}/statements`);
+    assert.ok((await buyer.textContent("table.payments")).includes("₩300,000"));
+    await buyer.screenshot({ path: `${SHOTS}12-buyer-statement.png` });
+
+    // The supplier sees the same amount and verifies its entries against the signed checkpoint.
+    await supplier.goto(`${PORTAL}/statements`);
+    assert.ok((await supplier.textContent("table.payments")).includes("₩300,000"));
+    await supplier.goto(`${PORTAL}/ledger`);
+    await supplier.fill(`form[data-network="${b.org}"] input[name="index"]`, "1");
+    await Promise.all([supplier.waitForURL(/\/ledger\?network=/), supplier.click(`form[data-network="${b.org}"] button`)]);
+    assert.match(await supplier.textContent("#verify-result"), /✓/);
+    await supplier.screenshot({ path: `${SHOTS}13-supplier-verify.png` });
+    // And recomputes every amount from the entries alone.
+    const vkey = (await supplier.textContent("#vkey")).trim();
+    assert.match(fc(s.key, ["settlement", "replay", "--network", b.org, "--key", vkey]), /1 payments, 300000 KRW, equal to the service/);
+  } catch (e) {
+    await buyer.screenshot({ path: `${SHOTS}failure-buyer.png` }).catch(() => {});
+    await supplier.screenshot({ path: `${SHOTS}failure-supplier.png` }).catch(() => {});
+    throw e;
+  } finally {
+    await browser.close();
+  }
+});
+
 test("a tablet-sized screen gets the whole dashboard without horizontal scrolling", async () => {
   const browser = await launch();
   const page = await browser.newPage({ viewport: { width: 800, height: 1280 } });

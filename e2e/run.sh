@@ -8,7 +8,7 @@ source scripts/harness.sh
 start_nats
 GRPC_PORT=$(free_port); PORTAL_PORT=$(free_port)
 FC_DATA_DIR="$work/data" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR="127.0.0.1:$GRPC_PORT" FC_HTTP_ADDR=127.0.0.1:0 \
-  FC_PORTAL__LISTEN_ADDR="127.0.0.1:$PORTAL_PORT" FC_LOG=warn "$BIN" up >"$work/up.log" 2>&1 & pids+=($!)
+  FC_PORTAL__LISTEN_ADDR="127.0.0.1:$PORTAL_PORT" FC_SETTLEMENT__GRPC_ADDR=127.0.0.1:0 FC_LOG=warn "$BIN" up >"$work/up.log" 2>&1 & pids+=($!)
 wait_port "$PORTAL_PORT"
 export PORTAL_URL="http://127.0.0.1:$PORTAL_PORT" GRPC_URL="http://127.0.0.1:$GRPC_PORT" FACTORYCHAIN_BIN="$PWD/$BIN"
 cd e2e

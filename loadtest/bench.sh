@@ -14,7 +14,7 @@ LEDGER_ENTRIES=${BENCH_LEDGER_ENTRIES:-10000000}
 source scripts/harness.sh
 start_nats
 GRPC_PORT=$(free_port); PORTAL_PORT=$(free_port)
-FC_DATA_DIR="$work/data" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR="127.0.0.1:$GRPC_PORT" FC_HTTP_ADDR=127.0.0.1:0 FC_PORTAL__LISTEN_ADDR="127.0.0.1:$PORTAL_PORT" \
+FC_DATA_DIR="$work/data" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR="127.0.0.1:$GRPC_PORT" FC_HTTP_ADDR=127.0.0.1:0 FC_PORTAL__LISTEN_ADDR="127.0.0.1:$PORTAL_PORT" FC_SETTLEMENT__GRPC_ADDR=127.0.0.1:0 \
   FC_ADMIN_TOKEN=bench-admin FC_LOG=warn "$BIN/factorychain" up >"$work/up.log" 2>&1 & pids+=($!)
 wait_port "$GRPC_PORT"
 common=(--server "http://127.0.0.1:$GRPC_PORT" --admin-token bench-admin --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)

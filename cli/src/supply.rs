@@ -40,7 +40,7 @@ pub enum KeysCmd {
         #[arg(long)]
         register: bool,
     },
-    /// Register the public key of an identity file with the portal (owner API key).
+    /// Register the public key of an identity file with the portal (operator API key).
     Register {
         /// The identity file.
         #[arg(long)]

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Environment variables of the CLI itself, not service configuration.
-const NON_CONFIG_ENV: &[&str] = &["FC_CONFIG", "FC_SERVER", "FC_TOKEN", "FC_LOG", "FC_LOG_FORMAT", "FC_SCYLLA_NODES", "FC_SCYLLA_KEYSPACE", "FC_DATASETS_DIR", "FC_NATS_SERVER"];
+const NON_CONFIG_ENV: &[&str] = &["FC_CONFIG", "FC_SERVER", "FC_TOKEN", "FC_LOG", "FC_LOG_FORMAT", "FC_SCYLLA_NODES", "FC_SCYLLA_KEYSPACE", "FC_DATASETS_DIR", "FC_NATS_SERVER", "FC_PORTAL", "FC_API_KEY"];
 
 /// Options of `up`.
 #[derive(Args)]

@@ -120,6 +120,8 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("cli", "On your own machine", "내 컴퓨터에서"),
     ("confirm_payment", "Confirm payment", "지급 확인"),
     ("decision", "Decision", "판정"),
+    ("dec_accepted", "accepted", "승인"),
+    ("dec_rejected", "rejected", "반려"),
     ("defects", "Defects", "불량"),
     ("deliveries", "Deliveries", "납품"),
     ("design", "Design", "도면"),

@@ -96,6 +96,7 @@ button{background:#2456d3;color:#fff;border:none;cursor:pointer}button.danger{ba
 .token{font-family:ui-monospace,monospace;background:#fff7d6;border:1px solid #e3a008;padding:.8rem;border-radius:8px;word-break:break-all}
 .error{color:#c81e1e}.muted{color:#67718a}.chart{background:#fff;border-radius:8px;margin:.5rem 0;min-height:220px}
 .big{font-size:1.6rem;font-weight:600}
+pre{white-space:pre-wrap;word-break:break-all;background:#fff;border-radius:8px;padding:.7rem;font-size:.9rem}
 "#;
 
 fn layout(lang: Lang, title: &str, who: Option<&Principal>, body: Markup) -> Markup {

@@ -238,7 +238,7 @@ async fn render_order(s: &PortalState, p: &Principal, network: &str, order_id: &
                 td { (sh.sent_quantity) " · " (day(sh.sent_at_ms)) }
                 td { @if let (Some(q), Some(at)) = (sh.received_quantity, sh.received_at_ms) { (q) " · " (day(at)) } }
                 td { @if let (Some(n), Some(d)) = (sh.sampled, sh.defects) { (d) " / " (n) " (" (sh.inspection_source.clone().unwrap_or_default()) ")" } }
-                td { @if let Some(d) = &sh.decision { (d) @if let Some(q) = sh.accepted_quantity { " " (q) } @if let Some(r) = &sh.rejection_reason { ": " (r) } } }
+                td { @if let Some(d) = &sh.decision { (lang.t(if d == "accepted" { "dec_accepted" } else { "dec_rejected" })) @if let Some(q) = sh.accepted_quantity { " " (q) } @if let Some(r) = &sh.rejection_reason { ": " (r) } } }
                 td { @if can && buyer && sh.decision.is_none() {
                     @if sh.received_quantity.is_none() {
                         form.inline method="post" action=(action) { (csrf_field(p)) input type="hidden" name="action" value="receive"; input type="hidden" name="shipment_id" value=(sh.shipment_id); input type="number" name="quantity" value=(sh.sent_quantity) min="0" style="width:7rem"; button type="submit" { (lang.t("receive")) } }
@@ -474,11 +474,13 @@ async fn ledger_page(State(s): St, PageAuth(p): PageAuth, Query(q): Query<Verify
         @for (n, note) in &rows {
             h2 { (n.buyer_name) " · " (role_label(lang, n)) }
             p { (lang.t("entries")) ": " strong.size { (n.size) } }
-            @if let Some(note) = note { pre.checkpoint { (note) } }
-            form.row method="get" action="/ledger" {
-                input type="hidden" name="network" value=(n.network);
-                label { (lang.t("entry_index")) br; input type="number" name="index" min="0" required; }
-                button type="submit" { (lang.t("verify")) }
+            @if let Some(note) = note {
+                pre.checkpoint { (note) }
+                form.row method="get" action="/ledger" data-network=(n.network) {
+                    input type="hidden" name="network" value=(n.network);
+                    label { (lang.t("entry_index")) br; input type="number" name="index" min="0" max=(n.size - 1) required; }
+                    button type="submit" { (lang.t("verify")) }
+                }
             }
         }
         @if let Some((network, index, v)) = &verified {
