@@ -188,6 +188,8 @@ test("a buyer and its supplier share a design, deliver an order and settle it on
     await Promise.all([buyer.waitForURL(`${PORTAL}${orderUrl}`), buyer.click('#shipments input[value="accept"] ~ button')]);
     assert.equal((await buyer.textContent("#order-status")).trim(), "Delivered");
     await buyer.screenshot({ path: `${SHOTS}11-buyer-order-delivered.png` });
+    await buyer.goto(`${PORTAL}/deliveries`);
+    assert.ok((await buyer.textContent("table.deliveries")).includes("SH-1"));
     await buyer.goto(`${PORTAL}/statements`);
     assert.ok((await buyer.textContent("table.payments")).includes("₩300,000"));
     await buyer.screenshot({ path: `${SHOTS}12-buyer-statement.png` });

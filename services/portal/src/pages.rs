@@ -126,6 +126,7 @@ fn layout(lang: Lang, title: &str, who: Option<&Principal>, body: Markup) -> Mar
                         }
                         a href="/partners" { (lang.t("partners")) }
                         a href="/orders" { (lang.t("orders")) }
+                        a href="/deliveries" { (lang.t("deliveries")) }
                         a href="/designs" { (lang.t("designs")) }
                         a href="/statements" { (lang.t("statements")) }
                         a href="/ledger" { (lang.t("ledger")) }

@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<PortalState>> {
     Router::new()
         .route("/orders", get(orders_page).post(new_order))
         .route("/orders/{network}/{order_id}", get(order_page).post(order_action))
+        .route("/deliveries", get(deliveries_page))
         .route("/designs", get(designs_page))
         .route("/designs/{network}/{design_id}/{version}", get(design_download))
         .route("/statements", get(statements_page))
@@ -305,6 +306,44 @@ async fn order_action(State(s): St, PageAuth(p): PageAuth, Path((network, order_
             Ok(r)
         }
     }
+}
+
+// ---- deliveries -----------------------------------------------------------------
+
+/// Every shipment of the caller's orders, newest first, with what it waits for.
+async fn deliveries_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {
+    let lang = p.lang;
+    let networks = s.settlement.networks(&p.tenant_id)?;
+    let mut sections = Vec::new();
+    for n in &networks {
+        let mut rows: Vec<(OrderView, fc_settlement_service::ShipmentView)> = Vec::new();
+        for o in s.settlement.orders(&n.network, &p.tenant_id).await? {
+            for sh in o.shipments.clone() {
+                rows.push((o.clone(), sh));
+            }
+        }
+        rows.sort_by_key(|(_, sh)| std::cmp::Reverse(sh.sent_at_ms));
+        sections.push((n.clone(), rows));
+    }
+    Ok(page(lang, lang.t("deliveries"), Some(&p), html! {
+        h1 { (lang.t("deliveries")) }
+        @for (n, rows) in &sections {
+            h2 { (n.buyer_name) " · " (role_label(lang, n)) }
+            @if rows.is_empty() { p.muted { (lang.t("no_deliveries")) } } @else {
+                table.deliveries data-network=(n.network) {
+                    thead { tr { th { (lang.t("order")) } th { (lang.t("shipment")) } th { (lang.t("part")) } th { (lang.t("sent")) } th { (lang.t("received")) } th { (lang.t("inspection")) } th { (lang.t("decision")) } } }
+                    tbody { @for (o, sh) in rows { tr {
+                        td { a href={ "/orders/" (n.network) "/" (o.order_id) } { (o.order_id) } }
+                        td { (sh.shipment_id) } td { (o.part) }
+                        td { (sh.sent_quantity) " · " (day(sh.sent_at_ms)) }
+                        td { @match (sh.received_quantity, sh.received_at_ms) { (Some(q), Some(at)) => { (q) " · " (day(at)) @if at > o.due_date_ms { " " span.error { (lang.t("late")) } } } _ => { span.muted { (lang.t("awaiting_receipt")) } } } }
+                        td { @if let (Some(k), Some(d)) = (sh.sampled, sh.defects) { (d) " / " (k) } }
+                        td { @match &sh.decision { Some(d) => { (lang.t(if d == "accepted" { "dec_accepted" } else { "dec_rejected" })) @if let Some(q) = sh.accepted_quantity { " " (q) } } None => { span.muted { "—" } } } }
+                    } } }
+                }
+            }
+        }
+    }))
 }
 
 // ---- designs ------------------------------------------------------------------
