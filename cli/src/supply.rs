@@ -232,6 +232,9 @@ fn replay_once(c: &Client, network: &str, verifier: &Verifier) -> Result<(u64, u
             }
             let bytes = entry.to_bytes();
             let proof: InclusionProof = c.get(&format!("/api/v1/ledger/{network}/proof/inclusion?index={}&size={}", v.index, cp.size))?;
+            if (proof.leaf_index, proof.tree_size) != (v.index, cp.size) {
+                bail!("asked a proof of entry {} in {} entries, got one of {} in {}", v.index, cp.size, proof.leaf_index, proof.tree_size);
+            }
             proof.verify_entry(&bytes, &cp.root).map_err(|e| anyhow::anyhow!("entry {} is not in the signed ledger: {e}", v.index))?;
             entries.push(entry);
         }

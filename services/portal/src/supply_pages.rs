@@ -608,8 +608,9 @@ async fn org_save(State(s): St, PageAuth(p): PageAuth, Form(f): Form<OrgForm>) -
             let account = f.account.clone().unwrap_or_default().trim().to_string();
             let bank = f.bank.clone().unwrap_or_default().trim().to_string();
             // An IBAN starts with a country code and check digits; a BIC has letters in its first four places.
-            let iban = account.len() > 4 && account[..2].bytes().all(|b| b.is_ascii_uppercase()) && account[2..4].bytes().all(|b| b.is_ascii_digit());
-            let bic = (bank.len() == 8 || bank.len() == 11) && bank[..4].bytes().all(|b| b.is_ascii_uppercase());
+            let (a, k) = (account.as_bytes(), bank.as_bytes());
+            let iban = a.len() > 4 && a[..2].iter().all(u8::is_ascii_uppercase) && a[2..4].iter().all(u8::is_ascii_digit);
+            let bic = (k.len() == 8 || k.len() == 11) && k[..4].iter().all(u8::is_ascii_uppercase);
             let b = BankAccount { holder: f.holder.clone().unwrap_or_default().trim().to_string(), account_kind: if iban { AccountKind::Iban } else { AccountKind::Domestic }, account, bank_kind: if bic { BankKind::Bic } else { BankKind::BankCode }, bank };
             s.settlement.set_bank_account(&p.tenant_id, b).map_err(Problem::from)
         }

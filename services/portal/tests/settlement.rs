@@ -113,6 +113,8 @@ async fn designs_reach_their_recipients_only_and_never_in_clear() -> anyhow::Res
     let r = api(w.addr, "PUT", &format!("{v1}/recipients"), &b.key, Some(json!({ "recipients": [net] }))).await?;
     ok(&r, "change access");
     assert_eq!(api(w.addr, "GET", &v1, &w.s1.key, None).await?.status, 404, "dropped recipient");
+    let r = api(w.addr, "PUT", &format!("{v1}/recipients"), &b.key, Some(json!({ "recipients": [net, w.s2.id] }))).await?;
+    assert_eq!(r.status, 409, "v1 is not encrypted to supplier two: {}", r.body);
     // bad input changes nothing
     let before = api(w.addr, "GET", &format!("/api/v1/networks/{net}/designs"), &b.key, None).await?.json();
     assert_eq!(upload(w.addr, &format!("/api/v1/networks/{net}/designs/X?to={}", w.s1.id), &b.key, marker).await?.status, 400, "plaintext is refused");
@@ -260,6 +262,8 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
     assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(stranger)).await?.status, 400);
     let unshared = json!({ "supplier_org": w.s2.id, "part": "x", "design_id": "BRK-7", "design_version": 1, "quantity": 1, "unit_price_krw": 1, "due_date_ms": now + DAY, "sample_size": 1, "allowed_defects": 0, "payment_term_days": 1, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0 });
     assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(unshared)).await?.status, 409, "the design must be shared with the supplier");
+    let tiny = json!({ "supplier_org": s1.id, "part": "x", "design_id": "BRK-7", "design_version": 1, "quantity": 3, "unit_price_krw": 1, "due_date_ms": now + DAY, "sample_size": 5, "allowed_defects": 0, "payment_term_days": 1, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0 });
+    assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(tiny)).await?.status, 400, "a sample larger than the order");
 
     // the bank file: refused until both sides entered accounts, then exact
     let pain = format!("/api/v1/networks/{net}/payments/pain001");
@@ -390,5 +394,24 @@ async fn an_inspection_can_be_computed_from_the_inspection_station() -> anyhow::
     ok(&r, "accept");
     let pays = api(w.addr, "GET", &format!("/api/v1/networks/{net}/payments"), &w.s1.key, None).await?.json();
     assert_eq!(pays[0]["amount_krw"], 5_000);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_dropped_mid_append_never_split_the_state_from_the_log() -> anyhow::Result<()> {
+    let w = world().await?;
+    let net = w.buyer.id.clone();
+    let st = w.h.settlement().await?.settlement.clone();
+    let sealed = fc_sealed::seal(b"d", &[w.buyer.keys.recipient(), w.s1.keys.recipient()])?;
+    let to = [net.clone(), w.s1.id.clone()];
+    // Clients that give up at every point of a request: before, during and after the append.
+    for i in 0..60u64 {
+        let _ = tokio::time::timeout(std::time::Duration::from_micros(i * 40), st.publish_design(&net, &net, "D", &to, &sealed)).await;
+    }
+    let done = st.publish_design(&net, &net, "D", &to, &sealed).await?;
+    let size = st.size(&net, &net)?;
+    assert_eq!(u64::from(done.version), size, "every stored entry is a version, and the next version follows the log");
+    let versions: Vec<u32> = st.designs(&net, &net).await?.iter().map(|d| d.version).collect();
+    assert_eq!(versions, (1..=size as u32).collect::<Vec<_>>());
     Ok(())
 }

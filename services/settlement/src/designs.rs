@@ -36,9 +36,12 @@ impl BlobStore {
         }
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
+        // A name of its own per write: two uploads of the same file never share it.
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let tmp = dir.join(format!(".{sha256}.{}.tmp", hex::encode(nonce)));
         {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
         }

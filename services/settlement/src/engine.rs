@@ -24,7 +24,9 @@ use tokio::sync::Mutex;
 type Res<T> = Result<T, ServiceError>;
 
 /// Most readings one telemetry inspection counts.
-const MAX_INSPECTED_READINGS: usize = 1_000_000;
+const MAX_INSPECTED_READINGS: u64 = 100_000;
+/// Largest amount of an order or a penalty, in KRW (the bank file's 18 digits hold it).
+const MAX_KRW: u64 = 999_999_999_999_999;
 
 /// A supply network the caller belongs to.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -221,7 +223,7 @@ pub struct Settlement {
     ledger: Arc<Ledger>,
     registry: Arc<Registry>,
     store: DynStore,
-    blobs: BlobStore,
+    blobs: Arc<BlobStore>,
     networks: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Network>>>>>,
     config: Config,
 }
@@ -296,7 +298,7 @@ impl Settlement {
         let key_name = config.origin_prefix.split('/').next().unwrap_or("factorychain").to_string();
         let signer = Ledger::load_or_create_signer(&data_dir.join("ledger.key"), &key_name).map_err(|e| StartError::Storage(e.to_string()))?;
         let ledger = Ledger::open(&data_dir.join("settlement.redb"), signer, &config.origin_prefix).map_err(|e| StartError::Storage(e.to_string()))?;
-        let blobs = BlobStore::open(data_dir.join("designs")).map_err(|e| StartError::Storage(format!("designs: {e}")))?;
+        let blobs = Arc::new(BlobStore::open(data_dir.join("designs")).map_err(|e| StartError::Storage(format!("designs: {e}")))?);
         Ok(Arc::new(Self { ledger, registry, store, blobs, networks: Default::default(), config }))
     }
 
@@ -331,21 +333,10 @@ impl Settlement {
         self.networks.lock().expect("network map poisoned").entry(network.to_string()).or_default().clone()
     }
 
-    /// Replays a network's log into its state.
-    fn load(&self, network: &str) -> Res<Network> {
-        let mut state = Network::new(network);
-        let size = self.ledger.size(network)?;
-        let mut start = 0;
-        while start < size {
-            let end = (start + fc_settlement::MAX_ENTRIES_PER_READ).min(size);
-            for (i, bytes) in self.ledger.entries(network, start, end)?.into_iter().enumerate() {
-                let seq = start + i as u64;
-                let entry = Entry::from_bytes(&bytes).map_err(|e| ServiceError::internal(format!("ledger {network} entry {seq}: {e}")))?;
-                state.apply(&entry).map_err(|e| ServiceError::internal(format!("ledger {network} entry {seq} does not settle: {e:?}")))?;
-            }
-            start = end;
-        }
-        Ok(state)
+    /// Replays a network's log into its state (on the blocking pool: O(entries)).
+    async fn load(&self, network: &str) -> Res<Network> {
+        let (ledger, net) = (self.ledger.clone(), network.to_string());
+        tokio::task::spawn_blocking(move || replay_log(&ledger, &net)).await.map_err(ServiceError::internal)?
     }
 
     /// Runs `f` on the network's state (loaded on first use), under its lock.
@@ -353,7 +344,7 @@ impl Settlement {
         let slot = self.slot(network);
         let mut guard = slot.lock().await;
         if guard.is_none() {
-            *guard = Some(self.load(network)?);
+            *guard = Some(self.load(network).await?);
         }
         f(guard.as_ref().expect("loaded"))
     }
@@ -361,60 +352,33 @@ impl Settlement {
     /// Decides the events `make` returns against the state, appends them (and
     /// the payment instructions they make due) in one commit, and returns the
     /// appended entries.
+    ///
+    /// Invariant: the state equals the fold of the log whenever the network's
+    /// lock is free. The deciding and the append run in a task of their own
+    /// that holds the lock until the append answered, so a caller that goes
+    /// away (a client disconnect drops this future) cannot leave an append in
+    /// flight while the next request decides against a stale log.
     async fn record(&self, network: &str, actor: &str, make: impl FnOnce(&Network) -> Res<Vec<Event>>) -> Res<Vec<Entry>> {
         self.member(network, actor)?;
-        let slot = self.slot(network);
-        let mut guard = slot.lock().await;
+        let mut guard = self.slot(network).lock_owned().await;
         if guard.is_none() {
-            *guard = Some(self.load(network)?);
+            *guard = Some(self.load(network).await?);
         }
-        let state = guard.as_mut().expect("loaded");
-        let events = make(state)?;
-        let now = fc_core::time::now_ms();
-        let mut entries = Vec::new();
-        let mut outcome = Ok(());
-        for event in events {
-            let entry = Entry::new(state.fold.next_seq(), now, actor, event);
-            if let Err(e) = state.apply(&entry) {
-                outcome = Err(refusal(e));
-                break;
-            }
-            entries.push(entry);
+        let events = make(guard.as_ref().expect("loaded"))?;
+        if events.is_empty() {
+            return Ok(Vec::new());
         }
-        if outcome.is_ok() {
-            // Settlement's own entries: the instructions the acceptances made due.
-            for instruction in state.fold.instructions_due() {
-                let entry = Entry::new(state.fold.next_seq(), now, network, Event::PaymentInstructed(instruction));
-                if let Err(e) = state.apply(&entry) {
-                    outcome = Err(refusal(e));
-                    break;
-                }
-                entries.push(entry);
-            }
-        }
-        if let Err(e) = outcome {
-            if !entries.is_empty() {
-                // Earlier events of this call changed the state but will not be
-                // appended: rebuild from the log next time.
+        let (ledger, network, actor) = (self.ledger.clone(), network.to_string(), actor.to_string());
+        tokio::spawn(async move {
+            let result = decide_and_append(&mut guard, &ledger, &network, &actor, events).await;
+            if result.as_ref().is_err_and(|(changed, _)| *changed) {
+                // The state moved ahead of the log: rebuild it from the log next time.
                 *guard = None;
             }
-            return Err(e);
-        }
-        if entries.is_empty() {
-            return Ok(entries);
-        }
-        let first = state.fold.next_seq() - entries.len() as u64;
-        match self.ledger.append(network, entries.iter().map(Entry::to_bytes).collect()).await {
-            Ok(index) if index == first => Ok(entries),
-            Ok(index) => {
-                *guard = None;
-                Err(ServiceError::internal(format!("ledger {network}: appended at {index}, expected {first}")))
-            }
-            Err(e) => {
-                *guard = None;
-                Err(e.into())
-            }
-        }
+            result.map_err(|(_, e)| e)
+        })
+        .await
+        .map_err(ServiceError::internal)?
     }
 
     // ---- networks ---------------------------------------------------------------
@@ -447,9 +411,16 @@ impl Settlement {
             return Err(ServiceError::invalid("body", "not an age-encrypted file: encrypt it on your machine (factorychain design push)"));
         }
         let recipients = self.check_recipients(network, recipients)?;
-        let digest: [u8; 32] = Sha256::digest(ciphertext).into();
-        let sha = hex::encode(digest);
-        self.blobs.put(network, &sha, ciphertext).map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
+        // Hashing and a synced write of up to max_design_bytes: off the async workers.
+        let (blobs, net, bytes) = (self.blobs.clone(), network.to_string(), ciphertext.to_vec());
+        let (digest, sha) = tokio::task::spawn_blocking(move || {
+            let digest: [u8; 32] = Sha256::digest(&bytes).into();
+            let sha = hex::encode(digest);
+            blobs.put(&net, &sha, &bytes).map(|()| (digest, sha))
+        })
+        .await
+        .map_err(ServiceError::internal)?
+        .map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
         let id = design_id.to_string();
         let entries = self
             .record(network, actor, |s| Ok(vec![Event::DesignPublished(DesignPublished { version: s.next_version(&id), design_id: id.clone(), ciphertext_sha256: Sha256Hex(digest), recipients: recipients.clone() })]))
@@ -522,8 +493,14 @@ impl Settlement {
                 _ => Err(ServiceError::not_found(format!("design {design_id} version {version}"))),
             })
             .await?;
-        let bytes = self.blobs.get(network, &sha).map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
-        let digest = hex::encode(Sha256::digest(&bytes));
+        let (blobs, net, want) = (self.blobs.clone(), network.to_string(), sha.clone());
+        let (bytes, digest) = tokio::task::spawn_blocking(move || blobs.get(&net, &want).map(|b| {
+            let d = hex::encode(Sha256::digest(&b));
+            (b, d)
+        }))
+        .await
+        .map_err(ServiceError::internal)?
+        .map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
         if digest != sha {
             return Err(ServiceError::internal(format!("design {design_id} v{version}: stored file does not match its ledger hash")));
         }
@@ -551,13 +528,19 @@ impl Settlement {
         if o.quantity == 0 || o.unit_price_krw == 0 {
             return Err(ServiceError::invalid("quantity", "quantity and unit_price_krw must be above zero"));
         }
-        o.quantity.checked_mul(o.unit_price_krw).filter(|v| *v <= 999_999_999_999_999).ok_or_else(|| ServiceError::invalid("unit_price_krw", "the order's total must stay below 10^15 KRW"))?;
+        o.quantity.checked_mul(o.unit_price_krw).filter(|v| *v <= MAX_KRW).ok_or_else(|| ServiceError::invalid("unit_price_krw", "the order's total must stay below 10^15 KRW"))?;
         let now = fc_core::time::now_ms();
         if !(now - 366 * fc_ledger::settle::DAY_MS..=now + 5 * 366 * fc_ledger::settle::DAY_MS).contains(&o.due_date_ms) {
             return Err(ServiceError::invalid("due_date_ms", "must be within a year before and five years after today"));
         }
         if o.allowed_defects > o.sample_size {
             return Err(ServiceError::invalid("allowed_defects", "cannot exceed sample_size"));
+        }
+        if u64::from(o.sample_size) > o.quantity {
+            return Err(ServiceError::invalid("sample_size", "cannot exceed the quantity ordered"));
+        }
+        if o.late_penalty_per_day_krw > MAX_KRW || o.late_penalty_cap_krw > MAX_KRW {
+            return Err(ServiceError::invalid("late_penalty_per_day_krw", "penalties must stay below 10^15 KRW"));
         }
         if o.payment_term_days > 365 {
             return Err(ServiceError::invalid("payment_term_days", "at most 365"));
@@ -626,13 +609,21 @@ impl Settlement {
         if t.from_ms >= t.to_ms {
             return Err(ServiceError::invalid("from_ms", "must be before to_ms"));
         }
+        // A sample is at most the units received: read no more readings than that.
+        let received = self
+            .with_state(network, |s| {
+                let shipment = s.fold.order(order_id).and_then(|o| o.shipments.get(shipment_id)).ok_or_else(|| ServiceError::not_found(format!("shipment {shipment_id} of order {order_id}")))?;
+                shipment.received.map(|(q, _)| q).ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, "record the shipment's receipt first"))
+            })
+            .await?;
+        let limit = received.min(MAX_INSPECTED_READINGS);
         let key = SeriesKey::new(t.machine.clone(), t.metric.clone());
-        let range = self.store.range(actor, &key, t.from_ms, t.to_ms, MAX_INSPECTED_READINGS + 1).await?;
+        let range = self.store.range(actor, &key, t.from_ms, t.to_ms, limit as usize + 1).await?;
         if range.unit.is_none() {
             return Err(ServiceError::not_found(format!("series {}/{}", t.machine, t.metric)));
         }
-        if range.points.len() > MAX_INSPECTED_READINGS {
-            return Err(ServiceError::invalid("from_ms", format!("the window holds more than {MAX_INSPECTED_READINGS} readings")));
+        if range.points.len() as u64 > limit {
+            return Err(ServiceError::invalid("from_ms", format!("the window holds more readings than the {limit} units that can be sampled; narrow it to this shipment's inspection")));
         }
         let sampled = range.points.len() as u32;
         let defects = range.points.iter().filter(|p| !(t.min..=t.max).contains(&p.value)).count() as u32;
@@ -808,6 +799,53 @@ impl Settlement {
         self.member(network, org)?;
         Ok(self.ledger.size(network)?)
     }
+}
+
+/// Applies `events` (then the payment instructions they make due) to the
+/// state and appends them. On error, says whether the state was changed.
+async fn decide_and_append(guard: &mut Option<Network>, ledger: &Ledger, network: &str, actor: &str, events: Vec<Event>) -> Result<Vec<Entry>, (bool, ServiceError)> {
+    let state = guard.as_mut().expect("loaded");
+    let now = fc_core::time::now_ms();
+    let mut entries = Vec::new();
+    for event in events {
+        let entry = Entry::new(state.fold.next_seq(), now, actor, event);
+        // A refused first event changed nothing; a later one follows changes.
+        state.apply(&entry).map_err(|e| (!entries.is_empty(), refusal(e)))?;
+        entries.push(entry);
+    }
+    // Settlement's own entries: the instructions the acceptances made due.
+    for instruction in state.fold.instructions_due() {
+        let entry = Entry::new(state.fold.next_seq(), now, network, Event::PaymentInstructed(instruction));
+        state.apply(&entry).map_err(|e| (true, refusal(e)))?;
+        entries.push(entry);
+    }
+    let first = state.fold.next_seq() - entries.len() as u64;
+    let size = ledger.size(network).map_err(|e| (true, e.into()))?;
+    if size != first {
+        return Err((true, ServiceError::internal(format!("ledger {network}: the log ends at {size}, its state at {first}"))));
+    }
+    match ledger.append(network, entries.iter().map(Entry::to_bytes).collect()).await {
+        Ok(index) if index == first => Ok(entries),
+        Ok(index) => Err((true, ServiceError::internal(format!("ledger {network}: appended at {index}, expected {first}")))),
+        Err(e) => Err((true, e.into())),
+    }
+}
+
+/// Folds a network's whole log.
+fn replay_log(ledger: &Ledger, network: &str) -> Res<Network> {
+    let mut state = Network::new(network);
+    let size = ledger.size(network)?;
+    let mut start = 0;
+    while start < size {
+        let end = (start + fc_settlement::MAX_ENTRIES_PER_READ).min(size);
+        for (i, bytes) in ledger.entries(network, start, end)?.into_iter().enumerate() {
+            let seq = start + i as u64;
+            let entry = Entry::from_bytes(&bytes).map_err(|e| ServiceError::internal(format!("ledger {network} entry {seq}: {e}")))?;
+            state.apply(&entry).map_err(|e| ServiceError::internal(format!("ledger {network} entry {seq} does not settle: {e:?}")))?;
+        }
+        start = end;
+    }
+    Ok(state)
 }
 
 fn order_view(network: &str, o: &fc_ledger::settle::OrderState) -> OrderView {

@@ -15,6 +15,8 @@ pub(crate) struct Version {
     pub version: u32,
     pub sha256: String,
     pub recipients: Vec<String>,
+    /// The organisations it was encrypted to: access can only narrow to these.
+    pub encrypted_to: Vec<String>,
     pub published_ms: i64,
     pub seq: u64,
 }
@@ -65,8 +67,12 @@ impl Network {
                 if entry.actor_org != self.buyer {
                     return Err(Refusal::Design(format!("only the network's buyer changes design access, not {}", entry.actor_org)));
                 }
-                if self.version(&d.design_id, d.version).is_none() {
+                let Some(v) = self.version(&d.design_id, d.version) else {
                     return Err(Refusal::Design(format!("design {} has no version {}", d.design_id, d.version)));
+                };
+                // The file is encrypted to the publication's recipients; nobody else could read it.
+                if let Some(other) = d.recipients.iter().find(|r| !v.encrypted_to.contains(r)) {
+                    return Err(Refusal::Design(format!("design {} v{} is not encrypted to {other}: publish a new version for it", d.design_id, d.version)));
                 }
             }
             _ => {}
@@ -77,6 +83,7 @@ impl Network {
                 version: d.version,
                 sha256: hex::encode(d.ciphertext_sha256.0),
                 recipients: d.recipients.clone(),
+                encrypted_to: d.recipients.clone(),
                 published_ms: entry.at_ms,
                 seq: entry.seq,
             }),
