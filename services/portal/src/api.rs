@@ -7,7 +7,6 @@ use crate::PortalState;
 use crate::auth::ApiAuth;
 use crate::problem::Problem;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
@@ -51,15 +50,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Self(v)),
-            Err(e) => {
-                let status = e.status().as_u16();
-                let mut p = Problem::bad_request(e.body_text());
-                if status == 413 {
-                    p.status = 413;
-                    p.title = "payload too large".into();
-                }
-                Err(p)
-            }
+            Err(e) => Err(Problem::body_rejected(e.status(), e.body_text())),
         }
     }
 }
@@ -483,7 +474,7 @@ async fn export_csv(State(s): St, ApiAuth(p): ApiAuth, Path((machine, metric)): 
         }
     }
     let name = format!("{}_{}.csv", safe(&machine), safe(&metric));
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))], out).into_response())
+    Ok(crate::pages::attachment("text/csv; charset=utf-8", &name, out))
 }
 
 fn safe(s: &str) -> String {

@@ -148,6 +148,17 @@ pub(crate) fn page(lang: Lang, title: &str, who: Option<&Principal>, body: Marku
     layout(lang, title, who, body).into_response()
 }
 
+/// A page shown again after a refused form, with the refusal's status.
+pub(crate) fn with_status(mut page: Response, e: &Problem) -> Response {
+    *page.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    page
+}
+
+/// A download: `body` as `content_type`, saved as `filename`.
+pub(crate) fn attachment(content_type: &'static str, filename: &str, body: impl IntoResponse) -> Response {
+    ([(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\""))], body).into_response()
+}
+
 pub(crate) fn csrf_field(p: &Principal) -> Markup {
     html! { input type="hidden" name="csrf" value=(p.csrf.clone().unwrap_or_default()); }
 }
@@ -222,9 +233,7 @@ async fn signup(State(s): St, headers: HeaderMap, ext: axum::http::Extensions, F
         Err(e) => {
             metrics::counter!("portal_signups_total", "result" => "refused").increment(1);
             let p: Problem = e.into();
-            let mut r = signup_page(lang, Some(&p.detail));
-            *r.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
-            r
+            with_status(signup_page(lang, Some(&p.detail)), &p)
         }
     }
 }

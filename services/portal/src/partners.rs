@@ -6,7 +6,7 @@
 use crate::PortalState;
 use crate::api::ApiJson;
 use crate::auth::{ApiAuth, PageAuth, Principal, check_csrf};
-use crate::pages::{PageResult, csrf_field, page};
+use crate::pages::{PageResult, csrf_field, page, with_status};
 use crate::problem::Problem;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -170,9 +170,7 @@ async fn request_form(State(s): St, PageAuth(p): PageAuth, Form(f): Form<Request
         Ok(_) => Ok(Redirect::to("/partners").into_response()),
         Err(e) => {
             // Refusals (quota, unknown id) are shown on the page, with the status they deserve.
-            let mut r = render(&s, &p, Some(e.detail.clone()))?;
-            *r.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            Ok(r)
+            Ok(with_status(render(&s, &p, Some(e.detail.clone()))?, &e))
         }
     }
 }

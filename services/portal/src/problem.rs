@@ -44,6 +44,15 @@ impl Problem {
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(ErrorCode::PermissionDenied, detail)
     }
+    /// A refused request body: 413 when it was too large, 400 otherwise.
+    pub fn body_rejected(status: StatusCode, detail: String) -> Self {
+        let mut p = Self::bad_request(detail);
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            p.status = 413;
+            p.title = "payload too large".into();
+        }
+        p
+    }
 }
 
 impl From<ServiceError> for Problem {

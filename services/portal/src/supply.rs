@@ -10,6 +10,7 @@
 use crate::PortalState;
 use crate::api::ApiJson;
 use crate::auth::ApiAuth;
+use crate::pages::attachment;
 use crate::problem::Problem;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -207,14 +208,7 @@ pub struct ToQ {
 #[utoipa::path(post, path = "/api/v1/networks/{network}/designs/{design_id}", params(("network" = String, Path), ("design_id" = String, Path), ToQ), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "an age file encrypted on the client"), responses((status = 201, body = DesignView), (status = 400, body = Problem), (status = 413, body = Problem)))]
 pub(crate) async fn publish_design(State(s): St, ApiAuth(p): ApiAuth, Path((network, design_id)): Path<(String, String)>, Query(q): Query<ToQ>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Response, Problem> {
     p.require(Role::Operator)?;
-    let body = body.map_err(|e| {
-        let mut pr = Problem::bad_request(e.body_text());
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            pr.status = 413;
-            pr.title = "payload too large".into();
-        }
-        pr
-    })?;
+    let body = body.map_err(|e| Problem::body_rejected(e.status(), e.body_text()))?;
     let to: Vec<String> = q.to.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
     let d = s.settlement.publish_design(&network, &p.tenant_id, &design_id, &to, &body).await?;
     Ok((StatusCode::CREATED, Json(d)).into_response())
@@ -223,8 +217,7 @@ pub(crate) async fn publish_design(State(s): St, ApiAuth(p): ApiAuth, Path((netw
 #[utoipa::path(get, path = "/api/v1/networks/{network}/designs/{design_id}/versions/{version}", params(("network" = String, Path), ("design_id" = String, Path), ("version" = u32, Path)), responses((status = 200, description = "the age ciphertext (recipients only)", content_type = "application/octet-stream"), (status = 404, body = Problem)))]
 pub(crate) async fn download_design(State(s): St, ApiAuth(p): ApiAuth, Path((network, design_id, version)): Path<(String, String, u32)>) -> Result<Response, Problem> {
     let bytes = s.settlement.download_design(&network, &p.tenant_id, &design_id, version).await?;
-    let disposition = format!("attachment; filename=\"{design_id}-v{version}.age\"");
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
+    Ok(attachment("application/octet-stream", &format!("{design_id}-v{version}.age"), bytes))
 }
 
 /// The complete new list of recipients.
@@ -347,8 +340,7 @@ pub(crate) async fn payments(State(s): St, ApiAuth(p): ApiAuth, Path(network): P
 pub(crate) async fn bank_file(State(s): St, ApiAuth(p): ApiAuth, Path(network): Path<String>) -> Result<Response, Problem> {
     p.require(Role::Operator)?;
     let (msg_id, xml) = s.settlement.bank_file(&network, &p.tenant_id).await?;
-    let disposition = format!("attachment; filename=\"{msg_id}.xml\"");
-    Ok(([(header::CONTENT_TYPE, "application/xml; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)], xml).into_response())
+    Ok(attachment("application/xml; charset=utf-8", &format!("{msg_id}.xml"), xml))
 }
 
 /// The bank's confirmation.

@@ -9,10 +9,9 @@
 use crate::PortalState;
 use crate::auth::{PageAuth, Principal, check_csrf};
 use crate::i18n::Lang;
-use crate::pages::{PageResult, csrf_field, page};
+use crate::pages::{PageResult, attachment, csrf_field, page, with_status};
 use crate::problem::Problem;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -83,12 +82,6 @@ fn status_label(lang: Lang, status: &str) -> &'static str {
 
 fn role_label(lang: Lang, n: &NetworkView) -> &'static str {
     if n.role == "buyer" { lang.t("as_buyer") } else { lang.t("as_supplier") }
-}
-
-fn error_page(s: &PortalState, p: &Principal, e: Problem, render: impl FnOnce(&PortalState, &Principal, Option<String>) -> PageResult) -> PageResult {
-    let mut r = render(s, p, Some(e.detail.clone()))?;
-    *r.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    Ok(r)
 }
 
 // ---- orders -------------------------------------------------------------------
@@ -193,11 +186,7 @@ async fn new_order(State(s): St, PageAuth(p): PageAuth, Form(f): Form<NewOrderFo
     .await;
     match result {
         Ok(o) => Ok(Redirect::to(&format!("/orders/{}/{}", o.network, o.order_id)).into_response()),
-        Err(e) => {
-            let mut r = render_orders(&s, &p, Some(e.detail.clone())).await?;
-            *r.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            Ok(r)
-        }
+        Err(e) => Ok(with_status(render_orders(&s, &p, Some(e.detail.clone())).await?, &e)),
     }
 }
 
@@ -300,11 +289,7 @@ async fn order_action(State(s): St, PageAuth(p): PageAuth, Path((network, order_
     match done {
         Ok(_) => Ok(Redirect::to(&format!("/orders/{network}/{order_id}")).into_response()),
         Err(e) if e.status == 404 => Err(e.into()),
-        Err(e) => {
-            let mut r = render_order(&s, &p, &network, &order_id, Some(e.detail.clone())).await?;
-            *r.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            Ok(r)
-        }
+        Err(e) => Ok(with_status(render_order(&s, &p, &network, &order_id, Some(e.detail.clone())).await?, &e)),
     }
 }
 
@@ -384,8 +369,7 @@ async fn designs_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {
 
 async fn design_download(State(s): St, PageAuth(p): PageAuth, Path((network, design_id, version)): Path<(String, String, u32)>) -> PageResult {
     let bytes = s.settlement.download_design(&network, &p.tenant_id, &design_id, version).await?;
-    let disposition = format!("attachment; filename=\"{design_id}-v{version}.age\"");
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
+    Ok(attachment("application/octet-stream", &format!("{design_id}-v{version}.age"), bytes))
 }
 
 // ---- statements -----------------------------------------------------------------
@@ -430,18 +414,13 @@ async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>
 async fn bank_file(State(s): St, PageAuth(p): PageAuth, Path(network): Path<String>) -> PageResult {
     p.require(Role::Operator)?;
     match s.settlement.bank_file(&network, &p.tenant_id).await {
-        Ok((msg_id, xml)) => {
-            let disposition = format!("attachment; filename=\"{msg_id}.xml\"");
-            Ok(([(header::CONTENT_TYPE, "application/xml; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)], xml).into_response())
-        }
-        Err(e) => error_page_async(&s, &p, e.into()).await,
+        Ok((msg_id, xml)) => Ok(attachment("application/xml; charset=utf-8", &format!("{msg_id}.xml"), xml)),
+        Err(e) => statements_refused(&s, &p, e.into()).await,
     }
 }
 
-async fn error_page_async(s: &PortalState, p: &Principal, e: Problem) -> PageResult {
-    let mut r = render_statements(s, p, Some(e.detail.clone())).await?;
-    *r.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    Ok(r)
+async fn statements_refused(s: &PortalState, p: &Principal, e: Problem) -> PageResult {
+    Ok(with_status(render_statements(s, p, Some(e.detail.clone())).await?, &e))
 }
 
 #[derive(Deserialize)]
@@ -455,7 +434,7 @@ async fn confirm(State(s): St, PageAuth(p): PageAuth, Path((network, instruction
     p.require(Role::Operator)?;
     match s.settlement.confirm_payment(&network, &p.tenant_id, &instruction_id, &f.bank_reference).await {
         Ok(_) => Ok(Redirect::to("/statements").into_response()),
-        Err(e) => error_page_async(&s, &p, e.into()).await,
+        Err(e) => statements_refused(&s, &p, e.into()).await,
     }
 }
 
@@ -618,6 +597,6 @@ async fn org_save(State(s): St, PageAuth(p): PageAuth, Form(f): Form<OrgForm>) -
     };
     match done {
         Ok(()) => Ok(Redirect::to("/org").into_response()),
-        Err(e) => error_page(&s, &p, e, render_org),
+        Err(e) => Ok(with_status(render_org(&s, &p, Some(e.detail.clone()))?, &e)),
     }
 }
