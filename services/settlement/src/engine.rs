@@ -339,14 +339,18 @@ impl Settlement {
         tokio::task::spawn_blocking(move || replay_log(&ledger, &net)).await.map_err(ServiceError::internal)?
     }
 
-    /// Runs `f` on the network's state (loaded on first use), under its lock.
-    async fn with_state<T>(&self, network: &str, f: impl FnOnce(&Network) -> Res<T>) -> Res<T> {
-        let slot = self.slot(network);
-        let mut guard = slot.lock().await;
+    /// The network's lock, with its state loaded (on first use).
+    async fn locked(&self, network: &str) -> Res<tokio::sync::OwnedMutexGuard<Option<Network>>> {
+        let mut guard = self.slot(network).lock_owned().await;
         if guard.is_none() {
             *guard = Some(self.load(network).await?);
         }
-        f(guard.as_ref().expect("loaded"))
+        Ok(guard)
+    }
+
+    /// Runs `f` on the network's state, under its lock.
+    async fn with_state<T>(&self, network: &str, f: impl FnOnce(&Network) -> Res<T>) -> Res<T> {
+        f(self.locked(network).await?.as_ref().expect("loaded"))
     }
 
     /// Decides the events `make` returns against the state, appends them (and
@@ -360,10 +364,7 @@ impl Settlement {
     /// flight while the next request decides against a stale log.
     async fn record(&self, network: &str, actor: &str, make: impl FnOnce(&Network) -> Res<Vec<Event>>) -> Res<Vec<Entry>> {
         self.member(network, actor)?;
-        let mut guard = self.slot(network).lock_owned().await;
-        if guard.is_none() {
-            *guard = Some(self.load(network).await?);
-        }
+        let mut guard = self.locked(network).await?;
         let events = make(guard.as_ref().expect("loaded"))?;
         if events.is_empty() {
             return Ok(Vec::new());
@@ -658,7 +659,12 @@ impl Settlement {
 
     /// One order, to its buyer and supplier.
     pub async fn order(&self, network: &str, org: &str, order_id: &str) -> Res<OrderView> {
-        self.orders(network, org).await?.into_iter().find(|o| o.order_id == order_id).ok_or_else(|| ServiceError::not_found(format!("order {order_id}")))
+        self.member(network, org)?;
+        self.with_state(network, |s| match s.fold.order(order_id) {
+            Some(o) if org == network || o.terms.supplier_org == org => Ok(order_view(network, o)),
+            _ => Err(ServiceError::not_found(format!("order {order_id}"))),
+        })
+        .await
     }
 
     /// The orders `org` is party to in `network` (all of them for the buyer).
@@ -710,16 +716,32 @@ impl Settlement {
             self.member(network, actor)?;
             return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the buyer exports its bank file"));
         }
-        let open: Vec<PaymentView> = self.payments(network, actor).await?.into_iter().filter(|p| p.status == "instructed" && p.amount_krw > 0).collect();
+        let open: Vec<(fc_ledger::entry::PaymentInstruction, String)> = self
+            .with_state(network, |s| {
+                Ok(s.fold
+                    .payments()
+                    .iter()
+                    .filter(|p| matches!(p.status, PaymentStatus::Instructed { .. }) && p.instruction.amount_krw > 0)
+                    .filter_map(|p| Some((p.instruction.clone(), s.supplier_of(&p.instruction.order_id)?.to_string())))
+                    .collect())
+            })
+            .await?;
         if open.is_empty() {
             return Err(ServiceError::new(ErrorCode::FailedPrecondition, "no instructed payment is waiting for the bank"));
         }
         let debtor = self.registry.org_profile(network)?.bank.ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, "enter your bank account first (organisation profile)"))?;
+        // Each supplier's account is read once, however many payments it gets.
+        let mut creditors: HashMap<String, pain001::Party> = HashMap::new();
         let mut transfers = Vec::with_capacity(open.len());
-        for p in open {
-            let bank = self.registry.org_profile(&p.supplier_org)?.bank.ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, format!("supplier {} has not entered its bank account", p.supplier_org)))?;
-            let instruction = fc_ledger::entry::PaymentInstruction { order_id: p.order_id, shipment_id: p.shipment_id, amount_krw: p.amount_krw, penalty_krw: p.penalty_krw, due_date_ms: p.due_date_ms, instruction_id: p.instruction_id };
-            transfers.push(pain001::CreditTransfer { instruction, creditor: party(&bank) });
+        for (instruction, supplier) in open {
+            let creditor = match creditors.get(&supplier) {
+                Some(c) => c.clone(),
+                None => {
+                    let bank = self.registry.org_profile(&supplier)?.bank.ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, format!("supplier {supplier} has not entered its bank account")))?;
+                    creditors.entry(supplier).or_insert(party(&bank)).clone()
+                }
+            };
+            transfers.push(pain001::CreditTransfer { instruction, creditor });
         }
         let now = fc_core::time::now_ms();
         let msg_id = format!("FC{now}{}", &network[2..network.len().min(12)]);
