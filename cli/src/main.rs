@@ -4,8 +4,9 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use fc_proto::v1::{
-    Aggregation, CreateDeviceRequest, CreateTenantRequest, InviteUserRequest, LatestRequest, ListSeriesRequest, ListTenantsRequest, RangeRequest, Reading, ReadingBatch,
-    RevokeDeviceRequest, SeriesKey, admin_client::AdminClient, ingest_client::IngestClient, query_client::QueryClient,
+    Aggregation, CreateDeviceRequest, CreateTenantRequest, InviteUserRequest, LatestRequest, ListSeriesRequest, ListTenantsRequest,
+    RangeRequest, Reading, ReadingBatch, RevokeDeviceRequest, SeriesKey, admin_client::AdminClient, ingest_client::IngestClient,
+    query_client::QueryClient,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -345,17 +346,27 @@ async fn admin(conn: AdminConn, what: AdminCmd) -> Result<()> {
             };
             let link = invite.as_ref().map(|i| invitation_link(&portal_url, &i.token));
             if conn.json {
-                out!("{}", serde_json::json!({"id": t.id, "name": t.name, "plan": t.plan, "created_ms": t.created_ms, "owner_invitation": link}));
+                out!(
+                    "{}",
+                    serde_json::json!({"id": t.id, "name": t.name, "plan": t.plan, "created_ms": t.created_ms, "owner_invitation": link})
+                );
             } else {
                 out!("tenant {} created ({}, {} plan)", t.id, t.name, t.plan);
                 match link {
                     Some(l) => out!("owner invitation (shown once, valid 7 days): {l}"),
-                    None => out!("nobody can sign in yet: invite an owner with `factorychain admin tenant invite --tenant {} --email ...`", t.id),
+                    None => out!(
+                        "nobody can sign in yet: invite an owner with `factorychain admin tenant invite --tenant {} --email ...`",
+                        t.id
+                    ),
                 }
             }
         }
         AdminCmd::Tenant { what: TenantCmd::Invite { tenant, email, role, portal_url } } => {
-            let i = client.invite_user(with_bearer(&token, InviteUserRequest { tenant_id: tenant, email, role })?).await.map_err(status_err)?.into_inner();
+            let i = client
+                .invite_user(with_bearer(&token, InviteUserRequest { tenant_id: tenant, email, role })?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
             let link = invitation_link(&portal_url, &i.token);
             if conn.json {
                 out!("{}", serde_json::json!({"invitation_id": i.invitation_id, "link": link, "expires_ms": i.expires_ms}));
@@ -375,7 +386,11 @@ async fn admin(conn: AdminConn, what: AdminCmd) -> Result<()> {
             }
         }
         AdminCmd::Device { what: DeviceCmd::Create { tenant, name } } => {
-            let d = client.create_device(with_bearer(&token, CreateDeviceRequest { tenant_id: tenant, name })?).await.map_err(status_err)?.into_inner();
+            let d = client
+                .create_device(with_bearer(&token, CreateDeviceRequest { tenant_id: tenant, name })?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
             if conn.json {
                 out!("{}", serde_json::json!({"device_id": d.device_id, "tenant_id": d.tenant_id, "name": d.name, "token": d.token}));
             } else {
@@ -384,7 +399,10 @@ async fn admin(conn: AdminConn, what: AdminCmd) -> Result<()> {
             }
         }
         AdminCmd::Device { what: DeviceCmd::Revoke { tenant, device } } => {
-            client.revoke_device(with_bearer(&token, RevokeDeviceRequest { tenant_id: tenant, device_id: device.clone() })?).await.map_err(status_err)?;
+            client
+                .revoke_device(with_bearer(&token, RevokeDeviceRequest { tenant_id: tenant, device_id: device.clone() })?)
+                .await
+                .map_err(status_err)?;
             out!("device {device} revoked");
         }
     }
@@ -397,7 +415,11 @@ async fn push(conn: DeviceConn, machine: String, metric: String, value: f64, uni
     let now = fc_core::time::now_ms();
     // A fresh sequence number per invocation: the clock in microseconds is unique enough for a CLI.
     let seq = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() as u64;
-    let batch = ReadingBatch { device_seq: seq, readings: vec![Reading { machine, metric, unit, timestamp_ms: ts.unwrap_or(now), value, quality: 0 }], series: vec![] };
+    let batch = ReadingBatch {
+        device_seq: seq,
+        readings: vec![Reading { machine, metric, unit, timestamp_ms: ts.unwrap_or(now), value, quality: 0 }],
+        series: vec![],
+    };
     let r = client.push(with_bearer(token, batch)?).await.map_err(status_err)?.into_inner();
     if conn.json {
         out!("{}", serde_json::json!({"accepted": r.accepted, "duplicate": r.duplicate}));
@@ -419,13 +441,33 @@ async fn query(conn: DeviceConn, what: QueryCmd) -> Result<()> {
                 None => end - parse_duration_ms(&since)?,
             };
             let step_ms = step.as_deref().map(parse_duration_ms).transpose()?.unwrap_or(0);
-            let aggs = if step_ms > 0 { vec![Aggregation::Min as i32, Aggregation::Max as i32, Aggregation::Avg as i32, Aggregation::Count as i32, Aggregation::Last as i32] } else { vec![] };
-            let req = RangeRequest { series: Some(SeriesKey { machine, metric }), start_ms: start, end_ms: end, step_ms, aggregations: aggs, limit };
+            let aggs = if step_ms > 0 {
+                vec![
+                    Aggregation::Min as i32,
+                    Aggregation::Max as i32,
+                    Aggregation::Avg as i32,
+                    Aggregation::Count as i32,
+                    Aggregation::Last as i32,
+                ]
+            } else {
+                vec![]
+            };
+            let req = RangeRequest {
+                series: Some(SeriesKey { machine, metric }),
+                start_ms: start,
+                end_ms: end,
+                step_ms,
+                aggregations: aggs,
+                limit,
+            };
             let r = client.range(with_bearer(token, req)?).await.map_err(status_err)?.into_inner();
             if step_ms > 0 {
                 if conn.json {
                     for p in &r.points {
-                        out!("{}", serde_json::json!({"bucket_start_ms": p.bucket_start_ms, "min": p.min, "max": p.max, "avg": p.avg, "count": p.count, "last": p.last}));
+                        out!(
+                            "{}",
+                            serde_json::json!({"bucket_start_ms": p.bucket_start_ms, "min": p.min, "max": p.max, "avg": p.avg, "count": p.count, "last": p.last})
+                        );
                     }
                 } else {
                     out!("bucket_start_ms,min,max,avg,count,last");
@@ -451,14 +493,21 @@ async fn query(conn: DeviceConn, what: QueryCmd) -> Result<()> {
             let r = client.latest(with_bearer(token, LatestRequest { series: vec![] })?).await.map_err(status_err)?.into_inner();
             for x in r.readings {
                 if conn.json {
-                    out!("{}", serde_json::json!({"machine": x.machine, "metric": x.metric, "unit": x.unit, "timestamp_ms": x.timestamp_ms, "value": x.value, "quality": x.quality}));
+                    out!(
+                        "{}",
+                        serde_json::json!({"machine": x.machine, "metric": x.metric, "unit": x.unit, "timestamp_ms": x.timestamp_ms, "value": x.value, "quality": x.quality})
+                    );
                 } else {
                     out!("{}/{}\t{} {}\t@{}", x.machine, x.metric, x.value, x.unit, x.timestamp_ms);
                 }
             }
         }
         QueryCmd::Series { machine } => {
-            let r = client.list_series(with_bearer(token, ListSeriesRequest { machine: machine.unwrap_or_default() })?).await.map_err(status_err)?.into_inner();
+            let r = client
+                .list_series(with_bearer(token, ListSeriesRequest { machine: machine.unwrap_or_default() })?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
             for s in r.series {
                 if conn.json {
                     out!("{}", serde_json::json!({"machine": s.machine, "metric": s.metric, "unit": s.unit}));
@@ -475,7 +524,16 @@ async fn query(conn: DeviceConn, what: QueryCmd) -> Result<()> {
 mod tests {
     #[test]
     fn durations_parse() {
-        for (s, want) in [("15m", Some(900_000)), ("2h", Some(7_200_000)), ("7d", Some(604_800_000)), ("500ms", Some(500)), ("30", Some(30_000)), ("x", None), ("5y", None), ("0s", None)] {
+        for (s, want) in [
+            ("15m", Some(900_000)),
+            ("2h", Some(7_200_000)),
+            ("7d", Some(604_800_000)),
+            ("500ms", Some(500)),
+            ("30", Some(30_000)),
+            ("x", None),
+            ("5y", None),
+            ("0s", None),
+        ] {
             assert_eq!(super::parse_duration_ms(s).ok(), want, "{s}");
         }
     }

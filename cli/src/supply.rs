@@ -123,13 +123,18 @@ impl Client {
         let mut res = match (method, body) {
             ("GET", _) => self.agent.get(&url).header("authorization", &auth).call(),
             ("PUT", Some(b)) => self.agent.put(&url).header("authorization", &auth).header("content-type", content_type).send(&b[..]),
-            (_, b) => self.agent.post(&url).header("authorization", &auth).header("content-type", content_type).send(&b.unwrap_or_default()[..]),
+            (_, b) => {
+                self.agent.post(&url).header("authorization", &auth).header("content-type", content_type).send(&b.unwrap_or_default()[..])
+            }
         }
         .with_context(|| format!("{method} {url}"))?;
         let status = res.status().as_u16();
         let bytes = res.body_mut().with_config().limit(1 << 30).read_to_vec().with_context(|| format!("{method} {url}: body"))?;
         if !(200..300).contains(&status) {
-            let detail = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(String::from)).unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(String::from))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
             bail!("{method} {path}: {status}: {detail}");
         }
         Ok(bytes)
@@ -195,19 +200,34 @@ pub fn design(p: &Portal, cmd: DesignCmd) -> Result<String> {
             let sealed = fc_sealed::seal(&plaintext, &recipients).map_err(|e| anyhow::anyhow!("encrypting: {e}"))?;
             let path = format!("/api/v1/networks/{network}/designs/{design}?to={}", orgs.join(","));
             let d: DesignView = serde_json::from_slice(&c.send("POST", &path, "application/octet-stream", Some(sealed))?)?;
-            Ok(format!("published {} v{} ({} bytes encrypted to {}), ledger entry {}, sha256 {}", d.design_id, d.version, plaintext.len(), d.recipients.join(", "), d.seq, d.ciphertext_sha256))
+            Ok(format!(
+                "published {} v{} ({} bytes encrypted to {}), ledger entry {}, sha256 {}",
+                d.design_id,
+                d.version,
+                plaintext.len(),
+                d.recipients.join(", "),
+                d.seq,
+                d.ciphertext_sha256
+            ))
         }
         DesignCmd::Pull { network, design, version, identity, out } => {
             let text = std::fs::read_to_string(&identity).with_context(|| identity.display().to_string())?;
             let keys = fc_sealed::OrgKeys::from_identity_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", identity.display()))?;
             let listed: Vec<DesignView> = c.get(&format!("/api/v1/networks/{network}/designs"))?;
-            let meta = listed.iter().find(|d| d.design_id == design && d.version == version).with_context(|| format!("design {design} v{version} is not shared with you"))?;
+            let meta = listed
+                .iter()
+                .find(|d| d.design_id == design && d.version == version)
+                .with_context(|| format!("design {design} v{version} is not shared with you"))?;
             let sealed = c.send("GET", &format!("/api/v1/networks/{network}/designs/{design}/versions/{version}"), "", None)?;
             if fc_sealed::sha256_hex(&sealed) != meta.ciphertext_sha256 {
                 bail!("the downloaded file does not match the hash the ledger recorded");
             }
             let plain = fc_sealed::open(&sealed, &keys).map_err(|e| anyhow::anyhow!("decrypting: {e}"))?;
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&out).with_context(|| format!("{} (not overwritten)", out.display()))?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&out)
+                .with_context(|| format!("{} (not overwritten)", out.display()))?;
             std::io::Write::write_all(&mut f, &plain)?;
             Ok(format!("wrote {} ({} bytes), design {design} v{version}", out.display(), plain.len()))
         }
@@ -241,7 +261,8 @@ fn replay_once(c: &Client, network: &str, verifier: &Verifier) -> Result<(u64, u
         start = end;
     }
     let complete = entries.len() as u64 == cp.size;
-    let fold = if complete { fc_ledger::settle::replay(&entries) } else { fc_ledger::settle::replay_sparse(&entries) }.map_err(|e| anyhow::anyhow!("the entries do not settle: {e}"))?;
+    let fold = if complete { fc_ledger::settle::replay(&entries) } else { fc_ledger::settle::replay_sparse(&entries) }
+        .map_err(|e| anyhow::anyhow!("the entries do not settle: {e}"))?;
     let payments = fold
         .payments()
         .iter()
@@ -284,9 +305,15 @@ pub fn settlement(p: &Portal, cmd: SettlementCmd) -> Result<String> {
             bail!("the service's statement differs from the ledger's entries:{diff}");
         }
         let total: u64 = mine.iter().map(|p| p.amount_krw).sum();
-        let mut said = format!("replayed {read} entries (of {size}, each proven under the signed checkpoint): {} payments, {total} KRW, equal to the service", mine.len());
+        let mut said = format!(
+            "replayed {read} entries (of {size}, each proven under the signed checkpoint): {} payments, {total} KRW, equal to the service",
+            mine.len()
+        );
         for p in &mine {
-            said.push_str(&format!("\n  {} {}/{}  {} KRW (penalty {})  {}", p.instruction_id, p.order_id, p.shipment_id, p.amount_krw, p.penalty_krw, p.status));
+            said.push_str(&format!(
+                "\n  {} {}/{}  {} KRW (penalty {})  {}",
+                p.instruction_id, p.order_id, p.shipment_id, p.amount_krw, p.penalty_krw, p.status
+            ));
         }
         return Ok(said);
     }

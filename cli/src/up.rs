@@ -9,7 +9,19 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Environment variables of the CLI itself, not service configuration.
-const NON_CONFIG_ENV: &[&str] = &["FC_CONFIG", "FC_SERVER", "FC_TOKEN", "FC_LOG", "FC_LOG_FORMAT", "FC_SCYLLA_NODES", "FC_SCYLLA_KEYSPACE", "FC_DATASETS_DIR", "FC_NATS_SERVER", "FC_PORTAL", "FC_API_KEY"];
+const NON_CONFIG_ENV: &[&str] = &[
+    "FC_CONFIG",
+    "FC_SERVER",
+    "FC_TOKEN",
+    "FC_LOG",
+    "FC_LOG_FORMAT",
+    "FC_SCYLLA_NODES",
+    "FC_SCYLLA_KEYSPACE",
+    "FC_DATASETS_DIR",
+    "FC_NATS_SERVER",
+    "FC_PORTAL",
+    "FC_API_KEY",
+];
 
 /// Options of `up`.
 #[derive(Args)]
@@ -76,11 +88,7 @@ async fn ensure_nats(url: &str, data_dir: &Path) -> Result<Option<OwnedNats>> {
     // Its own process group: Ctrl-C reaches only us, and we stop NATS after the service drained.
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
+    let child = cmd.stdout(Stdio::null()).stderr(log).spawn().with_context(|| format!("starting {}", bin.display()))?;
     let owned = OwnedNats(child);
     let deadline = Instant::now() + Duration::from_secs(15);
     while !answers(&host, port).await {
@@ -106,9 +114,10 @@ fn ensure_demo(state: &fc_ingest::AppState) -> Result<Demo> {
     let path = state.config.data_dir.join("demo.json");
     if let Ok(text) = std::fs::read_to_string(&path)
         && let Ok(d) = serde_json::from_str::<Demo>(&text)
-            && state.registry.authenticate_device(&d.token).is_ok() {
-                return Ok(d);
-            }
+        && state.registry.authenticate_device(&d.token).is_ok()
+    {
+        return Ok(d);
+    }
     let password = fc_registry::random_hex(8);
     let email = format!("demo-{}@factorychain.local", fc_registry::random_hex(3));
     let (t, _) = state.registry.sign_up("Demo Steel Works", "growth", &email, "Demo Owner", &password)?;
@@ -151,8 +160,17 @@ pub async fn run(args: UpArgs) -> Result<()> {
     shutdown.trigger_on_signals();
     let running = fc_ingest::serve(cfg.clone(), shutdown.clone()).await?;
     let st = &running.state;
-    let settlement = fc_settlement_service::serve(settlement_cfg, &cfg.data_dir, st.registry.clone(), st.store.clone(), shutdown.clone()).await?;
-    let portal = fc_portal::serve(portal_cfg, st.registry.clone(), st.store.clone(), st.bus.client().clone(), settlement.settlement.clone(), shutdown.clone()).await?;
+    let settlement =
+        fc_settlement_service::serve(settlement_cfg, &cfg.data_dir, st.registry.clone(), st.store.clone(), shutdown.clone()).await?;
+    let portal = fc_portal::serve(
+        portal_cfg,
+        st.registry.clone(),
+        st.store.clone(),
+        st.bus.client().clone(),
+        settlement.settlement.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     let grpc = format!("http://{}", running.grpc_addr);
     println!();
     println!("FactoryChain is up.");
@@ -171,9 +189,20 @@ pub async fn run(args: UpArgs) -> Result<()> {
         println!("  demo login:                  {} / {}", d.email, d.password);
         println!("  demo tenant:                 {}", d.tenant_id);
         println!("  demo device token:           {}", d.token);
-        let replay = fc_demo::Replay { server: grpc.clone(), token: d.token.clone(), datasets_dir: fc_demo::default_dir(), speed: args.demo_speed, rows: 0, quiet: true };
+        let replay = fc_demo::Replay {
+            server: grpc.clone(),
+            token: d.token.clone(),
+            datasets_dir: fc_demo::default_dir(),
+            speed: args.demo_speed,
+            rows: 0,
+            quiet: true,
+        };
         let stop = shutdown.clone();
-        println!("  demo machines:               steel-plant (energy, 15 min), machine-temp-1 (temperature, 5 min), replayed at {}x from {}", args.demo_speed, replay.datasets_dir.display());
+        println!(
+            "  demo machines:               steel-plant (energy, 15 min), machine-temp-1 (temperature, 5 min), replayed at {}x from {}",
+            args.demo_speed,
+            replay.datasets_dir.display()
+        );
         tokio::spawn(async move {
             tokio::select! {
                 r = fc_demo::replay(replay) => if let Err(e) = r { tracing::warn!(error = %e, "demo replay stopped") },

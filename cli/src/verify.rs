@@ -135,13 +135,23 @@ pub fn judge(old: Option<&Checkpoint>, new: &Checkpoint, proof: Option<&[Hash]>)
     }
     if new.size == old.size {
         if new.root != old.root {
-            bail!("two different roots for size {}: {} then {} (a fork: history was rewritten)", new.size, hex::encode(old.root), hex::encode(new.root));
+            bail!(
+                "two different roots for size {}: {} then {} (a fork: history was rewritten)",
+                new.size,
+                hex::encode(old.root),
+                hex::encode(new.root)
+            );
         }
         return Ok(Step::Unchanged);
     }
     let proof = proof.context("a consistency proof is needed")?;
-    verify_consistency(old.size, new.size, &old.root, &new.root, proof)
-        .map_err(|e| anyhow::anyhow!("checkpoint of size {} is not consistent with the one of size {} seen before ({e}): history was rewritten", new.size, old.size))?;
+    verify_consistency(old.size, new.size, &old.root, &new.root, proof).map_err(|e| {
+        anyhow::anyhow!(
+            "checkpoint of size {} is not consistent with the one of size {} seen before ({e}): history was rewritten",
+            new.size,
+            old.size
+        )
+    })?;
     Ok(Step::Extended { from: old.size })
 }
 
@@ -160,7 +170,8 @@ pub fn follow(url: &str, key: &str, api_key: Option<&str>, state: &Path, interva
     let base = url.trim_end_matches('/');
     let mut last: Option<Checkpoint> = match std::fs::read_to_string(state) {
         Ok(note) => {
-            let (text, _) = open_note(&note, std::slice::from_ref(&verifier)).map_err(|e| anyhow::anyhow!("{}: the kept checkpoint does not verify: {e}", state.display()))?;
+            let (text, _) = open_note(&note, std::slice::from_ref(&verifier))
+                .map_err(|e| anyhow::anyhow!("{}: the kept checkpoint does not verify: {e}", state.display()))?;
             Some(Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", state.display()))?)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -168,7 +179,8 @@ pub fn follow(url: &str, key: &str, api_key: Option<&str>, state: &Path, interva
     };
     loop {
         let note = get(&format!("{base}/checkpoint"), api_key)?;
-        let (text, _) = open_note(&note, std::slice::from_ref(&verifier)).map_err(|e| anyhow::anyhow!("the served checkpoint's signature: {e}"))?;
+        let (text, _) =
+            open_note(&note, std::slice::from_ref(&verifier)).map_err(|e| anyhow::anyhow!("the served checkpoint's signature: {e}"))?;
         let cp = Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("the served checkpoint: {e}"))?;
         let proof = match &last {
             Some(old) if cp.size > old.size => {
@@ -211,7 +223,13 @@ pub fn check(cmd: &VerifyCmd) -> Result<String> {
             let signed = read(note)?;
             let (text, signers) = open_note(&signed, &[verifier]).map_err(|e| anyhow::anyhow!("signature: {e}"))?;
             let cp = Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
-            Ok(format!("valid checkpoint of {} signed by {}: size {}, root {}", cp.origin, signers.join(", "), cp.size, hex::encode(cp.root)))
+            Ok(format!(
+                "valid checkpoint of {} signed by {}: size {}, root {}",
+                cp.origin,
+                signers.join(", "),
+                cp.size,
+                hex::encode(cp.root)
+            ))
         }
         VerifyCmd::Inclusion { proof } => {
             let p: InclusionProof = serde_json::from_str(&read(proof)?).context("proof JSON")?;

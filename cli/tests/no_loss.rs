@@ -91,11 +91,12 @@ async fn stream(grpc: &str, token: &str, seqs: Vec<u64>, t0: i64, mut kill: Opti
                 assert!(a.status == AckStatus::Ok as i32 || a.status == AckStatus::Duplicate as i32, "{a:?}");
                 acked.insert(a.device_seq);
                 if let Some((child, after)) = kill.as_mut()
-                    && acked.len() >= *after {
-                        child.kill().expect("kill"); // SIGKILL: no graceful shutdown, no flush
-                        child.wait().unwrap();
-                        kill = None;
-                    }
+                    && acked.len() >= *after
+                {
+                    child.kill().expect("kill"); // SIGKILL: no graceful shutdown, no flush
+                    child.wait().unwrap();
+                    kill = None;
+                }
             }
             Ok(None) | Err(_) => return acked,
         }
@@ -111,7 +112,8 @@ async fn acked_readings_survive_a_kill_and_resends_are_stored_once() {
 
     let admin_channel = connect(&svc.grpc).await;
     let mut admin = AdminClient::with_interceptor(admin_channel, bearer("test-admin-token").unwrap());
-    let tenant = admin.create_tenant(CreateTenantRequest { name: "Crash Test Steel".into(), plan: "enterprise".into() }).await.unwrap().into_inner();
+    let tenant =
+        admin.create_tenant(CreateTenantRequest { name: "Crash Test Steel".into(), plan: "enterprise".into() }).await.unwrap().into_inner();
     let device = admin.create_device(CreateDeviceRequest { tenant_id: tenant.id.clone(), name: "gw".into() }).await.unwrap().into_inner();
     let token = device.token;
     let t0 = fc_core::time::now_ms() - 3_600_000;

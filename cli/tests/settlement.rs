@@ -10,13 +10,20 @@ use serde_json::json;
 use std::net::SocketAddr;
 
 async fn cli(portal: SocketAddr, key: &str, args: &[&str]) -> (i32, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_factorychain")).args(args).env("FC_PORTAL", format!("http://{portal}")).env("FC_API_KEY", key).output().await.expect("run factorychain");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_factorychain"))
+        .args(args)
+        .env("FC_PORTAL", format!("http://{portal}"))
+        .env("FC_API_KEY", key)
+        .output()
+        .await
+        .expect("run factorychain");
     (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 async fn post(addr: SocketAddr, path: &str, key: &str, body: serde_json::Value) -> anyhow::Result<()> {
     let auth = format!("Bearer {key}");
-    let r = request(addr, "POST", path, &[("authorization", &auth), ("content-type", "application/json")], body.to_string().as_bytes()).await?;
+    let r =
+        request(addr, "POST", path, &[("authorization", &auth), ("content-type", "application/json")], body.to_string().as_bytes()).await?;
     anyhow::ensure!((200..300).contains(&r.status), "POST {path}: {} {}", r.status, r.body);
     Ok(())
 }
@@ -57,10 +64,46 @@ async fn designs_travel_encrypted_and_replay_equals_the_service() -> anyhow::Res
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("published BRK-7 v1"), "{out}");
     let got = dir.path().join("a.step");
-    let (code, out) = cli(portal, &sa.1, &["design", "pull", "--network", &buyer.0, "--design", "BRK-7", "--version", "1", "--identity", sa.2.to_str().unwrap(), "-o", got.to_str().unwrap()]).await;
+    let (code, out) = cli(
+        portal,
+        &sa.1,
+        &[
+            "design",
+            "pull",
+            "--network",
+            &buyer.0,
+            "--design",
+            "BRK-7",
+            "--version",
+            "1",
+            "--identity",
+            sa.2.to_str().unwrap(),
+            "-o",
+            got.to_str().unwrap(),
+        ],
+    )
+    .await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(std::fs::read(&got)?, std::fs::read(&drawing)?);
-    let (code, out) = cli(portal, &sb.1, &["design", "pull", "--network", &buyer.0, "--design", "BRK-7", "--version", "1", "--identity", sb.2.to_str().unwrap(), "-o", dir.path().join("b.step").to_str().unwrap()]).await;
+    let (code, out) = cli(
+        portal,
+        &sb.1,
+        &[
+            "design",
+            "pull",
+            "--network",
+            &buyer.0,
+            "--design",
+            "BRK-7",
+            "--version",
+            "1",
+            "--identity",
+            sb.2.to_str().unwrap(),
+            "-o",
+            dir.path().join("b.step").to_str().unwrap(),
+        ],
+    )
+    .await;
     assert_eq!(code, 1, "not shared with supplier B: {out}");
     assert!(!dir.path().join("b.step").exists());
 
@@ -103,7 +146,9 @@ async fn forged_server(checkpoint: String, consistency: String) -> anyhow::Resul
             let n = s.read(&mut buf).await.unwrap_or(0);
             let req = String::from_utf8_lossy(&buf[..n]).to_string();
             let body = if req.contains("/checkpoint") { &checkpoint } else { &consistency };
-            let _ = s.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes()).await;
+            let _ = s
+                .write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes())
+                .await;
         }
     });
     Ok(addr)
@@ -139,7 +184,12 @@ async fn a_witness_follows_the_live_ledger_and_catches_a_rewritten_history() -> 
     let follow = |url: String| {
         let (state, vkey, key) = (state.clone(), vkey.clone(), key.clone());
         async move {
-            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_factorychain")).args(["verify", "follow", &url, "--key", &vkey, "--state", state.to_str().unwrap(), "--once"]).env("FC_API_KEY", key).output().await.expect("run");
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_factorychain"))
+                .args(["verify", "follow", &url, "--key", &vkey, "--state", state.to_str().unwrap(), "--once"])
+                .env("FC_API_KEY", key)
+                .output()
+                .await
+                .expect("run");
             (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
         }
     };
@@ -154,7 +204,11 @@ async fn a_witness_follows_the_live_ledger_and_catches_a_rewritten_history() -> 
     // The operator's signing key in hand, a forger truncates the log to 2 and
     // re-appends different entries: a validly signed checkpoint of size 9 whose
     // history does not extend the one the witness kept.
-    let forged = fc_settlement::Ledger::open(&dir.path().join("forged.redb"), fc_settlement::Ledger::load_or_create_signer(&h.data.path().join("ledger.key"), "factorychain.local")?, "factorychain.local/ledger")?;
+    let forged = fc_settlement::Ledger::open(
+        &dir.path().join("forged.redb"),
+        fc_settlement::Ledger::load_or_create_signer(&h.data.path().join("ledger.key"), "factorychain.local")?,
+        "factorychain.local/ledger",
+    )?;
     let mut entries = Vec::new();
     for i in 0..9u64 {
         entries.push(st.ledger().entry(&t.id, i.min(1)).map(|e| if i < 2 { e } else { format!("{{\"forged\":{i}}}").into_bytes() })?);

@@ -36,7 +36,12 @@ fn proofs_verify_and_tampering_is_reported() {
     bad["hashes"][0] = serde_json::Value::String(format!("{}{}", if h.starts_with('0') { '1' } else { '0' }, &h[1..]));
     let mut wrong_index = good.clone();
     wrong_index["leaf_index"] = 12.into();
-    for (name, text) in [("flip.json", bad.to_string()), ("index.json", wrong_index.to_string()), ("junk.json", "{\"leaf_index\":".into()), ("upper.json", good.to_string().replace(&root, &root.to_uppercase()))] {
+    for (name, text) in [
+        ("flip.json", bad.to_string()),
+        ("index.json", wrong_index.to_string()),
+        ("junk.json", "{\"leaf_index\":".into()),
+        ("upper.json", good.to_string().replace(&root, &root.to_uppercase())),
+    ] {
         let (code, out) = verify(&["inclusion", &write(dir.path(), name, &text)]);
         assert_eq!(code, 1, "{name}: {out}");
         assert!(out.contains("invalid:"), "{name}: {out}");

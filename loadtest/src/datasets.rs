@@ -36,7 +36,11 @@ pub async fn storage(args: StorageArgs) -> Result<()> {
                 tenant: "t_steel".into(),
                 series: series
                     .iter()
-                    .map(|(m, x, u, p)| SeriesPoints { key: SeriesKey::new(m, x), unit: u.clone(), points: p[d * 96..((d + 1) * 96).min(p.len())].to_vec() })
+                    .map(|(m, x, u, p)| SeriesPoints {
+                        key: SeriesKey::new(m, x),
+                        unit: u.clone(),
+                        points: p[d * 96..((d + 1) * 96).min(p.len())].to_vec(),
+                    })
                     .collect(),
             };
             store.write(vec![batch]).await?;
@@ -75,5 +79,13 @@ pub struct ReplayArgs {
 
 /// Play the datasets as live machines until stopped.
 pub async fn replay(a: ReplayArgs) -> Result<()> {
-    fc_demo::replay(fc_demo::Replay { server: a.server, token: a.token, datasets_dir: a.datasets_dir.unwrap_or_else(default_dir), speed: a.speed, rows: a.rows, quiet: false }).await
+    fc_demo::replay(fc_demo::Replay {
+        server: a.server,
+        token: a.token,
+        datasets_dir: a.datasets_dir.unwrap_or_else(default_dir),
+        speed: a.speed,
+        rows: a.rows,
+        quiet: false,
+    })
+    .await
 }

@@ -3,7 +3,9 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use fc_proto::v1::{AckStatus, CreateDeviceRequest, CreateTenantRequest, ReadingBatch, admin_client::AdminClient, ingest_client::IngestClient};
+use fc_proto::v1::{
+    AckStatus, CreateDeviceRequest, CreateTenantRequest, ReadingBatch, admin_client::AdminClient, ingest_client::IngestClient,
+};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,10 +71,14 @@ async fn provision(args: &IngestArgs, channel: Channel) -> Result<Vec<String>> {
             r.metadata_mut().insert("authorization", header.clone());
             Ok(r)
         });
-        let tenant = client.create_tenant(CreateTenantRequest { name: format!("loadtest {}", fc_core::time::now_ms()), plan: "enterprise".into() }).await?.into_inner();
+        let tenant = client
+            .create_tenant(CreateTenantRequest { name: format!("loadtest {}", fc_core::time::now_ms()), plan: "enterprise".into() })
+            .await?
+            .into_inner();
         let mut tokens = Vec::with_capacity(args.devices);
         for i in 0..args.devices {
-            let d = client.create_device(CreateDeviceRequest { tenant_id: tenant.id.clone(), name: format!("sim-{i}") }).await?.into_inner();
+            let d =
+                client.create_device(CreateDeviceRequest { tenant_id: tenant.id.clone(), name: format!("sim-{i}") }).await?.into_inner();
             tokens.push(d.token);
         }
         return Ok(tokens);
@@ -84,7 +90,8 @@ async fn provision(args: &IngestArgs, channel: Channel) -> Result<Vec<String>> {
 /// Run the fleet and report.
 pub async fn run(args: IngestArgs) -> Result<()> {
     let duration = crate::parse_duration(&args.duration)?;
-    let connect = || async { Channel::from_shared(args.server.clone())?.connect().await.with_context(|| format!("connecting to {}", args.server)) };
+    let connect =
+        || async { Channel::from_shared(args.server.clone())?.connect().await.with_context(|| format!("connecting to {}", args.server)) };
     let mut channels = Vec::new();
     for _ in 0..args.connections.max(1) {
         channels.push(connect().await?);
@@ -131,12 +138,17 @@ pub async fn run(args: IngestArgs) -> Result<()> {
         let acked = counters.acked_readings.load(Ordering::Relaxed);
         let rate = (acked - last.1) as f64 / last.0.elapsed().as_secs_f64();
         last = (Instant::now(), acked);
-        let mut msg = format!("{rate:.0} readings/s acked, {} refused, {} stream errors", counters.refused.load(Ordering::Relaxed), counters.stream_errors.load(Ordering::Relaxed));
+        let mut msg = format!(
+            "{rate:.0} readings/s acked, {} refused, {} stream errors",
+            counters.refused.load(Ordering::Relaxed),
+            counters.stream_errors.load(Ordering::Relaxed)
+        );
         if let Some(bus) = &bus
-            && let Ok(b) = bus.consumer_backlog(fc_bus::TELEMETRY_STREAM, "store-writer").await {
-                backlog_max.fetch_max(b, Ordering::Relaxed);
-                msg.push_str(&format!(", writer backlog {b} msgs"));
-            }
+            && let Ok(b) = bus.consumer_backlog(fc_bus::TELEMETRY_STREAM, "store-writer").await
+        {
+            backlog_max.fetch_max(b, Ordering::Relaxed);
+            msg.push_str(&format!(", writer backlog {b} msgs"));
+        }
         bar.set_position(started.elapsed().as_secs());
         bar.set_message(msg);
     }
@@ -150,7 +162,9 @@ pub async fn run(args: IngestArgs) -> Result<()> {
     let mut drain_secs = 0.0;
     if let Some(bus) = &bus {
         let t = Instant::now();
-        while bus.consumer_backlog(fc_bus::TELEMETRY_STREAM, "store-writer").await.unwrap_or(u64::MAX) > 0 && t.elapsed() < Duration::from_secs(300) {
+        while bus.consumer_backlog(fc_bus::TELEMETRY_STREAM, "store-writer").await.unwrap_or(u64::MAX) > 0
+            && t.elapsed() < Duration::from_secs(300)
+        {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         drain_secs = t.elapsed().as_secs_f64();
@@ -205,7 +219,11 @@ struct Device {
 impl Device {
     fn batch(&self, n: u64) -> ReadingBatch {
         let first_ts = self.first_ts + (n as i64 - 1) * self.per_series as i64;
-        ReadingBatch { device_seq: self.seq_base + n, readings: vec![], series: crate::make_series(&self.machine, self.metrics, self.per_series, first_ts, n) }
+        ReadingBatch {
+            device_seq: self.seq_base + n,
+            readings: vec![],
+            series: crate::make_series(&self.machine, self.metrics, self.per_series, first_ts, n),
+        }
     }
 
     /// Stream until `send_until`, then until every batch is acked (or 30 s pass).

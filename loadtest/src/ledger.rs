@@ -9,7 +9,8 @@
 use anyhow::{Context, Result, ensure};
 use clap::Args;
 use fc_ledger::entry::{
-    AcceptancePlan, DeliveryAccepted, Entry, Event, InspectionRecorded, InspectionSource, OrderAccepted, OrderIssued, PaymentInstruction, ShipmentMoved,
+    AcceptancePlan, DeliveryAccepted, Entry, Event, InspectionRecorded, InspectionSource, OrderAccepted, OrderIssued, PaymentInstruction,
+    ShipmentMoved,
 };
 use fc_ledger::note::{Checkpoint, Verifier, open_note};
 use fc_settlement::Ledger;
@@ -75,7 +76,13 @@ fn event_pool() -> Vec<Vec<u8>> {
                 1 => Event::OrderAccepted(OrderAccepted { order_id }),
                 2 => Event::ShipmentSent(ShipmentMoved { order_id, shipment_id, quantity: 100 + i % 400, at_ms }),
                 3 => Event::ShipmentReceived(ShipmentMoved { order_id, shipment_id, quantity: 100 + i % 400, at_ms }),
-                4 => Event::InspectionRecorded(InspectionRecorded { order_id, shipment_id, sampled: 32, defects: (i % 3) as u32, source: InspectionSource::Telemetry }),
+                4 => Event::InspectionRecorded(InspectionRecorded {
+                    order_id,
+                    shipment_id,
+                    sampled: 32,
+                    defects: (i % 3) as u32,
+                    source: InspectionSource::Telemetry,
+                }),
                 5 | 6 => Event::DeliveryAccepted(DeliveryAccepted { order_id, shipment_id, accepted_quantity: 100 + i % 400 }),
                 _ => Event::PaymentInstructed(PaymentInstruction {
                     instruction_id: format!("PI-{order_id}-{shipment_id}"),
@@ -94,7 +101,14 @@ fn event_pool() -> Vec<Vec<u8>> {
 
 /// Appends `entries` entries to `log` from `concurrency` tasks, `per_call` per
 /// call; returns the append latency histogram (µs) and the elapsed time.
-async fn append_all(ledger: &Arc<Ledger>, log: &'static str, entries: u64, per_call: u64, concurrency: usize, pool: &Arc<Vec<Vec<u8>>>) -> Result<(Histogram<u64>, Duration)> {
+async fn append_all(
+    ledger: &Arc<Ledger>,
+    log: &'static str,
+    entries: u64,
+    per_call: u64,
+    concurrency: usize,
+    pool: &Arc<Vec<Vec<u8>>>,
+) -> Result<(Histogram<u64>, Duration)> {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let progress = {
@@ -117,7 +131,8 @@ async fn append_all(ledger: &Arc<Ledger>, log: &'static str, entries: u64, per_c
                 if first >= entries {
                     return Ok::<_, anyhow::Error>(hist);
                 }
-                let batch: Vec<Vec<u8>> = (first..(first + per_call).min(entries)).map(|i| pool[(i % pool.len() as u64) as usize].clone()).collect();
+                let batch: Vec<Vec<u8>> =
+                    (first..(first + per_call).min(entries)).map(|i| pool[(i % pool.len() as u64) as usize].clone()).collect();
                 let call = Instant::now();
                 ledger.append(log, batch).await?;
                 hist.saturating_record(call.elapsed().as_micros() as u64);
@@ -166,7 +181,10 @@ pub async fn run(args: LedgerArgs) -> Result<()> {
     let shutdown = fc_core::Shutdown::new();
     let checkpointer = tokio::spawn(ledger.clone().run_checkpointer(interval, shutdown.clone()));
 
-    eprintln!("ledger: {} entries of ~{entry_bytes_avg:.0} bytes, one per call, {} appenders, checkpoint every {interval:?}", args.entries, args.concurrency);
+    eprintln!(
+        "ledger: {} entries of ~{entry_bytes_avg:.0} bytes, one per call, {} appenders, checkpoint every {interval:?}",
+        args.entries, args.concurrency
+    );
     let (single, single_elapsed) = append_all(&ledger, LOG, args.entries, 1, args.concurrency, &pool).await?;
     let appends_per_s = args.entries as f64 / single_elapsed.as_secs_f64();
     eprintln!("ledger: {appends_per_s:.0} appends/s, append p99 {:.2} ms", ms(single.value_at_quantile(0.99)));

@@ -55,7 +55,11 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
 
 /// Parse wrk's `--latency` output: (p99 ms, requests/s, non-2xx responses).
 fn parse_wrk(out: &str) -> Result<(f64, f64, u64)> {
-    let p99 = out.lines().find(|l| l.trim_start().starts_with("99%")).and_then(|l| l.split_whitespace().nth(1)).context("no 99% line in wrk output")?;
+    let p99 = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("99%"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .context("no 99% line in wrk output")?;
     let ms = if let Some(v) = p99.strip_suffix("ms") {
         v.parse::<f64>()?
     } else if let Some(v) = p99.strip_suffix("us") {
@@ -65,8 +69,18 @@ fn parse_wrk(out: &str) -> Result<(f64, f64, u64)> {
     } else {
         bail!("unknown unit in {p99}")
     };
-    let rps = out.lines().find(|l| l.starts_with("Requests/sec:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    let bad = out.lines().find(|l| l.contains("Non-2xx or 3xx responses:")).and_then(|l| l.split_whitespace().last()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let rps = out
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let bad = out
+        .lines()
+        .find(|l| l.contains("Non-2xx or 3xx responses:"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     Ok((ms, rps, bad))
 }
 
@@ -92,7 +106,12 @@ pub async fn run(a: PortalArgs) -> Result<()> {
     if status != 303 {
         bail!("sign-up answered {status}");
     }
-    let cookie = head.lines().find_map(|l| l.strip_prefix("set-cookie: ")).and_then(|c| c.split(';').next()).context("no session cookie")?.to_string();
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .context("no session cookie")?
+        .to_string();
     let (_, _, page) = http(addr, "GET", "/devices", &[("cookie", &cookie)], "").await?;
     let csrf = between(&page, "name=\"csrf\" value=\"", "\"").context("no csrf token on the page")?.to_string();
     let auth = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str()), ("content-type", "application/json")];
@@ -135,7 +154,8 @@ pub async fn run(a: PortalArgs) -> Result<()> {
         let (addr, cookie, received, connected) = (addr.to_string(), cookie.clone(), received.clone(), connected.clone());
         clients.push(tokio::spawn(async move {
             let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else { return };
-            let req = format!("GET /machines/line-1/live HTTP/1.1\r\nhost: {addr}\r\ncookie: {cookie}\r\naccept: text/event-stream\r\n\r\n");
+            let req =
+                format!("GET /machines/line-1/live HTTP/1.1\r\nhost: {addr}\r\ncookie: {cookie}\r\naccept: text/event-stream\r\n\r\n");
             if s.write_all(req.as_bytes()).await.is_err() {
                 return;
             }

@@ -56,7 +56,12 @@ pub async fn run(args: RawArgs) -> Result<()> {
         })
         .await?;
     let c: consumer::PullConsumer = s
-        .create_consumer(consumer::pull::Config { durable_name: Some("bench-raw".into()), ack_policy: consumer::AckPolicy::Explicit, max_ack_pending: 50_000, ..Default::default() })
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("bench-raw".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            max_ack_pending: 50_000,
+            ..Default::default()
+        })
         .await?;
     let per_series = (args.batch / args.metrics.max(1)).max(1);
     let readings_per_batch = (per_series * args.metrics.max(1)) as u64;
@@ -71,7 +76,9 @@ pub async fn run(args: RawArgs) -> Result<()> {
                 let ok: Vec<_> = chunk.into_iter().filter_map(Result::ok).collect();
                 for m in &ok {
                     // Decode as the store writer would, so the comparison is fair on that count.
-                    n += TelemetryMessage::decode(m.payload.as_ref()).map(|t| t.series.iter().map(|s| s.values.len() as u64).sum::<u64>()).unwrap_or(0);
+                    n += TelemetryMessage::decode(m.payload.as_ref())
+                        .map(|t| t.series.iter().map(|s| s.values.len() as u64).sum::<u64>())
+                        .unwrap_or(0);
                 }
                 futures::future::join_all(ok.iter().map(|m| m.ack())).await;
                 consumed.fetch_add(n, Ordering::Relaxed);
@@ -99,7 +106,9 @@ pub async fn run(args: RawArgs) -> Result<()> {
                     received_ms: fc_core::time::now_ms(),
                     series: crate::make_series(&machine, metrics, per_series, first + n as i64 * per_series as i64, n),
                 };
-                let publish = jetstream::message::PublishMessage::build().message_id(format!("t_bench/d_{d}/{n}/{machine}")).payload(msg.encode_to_vec().into());
+                let publish = jetstream::message::PublishMessage::build()
+                    .message_id(format!("t_bench/d_{d}/{n}/{machine}"))
+                    .payload(msg.encode_to_vec().into());
                 match js.send_publish(format!("bench.raw.{machine}"), publish).await {
                     Ok(f) => pending.push_back(std::future::IntoFuture::into_future(f)),
                     Err(_) => continue,
@@ -139,6 +148,10 @@ pub async fn run(args: RawArgs) -> Result<()> {
         "drain_s": drain_s,
         "e2e_readings_per_s": consumed.load(Ordering::Relaxed) as f64 / (send_s + drain_s),
     });
-    if args.json { println!("{report}") } else { println!("{}", serde_json::to_string_pretty(&report)?) }
+    if args.json {
+        println!("{report}")
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?)
+    }
     Ok(())
 }

@@ -171,7 +171,14 @@ impl Bus {
     }
 
     /// A durable pull consumer on `stream` named `durable` (created when missing).
-    pub async fn durable_consumer(&self, stream: &str, durable: &str, filter: Option<String>, max_ack_pending: i64, ack_wait: Duration) -> Result<consumer::PullConsumer, BusError> {
+    pub async fn durable_consumer(
+        &self,
+        stream: &str,
+        durable: &str,
+        filter: Option<String>,
+        max_ack_pending: i64,
+        ack_wait: Duration,
+    ) -> Result<consumer::PullConsumer, BusError> {
         let s = self.js.get_stream(stream).await.map_err(js)?;
         let cfg = consumer::pull::Config {
             durable_name: Some(durable.into()),

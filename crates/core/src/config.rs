@@ -61,9 +61,10 @@ fn parse_scalar(raw: &str) -> toml::Value {
         return toml::Value::Integer(i);
     }
     if let Ok(f) = raw.parse::<f64>()
-        && f.is_finite() {
-            return toml::Value::Float(f);
-        }
+        && f.is_finite()
+    {
+        return toml::Value::Float(f);
+    }
     match raw {
         "true" => toml::Value::Boolean(true),
         "false" => toml::Value::Boolean(false),

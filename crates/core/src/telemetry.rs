@@ -5,9 +5,7 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// Install the global subscriber once; later calls are no-ops (tests call it often).
 pub fn init(default_filter: &str) {
-    let filter = std::env::var("FC_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| default_filter.to_string());
+    let filter = std::env::var("FC_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| default_filter.to_string());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("FC_LOG_FORMAT").is_ok_and(|v| v == "json");
     let registry = tracing_subscriber::registry().with(filter);

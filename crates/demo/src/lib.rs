@@ -31,7 +31,8 @@ pub fn default_dir() -> PathBuf {
 pub fn days_from_civil(y: i64, m: i64, d: i64) -> Result<i64> {
     let bad = || anyhow::anyhow!("no such date: {y:04}-{m:02}-{d:02}");
     let month = u8::try_from(m).ok().and_then(|m| time::Month::try_from(m).ok()).ok_or_else(bad)?;
-    let date = time::Date::from_calendar_date(i32::try_from(y).map_err(|_| bad())?, month, u8::try_from(d).map_err(|_| bad())?).map_err(|_| bad())?;
+    let date = time::Date::from_calendar_date(i32::try_from(y).map_err(|_| bad())?, month, u8::try_from(d).map_err(|_| bad())?)
+        .map_err(|_| bad())?;
     Ok(i64::from(date.to_julian_day() - time::OffsetDateTime::UNIX_EPOCH.date().to_julian_day()))
 }
 
@@ -51,8 +52,12 @@ pub type Series = (String, String, String, Vec<Point>);
 pub fn load_steel(dir: &Path) -> Result<Vec<Series>> {
     let mut rdr = csv::Reader::from_path(dir.join(STEEL)).with_context(|| format!("{}", dir.join(STEEL).display()))?;
     let headers = rdr.headers()?.clone();
-    let idx: Vec<usize> = STEEL_METRICS.iter().map(|(c, _, _)| headers.iter().position(|h| h == *c).with_context(|| format!("column {c}"))).collect::<Result<_>>()?;
-    let mut series: Vec<Series> = STEEL_METRICS.iter().map(|(_, m, u)| ("steel-plant".to_string(), m.to_string(), u.to_string(), Vec::new())).collect();
+    let idx: Vec<usize> = STEEL_METRICS
+        .iter()
+        .map(|(c, _, _)| headers.iter().position(|h| h == *c).with_context(|| format!("column {c}")))
+        .collect::<Result<_>>()?;
+    let mut series: Vec<Series> =
+        STEEL_METRICS.iter().map(|(_, m, u)| ("steel-plant".to_string(), m.to_string(), u.to_string(), Vec::new())).collect();
     for rec in rdr.records() {
         let rec = rec?;
         let ts = parse_local(&rec[0], 9)?;
@@ -123,7 +128,13 @@ pub async fn replay(args: Replay) -> Result<()> {
             all.extend(b);
         }
         (a, b) => {
-            if !args.quiet { eprintln!("datasets not available in {} ({:?} / {:?}); replaying simulated data", dir.display(), a.err().map(|e| e.to_string()), b.err().map(|e| e.to_string()));
+            if !args.quiet {
+                eprintln!(
+                    "datasets not available in {} ({:?} / {:?}); replaying simulated data",
+                    dir.display(),
+                    a.err().map(|e| e.to_string()),
+                    b.err().map(|e| e.to_string())
+                );
             }
             all.extend(simulate_steel());
         }

@@ -56,13 +56,7 @@ pub struct Entry {
 impl Entry {
     /// A version 1 entry.
     pub fn new(seq: u64, at_ms: i64, actor_org: impl Into<String>, event: Event) -> Self {
-        Self {
-            version: ENTRY_VERSION,
-            seq,
-            at_ms,
-            actor_org: actor_org.into(),
-            event,
-        }
+        Self { version: ENTRY_VERSION, seq, at_ms, actor_org: actor_org.into(), event }
     }
 
     /// The canonical bytes: the leaf the log appends.
@@ -78,19 +72,15 @@ impl Entry {
     /// Decodes canonical bytes, refusing other versions, unknown fields and
     /// any spelling other than the canonical one.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EntryError> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| EntryError::Malformed(e.to_string()))?;
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| EntryError::Malformed(e.to_string()))?;
         // The version is read first so that a future version's new fields
         // are reported as a version problem, not as unknown fields.
-        let version = value
-            .get("version")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| EntryError::Malformed("no numeric version field".to_owned()))?;
+        let version =
+            value.get("version").and_then(Value::as_u64).ok_or_else(|| EntryError::Malformed("no numeric version field".to_owned()))?;
         if version != u64::from(ENTRY_VERSION) {
             return Err(EntryError::UnsupportedVersion(version));
         }
-        let entry: Entry =
-            serde_json::from_value(value).map_err(|e| EntryError::Schema(e.to_string()))?;
+        let entry: Entry = serde_json::from_value(value).map_err(|e| EntryError::Schema(e.to_string()))?;
         if entry.to_bytes() != bytes {
             return Err(EntryError::NonCanonical);
         }

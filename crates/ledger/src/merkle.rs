@@ -147,11 +147,7 @@ impl MemStore {
 
     /// Number of nodes stored, over all levels.
     pub fn node_count(&self) -> usize {
-        self.levels
-            .iter()
-            .flatten()
-            .filter(|node| node.is_some())
-            .count()
+        self.levels.iter().flatten().filter(|node| node.is_some()).count()
     }
 }
 
@@ -194,23 +190,13 @@ pub struct Tree<S> {
 impl<S: NodeStore> Tree<S> {
     /// An empty tree writing into `store`, which must not hold another tree.
     pub fn new(store: S) -> Self {
-        Self {
-            store,
-            size: 0,
-            frontier: Vec::new(),
-        }
+        Self { store, size: 0, frontier: Vec::new() }
     }
 
     /// Reopens a tree of `size` leaves kept in `store` (O(log n) gets).
     pub fn open(store: S, size: u64) -> Result<Self, ProofError> {
-        let frontier = complete_subtrees(0, size)
-            .map(|(level, index)| fetch(&store, level, index))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            store,
-            size,
-            frontier,
-        })
+        let frontier = complete_subtrees(0, size).map(|(level, index)| fetch(&store, level, index)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { store, size, frontier })
     }
 
     /// Number of leaves.
@@ -276,10 +262,7 @@ impl<S: NodeStore> Tree<S> {
     /// The leaf hash at `index` (one get).
     pub fn leaf_hash_at(&self, index: u64) -> Result<Hash, ProofError> {
         if index >= self.size {
-            return Err(ProofError::IndexOutOfRange {
-                index,
-                size: self.size,
-            });
+            return Err(ProofError::IndexOutOfRange { index, size: self.size });
         }
         fetch(&self.store, 0, index)
     }
@@ -357,10 +340,7 @@ impl<S: NodeStore> Tree<S> {
 
     fn check_size(&self, size: u64) -> Result<(), ProofError> {
         if size > self.size {
-            return Err(ProofError::SizeBeyondTree {
-                size,
-                tree_size: self.size,
-            });
+            return Err(ProofError::SizeBeyondTree { size, tree_size: self.size });
         }
         Ok(())
     }
@@ -374,17 +354,13 @@ impl<S: NodeStore> Tree<S> {
         if lo == hi {
             return Ok(empty_root());
         }
-        let nodes = complete_subtrees(lo, hi - lo)
-            .map(|(level, index)| fetch(&self.store, level, index))
-            .collect::<Result<Vec<_>, _>>()?;
+        let nodes = complete_subtrees(lo, hi - lo).map(|(level, index)| fetch(&self.store, level, index)).collect::<Result<Vec<_>, _>>()?;
         Ok(fold_from_right(nodes))
     }
 }
 
 fn fetch<S: NodeStore>(store: &S, level: u8, index: u64) -> Result<Hash, ProofError> {
-    store
-        .get(level, index)
-        .ok_or(ProofError::MissingNode { level, index })
+    store.get(level, index).ok_or(ProofError::MissingNode { level, index })
 }
 
 /// The complete subtrees, largest first, that make up `len` leaves starting
@@ -406,11 +382,7 @@ fn complete_subtrees(lo: u64, len: u64) -> impl Iterator<Item = (u8, u64)> {
 /// The MTH of consecutive complete subtrees given largest first: each split
 /// of MTH puts one complete subtree on the left and the rest on the right.
 fn fold_from_right(nodes: impl IntoIterator<Item = Hash, IntoIter: DoubleEndedIterator>) -> Hash {
-    nodes
-        .into_iter()
-        .rev()
-        .reduce(|right, left| node_hash(&left, &right))
-        .unwrap_or_else(empty_root)
+    nodes.into_iter().rev().reduce(|right, left| node_hash(&left, &right)).unwrap_or_else(empty_root)
 }
 
 /// The largest power of two strictly smaller than `n` (`n >= 2`).
@@ -424,13 +396,7 @@ fn is_lsb_set(value: u64) -> bool {
 
 /// Verifies that `leaf_hash` is leaf `index` of the tree of `size` leaves
 /// whose root is `root`, by the steps of RFC 9162 section 2.1.3.2.
-pub fn verify_inclusion(
-    leaf_hash: &Hash,
-    index: u64,
-    size: u64,
-    proof: &[Hash],
-    root: &Hash,
-) -> Result<(), ProofError> {
+pub fn verify_inclusion(leaf_hash: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
     // 1. leaf_index must be inside the tree.
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
@@ -479,13 +445,7 @@ pub fn verify_inclusion(
 /// Equal sizes need an empty proof and equal roots. `size1 == 0` is refused
 /// ([`ProofError::EmptyOldTree`]): the RFC's algorithm is defined for
 /// `0 < size1 < size2` only and the empty tree has no meaningful proof.
-pub fn verify_consistency(
-    size1: u64,
-    size2: u64,
-    root1: &Hash,
-    root2: &Hash,
-    proof: &[Hash],
-) -> Result<(), ProofError> {
+pub fn verify_consistency(size1: u64, size2: u64, root1: &Hash, root2: &Hash, proof: &[Hash]) -> Result<(), ProofError> {
     if size1 > size2 {
         return Err(ProofError::OldSizeGreater { size1, size2 });
     }
@@ -508,9 +468,7 @@ pub fn verify_consistency(
     // 2. If first is an exact power of 2, prepend first_hash: the old root is
     // then itself a node of the new tree and the log does not send it.
     let old_root_is_node = size1.is_power_of_two();
-    let mut path = std::iter::once(root1)
-        .filter(|_| old_root_is_node)
-        .chain(proof.iter());
+    let mut path = std::iter::once(root1).filter(|_| old_root_is_node).chain(proof.iter());
     // 3. fn = first - 1, sn = second - 1.
     let (mut fn_, mut sn) = (size1 - 1, size2 - 1);
     // 4. Climb while fn is a right child.
@@ -565,15 +523,7 @@ mod tests {
 
     #[test]
     fn largest_power_of_two_below_is_strict() {
-        let cases = [
-            (2, 1),
-            (3, 2),
-            (4, 2),
-            (5, 4),
-            (8, 4),
-            (9, 8),
-            (u64::MAX, 1 << 63),
-        ];
+        let cases = [(2, 1), (3, 2), (4, 2), (5, 4), (8, 4), (9, 8), (u64::MAX, 1 << 63)];
         for (n, expected) in cases {
             assert_eq!(largest_power_of_two_below(n), expected, "n = {n}");
         }
@@ -582,12 +532,8 @@ mod tests {
     #[test]
     fn complete_subtrees_follow_the_bits_of_the_length() {
         type Nodes = &'static [(u8, u64)];
-        let cases: [(u64, u64, Nodes); 4] = [
-            (0, 0, &[]),
-            (0, 7, &[(2, 0), (1, 2), (0, 6)]),
-            (8, 5, &[(2, 2), (0, 12)]),
-            (16, 16, &[(4, 1)]),
-        ];
+        let cases: [(u64, u64, Nodes); 4] =
+            [(0, 0, &[]), (0, 7, &[(2, 0), (1, 2), (0, 6)]), (8, 5, &[(2, 2), (0, 12)]), (16, 16, &[(4, 1)])];
         for (lo, len, expected) in cases {
             let got: Vec<_> = complete_subtrees(lo, len).collect();
             assert_eq!(got, expected, "lo = {lo}, len = {len}");

@@ -120,12 +120,7 @@ impl Checkpoint {
     /// The fields are not checked here: a body that [`Checkpoint::parse`]
     /// would refuse (an empty origin, a line holding `\n`) comes out as is.
     pub fn to_body(&self) -> String {
-        let mut body = format!(
-            "{}\n{}\n{}\n",
-            self.origin,
-            self.size,
-            BASE64.encode(self.root)
-        );
+        let mut body = format!("{}\n{}\n{}\n", self.origin, self.size, BASE64.encode(self.root));
         for line in &self.extensions {
             body.push_str(line);
             body.push('\n');
@@ -156,12 +151,7 @@ impl Checkpoint {
         if extensions.iter().any(String::is_empty) {
             return Err(malformed("empty extension line"));
         }
-        Ok(Self {
-            origin: origin.to_owned(),
-            size,
-            root,
-            extensions,
-        })
+        Ok(Self { origin: origin.to_owned(), size, root, extensions })
     }
 }
 
@@ -173,18 +163,13 @@ fn parse_tree_size(line: &str) -> Result<u64, NoteError> {
     if line.len() > 1 && line.starts_with('0') {
         return Err(malformed("tree size has a leading zero"));
     }
-    line.parse()
-        .map_err(|_| malformed("tree size does not fit in 64 bits"))
+    line.parse().map_err(|_| malformed("tree size does not fit in 64 bits"))
 }
 
 fn parse_root_hash(line: &str) -> Result<Hash, NoteError> {
     let malformed = NoteError::MalformedCheckpoint;
-    let bytes = BASE64
-        .decode(line)
-        .map_err(|_| malformed("root hash is not padded standard base64"))?;
-    let root: Hash = bytes
-        .try_into()
-        .map_err(|_| malformed("root hash is not 32 bytes"))?;
+    let bytes = BASE64.decode(line).map_err(|_| malformed("root hash is not padded standard base64"))?;
+    let root: Hash = bytes.try_into().map_err(|_| malformed("root hash is not 32 bytes"))?;
     // The decoder already refuses stray bits and bad padding; re-encoding
     // makes "one root, one spelling" explicit.
     if BASE64.encode(root) != line {
@@ -199,11 +184,7 @@ fn is_valid_key_name(name: &str) -> bool {
 }
 
 fn check_key_name(name: &str) -> Result<(), NoteError> {
-    if is_valid_key_name(name) {
-        Ok(())
-    } else {
-        Err(NoteError::InvalidKeyName(name.to_owned()))
-    }
+    if is_valid_key_name(name) { Ok(()) } else { Err(NoteError::InvalidKeyName(name.to_owned())) }
 }
 
 /// The Ed25519 key ID: SHA-256(name || 0x0A || 0x01 || public key)[..4],
@@ -227,16 +208,12 @@ fn parse_key_tail(key_id: &str, key: &str) -> Result<(u32, [u8; 32]), NoteError>
         return Err(malformed("key id is not 8 hex digits"));
     }
     let key_id = u32::from_str_radix(key_id, 16).map_err(|_| malformed("key id is not hex"))?;
-    let key = BASE64
-        .decode(key)
-        .map_err(|_| malformed("key is not padded standard base64"))?;
+    let key = BASE64.decode(key).map_err(|_| malformed("key is not padded standard base64"))?;
     let (&algorithm, key) = key.split_first().ok_or(malformed("empty key"))?;
     if algorithm != ALG_ED25519 {
         return Err(NoteError::UnsupportedAlgorithm(algorithm));
     }
-    let key: [u8; 32] = key
-        .try_into()
-        .map_err(|_| malformed("Ed25519 key is not 32 bytes"))?;
+    let key: [u8; 32] = key.try_into().map_err(|_| malformed("Ed25519 key is not 32 bytes"))?;
     Ok((key_id, key))
 }
 
@@ -266,10 +243,7 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer")
-            .field("name", &self.name)
-            .field("key_id", &format_args!("{:08x}", self.key_id))
-            .finish_non_exhaustive()
+        f.debug_struct("Signer").field("name", &self.name).field("key_id", &format_args!("{:08x}", self.key_id)).finish_non_exhaustive()
     }
 }
 
@@ -285,11 +259,7 @@ impl Signer {
     pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<Self, NoteError> {
         check_key_name(name)?;
         let key = SigningKey::from_bytes(&seed);
-        Ok(Self {
-            name: name.to_owned(),
-            key_id: ed25519_key_id(name, &key.verifying_key()),
-            key,
-        })
+        Ok(Self { name: name.to_owned(), key_id: ed25519_key_id(name, &key.verifying_key()), key })
     }
 
     /// Parses a signer key `PRIVATE+KEY+<name>+<hex id>+<base64(0x01 || seed)>`
@@ -298,16 +268,10 @@ impl Signer {
         // The base64 key may itself hold '+', so split off the first four
         // fields only.
         let mut fields = skey.splitn(5, '+');
-        let (Some("PRIVATE"), Some("KEY"), Some(name), Some(key_id), Some(key)) = (
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-        ) else {
-            return Err(NoteError::MalformedKey(
-                "signer key is not PRIVATE+KEY+<name>+<id>+<key>",
-            ));
+        let (Some("PRIVATE"), Some("KEY"), Some(name), Some(key_id), Some(key)) =
+            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(NoteError::MalformedKey("signer key is not PRIVATE+KEY+<name>+<id>+<key>"));
         };
         check_key_name(name)?;
         let (key_id, seed) = parse_key_tail(key_id, key)?;
@@ -336,21 +300,12 @@ impl Signer {
     pub fn signer_key(&self) -> String {
         let mut encoded = vec![ALG_ED25519];
         encoded.extend_from_slice(self.key.as_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            BASE64.encode(encoded)
-        )
+        format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.key_id, BASE64.encode(encoded))
     }
 
     /// The verifier of this key.
     pub fn verifier(&self) -> Verifier {
-        Verifier {
-            name: self.name.clone(),
-            key_id: self.key_id,
-            key: self.key.verifying_key(),
-        }
+        Verifier { name: self.name.clone(), key_id: self.key_id, key: self.key.verifying_key() }
     }
 
     fn signature_line(&self, text: &str) -> String {
@@ -374,22 +329,14 @@ impl Verifier {
     /// and checks its key ID.
     pub fn from_vkey(vkey: &str) -> Result<Self, NoteError> {
         let mut fields = vkey.splitn(3, '+');
-        let (Some(name), Some(key_id), Some(key)) = (fields.next(), fields.next(), fields.next())
-        else {
-            return Err(NoteError::MalformedKey(
-                "verifier key is not <name>+<id>+<key>",
-            ));
+        let (Some(name), Some(key_id), Some(key)) = (fields.next(), fields.next(), fields.next()) else {
+            return Err(NoteError::MalformedKey("verifier key is not <name>+<id>+<key>"));
         };
         check_key_name(name)?;
         let (key_id, key) = parse_key_tail(key_id, key)?;
-        let key = VerifyingKey::from_bytes(&key)
-            .map_err(|_| NoteError::MalformedKey("not an Ed25519 public key"))?;
+        let key = VerifyingKey::from_bytes(&key).map_err(|_| NoteError::MalformedKey("not an Ed25519 public key"))?;
         check_key_id(key_id, name, &key)?;
-        Ok(Self {
-            name: name.to_owned(),
-            key_id,
-            key,
-        })
+        Ok(Self { name: name.to_owned(), key_id, key })
     }
 
     /// The key name.
@@ -410,8 +357,7 @@ impl Verifier {
     fn verifies(&self, text: &str, signature: &[u8]) -> bool {
         // Plain RFC 8032 verification, as Go's crypto/ed25519 does, so a note
         // the Go tools accept is accepted here too.
-        Signature::from_slice(signature)
-            .is_ok_and(|signature| self.key.verify(text.as_bytes(), &signature).is_ok())
+        Signature::from_slice(signature).is_ok_and(|signature| self.key.verify(text.as_bytes(), &signature).is_ok())
     }
 }
 
@@ -421,9 +367,7 @@ pub fn sign_note(text: &str, signers: &[&Signer]) -> Result<String, NoteError> {
         return Err(NoteError::TextWithoutFinalNewline);
     }
     if text.chars().any(|c| c.is_ascii_control() && c != '\n') {
-        return Err(NoteError::MalformedNote(
-            "text holds a control character other than \\n",
-        ));
+        return Err(NoteError::MalformedNote("text holds a control character other than \\n"));
     }
     if signers.is_empty() {
         return Err(NoteError::NoSigners);
@@ -455,9 +399,7 @@ pub fn open_note(signed: &str, known: &[Verifier]) -> Result<(String, Vec<String
         return Err(malformed("control character other than \\n"));
     }
     // The text ends at the last blank line; it keeps its final newline.
-    let split = signed
-        .rfind("\n\n")
-        .ok_or(malformed("no blank line before the signatures"))?;
+    let split = signed.rfind("\n\n").ok_or(malformed("no blank line before the signatures"))?;
     let (text, signatures) = (&signed[..=split], &signed[split + 2..]);
     let Some(signatures) = signatures.strip_suffix('\n') else {
         return Err(malformed("signature block does not end with \\n"));
@@ -476,10 +418,7 @@ pub fn open_note(signed: &str, known: &[Verifier]) -> Result<(String, Vec<String
             continue; // the same key signing twice adds nothing
         }
         if !verifier.verifies(text, &signature) {
-            return Err(NoteError::BadSignature {
-                name: name.to_owned(),
-                key_id,
-            });
+            return Err(NoteError::BadSignature { name: name.to_owned(), key_id });
         }
         verified.push((name.to_owned(), key_id));
     }
@@ -493,18 +432,12 @@ pub fn open_note(signed: &str, known: &[Verifier]) -> Result<(String, Vec<String
 /// Splits `— <name> <base64>` into name, key ID and signature bytes.
 fn parse_signature_line(line: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
     let malformed = NoteError::MalformedNote;
-    let rest = line.strip_prefix(SIGNATURE_PREFIX).ok_or(malformed(
-        "signature line does not start with an em dash and a space",
-    ))?;
-    let (name, encoded) = rest
-        .split_once(' ')
-        .ok_or(malformed("signature line has no space after the key name"))?;
+    let rest = line.strip_prefix(SIGNATURE_PREFIX).ok_or(malformed("signature line does not start with an em dash and a space"))?;
+    let (name, encoded) = rest.split_once(' ').ok_or(malformed("signature line has no space after the key name"))?;
     if !is_valid_key_name(name) {
         return Err(malformed("invalid key name in a signature line"));
     }
-    let blob = BASE64
-        .decode(encoded)
-        .map_err(|_| malformed("signature is not padded standard base64"))?;
+    let blob = BASE64.decode(encoded).map_err(|_| malformed("signature is not padded standard base64"))?;
     if blob.len() < 5 {
         return Err(malformed("signature shorter than a key id and one byte"));
     }
@@ -512,20 +445,11 @@ fn parse_signature_line(line: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
     Ok((name, key_id, blob[4..].to_vec()))
 }
 
-fn find_verifier<'a>(
-    known: &'a [Verifier],
-    name: &str,
-    key_id: u32,
-) -> Result<Option<&'a Verifier>, NoteError> {
-    let mut matching = known
-        .iter()
-        .filter(|v| v.name == name && v.key_id == key_id);
+fn find_verifier<'a>(known: &'a [Verifier], name: &str, key_id: u32) -> Result<Option<&'a Verifier>, NoteError> {
+    let mut matching = known.iter().filter(|v| v.name == name && v.key_id == key_id);
     let first = matching.next();
     if first.is_some() && matching.next().is_some() {
-        return Err(NoteError::AmbiguousKey {
-            name: name.to_owned(),
-            key_id,
-        });
+        return Err(NoteError::AmbiguousKey { name: name.to_owned(), key_id });
     }
     Ok(first)
 }

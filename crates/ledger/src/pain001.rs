@@ -117,9 +117,7 @@ pub enum Pain001Error {
     },
     /// An instruction with amount 0 (fully penalised). Nothing is owed, so
     /// the caller leaves it out; [`Batch::new`] does not drop it silently.
-    #[error(
-        "instruction {instruction_id} has amount 0 (fully penalised): leave it out of the batch"
-    )]
+    #[error("instruction {instruction_id} has amount 0 (fully penalised): leave it out of the batch")]
     ZeroAmount {
         /// The instruction's ID.
         instruction_id: String,
@@ -281,37 +279,20 @@ impl Batch {
             let id = &instruction.instruction_id;
             check_id(&format!("transfers[{i}].instruction.instruction_id"), id)?;
             if instruction.amount_krw == 0 {
-                return Err(Pain001Error::ZeroAmount {
-                    instruction_id: id.clone(),
-                });
+                return Err(Pain001Error::ZeroAmount { instruction_id: id.clone() });
             }
             sum = sum
                 .checked_add(instruction.amount_krw)
                 .filter(|sum| *sum <= MAX_AMOUNT)
-                .ok_or_else(|| Pain001Error::AmountTooLarge {
-                    field: format!("sum of amounts up to transfers[{i}]"),
-                })?;
-            check_timestamp(
-                &format!("transfers[{i}].instruction.due_date_ms"),
-                instruction.due_date_ms,
-            )?;
-            check_text(
-                &format!("transfers[{i}].remittance"),
-                &remittance(instruction),
-            )?;
+                .ok_or_else(|| Pain001Error::AmountTooLarge { field: format!("sum of amounts up to transfers[{i}]") })?;
+            check_timestamp(&format!("transfers[{i}].instruction.due_date_ms"), instruction.due_date_ms)?;
+            check_text(&format!("transfers[{i}].remittance"), &remittance(instruction))?;
             check_party(&format!("transfers[{i}].creditor"), &transfer.creditor)?;
             if !seen.insert(id.as_str()) {
-                return Err(Pain001Error::DuplicateInstruction {
-                    instruction_id: id.clone(),
-                });
+                return Err(Pain001Error::DuplicateInstruction { instruction_id: id.clone() });
             }
         }
-        Ok(Self {
-            message_id,
-            created_ms,
-            debtor,
-            transfers,
-        })
+        Ok(Self { message_id, created_ms, debtor, transfers })
     }
 
     /// The message ID (`GrpHdr/MsgId`).
@@ -341,10 +322,7 @@ impl Batch {
         // names. Within a date the caller's order is kept.
         let mut by_date: BTreeMap<String, Vec<&CreditTransfer>> = BTreeMap::new();
         for transfer in &self.transfers {
-            by_date
-                .entry(utc_date(transfer.instruction.due_date_ms))
-                .or_default()
-                .push(transfer);
+            by_date.entry(utc_date(transfer.instruction.due_date_ms)).or_default().push(transfer);
         }
         let total = amount_sum(self.transfers.iter());
 
@@ -369,10 +347,7 @@ impl Batch {
             // its own, which is how the ledger records confirmations.
             out.leaf("BtchBookg", "false");
             out.leaf("NbOfTxs", &transfers.len().to_string());
-            out.leaf(
-                "CtrlSum",
-                &amount_sum(transfers.iter().copied()).to_string(),
-            );
+            out.leaf("CtrlSum", &amount_sum(transfers.iter().copied()).to_string());
             out.start("ReqdExctnDt");
             out.leaf("Dt", date);
             out.end("ReqdExctnDt");
@@ -486,8 +461,7 @@ pub fn parse(xml: &str) -> Result<Document, Pain001Error> {
     }
     let [initiation] = root.children(["CstmrCdtTrfInitn"])?;
     let ([header], blocks) = initiation.children_then_many(["GrpHdr"], "PmtInf")?;
-    let [message_id, created, count, sum, initiating_party] =
-        header.children(["MsgId", "CreDtTm", "NbOfTxs", "CtrlSum", "InitgPty"])?;
+    let [message_id, created, count, sum, initiating_party] = header.children(["MsgId", "CreDtTm", "NbOfTxs", "CtrlSum", "InitgPty"])?;
     let message_id = message_id.id()?;
     let created_ms = created.date_time()?;
     let number_of_transactions = count.count()?;
@@ -495,36 +469,15 @@ pub fn parse(xml: &str) -> Result<Document, Pain001Error> {
     let [initiating_party] = initiating_party.children(["Nm"])?;
     let initiating_party = initiating_party.name_text()?;
 
-    let payment_information = blocks
-        .into_iter()
-        .map(Element::payment_information)
-        .collect::<Result<Vec<_>, _>>()?;
-    let actual_count = payment_information
-        .iter()
-        .map(|block| block.number_of_transactions)
-        .sum();
+    let payment_information = blocks.into_iter().map(Element::payment_information).collect::<Result<Vec<_>, _>>()?;
+    let actual_count = payment_information.iter().map(|block| block.number_of_transactions).sum();
     let actual_sum = payment_information
         .iter()
         .try_fold(0u64, |sum, block| sum.checked_add(block.control_sum))
         .filter(|sum| *sum <= MAX_AMOUNT)
-        .ok_or_else(|| Pain001Error::AmountTooLarge {
-            field: format!("{}/CtrlSum", header.path),
-        })?;
-    check_totals(
-        header,
-        number_of_transactions,
-        actual_count,
-        control_sum,
-        actual_sum,
-    )?;
-    Ok(Document {
-        message_id,
-        created_ms,
-        number_of_transactions,
-        control_sum,
-        initiating_party,
-        payment_information,
-    })
+        .ok_or_else(|| Pain001Error::AmountTooLarge { field: format!("{}/CtrlSum", header.path) })?;
+    check_totals(header, number_of_transactions, actual_count, control_sum, actual_sum)?;
+    Ok(Document { message_id, created_ms, number_of_transactions, control_sum, initiating_party, payment_information })
 }
 
 // ---------------------------------------------------------------------------
@@ -535,10 +488,7 @@ fn check_id(field: &str, value: &str) -> Result<(), Pain001Error> {
     // Banks' channels take identifiers in ASCII; a space would be trimmed
     // by some and kept by others, so the ID would not match the ledger's.
     if !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(invalid(
-            field,
-            "only printable ASCII without spaces is allowed",
-        ));
+        return Err(invalid(field, "only printable ASCII without spaces is allowed"));
     }
     Ok(())
 }
@@ -547,10 +497,7 @@ fn check_text(field: &str, value: &str) -> Result<(), Pain001Error> {
     check_length(field, value, MAX_TEXT_CHARS)?;
     // XML 1.0 cannot carry most control characters at all, and a bank's
     // channel would refuse the others.
-    if value
-        .chars()
-        .any(|c| c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}')
-    {
+    if value.chars().any(|c| c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}') {
         return Err(invalid(field, "control characters are not allowed"));
     }
     Ok(())
@@ -558,27 +505,18 @@ fn check_text(field: &str, value: &str) -> Result<(), Pain001Error> {
 
 fn check_length(field: &str, value: &str, max: usize) -> Result<(), Pain001Error> {
     if value.trim().is_empty() {
-        return Err(Pain001Error::Empty {
-            field: field.to_owned(),
-        });
+        return Err(Pain001Error::Empty { field: field.to_owned() });
     }
     let chars = value.chars().count();
     if chars > max {
-        return Err(Pain001Error::TooLong {
-            field: field.to_owned(),
-            chars,
-            max,
-        });
+        return Err(Pain001Error::TooLong { field: field.to_owned(), chars, max });
     }
     Ok(())
 }
 
 fn check_timestamp(field: &str, ms: i64) -> Result<(), Pain001Error> {
     if !(0..MAX_TIMESTAMP_MS).contains(&ms) {
-        return Err(invalid(
-            field,
-            format!("{ms} ms is not in years 1970 to 9999"),
-        ));
+        return Err(invalid(field, format!("{ms} ms is not in years 1970 to 9999")));
     }
     Ok(())
 }
@@ -594,14 +532,8 @@ fn check_account(field: &str, account: &Account) -> Result<(), Pain001Error> {
         Account::Iban(iban) => check_iban(field, iban),
         Account::Domestic(number) => {
             check_length(field, number, MAX_ACCOUNT_CHARS)?;
-            if !number
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            {
-                return Err(invalid(
-                    field,
-                    "only ASCII letters, digits and '-' are allowed",
-                ));
+            if !number.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(invalid(field, "only ASCII letters, digits and '-' are allowed"));
             }
             Ok(())
         }
@@ -618,18 +550,11 @@ fn check_iban(field: &str, iban: &str) -> Result<(), Pain001Error> {
         && b[2..4].iter().all(u8::is_ascii_digit)
         && b[4..].iter().all(u8::is_ascii_alphanumeric);
     if !pattern {
-        return Err(invalid(
-            field,
-            "an IBAN is 2 capital letters, 2 check digits and 1 to 30 letters or digits",
-        ));
+        return Err(invalid(field, "an IBAN is 2 capital letters, 2 check digits and 1 to 30 letters or digits"));
     }
     let remainder = b[4..].iter().chain(&b[..4]).fold(0u32, |acc, &c| {
         let c = c.to_ascii_uppercase();
-        if c.is_ascii_digit() {
-            (acc * 10 + u32::from(c - b'0')) % 97
-        } else {
-            (acc * 100 + u32::from(c - b'A' + 10)) % 97
-        }
+        if c.is_ascii_digit() { (acc * 10 + u32::from(c - b'0')) % 97 } else { (acc * 100 + u32::from(c - b'A' + 10)) % 97 }
     });
     if remainder != 1 {
         return Err(invalid(field, "the IBAN check digits do not match"));
@@ -663,27 +588,18 @@ fn check_agent(field: &str, agent: &Agent) -> Result<(), Pain001Error> {
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> Pain001Error {
-    Pain001Error::InvalidValue {
-        field: field.to_owned(),
-        reason: reason.into(),
-    }
+    Pain001Error::InvalidValue { field: field.to_owned(), reason: reason.into() }
 }
 
 fn structure(path: &str, reason: impl Into<String>) -> Pain001Error {
-    Pain001Error::Structure {
-        path: path.to_owned(),
-        reason: reason.into(),
-    }
+    Pain001Error::Structure { path: path.to_owned(), reason: reason.into() }
 }
 
 // ---------------------------------------------------------------------------
 // Writing.
 
 fn remittance(instruction: &PaymentInstruction) -> String {
-    format!(
-        "order {} shipment {}",
-        instruction.order_id, instruction.shipment_id
-    )
+    format!("order {} shipment {}", instruction.order_id, instruction.shipment_id)
 }
 
 /// Sum of validated amounts: [`Batch::new`] checked it fits.
@@ -701,11 +617,7 @@ fn payment_information_id(message_id: &str, date: &str) -> String {
         return format!("{message_id}-{compact_date}");
     }
     let digest = Sha256::digest(message_id.as_bytes());
-    format!(
-        "{}-{}-{compact_date}",
-        &message_id[..17],
-        hex::encode(&digest[..4])
-    )
+    format!("{}-{}-{compact_date}", &message_id[..17], hex::encode(&digest[..4]))
 }
 
 /// A quick-xml writer into memory. Writing into a `Vec` cannot fail, so
@@ -719,9 +631,7 @@ const IN_MEMORY: &str = "writing XML into a Vec cannot fail";
 
 impl XmlOut {
     fn new() -> Self {
-        Self {
-            writer: Writer::new_with_indent(Vec::with_capacity(4096), b' ', 2),
-        }
+        Self { writer: Writer::new_with_indent(Vec::with_capacity(4096), b' ', 2) }
     }
 
     fn declaration(&mut self) {
@@ -807,27 +717,14 @@ fn date_of_day(days: i64) -> Option<time::Date> {
 
 /// `YYYY-MM-DD` of a checked timestamp (years 1970-9999).
 fn utc_date(ms: i64) -> String {
-    let date = date_of_day(ms.div_euclid(MS_PER_DAY))
-        .expect("a checked timestamp lies in years 1970-9999");
-    format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    )
+    let date = date_of_day(ms.div_euclid(MS_PER_DAY)).expect("a checked timestamp lies in years 1970-9999");
+    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.sssZ` of a checked timestamp.
 fn utc_date_time(ms: i64) -> String {
     let in_day = ms.rem_euclid(MS_PER_DAY);
-    format!(
-        "{}T{:02}:{:02}:{:02}.{:03}Z",
-        utc_date(ms),
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    )
+    format!("{}T{:02}:{:02}:{:02}.{:03}Z", utc_date(ms), in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000)
 }
 
 fn digits(text: &str) -> Option<i64> {
@@ -843,19 +740,13 @@ fn parse_date(text: &str) -> Option<i64> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !text.is_ascii() {
         return None;
     }
-    let (year, month, day) = (
-        digits(&text[..4])?,
-        digits(&text[5..7])?,
-        digits(&text[8..])?,
-    );
+    let (year, month, day) = (digits(&text[..4])?, digits(&text[5..7])?, digits(&text[8..])?);
     if year == 0 {
         return None;
     }
     let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
     // `from_calendar_date` refuses days the month does not have (29 February included).
-    let date =
-        time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?)
-            .ok()?;
+    let date = time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?).ok()?;
     Some(i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY)
 }
 
@@ -871,19 +762,13 @@ fn parse_date_time(text: &str) -> Option<i64> {
     if c[2] != b':' || c[5] != b':' {
         return None;
     }
-    let (hour, minute, second) = (
-        digits(&clock[..2])?,
-        digits(&clock[3..5])?,
-        digits(&clock[6..])?,
-    );
+    let (hour, minute, second) = (digits(&clock[..2])?, digits(&clock[3..5])?, digits(&clock[6..])?);
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
     let (millis, zone) = match rest.strip_prefix('.') {
         Some(fraction) => {
-            let end = fraction
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(fraction.len());
+            let end = fraction.find(|c: char| !c.is_ascii_digit()).unwrap_or(fraction.len());
             if end == 0 {
                 return None;
             }
@@ -907,10 +792,7 @@ fn parse_date_time(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    Some(
-        days * MS_PER_DAY + hour * 3_600_000 + minute * 60_000 + second * 1000 + millis
-            - offset_minutes * 60_000,
-    )
+    Some(days * MS_PER_DAY + hour * 3_600_000 + minute * 60_000 + second * 1000 + millis - offset_minutes * 60_000)
 }
 
 // ---------------------------------------------------------------------------
@@ -941,10 +823,7 @@ fn read_tree(xml: &str) -> Result<Element, Pain001Error> {
             Ok((ResolveResult::Bound(Namespace(ns)), event)) => (Some(ns.to_owned()), event),
             Ok((_, event)) => (None, event),
             Err(error) => {
-                return Err(Pain001Error::Xml {
-                    position: reader.error_position(),
-                    reason: error.to_string(),
-                });
+                return Err(Pain001Error::Xml { position: reader.error_position(), reason: error.to_string() });
             }
         };
         let position = reader.buffer_position();
@@ -964,17 +843,11 @@ fn read_tree(xml: &str) -> Result<Element, Pain001Error> {
                     Ok(None) => match resolve_predefined_entity(&reference) {
                         Some(text) => text.to_owned(),
                         None => {
-                            return Err(Pain001Error::Xml {
-                                position,
-                                reason: format!("unknown entity &{};", &*reference),
-                            });
+                            return Err(Pain001Error::Xml { position, reason: format!("unknown entity &{};", &*reference) });
                         }
                     },
                     Err(error) => {
-                        return Err(Pain001Error::Xml {
-                            position,
-                            reason: error.to_string(),
-                        });
+                        return Err(Pain001Error::Xml { position, reason: error.to_string() });
                     }
                 };
                 tree.push_text(&resolved)?;
@@ -997,12 +870,7 @@ struct TreeBuilder {
 }
 
 impl TreeBuilder {
-    fn open(
-        &mut self,
-        namespace: Option<String>,
-        start: &BytesStart<'_>,
-        position: u64,
-    ) -> Result<(), Pain001Error> {
+    fn open(&mut self, namespace: Option<String>, start: &BytesStart<'_>, position: u64) -> Result<(), Pain001Error> {
         let name = start.local_name().as_ref().to_owned();
         let path = match self.open.last() {
             None if self.root.is_some() => {
@@ -1016,18 +884,12 @@ impl TreeBuilder {
             Some(parent) => format!("{}/{name}", parent.path),
         };
         if namespace.as_deref() != Some(NAMESPACE) {
-            return Err(Pain001Error::WrongNamespace {
-                element: path,
-                found: namespace.unwrap_or_default(),
-            });
+            return Err(Pain001Error::WrongNamespace { element: path, found: namespace.unwrap_or_default() });
         }
         if self.open.len() >= MAX_DEPTH {
             return Err(structure(&path, "elements nested too deeply"));
         }
-        let xml_error = |e: &dyn std::fmt::Display| Pain001Error::Xml {
-            position,
-            reason: e.to_string(),
-        };
+        let xml_error = |e: &dyn std::fmt::Display| Pain001Error::Xml { position, reason: e.to_string() };
         let mut attributes = Vec::new();
         for attribute in start.attributes() {
             let attribute = attribute.map_err(|e| xml_error(&e))?;
@@ -1035,18 +897,10 @@ impl TreeBuilder {
             if key == "xmlns" || key.starts_with("xmlns:") {
                 continue;
             }
-            let value = attribute
-                .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(|e| xml_error(&e))?;
+            let value = attribute.normalized_value(XmlVersion::Implicit1_0).map_err(|e| xml_error(&e))?;
             attributes.push((key.to_owned(), value.into_owned()));
         }
-        self.open.push(Element {
-            name,
-            path,
-            attributes,
-            text: String::new(),
-            children: Vec::new(),
-        });
+        self.open.push(Element { name, path, attributes, text: String::new(), children: Vec::new() });
         Ok(())
     }
 
@@ -1077,14 +931,12 @@ impl TreeBuilder {
         if let Some(element) = self.open.last() {
             return Err(structure(&element.path, "the element is not closed"));
         }
-        self.root
-            .ok_or_else(|| structure("Document", "no root element"))
+        self.root.ok_or_else(|| structure("Document", "no root element"))
     }
 }
 
 fn is_xml_whitespace(text: &str) -> bool {
-    text.bytes()
-        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 /// The value of a schema type that collapses whitespace (numbers, dates,
@@ -1104,11 +956,7 @@ impl Element {
     }
 
     /// The children `names` in that order, then one or more `repeated`.
-    fn children_then_many<const N: usize>(
-        &self,
-        names: [&str; N],
-        repeated: &str,
-    ) -> Result<([&Element; N], Vec<&Element>), Pain001Error> {
+    fn children_then_many<const N: usize>(&self, names: [&str; N], repeated: &str) -> Result<([&Element; N], Vec<&Element>), Pain001Error> {
         let (fixed, rest) = self.split_children(names)?;
         if rest.is_empty() {
             return Err(structure(&self.path, format!("no {repeated}")));
@@ -1119,10 +967,7 @@ impl Element {
         Ok((fixed, rest.iter().collect()))
     }
 
-    fn split_children<const N: usize>(
-        &self,
-        names: [&str; N],
-    ) -> Result<([&Element; N], &[Element]), Pain001Error> {
+    fn split_children<const N: usize>(&self, names: [&str; N]) -> Result<([&Element; N], &[Element]), Pain001Error> {
         if self.children.is_empty() && !is_xml_whitespace(&self.text) && N > 0 {
             return Err(structure(&self.path, "text where elements are expected"));
         }
@@ -1131,10 +976,7 @@ impl Element {
             match self.children.get(i) {
                 Some(child) if child.name == *name => fixed[i] = child,
                 Some(child) => {
-                    return Err(structure(
-                        &child.path,
-                        format!("unexpected element, expected {name}"),
-                    ));
+                    return Err(structure(&child.path, format!("unexpected element, expected {name}")));
                 }
                 None => return Err(structure(&self.path, format!("missing {name}"))),
             }
@@ -1146,14 +988,8 @@ impl Element {
     fn choice(&self, allowed: &[&str]) -> Result<&Element, Pain001Error> {
         match self.children.as_slice() {
             [child] if allowed.contains(&child.name.as_str()) => Ok(child),
-            [child] | [_, child, ..] => Err(structure(
-                &child.path,
-                format!("unexpected element, expected one of {}", allowed.join(", ")),
-            )),
-            [] => Err(structure(
-                &self.path,
-                format!("missing one of {}", allowed.join(", ")),
-            )),
+            [child] | [_, child, ..] => Err(structure(&child.path, format!("unexpected element, expected one of {}", allowed.join(", ")))),
+            [] => Err(structure(&self.path, format!("missing one of {}", allowed.join(", ")))),
         }
     }
 
@@ -1178,12 +1014,7 @@ impl Element {
     }
 
     fn date_time(&self) -> Result<i64, Pain001Error> {
-        parse_date_time(collapsed(self.text()?)).ok_or_else(|| {
-            invalid(
-                &self.path,
-                "expected an ISO 8601 date-time with a UTC offset",
-            )
-        })
+        parse_date_time(collapsed(self.text()?)).ok_or_else(|| invalid(&self.path, "expected an ISO 8601 date-time with a UTC offset"))
     }
 
     fn date(&self) -> Result<String, Pain001Error> {
@@ -1226,27 +1057,18 @@ impl Element {
         }
         let significant = text.trim_start_matches('0');
         if significant.len() > 18 {
-            return Err(Pain001Error::AmountTooLarge {
-                field: self.path.clone(),
-            });
+            return Err(Pain001Error::AmountTooLarge { field: self.path.clone() });
         }
         Ok(significant.parse().unwrap_or(0))
     }
 
     fn attribute(&self, key: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     fn party(&self, account: &Element, agent: &Element) -> Result<Party, Pain001Error> {
         let [name] = self.children(["Nm"])?;
-        Ok(Party {
-            name: name.name_text()?,
-            account: account.account()?,
-            agent: agent.agent()?,
-        })
+        Ok(Party { name: name.name_text()?, account: account.account()?, agent: agent.agent()? })
     }
 
     fn account(&self) -> Result<Account, Pain001Error> {
@@ -1276,40 +1098,12 @@ impl Element {
     }
 
     fn payment_information(&self) -> Result<PaymentInformation, Pain001Error> {
-        let (
-            [
-                id,
-                method,
-                batch_booking,
-                count,
-                sum,
-                date,
-                debtor,
-                account,
-                agent,
-                charge_bearer,
-            ],
-            transfers,
-        ) = self.children_then_many(
-            [
-                "PmtInfId",
-                "PmtMtd",
-                "BtchBookg",
-                "NbOfTxs",
-                "CtrlSum",
-                "ReqdExctnDt",
-                "Dbtr",
-                "DbtrAcct",
-                "DbtrAgt",
-                "ChrgBr",
-            ],
+        let ([id, method, batch_booking, count, sum, date, debtor, account, agent, charge_bearer], transfers) = self.children_then_many(
+            ["PmtInfId", "PmtMtd", "BtchBookg", "NbOfTxs", "CtrlSum", "ReqdExctnDt", "Dbtr", "DbtrAcct", "DbtrAgt", "ChrgBr"],
             "CdtTrfTxInf",
         )?;
         if collapsed(method.text()?) != "TRF" {
-            return Err(invalid(
-                &method.path,
-                "only credit transfers (TRF) are supported",
-            ));
+            return Err(invalid(&method.path, "only credit transfers (TRF) are supported"));
         }
         let batch_booking = match collapsed(batch_booking.text()?) {
             "true" | "1" => true,
@@ -1319,31 +1113,17 @@ impl Element {
         let [date] = date.children(["Dt"])?;
         let charge_bearer_code = collapsed(charge_bearer.text()?);
         if !["DEBT", "CRED", "SHAR", "SLEV"].contains(&charge_bearer_code) {
-            return Err(invalid(
-                &charge_bearer.path,
-                "expected DEBT, CRED, SHAR or SLEV",
-            ));
+            return Err(invalid(&charge_bearer.path, "expected DEBT, CRED, SHAR or SLEV"));
         }
-        let transfers = transfers
-            .into_iter()
-            .map(Element::credit_transfer)
-            .collect::<Result<Vec<_>, _>>()?;
+        let transfers = transfers.into_iter().map(Element::credit_transfer).collect::<Result<Vec<_>, _>>()?;
         let number_of_transactions = count.count()?;
         let control_sum = sum.control_sum()?;
         let actual_sum = transfers
             .iter()
             .try_fold(0u64, |sum, t| sum.checked_add(t.amount))
             .filter(|sum| *sum <= MAX_AMOUNT)
-            .ok_or_else(|| Pain001Error::AmountTooLarge {
-                field: sum.path.clone(),
-            })?;
-        check_totals(
-            self,
-            number_of_transactions,
-            transfers.len() as u64,
-            control_sum,
-            actual_sum,
-        )?;
+            .ok_or_else(|| Pain001Error::AmountTooLarge { field: sum.path.clone() })?;
+        check_totals(self, number_of_transactions, transfers.len() as u64, control_sum, actual_sum)?;
         Ok(PaymentInformation {
             id: id.id()?,
             batch_booking,
@@ -1361,14 +1141,9 @@ impl Element {
             self.children(["PmtId", "Amt", "CdtrAgt", "Cdtr", "CdtrAcct", "RmtInf"])?;
         let [instruction_id, end_to_end_id] = payment_id.children(["InstrId", "EndToEndId"])?;
         let [amount] = amount.children(["InstdAmt"])?;
-        let currency = amount
-            .attribute("Ccy")
-            .ok_or_else(|| structure(&amount.path, "no Ccy attribute"))?;
+        let currency = amount.attribute("Ccy").ok_or_else(|| structure(&amount.path, "no Ccy attribute"))?;
         if currency != CURRENCY {
-            return Err(Pain001Error::UnsupportedCurrency {
-                path: amount.path.clone(),
-                currency: currency.to_owned(),
-            });
+            return Err(Pain001Error::UnsupportedCurrency { path: amount.path.clone(), currency: currency.to_owned() });
         }
         // KRW has no minor unit, so ISO 20022 allows no fraction digits.
         let value = amount.amount_digits(collapsed(amount.text()?))?;
@@ -1391,26 +1166,12 @@ fn parent_path(path: &str) -> &str {
     path.rsplit_once('/').map_or(path, |(parent, _)| parent)
 }
 
-fn check_totals(
-    block: &Element,
-    declared_count: u64,
-    actual_count: u64,
-    declared_sum: u64,
-    actual_sum: u64,
-) -> Result<(), Pain001Error> {
+fn check_totals(block: &Element, declared_count: u64, actual_count: u64, declared_sum: u64, actual_sum: u64) -> Result<(), Pain001Error> {
     if declared_count != actual_count {
-        return Err(Pain001Error::CountMismatch {
-            path: block.path.clone(),
-            declared: declared_count,
-            actual: actual_count,
-        });
+        return Err(Pain001Error::CountMismatch { path: block.path.clone(), declared: declared_count, actual: actual_count });
     }
     if declared_sum != actual_sum {
-        return Err(Pain001Error::ControlSumMismatch {
-            path: block.path.clone(),
-            declared: declared_sum.to_string(),
-            actual: actual_sum,
-        });
+        return Err(Pain001Error::ControlSumMismatch { path: block.path.clone(), declared: declared_sum.to_string(), actual: actual_sum });
     }
     Ok(())
 }
@@ -1428,12 +1189,7 @@ mod tests {
     // 2026-11-21T22:17:43.123Z
     const CREATED: i64 = 1_795_299_463_123;
 
-    fn instruction(
-        order: &str,
-        shipment: &str,
-        amount_krw: u64,
-        due_date_ms: i64,
-    ) -> PaymentInstruction {
+    fn instruction(order: &str, shipment: &str, amount_krw: u64, due_date_ms: i64) -> PaymentInstruction {
         PaymentInstruction {
             order_id: order.to_owned(),
             shipment_id: shipment.to_owned(),
@@ -1453,11 +1209,7 @@ mod tests {
     }
 
     fn supplier(name: &str) -> Party {
-        Party {
-            name: name.to_owned(),
-            account: Account::Domestic("110-123-456789".to_owned()),
-            agent: Agent::BankCode("088".to_owned()),
-        }
+        Party { name: name.to_owned(), account: Account::Domestic("110-123-456789".to_owned()), agent: Agent::BankCode("088".to_owned()) }
     }
 
     fn foreign_supplier() -> Party {
@@ -1469,28 +1221,16 @@ mod tests {
     }
 
     fn transfer(creditor: Party, instruction: PaymentInstruction) -> CreditTransfer {
-        CreditTransfer {
-            instruction,
-            creditor,
-        }
+        CreditTransfer { instruction, creditor }
     }
 
     /// Three transfers over two execution dates, the second date given
     /// first, domestic and foreign creditors.
     fn sample_transfers() -> Vec<CreditTransfer> {
         vec![
-            transfer(
-                supplier("(주)대한정밀"),
-                instruction("PO-1", "S-2", 2_500_000, DEC_2),
-            ),
-            transfer(
-                supplier("(주)대한정밀"),
-                instruction("PO-1", "S-1", 1_500_000, DEC_1),
-            ),
-            transfer(
-                foreign_supplier(),
-                instruction("PO-7", "S-1", 990, DEC_1_LAST_MS),
-            ),
+            transfer(supplier("(주)대한정밀"), instruction("PO-1", "S-2", 2_500_000, DEC_2)),
+            transfer(supplier("(주)대한정밀"), instruction("PO-1", "S-1", 1_500_000, DEC_1)),
+            transfer(foreign_supplier(), instruction("PO-7", "S-1", 990, DEC_1_LAST_MS)),
         ]
     }
 
@@ -1506,10 +1246,7 @@ mod tests {
             amount: instruction.amount_krw,
             currency: "KRW".to_owned(),
             creditor: transfer.creditor.clone(),
-            remittance: format!(
-                "order {} shipment {}",
-                instruction.order_id, instruction.shipment_id
-            ),
+            remittance: format!("order {} shipment {}", instruction.order_id, instruction.shipment_id),
         }
     }
 
@@ -1517,17 +1254,15 @@ mod tests {
     fn export_then_parse_gives_back_every_field() {
         let transfers = sample_transfers();
         let xml = sample_batch().to_xml();
-        let block = |id: &str, date: &str, sum: u64, transfers: Vec<CreditTransferInformation>| {
-            PaymentInformation {
-                id: id.to_owned(),
-                batch_booking: false,
-                number_of_transactions: transfers.len() as u64,
-                control_sum: sum,
-                requested_execution_date: date.to_owned(),
-                debtor: debtor(),
-                charge_bearer: "SLEV".to_owned(),
-                transfers,
-            }
+        let block = |id: &str, date: &str, sum: u64, transfers: Vec<CreditTransferInformation>| PaymentInformation {
+            id: id.to_owned(),
+            batch_booking: false,
+            number_of_transactions: transfers.len() as u64,
+            control_sum: sum,
+            requested_execution_date: date.to_owned(),
+            debtor: debtor(),
+            charge_bearer: "SLEV".to_owned(),
+            transfers,
         };
         let expected = Document {
             message_id: "FC-20261121-0001".to_owned(),
@@ -1536,18 +1271,8 @@ mod tests {
             control_sum: 4_000_990,
             initiating_party: "FactoryChain Buyer Co".to_owned(),
             payment_information: vec![
-                block(
-                    "FC-20261121-0001-20261201",
-                    "2026-12-01",
-                    1_500_990,
-                    vec![parsed(&transfers[1]), parsed(&transfers[2])],
-                ),
-                block(
-                    "FC-20261121-0001-20261202",
-                    "2026-12-02",
-                    2_500_000,
-                    vec![parsed(&transfers[0])],
-                ),
+                block("FC-20261121-0001-20261201", "2026-12-01", 1_500_990, vec![parsed(&transfers[1]), parsed(&transfers[2])]),
+                block("FC-20261121-0001-20261202", "2026-12-02", 2_500_000, vec![parsed(&transfers[0])]),
             ],
         };
         assert_eq!(parse(&xml), Ok(expected), "{xml}");
@@ -1587,9 +1312,7 @@ mod tests {
         ];
         let mut from = 0;
         for fragment in expected_fragments {
-            let at = xml[from..]
-                .find(fragment)
-                .unwrap_or_else(|| panic!("{fragment:?} not found after byte {from} in\n{xml}"));
+            let at = xml[from..].find(fragment).unwrap_or_else(|| panic!("{fragment:?} not found after byte {from} in\n{xml}"));
             from += at + fragment.len();
         }
     }
@@ -1601,11 +1324,7 @@ mod tests {
         type Case = (&'static str, Vec<i64>, Vec<(&'static str, Vec<usize>)>);
         let cases: Vec<Case> = vec![
             ("one date", vec![DEC_1], vec![("2026-12-01", vec![0])]),
-            (
-                "first and last ms of a day are one date",
-                vec![DEC_1_LAST_MS, DEC_1],
-                vec![("2026-12-01", vec![0, 1])],
-            ),
+            ("first and last ms of a day are one date", vec![DEC_1_LAST_MS, DEC_1], vec![("2026-12-01", vec![0, 1])]),
             (
                 "midnight starts the next date; dates sorted, input order kept within",
                 vec![DEC_2, DEC_1_LAST_MS, DEC_2 + 5, DEC_1],
@@ -1617,29 +1336,15 @@ mod tests {
                 vec![DEC_1 - 9 * 3_600_000],
                 vec![("2026-11-30", vec![0])],
             ),
-            (
-                "leap day",
-                vec![951_825_600_000],
-                vec![("2000-02-29", vec![0])],
-            ),
+            ("leap day", vec![951_825_600_000], vec![("2000-02-29", vec![0])]),
         ];
         for (name, due_dates, expected) in cases {
             let transfers: Vec<CreditTransfer> = due_dates
                 .iter()
                 .enumerate()
-                .map(|(i, due)| {
-                    transfer(
-                        supplier("Supplier"),
-                        instruction("PO", &format!("S-{i}"), 1000, *due),
-                    )
-                })
+                .map(|(i, due)| transfer(supplier("Supplier"), instruction("PO", &format!("S-{i}"), 1000, *due)))
                 .collect();
-            let document = parse(
-                &Batch::new("MSG", CREATED, debtor(), transfers.clone())
-                    .unwrap()
-                    .to_xml(),
-            )
-            .unwrap();
+            let document = parse(&Batch::new("MSG", CREATED, debtor(), transfers.clone()).unwrap().to_xml()).unwrap();
             let got: Vec<(&str, Vec<usize>)> = document
                 .payment_information
                 .iter()
@@ -1647,12 +1352,7 @@ mod tests {
                     let positions = block
                         .transfers
                         .iter()
-                        .map(|t| {
-                            transfers
-                                .iter()
-                                .position(|x| x.instruction.instruction_id == t.instruction_id)
-                                .unwrap()
-                        })
+                        .map(|t| transfers.iter().position(|x| x.instruction.instruction_id == t.instruction_id).unwrap())
                         .collect();
                     (block.requested_execution_date.as_str(), positions)
                 })
@@ -1671,41 +1371,18 @@ mod tests {
         type Case = (Vec<(u64, i64)>, &'static str, Vec<&'static str>);
         let cases: Vec<Case> = vec![
             (vec![(1, DEC_1)], "1", vec!["1"]),
-            (
-                vec![(1_500_000, DEC_1), (500_000, DEC_1)],
-                "2000000",
-                vec!["2000000"],
-            ),
-            (
-                vec![(7, DEC_2), (1_000_000, DEC_1), (3, DEC_2)],
-                "1000010",
-                vec!["1000000", "10"],
-            ),
-            (
-                vec![(MAX_AMOUNT - 1, DEC_1), (1, DEC_2)],
-                "999999999999999999",
-                vec!["999999999999999998", "1"],
-            ),
+            (vec![(1_500_000, DEC_1), (500_000, DEC_1)], "2000000", vec!["2000000"]),
+            (vec![(7, DEC_2), (1_000_000, DEC_1), (3, DEC_2)], "1000010", vec!["1000000", "10"]),
+            (vec![(MAX_AMOUNT - 1, DEC_1), (1, DEC_2)], "999999999999999999", vec!["999999999999999998", "1"]),
         ];
         for (amounts, total, per_block) in cases {
             let transfers = amounts
                 .iter()
                 .enumerate()
-                .map(|(i, (amount, due))| {
-                    transfer(
-                        supplier("S"),
-                        instruction("PO", &format!("S{i}"), *amount, *due),
-                    )
-                })
+                .map(|(i, (amount, due))| transfer(supplier("S"), instruction("PO", &format!("S{i}"), *amount, *due)))
                 .collect();
-            let xml = Batch::new("MSG", CREATED, debtor(), transfers)
-                .unwrap()
-                .to_xml();
-            let sums: Vec<&str> = xml
-                .split("<CtrlSum>")
-                .skip(1)
-                .map(|rest| &rest[..rest.find('<').unwrap()])
-                .collect();
+            let xml = Batch::new("MSG", CREATED, debtor(), transfers).unwrap().to_xml();
+            let sums: Vec<&str> = xml.split("<CtrlSum>").skip(1).map(|rest| &rest[..rest.find('<').unwrap()]).collect();
             let mut expected = vec![total];
             expected.extend(&per_block);
             assert_eq!(sums, expected, "{amounts:?}");
@@ -1717,34 +1394,15 @@ mod tests {
     /// KRW has no minor unit: whole numbers, no decimal point, no grouping.
     #[test]
     fn amounts_are_whole_won() {
-        let cases = [
-            (1, "1"),
-            (990, "990"),
-            (1_500_000, "1500000"),
-            (1_000_000_000_000, "1000000000000"),
-            (MAX_AMOUNT, "999999999999999999"),
-        ];
+        let cases =
+            [(1, "1"), (990, "990"), (1_500_000, "1500000"), (1_000_000_000_000, "1000000000000"), (MAX_AMOUNT, "999999999999999999")];
         for (amount, written) in cases {
-            let transfers = vec![transfer(
-                supplier("S"),
-                instruction("PO", "S", amount, DEC_1),
-            )];
-            let xml = Batch::new("MSG", CREATED, debtor(), transfers)
-                .unwrap()
-                .to_xml();
-            assert!(
-                xml.contains(&format!("<InstdAmt Ccy=\"KRW\">{written}</InstdAmt>")),
-                "{xml}"
-            );
-            assert!(
-                xml.contains(&format!("<CtrlSum>{written}</CtrlSum>")),
-                "{xml}"
-            );
+            let transfers = vec![transfer(supplier("S"), instruction("PO", "S", amount, DEC_1))];
+            let xml = Batch::new("MSG", CREATED, debtor(), transfers).unwrap().to_xml();
+            assert!(xml.contains(&format!("<InstdAmt Ccy=\"KRW\">{written}</InstdAmt>")), "{xml}");
+            assert!(xml.contains(&format!("<CtrlSum>{written}</CtrlSum>")), "{xml}");
             assert!(!xml.contains(&format!(">{written}.")), "{xml}");
-            assert_eq!(
-                parse(&xml).unwrap().payment_information[0].transfers[0].amount,
-                amount
-            );
+            assert_eq!(parse(&xml).unwrap().payment_information[0].transfers[0].amount, amount);
         }
     }
 
@@ -1760,23 +1418,12 @@ mod tests {
             ("  padded  ", "  padded  "),
         ];
         for (name, written) in cases {
-            let debtor = Party {
-                name: name.to_owned(),
-                ..debtor()
-            };
+            let debtor = Party { name: name.to_owned(), ..debtor() };
             let creditor = supplier(name);
-            let transfers = vec![transfer(
-                creditor.clone(),
-                instruction("PO&<1>", "S\"1", 10, DEC_1),
-            )];
-            let xml = Batch::new("MSG", CREATED, debtor.clone(), transfers)
-                .unwrap()
-                .to_xml();
+            let transfers = vec![transfer(creditor.clone(), instruction("PO&<1>", "S\"1", 10, DEC_1))];
+            let xml = Batch::new("MSG", CREATED, debtor.clone(), transfers).unwrap().to_xml();
             assert!(xml.contains(&format!("<Nm>{written}</Nm>")), "{xml}");
-            assert!(
-                xml.contains("<Ustrd>order PO&amp;&lt;1&gt; shipment S&quot;1</Ustrd>"),
-                "{xml}"
-            );
+            assert!(xml.contains("<Ustrd>order PO&amp;&lt;1&gt; shipment S&quot;1</Ustrd>"), "{xml}");
             let document = parse(&xml).unwrap();
             assert_eq!(document.initiating_party, name);
             let block = &document.payment_information[0];
@@ -1830,22 +1477,11 @@ mod tests {
         assert_ne!(id_a, id_b);
         for id in [&id_a, &id_b] {
             assert_eq!(id.len(), 35, "{id}");
-            assert!(
-                id.starts_with("MMMMMMMMMMMMMMMMM-") && id.ends_with("-20261201"),
-                "{id}"
-            );
+            assert!(id.starts_with("MMMMMMMMMMMMMMMMM-") && id.ends_with("-20261201"), "{id}");
         }
-        assert_eq!(
-            payment_information_id(&"M".repeat(26), "2026-12-01").len(),
-            35
-        );
+        assert_eq!(payment_information_id(&"M".repeat(26), "2026-12-01").len(), 35);
         let transfers = vec![transfer(supplier("S"), instruction("PO", "S", 10, DEC_1))];
-        let document = parse(
-            &Batch::new(a, CREATED, debtor(), transfers)
-                .unwrap()
-                .to_xml(),
-        )
-        .unwrap();
+        let document = parse(&Batch::new(a, CREATED, debtor(), transfers).unwrap().to_xml()).unwrap();
         assert_eq!(document.payment_information[0].id, id_a);
     }
 
@@ -1858,91 +1494,51 @@ mod tests {
 
     /// The one helper the rejection table goes through.
     fn check_rejected(name: &str, change: impl FnOnce(&mut Input), expected: Pain001Error) {
-        let mut input = Input {
-            message_id: "MSG".to_owned(),
-            created_ms: CREATED,
-            debtor: debtor(),
-            transfers: sample_transfers(),
-        };
+        let mut input = Input { message_id: "MSG".to_owned(), created_ms: CREATED, debtor: debtor(), transfers: sample_transfers() };
         change(&mut input);
-        let got = Batch::new(
-            input.message_id,
-            input.created_ms,
-            input.debtor,
-            input.transfers,
-        );
+        let got = Batch::new(input.message_id, input.created_ms, input.debtor, input.transfers);
         assert_eq!(got, Err(expected), "{name}");
     }
 
     #[test]
     fn refuses_bad_input() {
         let id_36 = "a".repeat(36);
-        let too_long = |field: &str, chars, max| Pain001Error::TooLong {
-            field: field.to_owned(),
-            chars,
-            max,
-        };
-        let empty = |field: &str| Pain001Error::Empty {
-            field: field.to_owned(),
-        };
+        let too_long = |field: &str, chars, max| Pain001Error::TooLong { field: field.to_owned(), chars, max };
+        let empty = |field: &str| Pain001Error::Empty { field: field.to_owned() };
         let bad = |field: &str, reason: &str| invalid(field, reason);
-        check_rejected(
-            "no transfers",
-            |i| i.transfers.clear(),
-            Pain001Error::NoTransfers,
-        );
+        check_rejected("no transfers", |i| i.transfers.clear(), Pain001Error::NoTransfers);
         check_rejected(
             "36-character instruction id",
             |i| i.transfers[1].instruction.instruction_id = "a".repeat(36),
             too_long("transfers[1].instruction.instruction_id", 36, 35),
         );
-        check_rejected(
-            "36-character message id",
-            |i| i.message_id = id_36.clone(),
-            too_long("message_id", 36, 35),
-        );
+        check_rejected("36-character message id", |i| i.message_id = id_36.clone(), too_long("message_id", 36, 35));
         check_rejected(
             "zero amount (fully penalised)",
             |i| i.transfers[2].instruction.amount_krw = 0,
-            Pain001Error::ZeroAmount {
-                instruction_id: instruction_id("PO-7", "S-1"),
-            },
+            Pain001Error::ZeroAmount { instruction_id: instruction_id("PO-7", "S-1") },
         );
         check_rejected(
             "sum over 18 digits",
             |i| {
                 i.transfers[0].instruction.amount_krw = MAX_AMOUNT;
             },
-            Pain001Error::AmountTooLarge {
-                field: "sum of amounts up to transfers[1]".to_owned(),
-            },
+            Pain001Error::AmountTooLarge { field: "sum of amounts up to transfers[1]".to_owned() },
         );
         check_rejected(
             "u64 overflow",
             |i| {
                 i.transfers[0].instruction.amount_krw = u64::MAX;
             },
-            Pain001Error::AmountTooLarge {
-                field: "sum of amounts up to transfers[0]".to_owned(),
-            },
+            Pain001Error::AmountTooLarge { field: "sum of amounts up to transfers[0]".to_owned() },
         );
         check_rejected(
             "duplicate instruction",
             |i| i.transfers[2].instruction = i.transfers[0].instruction.clone(),
-            Pain001Error::DuplicateInstruction {
-                instruction_id: instruction_id("PO-1", "S-2"),
-            },
+            Pain001Error::DuplicateInstruction { instruction_id: instruction_id("PO-1", "S-2") },
         );
-        check_rejected(
-            "empty debtor name",
-            |i| i.debtor.name.clear(),
-            empty("debtor.name"),
-        );
-        check_rejected(
-            "blank creditor name",
-            |i| i.transfers[0].creditor.name = "   ".to_owned(),
-            empty("transfers[0].creditor.name"),
-        );
+        check_rejected("empty debtor name", |i| i.debtor.name.clear(), empty("debtor.name"));
+        check_rejected("blank creditor name", |i| i.transfers[0].creditor.name = "   ".to_owned(), empty("transfers[0].creditor.name"));
         check_rejected(
             "141-character name (counted in characters, not bytes)",
             |i| i.transfers[0].creditor.name = "가".repeat(141),
@@ -1956,10 +1552,7 @@ mod tests {
         check_rejected(
             "space in an instruction id",
             |i| i.transfers[0].instruction.instruction_id = "a b".to_owned(),
-            bad(
-                "transfers[0].instruction.instruction_id",
-                "only printable ASCII without spaces is allowed",
-            ),
+            bad("transfers[0].instruction.instruction_id", "only printable ASCII without spaces is allowed"),
         );
         check_rejected(
             "remittance over 140 characters",
@@ -1974,70 +1567,43 @@ mod tests {
         check_rejected(
             "IBAN with spaces",
             |i| i.debtor.account = Account::Iban("DE89 3704 0044 0532 0130 00".to_owned()),
-            bad(
-                "debtor.account",
-                "an IBAN is 2 capital letters, 2 check digits and 1 to 30 letters or digits",
-            ),
+            bad("debtor.account", "an IBAN is 2 capital letters, 2 check digits and 1 to 30 letters or digits"),
         );
         check_rejected(
             "BIC of 9 characters",
             |i| i.transfers[2].creditor.agent = Agent::Bic("DEUTDEFF5".to_owned()),
-            bad(
-                "transfers[2].creditor.agent",
-                "a BIC is 8 or 11 capital letters or digits",
-            ),
+            bad("transfers[2].creditor.agent", "a BIC is 8 or 11 capital letters or digits"),
         );
         check_rejected(
             "domestic account with a slash",
             |i| i.transfers[0].creditor.account = Account::Domestic("110/123".to_owned()),
-            bad(
-                "transfers[0].creditor.account",
-                "only ASCII letters, digits and '-' are allowed",
-            ),
+            bad("transfers[0].creditor.account", "only ASCII letters, digits and '-' are allowed"),
         );
         check_rejected(
             "domestic account of 35 characters",
             |i| i.transfers[0].creditor.account = Account::Domestic("1".repeat(35)),
             too_long("transfers[0].creditor.account", 35, 34),
         );
-        check_rejected(
-            "empty bank code",
-            |i| i.debtor.agent = Agent::BankCode(String::new()),
-            empty("debtor.agent"),
-        );
+        check_rejected("empty bank code", |i| i.debtor.agent = Agent::BankCode(String::new()), empty("debtor.agent"));
         check_rejected(
             "due date before 1970",
             |i| i.transfers[1].instruction.due_date_ms = -1,
-            bad(
-                "transfers[1].instruction.due_date_ms",
-                "-1 ms is not in years 1970 to 9999",
-            ),
+            bad("transfers[1].instruction.due_date_ms", "-1 ms is not in years 1970 to 9999"),
         );
         check_rejected(
             "created after 9999",
             |i| i.created_ms = MAX_TIMESTAMP_MS,
-            bad(
-                "created_ms",
-                "253402300800000 ms is not in years 1970 to 9999",
-            ),
+            bad("created_ms", "253402300800000 ms is not in years 1970 to 9999"),
         );
     }
 
     #[test]
     fn accepts_valid_ibans_and_bics() {
-        for iban in [
-            "DE89370400440532013000",
-            "GB82WEST12345698765432",
-            "NL91ABNA0417164300",
-        ] {
+        for iban in ["DE89370400440532013000", "GB82WEST12345698765432", "NL91ABNA0417164300"] {
             assert_eq!(check_iban("iban", iban), Ok(()), "{iban}");
         }
         for bic in ["DEUTDEFF", "KOEXKRSEXXX", "SHBKKRSE"] {
-            assert_eq!(
-                check_agent("bic", &Agent::Bic(bic.to_owned())),
-                Ok(()),
-                "{bic}"
-            );
+            assert_eq!(check_agent("bic", &Agent::Bic(bic.to_owned())), Ok(()), "{bic}");
         }
     }
 
@@ -2058,61 +1624,32 @@ mod tests {
         check_refused(
             "group CtrlSum edited",
             |xml| xml.replace("<CtrlSum>4000990</CtrlSum>", "<CtrlSum>4000991</CtrlSum>"),
-            Pain001Error::ControlSumMismatch {
-                path: header.to_owned(),
-                declared: "4000991".to_owned(),
-                actual: 4_000_990,
-            },
+            Pain001Error::ControlSumMismatch { path: header.to_owned(), declared: "4000991".to_owned(), actual: 4_000_990 },
         );
         check_refused(
             "block CtrlSum edited",
             |xml| xml.replace("<CtrlSum>1500990</CtrlSum>", "<CtrlSum>1500999</CtrlSum>"),
-            Pain001Error::ControlSumMismatch {
-                path: first_block.to_owned(),
-                declared: "1500999".to_owned(),
-                actual: 1_500_990,
-            },
+            Pain001Error::ControlSumMismatch { path: first_block.to_owned(), declared: "1500999".to_owned(), actual: 1_500_990 },
         );
         check_refused(
             "CtrlSum with won fractions",
-            |xml| {
-                xml.replace(
-                    "<CtrlSum>4000990</CtrlSum>",
-                    "<CtrlSum>4000990.50</CtrlSum>",
-                )
-            },
-            Pain001Error::ControlSumMismatch {
-                path: header.to_owned(),
-                declared: "4000990.50".to_owned(),
-                actual: 4_000_990,
-            },
+            |xml| xml.replace("<CtrlSum>4000990</CtrlSum>", "<CtrlSum>4000990.50</CtrlSum>"),
+            Pain001Error::ControlSumMismatch { path: header.to_owned(), declared: "4000990.50".to_owned(), actual: 4_000_990 },
         );
         check_refused(
             "amount edited, sums left alone",
             |xml| xml.replacen(">1500000</InstdAmt>", ">1600000</InstdAmt>", 1),
-            Pain001Error::ControlSumMismatch {
-                path: first_block.to_owned(),
-                declared: "1500990".to_owned(),
-                actual: 1_600_990,
-            },
+            Pain001Error::ControlSumMismatch { path: first_block.to_owned(), declared: "1500990".to_owned(), actual: 1_600_990 },
         );
         check_refused(
             "group NbOfTxs edited",
             |xml| xml.replacen("<NbOfTxs>3</NbOfTxs>", "<NbOfTxs>4</NbOfTxs>", 1),
-            Pain001Error::CountMismatch {
-                path: header.to_owned(),
-                declared: 4,
-                actual: 3,
-            },
+            Pain001Error::CountMismatch { path: header.to_owned(), declared: 4, actual: 3 },
         );
         check_refused(
             "block NbOfTxs edited",
             |xml| xml.replacen("<NbOfTxs>2</NbOfTxs>", "<NbOfTxs>1</NbOfTxs>", 1),
-            Pain001Error::CountMismatch {
-                path: first_block.to_owned(),
-                declared: 1,
-                actual: 2,
-            },
+            Pain001Error::CountMismatch { path: first_block.to_owned(), declared: 1, actual: 2 },
         );
         check_refused(
             "amount with decimals",
@@ -2122,18 +1659,12 @@ mod tests {
         check_refused(
             "other currency",
             |xml| xml.replacen("Ccy=\"KRW\"", "Ccy=\"USD\"", 1),
-            Pain001Error::UnsupportedCurrency {
-                path: first_amount.to_owned(),
-                currency: "USD".to_owned(),
-            },
+            Pain001Error::UnsupportedCurrency { path: first_amount.to_owned(), currency: "USD".to_owned() },
         );
         check_refused(
             "amount zero",
             |xml| xml.replacen(">990</InstdAmt>", ">0</InstdAmt>", 1),
-            invalid(
-                "Document/CstmrCdtTrfInitn/PmtInf[1]/CdtTrfTxInf[2]/Amt/InstdAmt",
-                "an amount must be above zero",
-            ),
+            invalid("Document/CstmrCdtTrfInitn/PmtInf[1]/CdtTrfTxInf[2]/Amt/InstdAmt", "an amount must be above zero"),
         );
         check_refused(
             "other namespace",
@@ -2146,24 +1677,12 @@ mod tests {
         check_refused(
             "no namespace",
             |xml| xml.replace(&format!(" xmlns=\"{NAMESPACE}\""), ""),
-            Pain001Error::WrongNamespace {
-                element: "Document".to_owned(),
-                found: String::new(),
-            },
+            Pain001Error::WrongNamespace { element: "Document".to_owned(), found: String::new() },
         );
         check_refused(
             "an ultimate creditor slipped in",
-            |xml| {
-                xml.replacen(
-                    "<RmtInf>",
-                    "<UltmtCdtr><Nm>Mallory</Nm></UltmtCdtr><RmtInf>",
-                    1,
-                )
-            },
-            structure(
-                "Document/CstmrCdtTrfInitn/PmtInf[1]/CdtTrfTxInf[1]/UltmtCdtr",
-                "unexpected element, expected RmtInf",
-            ),
+            |xml| xml.replacen("<RmtInf>", "<UltmtCdtr><Nm>Mallory</Nm></UltmtCdtr><RmtInf>", 1),
+            structure("Document/CstmrCdtTrfInitn/PmtInf[1]/CdtTrfTxInf[1]/UltmtCdtr", "unexpected element, expected RmtInf"),
         );
         check_refused(
             "elements out of order",
@@ -2174,69 +1693,36 @@ mod tests {
                     1,
                 )
             },
-            structure(
-                "Document/CstmrCdtTrfInitn/PmtInf[1]/BtchBookg",
-                "unexpected element, expected PmtMtd",
-            ),
+            structure("Document/CstmrCdtTrfInitn/PmtInf[1]/BtchBookg", "unexpected element, expected PmtMtd"),
         );
         check_refused(
             "an element missing",
             |xml| xml.replacen("<ChrgBr>SLEV</ChrgBr>", "", 1),
-            structure(
-                "Document/CstmrCdtTrfInitn/PmtInf[1]/CdtTrfTxInf[1]",
-                "unexpected element, expected ChrgBr",
-            ),
+            structure("Document/CstmrCdtTrfInitn/PmtInf[1]/CdtTrfTxInf[1]", "unexpected element, expected ChrgBr"),
         );
         check_refused(
             "instruction id over 35 characters",
             |xml| {
                 let id = instruction_id("PO-1", "S-1");
-                xml.replacen(
-                    &format!("<InstrId>{id}</InstrId>"),
-                    &format!("<InstrId>{id}xxxx</InstrId>"),
-                    1,
-                )
+                xml.replacen(&format!("<InstrId>{id}</InstrId>"), &format!("<InstrId>{id}xxxx</InstrId>"), 1)
             },
-            too_long_at(
-                "Document/CstmrCdtTrfInitn/PmtInf[1]/CdtTrfTxInf[1]/PmtId/InstrId",
-                36,
-            ),
+            too_long_at("Document/CstmrCdtTrfInitn/PmtInf[1]/CdtTrfTxInf[1]/PmtId/InstrId", 36),
         );
         check_refused(
             "a DTD",
-            |xml| {
-                xml.replacen(
-                    "<Document",
-                    "<!DOCTYPE Document [<!ENTITY x \"y\">]>\n<Document",
-                    1,
-                )
-            },
+            |xml| xml.replacen("<Document", "<!DOCTYPE Document [<!ENTITY x \"y\">]>\n<Document", 1),
             structure("Document", "a DTD is not allowed"),
         );
-        check_refused(
-            "truncated",
-            |xml| xml.replace("</Document>", ""),
-            structure("Document", "the element is not closed"),
-        );
+        check_refused("truncated", |xml| xml.replace("</Document>", ""), structure("Document", "the element is not closed"));
     }
 
     fn too_long_at(path: &str, chars: usize) -> Pain001Error {
-        Pain001Error::TooLong {
-            field: path.to_owned(),
-            chars,
-            max: 35,
-        }
+        Pain001Error::TooLong { field: path.to_owned(), chars, max: 35 }
     }
 
     #[test]
     fn parse_refuses_what_is_not_xml() {
-        for text in [
-            "",
-            "not xml",
-            "<Document",
-            "<a></b>",
-            "<?xml version=\"1.0\"?>",
-        ] {
+        for text in ["", "not xml", "<Document", "<a></b>", "<?xml version=\"1.0\"?>"] {
             assert!(parse(text).is_err(), "{text:?}");
         }
         let mismatched = format!("<Document xmlns=\"{NAMESPACE}\"></b>");
@@ -2247,22 +1733,13 @@ mod tests {
     fn parse_reads_a_prefixed_namespace_and_empty_tags_alike() {
         let xml = sample_batch().to_xml();
         let body = &xml[xml.find("<Document").unwrap()..];
-        let prefixed = body
-            .replace("</", "\u{1}")
-            .replace('<', "<p:")
-            .replace('\u{1}', "</p:")
-            .replace("xmlns=", "xmlns:p=");
+        let prefixed = body.replace("</", "\u{1}").replace('<', "<p:").replace('\u{1}', "</p:").replace("xmlns=", "xmlns:p=");
         assert_eq!(parse(&prefixed), parse(&xml));
         // A prefixed element bound to another namespace is not ours.
-        let foreign = prefixed
-            .replacen("<p:GrpHdr>", "<q:GrpHdr xmlns:q=\"urn:other\">", 1)
-            .replacen("</p:GrpHdr>", "</q:GrpHdr>", 1);
+        let foreign = prefixed.replacen("<p:GrpHdr>", "<q:GrpHdr xmlns:q=\"urn:other\">", 1).replacen("</p:GrpHdr>", "</q:GrpHdr>", 1);
         assert_eq!(
             parse(&foreign),
-            Err(Pain001Error::WrongNamespace {
-                element: "Document/CstmrCdtTrfInitn/GrpHdr".to_owned(),
-                found: "urn:other".to_owned(),
-            })
+            Err(Pain001Error::WrongNamespace { element: "Document/CstmrCdtTrfInitn/GrpHdr".to_owned(), found: "urn:other".to_owned() })
         );
     }
 
@@ -2275,9 +1752,7 @@ mod tests {
 
     fn arbitrary_name() -> impl Strategy<Value = String> {
         // Printable text with XML's special characters and Hangul.
-        proptest::string::string_regex("[a-zA-Z0-9 &<>\"'()\\]\\[가-힣]{0,139}")
-            .unwrap()
-            .prop_map(|s| format!("N{s}"))
+        proptest::string::string_regex("[a-zA-Z0-9 &<>\"'()\\]\\[가-힣]{0,139}").unwrap().prop_map(|s| format!("N{s}"))
     }
 
     proptest! {

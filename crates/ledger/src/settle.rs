@@ -43,8 +43,8 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::entry::{
-    DeliveryAccepted, DeliveryRejected, ENTRY_VERSION, Entry, Event, InspectionRecorded,
-    OrderIssued, PaymentConfirmed, PaymentInstruction, ShipmentMoved,
+    DeliveryAccepted, DeliveryRejected, ENTRY_VERSION, Entry, Event, InspectionRecorded, OrderIssued, PaymentConfirmed, PaymentInstruction,
+    ShipmentMoved,
 };
 
 /// One day in milliseconds.
@@ -135,9 +135,7 @@ pub enum SettleError {
         verdict: Verdict,
     },
     /// A logged payment instruction differs from the computed one.
-    #[error(
-        "entry {seq}: payment instruction differs from the rules: expected {expected:?}, found {found:?}"
-    )]
+    #[error("entry {seq}: payment instruction differs from the rules: expected {expected:?}, found {found:?}")]
     InstructionMismatch {
         /// The entry.
         seq: u64,
@@ -204,16 +202,10 @@ impl fmt::Display for Verdict {
 pub fn judge(order: &OrderIssued, inspection: &InspectionRecorded) -> Verdict {
     let plan = order.acceptance;
     if inspection.sampled < plan.sample_size {
-        return Verdict::SampleTooSmall {
-            sampled: inspection.sampled,
-            required: plan.sample_size,
-        };
+        return Verdict::SampleTooSmall { sampled: inspection.sampled, required: plan.sample_size };
     }
     if inspection.defects > plan.allowed_defects {
-        return Verdict::TooManyDefects {
-            defects: inspection.defects,
-            allowed: plan.allowed_defects,
-        };
+        return Verdict::TooManyDefects { defects: inspection.defects, allowed: plan.allowed_defects };
     }
     Verdict::Accept
 }
@@ -399,10 +391,7 @@ impl Ledger {
     /// events are not settled), so the amounts a supplier computes from its
     /// view equal those computed from the whole log.
     pub fn sparse() -> Self {
-        Self {
-            sparse: true,
-            ..Self::default()
-        }
+        Self { sparse: true, ..Self::default() }
     }
 
     /// The seq the next entry must have.
@@ -427,10 +416,7 @@ impl Ledger {
 
     /// Payments computed but not yet instructed, in acceptance order.
     pub fn instructions_due(&self) -> Vec<PaymentInstruction> {
-        self.due
-            .iter()
-            .map(|&index| self.payments[index].instruction.clone())
-            .collect()
+        self.due.iter().map(|&index| self.payments[index].instruction.clone()).collect()
     }
 
     /// The payment with this instruction ID.
@@ -448,16 +434,10 @@ impl Ledger {
     pub fn apply(&mut self, entry: &Entry) -> Result<(), SettleError> {
         let seq = entry.seq;
         if seq != self.next_seq && !(self.sparse && seq > self.next_seq) {
-            return Err(SettleError::OutOfSequence {
-                seq,
-                expected: self.next_seq,
-            });
+            return Err(SettleError::OutOfSequence { seq, expected: self.next_seq });
         }
         if entry.version != ENTRY_VERSION {
-            return Err(SettleError::UnsupportedVersion {
-                seq,
-                version: entry.version,
-            });
+            return Err(SettleError::UnsupportedVersion { seq, version: entry.version });
         }
         self.apply_event(entry)?;
         self.next_seq = seq + 1;
@@ -465,11 +445,7 @@ impl Ledger {
     }
 
     fn apply_event(&mut self, entry: &Entry) -> Result<(), SettleError> {
-        let ctx = Context {
-            seq: entry.seq,
-            at_ms: entry.at_ms,
-            actor: &entry.actor_org,
-        };
+        let ctx = Context { seq: entry.seq, at_ms: entry.at_ms, actor: &entry.actor_org };
         match &entry.event {
             Event::DesignPublished(_) | Event::DesignAccessChanged(_) => Ok(()),
             Event::OrderIssued(order) => self.order_issued(ctx, order),
@@ -523,9 +499,7 @@ impl Ledger {
         let order = self.order_mut(ctx, &sent.order_id)?;
         ctx.require_actor("shipment_sent", &order.terms.supplier_org)?;
         if !order.supplier_accepted {
-            return Err(
-                ctx.out_of_order("shipment_sent", "the supplier has not accepted the order")
-            );
+            return Err(ctx.out_of_order("shipment_sent", "the supplier has not accepted the order"));
         }
         if order.shipments.contains_key(&sent.shipment_id) {
             return Err(ctx.duplicate(format!("shipment {:?} already sent", sent.shipment_id)));
@@ -536,64 +510,38 @@ impl Ledger {
         let committed = order
             .shipments
             .values()
-            .try_fold(sent.quantity, |sum, s| {
-                sum.checked_add(s.committed_quantity())
-            })
+            .try_fold(sent.quantity, |sum, s| sum.checked_add(s.committed_quantity()))
             .ok_or_else(|| ctx.overflow("units committed to the order"))?;
         if committed > order.terms.quantity {
-            return Err(ctx.quantity(format!(
-                "shipping {} would commit {committed} units to an order of {}",
-                sent.quantity, order.terms.quantity
-            )));
+            return Err(
+                ctx.quantity(format!("shipping {} would commit {committed} units to an order of {}", sent.quantity, order.terms.quantity))
+            );
         }
         order.shipments.insert(
             sent.shipment_id.clone(),
-            Shipment {
-                sent_quantity: sent.quantity,
-                sent_at_ms: sent.at_ms,
-                received: None,
-                inspection: None,
-                decision: None,
-            },
+            Shipment { sent_quantity: sent.quantity, sent_at_ms: sent.at_ms, received: None, inspection: None, decision: None },
         );
         self.refresh_status(&sent.order_id);
         Ok(())
     }
 
-    fn shipment_received(
-        &mut self,
-        ctx: Context<'_>,
-        received: &ShipmentMoved,
-    ) -> Result<(), SettleError> {
+    fn shipment_received(&mut self, ctx: Context<'_>, received: &ShipmentMoved) -> Result<(), SettleError> {
         let order = self.order_mut(ctx, &received.order_id)?;
         ctx.require_actor("shipment_received", &order.terms.buyer_org)?;
-        let received_total = order
-            .received_quantity
-            .checked_add(received.quantity)
-            .ok_or_else(|| ctx.overflow("units received"))?;
+        let received_total = order.received_quantity.checked_add(received.quantity).ok_or_else(|| ctx.overflow("units received"))?;
         let shipment = shipment_mut(ctx, order, &received.order_id, &received.shipment_id)?;
         if shipment.received.is_some() {
-            return Err(ctx.duplicate(format!(
-                "shipment {:?} already received",
-                received.shipment_id
-            )));
+            return Err(ctx.duplicate(format!("shipment {:?} already received", received.shipment_id)));
         }
         if received.quantity > shipment.sent_quantity {
-            return Err(ctx.quantity(format!(
-                "received {} units of a shipment of {}",
-                received.quantity, shipment.sent_quantity
-            )));
+            return Err(ctx.quantity(format!("received {} units of a shipment of {}", received.quantity, shipment.sent_quantity)));
         }
         shipment.received = Some((received.quantity, received.at_ms));
         order.received_quantity = received_total;
         Ok(())
     }
 
-    fn inspection_recorded(
-        &mut self,
-        ctx: Context<'_>,
-        inspection: &InspectionRecorded,
-    ) -> Result<(), SettleError> {
+    fn inspection_recorded(&mut self, ctx: Context<'_>, inspection: &InspectionRecorded) -> Result<(), SettleError> {
         let order = self.order_mut(ctx, &inspection.order_id)?;
         ctx.require_actor("inspection_recorded", &order.terms.buyer_org)?;
         let shipment = shipment_mut(ctx, order, &inspection.order_id, &inspection.shipment_id)?;
@@ -601,78 +549,49 @@ impl Ledger {
             return Err(ctx.out_of_order("inspection_recorded", "the shipment was not received"));
         };
         if shipment.inspection.is_some() {
-            return Err(ctx.duplicate(format!(
-                "shipment {:?} already inspected",
-                inspection.shipment_id
-            )));
+            return Err(ctx.duplicate(format!("shipment {:?} already inspected", inspection.shipment_id)));
         }
         if shipment.decision.is_some() {
             return Err(ctx.out_of_order("inspection_recorded", "the shipment is already decided"));
         }
         if u64::from(inspection.sampled) > received_quantity {
-            return Err(ctx.quantity(format!(
-                "sampled {} units of {} received",
-                inspection.sampled, received_quantity
-            )));
+            return Err(ctx.quantity(format!("sampled {} units of {} received", inspection.sampled, received_quantity)));
         }
         if inspection.defects > inspection.sampled {
-            return Err(ctx.quantity(format!(
-                "{} defects in a sample of {}",
-                inspection.defects, inspection.sampled
-            )));
+            return Err(ctx.quantity(format!("{} defects in a sample of {}", inspection.defects, inspection.sampled)));
         }
         shipment.inspection = Some(inspection.clone());
         Ok(())
     }
 
-    fn delivery_accepted(
-        &mut self,
-        ctx: Context<'_>,
-        accepted: &DeliveryAccepted,
-    ) -> Result<(), SettleError> {
+    fn delivery_accepted(&mut self, ctx: Context<'_>, accepted: &DeliveryAccepted) -> Result<(), SettleError> {
         let order = self.order_mut(ctx, &accepted.order_id)?;
         ctx.require_actor("delivery_accepted", &order.terms.buyer_org)?;
         let shipment = shipment_of(ctx, order, &accepted.order_id, &accepted.shipment_id)?;
-        let (received_quantity, received_at_ms) =
-            open_received(ctx, shipment, "delivery_accepted")?;
+        let (received_quantity, received_at_ms) = open_received(ctx, shipment, "delivery_accepted")?;
         let Some(inspection) = &shipment.inspection else {
             return Err(ctx.out_of_order("delivery_accepted", "the shipment was not inspected"));
         };
         let verdict = judge(&order.terms, inspection);
         if verdict != Verdict::Accept {
-            return Err(SettleError::AcceptanceRefused {
-                seq: ctx.seq,
-                verdict,
-            });
+            return Err(SettleError::AcceptanceRefused { seq: ctx.seq, verdict });
         }
         let quantity = accepted.accepted_quantity;
         if quantity == 0 || quantity > received_quantity {
-            return Err(ctx.quantity(format!(
-                "accepted {quantity} units of {received_quantity} received (must be 1 to {received_quantity})"
-            )));
+            return Err(
+                ctx.quantity(format!("accepted {quantity} units of {received_quantity} received (must be 1 to {received_quantity})"))
+            );
         }
-        let accepted_total = order
-            .accepted_quantity
-            .checked_add(quantity)
-            .ok_or_else(|| ctx.overflow("units accepted"))?;
-        let instruction = compute_instruction(
-            ctx,
-            &order.terms,
-            &accepted.shipment_id,
-            quantity,
-            received_at_ms,
-            order.penalty_charged_krw,
-        )?;
+        let accepted_total = order.accepted_quantity.checked_add(quantity).ok_or_else(|| ctx.overflow("units accepted"))?;
+        let instruction =
+            compute_instruction(ctx, &order.terms, &accepted.shipment_id, quantity, received_at_ms, order.penalty_charged_krw)?;
         // Checks done; commit.
         order.accepted_quantity = accepted_total;
         // Cannot overflow: compute_instruction keeps the sum within the cap.
         order.penalty_charged_krw += instruction.penalty_krw;
         order.unconfirmed_payments += 1;
         if let Some(shipment) = order.shipments.get_mut(&accepted.shipment_id) {
-            shipment.decision = Some(Decision::Accepted {
-                quantity,
-                at_ms: ctx.at_ms,
-            });
+            shipment.decision = Some(Decision::Accepted { quantity, at_ms: ctx.at_ms });
         }
         self.record_due_payment(instruction);
         self.refresh_status(&accepted.order_id);
@@ -681,62 +600,33 @@ impl Ledger {
 
     fn record_due_payment(&mut self, instruction: PaymentInstruction) {
         let index = self.payments.len();
-        self.payment_by_shipment.insert(
-            (
-                instruction.order_id.clone(),
-                instruction.shipment_id.clone(),
-            ),
-            index,
-        );
-        self.payment_by_id
-            .insert(instruction.instruction_id.clone(), index);
+        self.payment_by_shipment.insert((instruction.order_id.clone(), instruction.shipment_id.clone()), index);
+        self.payment_by_id.insert(instruction.instruction_id.clone(), index);
         self.due.insert(index);
-        self.payments.push(Payment {
-            instruction,
-            status: PaymentStatus::Due,
-        });
+        self.payments.push(Payment { instruction, status: PaymentStatus::Due });
     }
 
-    fn delivery_rejected(
-        &mut self,
-        ctx: Context<'_>,
-        rejected: &DeliveryRejected,
-    ) -> Result<(), SettleError> {
+    fn delivery_rejected(&mut self, ctx: Context<'_>, rejected: &DeliveryRejected) -> Result<(), SettleError> {
         let order = self.order_mut(ctx, &rejected.order_id)?;
         ctx.require_actor("delivery_rejected", &order.terms.buyer_org)?;
         let shipment = shipment_mut(ctx, order, &rejected.order_id, &rejected.shipment_id)?;
         open_received(ctx, shipment, "delivery_rejected")?;
-        shipment.decision = Some(Decision::Rejected {
-            reason: rejected.reason.clone(),
-        });
+        shipment.decision = Some(Decision::Rejected { reason: rejected.reason.clone() });
         self.refresh_status(&rejected.order_id);
         Ok(())
     }
 
-    fn payment_instructed(
-        &mut self,
-        ctx: Context<'_>,
-        found: &PaymentInstruction,
-    ) -> Result<(), SettleError> {
+    fn payment_instructed(&mut self, ctx: Context<'_>, found: &PaymentInstruction) -> Result<(), SettleError> {
         let order = self.order_mut(ctx, &found.order_id)?;
         ctx.require_actor("payment_instructed", &order.terms.buyer_org)?;
         let key = (found.order_id.clone(), found.shipment_id.clone());
-        let index = *self
-            .payment_by_shipment
-            .get(&key)
-            .ok_or_else(|| SettleError::NothingDue {
-                seq: ctx.seq,
-                what: format!(
-                    "shipment {:?} of order {:?}",
-                    found.shipment_id, found.order_id
-                ),
-            })?;
+        let index = *self.payment_by_shipment.get(&key).ok_or_else(|| SettleError::NothingDue {
+            seq: ctx.seq,
+            what: format!("shipment {:?} of order {:?}", found.shipment_id, found.order_id),
+        })?;
         let payment = &mut self.payments[index];
         if payment.status != PaymentStatus::Due {
-            return Err(ctx.duplicate(format!(
-                "payment {} already instructed",
-                payment.instruction.instruction_id
-            )));
+            return Err(ctx.duplicate(format!("payment {} already instructed", payment.instruction.instruction_id)));
         }
         if payment.instruction != *found {
             return Err(SettleError::InstructionMismatch {
@@ -750,55 +640,28 @@ impl Ledger {
         Ok(())
     }
 
-    fn payment_confirmed(
-        &mut self,
-        ctx: Context<'_>,
-        confirmed: &PaymentConfirmed,
-    ) -> Result<(), SettleError> {
-        let nothing_due = || SettleError::NothingDue {
-            seq: ctx.seq,
-            what: format!("instruction {:?}", confirmed.instruction_id),
-        };
-        let index = *self
-            .payment_by_id
-            .get(&confirmed.instruction_id)
-            .ok_or_else(nothing_due)?;
+    fn payment_confirmed(&mut self, ctx: Context<'_>, confirmed: &PaymentConfirmed) -> Result<(), SettleError> {
+        let nothing_due = || SettleError::NothingDue { seq: ctx.seq, what: format!("instruction {:?}", confirmed.instruction_id) };
+        let index = *self.payment_by_id.get(&confirmed.instruction_id).ok_or_else(nothing_due)?;
         let payment = &mut self.payments[index];
-        let order = self
-            .orders
-            .get_mut(&payment.instruction.order_id)
-            .ok_or_else(nothing_due)?; // unreachable: payments belong to orders
+        let order = self.orders.get_mut(&payment.instruction.order_id).ok_or_else(nothing_due)?; // unreachable: payments belong to orders
         ctx.require_actor("payment_confirmed", &order.terms.buyer_org)?;
         match payment.status {
             PaymentStatus::Due => return Err(nothing_due()),
             PaymentStatus::Confirmed { .. } => {
-                return Err(ctx.duplicate(format!(
-                    "payment {} already confirmed",
-                    confirmed.instruction_id
-                )));
+                return Err(ctx.duplicate(format!("payment {} already confirmed", confirmed.instruction_id)));
             }
             PaymentStatus::Instructed { .. } => {}
         }
-        payment.status = PaymentStatus::Confirmed {
-            bank_reference: confirmed.bank_reference.clone(),
-        };
+        payment.status = PaymentStatus::Confirmed { bank_reference: confirmed.bank_reference.clone() };
         order.unconfirmed_payments -= 1; // this payment was counted, unconfirmed
         let order_id = payment.instruction.order_id.clone();
         self.refresh_status(&order_id);
         Ok(())
     }
 
-    fn order_mut(
-        &mut self,
-        ctx: Context<'_>,
-        order_id: &str,
-    ) -> Result<&mut OrderState, SettleError> {
-        self.orders
-            .get_mut(order_id)
-            .ok_or_else(|| SettleError::UnknownOrder {
-                seq: ctx.seq,
-                order_id: order_id.to_owned(),
-            })
+    fn order_mut(&mut self, ctx: Context<'_>, order_id: &str) -> Result<&mut OrderState, SettleError> {
+        self.orders.get_mut(order_id).ok_or_else(|| SettleError::UnknownOrder { seq: ctx.seq, order_id: order_id.to_owned() })
     }
 
     /// Recomputes an order's status from its quantities and payments.
@@ -809,11 +672,7 @@ impl Ledger {
         order.status = if !order.supplier_accepted {
             OrderStatus::Issued
         } else if order.accepted_quantity >= order.terms.quantity {
-            if order.unconfirmed_payments == 0 {
-                OrderStatus::Settled
-            } else {
-                OrderStatus::Delivered
-            }
+            if order.unconfirmed_payments == 0 { OrderStatus::Settled } else { OrderStatus::Delivered }
         } else if order.shipments.is_empty() {
             OrderStatus::Accepted
         } else {
@@ -833,60 +692,34 @@ struct Context<'a> {
 impl Context<'_> {
     fn require_actor(&self, event: &'static str, allowed: &str) -> Result<(), SettleError> {
         if self.actor != allowed {
-            return Err(SettleError::WrongActor {
-                seq: self.seq,
-                event,
-                actor: self.actor.to_owned(),
-                allowed: allowed.to_owned(),
-            });
+            return Err(SettleError::WrongActor { seq: self.seq, event, actor: self.actor.to_owned(), allowed: allowed.to_owned() });
         }
         Ok(())
     }
 
     fn duplicate(&self, what: String) -> SettleError {
-        SettleError::Duplicate {
-            seq: self.seq,
-            what,
-        }
+        SettleError::Duplicate { seq: self.seq, what }
     }
 
     fn quantity(&self, reason: String) -> SettleError {
-        SettleError::Quantity {
-            seq: self.seq,
-            reason,
-        }
+        SettleError::Quantity { seq: self.seq, reason }
     }
 
     fn out_of_order(&self, event: &'static str, reason: &'static str) -> SettleError {
-        SettleError::OutOfOrder {
-            seq: self.seq,
-            event,
-            reason,
-        }
+        SettleError::OutOfOrder { seq: self.seq, event, reason }
     }
 
     fn overflow(&self, what: &'static str) -> SettleError {
-        SettleError::Overflow {
-            seq: self.seq,
-            what,
-        }
+        SettleError::Overflow { seq: self.seq, what }
     }
 }
 
-fn shipment_of<'a>(
-    ctx: Context<'_>,
-    order: &'a OrderState,
-    order_id: &str,
-    shipment_id: &str,
-) -> Result<&'a Shipment, SettleError> {
-    order
-        .shipments
-        .get(shipment_id)
-        .ok_or_else(|| SettleError::UnknownShipment {
-            seq: ctx.seq,
-            order_id: order_id.to_owned(),
-            shipment_id: shipment_id.to_owned(),
-        })
+fn shipment_of<'a>(ctx: Context<'_>, order: &'a OrderState, order_id: &str, shipment_id: &str) -> Result<&'a Shipment, SettleError> {
+    order.shipments.get(shipment_id).ok_or_else(|| SettleError::UnknownShipment {
+        seq: ctx.seq,
+        order_id: order_id.to_owned(),
+        shipment_id: shipment_id.to_owned(),
+    })
 }
 
 fn shipment_mut<'a>(
@@ -895,22 +728,15 @@ fn shipment_mut<'a>(
     order_id: &str,
     shipment_id: &str,
 ) -> Result<&'a mut Shipment, SettleError> {
-    order
-        .shipments
-        .get_mut(shipment_id)
-        .ok_or_else(|| SettleError::UnknownShipment {
-            seq: ctx.seq,
-            order_id: order_id.to_owned(),
-            shipment_id: shipment_id.to_owned(),
-        })
+    order.shipments.get_mut(shipment_id).ok_or_else(|| SettleError::UnknownShipment {
+        seq: ctx.seq,
+        order_id: order_id.to_owned(),
+        shipment_id: shipment_id.to_owned(),
+    })
 }
 
 /// The receipt of a shipment that is received and not yet decided.
-fn open_received(
-    ctx: Context<'_>,
-    shipment: &Shipment,
-    event: &'static str,
-) -> Result<(u64, i64), SettleError> {
+fn open_received(ctx: Context<'_>, shipment: &Shipment, event: &'static str) -> Result<(u64, i64), SettleError> {
     if let Some(decision) = &shipment.decision {
         let what = match decision {
             Decision::Accepted { .. } => "shipment already accepted",
@@ -918,9 +744,7 @@ fn open_received(
         };
         return Err(ctx.duplicate(what.to_owned()));
     }
-    shipment
-        .received
-        .ok_or_else(|| ctx.out_of_order(event, "the shipment was not received"))
+    shipment.received.ok_or_else(|| ctx.out_of_order(event, "the shipment was not received"))
 }
 
 /// The payment the rules make due for an accepted shipment.
@@ -932,24 +756,13 @@ fn compute_instruction(
     received_at_ms: i64,
     penalty_charged_krw: u64,
 ) -> Result<PaymentInstruction, SettleError> {
-    let gross = accepted_quantity
-        .checked_mul(terms.unit_price_krw)
-        .ok_or_else(|| ctx.overflow("accepted quantity x unit price"))?;
+    let gross = accepted_quantity.checked_mul(terms.unit_price_krw).ok_or_else(|| ctx.overflow("accepted quantity x unit price"))?;
     let days = late_days(received_at_ms, terms.due_date_ms);
-    let uncapped = days
-        .checked_mul(terms.late_penalty_per_day_krw)
-        .ok_or_else(|| ctx.overflow("late days x penalty per day"))?;
-    let cap_left = terms
-        .late_penalty_cap_krw
-        .saturating_sub(penalty_charged_krw);
+    let uncapped = days.checked_mul(terms.late_penalty_per_day_krw).ok_or_else(|| ctx.overflow("late days x penalty per day"))?;
+    let cap_left = terms.late_penalty_cap_krw.saturating_sub(penalty_charged_krw);
     let penalty = uncapped.min(cap_left).min(gross);
-    let term_ms = i64::from(terms.payment_term_days)
-        .checked_mul(DAY_MS)
-        .ok_or_else(|| ctx.overflow("payment term"))?;
-    let due_date_ms = ctx
-        .at_ms
-        .checked_add(term_ms)
-        .ok_or_else(|| ctx.overflow("payment due date"))?;
+    let term_ms = i64::from(terms.payment_term_days).checked_mul(DAY_MS).ok_or_else(|| ctx.overflow("payment term"))?;
+    let due_date_ms = ctx.at_ms.checked_add(term_ms).ok_or_else(|| ctx.overflow("payment due date"))?;
     Ok(PaymentInstruction {
         order_id: terms.order_id.clone(),
         shipment_id: shipment_id.to_owned(),
@@ -989,11 +802,7 @@ mod tests {
             (i64::MIN, i64::MAX, 0),
         ];
         for (received, due, expected) in cases {
-            assert_eq!(
-                late_days(received, due),
-                expected,
-                "received {received}, due {due}"
-            );
+            assert_eq!(late_days(received, due), expected, "received {received}, due {due}");
         }
     }
 

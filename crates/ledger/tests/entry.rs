@@ -2,9 +2,8 @@
 //! proptest round trips over every event type.
 
 use fc_ledger::entry::{
-    AcceptancePlan, DeliveryAccepted, DeliveryRejected, DesignAccessChanged, DesignPublished,
-    Entry, EntryError, Event, InspectionRecorded, InspectionSource, OrderAccepted, OrderIssued,
-    PaymentConfirmed, PaymentInstruction, Sha256Hex, ShipmentMoved,
+    AcceptancePlan, DeliveryAccepted, DeliveryRejected, DesignAccessChanged, DesignPublished, Entry, EntryError, Event, InspectionRecorded,
+    InspectionSource, OrderAccepted, OrderIssued, PaymentConfirmed, PaymentInstruction, Sha256Hex, ShipmentMoved,
 };
 use proptest::prelude::*;
 
@@ -34,14 +33,8 @@ const SAMPLE_BYTES: &str = concat!(
 
 #[test]
 fn the_encoding_is_sorted_compact_json() {
-    assert_eq!(
-        String::from_utf8(sample_entry().to_bytes()).unwrap(),
-        SAMPLE_BYTES
-    );
-    assert_eq!(
-        Entry::from_bytes(SAMPLE_BYTES.as_bytes()).unwrap(),
-        sample_entry()
-    );
+    assert_eq!(String::from_utf8(sample_entry().to_bytes()).unwrap(), SAMPLE_BYTES);
+    assert_eq!(Entry::from_bytes(SAMPLE_BYTES.as_bytes()).unwrap(), sample_entry());
 }
 
 /// The one helper the decoding table goes through.
@@ -131,26 +124,18 @@ fn orgs() -> impl Strategy<Value = Vec<String>> {
 }
 
 fn shipment_moved() -> impl Strategy<Value = ShipmentMoved> {
-    (text(), text(), any::<u64>(), any::<i64>()).prop_map(
-        |(order_id, shipment_id, quantity, at_ms)| ShipmentMoved {
-            order_id,
-            shipment_id,
-            quantity,
-            at_ms,
-        },
-    )
+    (text(), text(), any::<u64>(), any::<i64>()).prop_map(|(order_id, shipment_id, quantity, at_ms)| ShipmentMoved {
+        order_id,
+        shipment_id,
+        quantity,
+        at_ms,
+    })
 }
 
 fn order_issued() -> impl Strategy<Value = OrderIssued> {
     (
         (text(), text(), text(), text(), text(), any::<u32>()),
-        (
-            any::<u64>(),
-            any::<u64>(),
-            any::<i64>(),
-            any::<u32>(),
-            any::<u32>(),
-        ),
+        (any::<u64>(), any::<u64>(), any::<i64>(), any::<u32>(), any::<u32>()),
         (any::<u32>(), any::<u64>(), any::<u64>()),
     )
         .prop_map(
@@ -168,10 +153,7 @@ fn order_issued() -> impl Strategy<Value = OrderIssued> {
                 quantity,
                 unit_price_krw,
                 due_date_ms,
-                acceptance: AcceptancePlan {
-                    sample_size,
-                    allowed_defects,
-                },
+                acceptance: AcceptancePlan { sample_size, allowed_defects },
                 payment_term_days,
                 late_penalty_per_day_krw,
                 late_penalty_cap_krw,
@@ -181,88 +163,42 @@ fn order_issued() -> impl Strategy<Value = OrderIssued> {
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        (text(), any::<u32>(), any::<[u8; 32]>(), orgs()).prop_map(
-            |(design_id, version, digest, recipients)| {
-                Event::DesignPublished(DesignPublished {
-                    design_id,
-                    version,
-                    ciphertext_sha256: Sha256Hex(digest),
-                    recipients,
-                })
-            }
-        ),
+        (text(), any::<u32>(), any::<[u8; 32]>(), orgs()).prop_map(|(design_id, version, digest, recipients)| {
+            Event::DesignPublished(DesignPublished { design_id, version, ciphertext_sha256: Sha256Hex(digest), recipients })
+        }),
         (text(), any::<u32>(), orgs()).prop_map(|(design_id, version, recipients)| {
-            Event::DesignAccessChanged(DesignAccessChanged {
-                design_id,
-                version,
-                recipients,
-            })
+            Event::DesignAccessChanged(DesignAccessChanged { design_id, version, recipients })
         }),
         order_issued().prop_map(Event::OrderIssued),
         text().prop_map(|order_id| Event::OrderAccepted(OrderAccepted { order_id })),
         shipment_moved().prop_map(Event::ShipmentSent),
         shipment_moved().prop_map(Event::ShipmentReceived),
-        (text(), text(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
-            |(order_id, shipment_id, sampled, defects, manual)| {
-                Event::InspectionRecorded(InspectionRecorded {
-                    order_id,
-                    shipment_id,
-                    sampled,
-                    defects,
-                    source: if manual {
-                        InspectionSource::Manual
-                    } else {
-                        InspectionSource::Telemetry
-                    },
-                })
+        (text(), text(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(|(order_id, shipment_id, sampled, defects, manual)| {
+            Event::InspectionRecorded(InspectionRecorded {
+                order_id,
+                shipment_id,
+                sampled,
+                defects,
+                source: if manual { InspectionSource::Manual } else { InspectionSource::Telemetry },
+            })
+        }),
+        (text(), text(), any::<u64>()).prop_map(|(order_id, shipment_id, accepted_quantity)| {
+            Event::DeliveryAccepted(DeliveryAccepted { order_id, shipment_id, accepted_quantity })
+        }),
+        (text(), text(), text())
+            .prop_map(|(order_id, shipment_id, reason)| { Event::DeliveryRejected(DeliveryRejected { order_id, shipment_id, reason }) }),
+        (text(), text(), any::<u64>(), any::<u64>(), any::<i64>(), text()).prop_map(
+            |(order_id, shipment_id, amount_krw, penalty_krw, due_date_ms, instruction_id)| {
+                Event::PaymentInstructed(PaymentInstruction { order_id, shipment_id, amount_krw, penalty_krw, due_date_ms, instruction_id })
             }
         ),
-        (text(), text(), any::<u64>()).prop_map(|(order_id, shipment_id, accepted_quantity)| {
-            Event::DeliveryAccepted(DeliveryAccepted {
-                order_id,
-                shipment_id,
-                accepted_quantity,
-            })
-        }),
-        (text(), text(), text()).prop_map(|(order_id, shipment_id, reason)| {
-            Event::DeliveryRejected(DeliveryRejected {
-                order_id,
-                shipment_id,
-                reason,
-            })
-        }),
-        (
-            text(),
-            text(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<i64>(),
-            text()
-        )
-            .prop_map(
-                |(order_id, shipment_id, amount_krw, penalty_krw, due_date_ms, instruction_id)| {
-                    Event::PaymentInstructed(PaymentInstruction {
-                        order_id,
-                        shipment_id,
-                        amount_krw,
-                        penalty_krw,
-                        due_date_ms,
-                        instruction_id,
-                    })
-                }
-            ),
-        (text(), text()).prop_map(|(instruction_id, bank_reference)| {
-            Event::PaymentConfirmed(PaymentConfirmed {
-                instruction_id,
-                bank_reference,
-            })
-        }),
+        (text(), text())
+            .prop_map(|(instruction_id, bank_reference)| { Event::PaymentConfirmed(PaymentConfirmed { instruction_id, bank_reference }) }),
     ]
 }
 
 fn entry() -> impl Strategy<Value = Entry> {
-    (any::<u64>(), any::<i64>(), text(), event())
-        .prop_map(|(seq, at_ms, actor_org, event)| Entry::new(seq, at_ms, actor_org, event))
+    (any::<u64>(), any::<i64>(), text(), event()).prop_map(|(seq, at_ms, actor_org, event)| Entry::new(seq, at_ms, actor_org, event))
 }
 
 proptest! {

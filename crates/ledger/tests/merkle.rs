@@ -5,8 +5,7 @@
 use std::cell::Cell;
 
 use fc_ledger::merkle::{
-    Hash, MemStore, NodeStore, ProofError, Tree, empty_root, leaf_hash, node_hash,
-    verify_consistency, verify_inclusion,
+    Hash, MemStore, NodeStore, ProofError, Tree, empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion,
 };
 use proptest::prelude::*;
 
@@ -57,11 +56,7 @@ fn ref_proof(m: usize, leaves: &[Vec<u8>]) -> Vec<Hash> {
 fn ref_subproof(m: usize, leaves: &[Vec<u8>], whole: bool) -> Vec<Hash> {
     let n = leaves.len();
     if m == n {
-        return if whole {
-            Vec::new()
-        } else {
-            vec![ref_mth(leaves)]
-        };
+        return if whole { Vec::new() } else { vec![ref_mth(leaves)] };
     }
     let k = split_point(n);
     if m <= k {
@@ -101,19 +96,10 @@ fn tree_of(leaves: &[Vec<u8>]) -> Tree<MemStore> {
 /// The certificate-transparency test leaves (RFC 6962 reference tests of the
 /// Go and C++ implementations).
 fn ct_leaves() -> Vec<Vec<u8>> {
-    [
-        "",
-        "00",
-        "10",
-        "2021",
-        "3031",
-        "40414243",
-        "5051525354555657",
-        "606162636465666768696a6b6c6d6e6f",
-    ]
-    .iter()
-    .map(|leaf| hex::decode(leaf).unwrap())
-    .collect()
+    ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
+        .iter()
+        .map(|leaf| hex::decode(leaf).unwrap())
+        .collect()
 }
 
 /// Roots of the first 0..=8 CT leaves, from transparency-dev/merkle
@@ -133,81 +119,21 @@ const CT_ROOTS: [&str; 9] = [
 /// Complete-subtree hashes of the 8 CT leaves by (level, index), from
 /// transparency-dev/merkle testonly/constants.go (NodeHashes).
 const CT_NODES: [(u8, u64, &str); 15] = [
-    (
-        0,
-        0,
-        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-    ),
-    (
-        0,
-        1,
-        "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-    ),
-    (
-        0,
-        2,
-        "0298d122906dcfc10892cb53a73992fc5b9f493ea4c9badb27b791b4127a7fe7",
-    ),
-    (
-        0,
-        3,
-        "07506a85fd9dd2f120eb694f86011e5bb4662e5c415a62917033d4a9624487e7",
-    ),
-    (
-        0,
-        4,
-        "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
-    ),
-    (
-        0,
-        5,
-        "4271a26be0d8a84f0bd54c8c302e7cb3a3b5d1fa6780a40bcce2873477dab658",
-    ),
-    (
-        0,
-        6,
-        "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
-    ),
-    (
-        0,
-        7,
-        "46f6ffadd3d06a09ff3c5860d2755c8b9819db7df44251788c7d8e3180de8eb1",
-    ),
-    (
-        1,
-        0,
-        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-    ),
-    (
-        1,
-        1,
-        "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-    ),
-    (
-        1,
-        2,
-        "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
-    ),
-    (
-        1,
-        3,
-        "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-    ),
-    (
-        2,
-        0,
-        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-    ),
-    (
-        2,
-        1,
-        "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
-    ),
-    (
-        3,
-        0,
-        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
-    ),
+    (0, 0, "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"),
+    (0, 1, "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"),
+    (0, 2, "0298d122906dcfc10892cb53a73992fc5b9f493ea4c9badb27b791b4127a7fe7"),
+    (0, 3, "07506a85fd9dd2f120eb694f86011e5bb4662e5c415a62917033d4a9624487e7"),
+    (0, 4, "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
+    (0, 5, "4271a26be0d8a84f0bd54c8c302e7cb3a3b5d1fa6780a40bcce2873477dab658"),
+    (0, 6, "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f"),
+    (0, 7, "46f6ffadd3d06a09ff3c5860d2755c8b9819db7df44251788c7d8e3180de8eb1"),
+    (1, 0, "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"),
+    (1, 1, "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
+    (1, 2, "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a"),
+    (1, 3, "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0"),
+    (2, 0, "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"),
+    (2, 1, "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"),
+    (3, 0, "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"),
 ];
 
 /// Published inclusion proofs over the CT leaves: (leaf index, tree size,
@@ -234,13 +160,7 @@ fn ct_inclusion_vectors() -> Vec<(u64, u64, Vec<Hash>)> {
                 h("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"),
             ],
         ),
-        (
-            2,
-            3,
-            vec![h(
-                "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-            )],
-        ),
+        (2, 3, vec![h("fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125")]),
         (
             1,
             5,
@@ -339,21 +259,9 @@ fn ct_roots_match_the_reference_and_the_tree() {
     let tree = tree_of(&leaves);
     for (size, expected) in CT_ROOTS.iter().enumerate() {
         let expected = h(expected);
-        assert_eq!(
-            ref_mth(&leaves[..size]),
-            expected,
-            "reference root of size {size}"
-        );
-        assert_eq!(
-            tree.root_at(size as u64).unwrap(),
-            expected,
-            "tree root of size {size}"
-        );
-        assert_eq!(
-            tree_of(&leaves[..size]).root(),
-            expected,
-            "grown root of size {size}"
-        );
+        assert_eq!(ref_mth(&leaves[..size]), expected, "reference root of size {size}");
+        assert_eq!(tree.root_at(size as u64).unwrap(), expected, "tree root of size {size}");
+        assert_eq!(tree_of(&leaves[..size]).root(), expected, "grown root of size {size}");
     }
 }
 
@@ -361,17 +269,9 @@ fn ct_roots_match_the_reference_and_the_tree() {
 fn ct_nodes_are_what_the_store_holds() {
     let tree = tree_of(&ct_leaves());
     for (level, index, expected) in CT_NODES {
-        assert_eq!(
-            tree.store().get(level, index),
-            Some(h(expected)),
-            "node ({level}, {index})"
-        );
+        assert_eq!(tree.store().get(level, index), Some(h(expected)), "node ({level}, {index})");
     }
-    assert_eq!(
-        tree.store().node_count(),
-        CT_NODES.len(),
-        "only complete subtrees are stored"
-    );
+    assert_eq!(tree.store().node_count(), CT_NODES.len(), "only complete subtrees are stored");
 }
 
 #[test]
@@ -380,16 +280,8 @@ fn ct_inclusion_vectors_match_and_verify() {
     let tree = tree_of(&leaves);
     for (index, size, expected) in ct_inclusion_vectors() {
         let i = index as usize;
-        assert_eq!(
-            ref_path(i, &leaves[..size as usize]),
-            expected,
-            "reference {index}/{size}"
-        );
-        assert_eq!(
-            tree.inclusion_proof(index, size).unwrap(),
-            expected,
-            "tree {index}/{size}"
-        );
+        assert_eq!(ref_path(i, &leaves[..size as usize]), expected, "reference {index}/{size}");
+        assert_eq!(tree.inclusion_proof(index, size).unwrap(), expected, "tree {index}/{size}");
         let root = h(CT_ROOTS[size as usize]);
         verify_inclusion(&leaf_hash(&leaves[i]), index, size, &expected, &root).unwrap();
     }
@@ -402,11 +294,7 @@ fn ct_consistency_vectors_match_and_verify() {
     for (size1, size2, expected) in ct_consistency_vectors() {
         let reference = ref_proof(size1 as usize, &leaves[..size2 as usize]);
         assert_eq!(reference, expected, "reference {size1}->{size2}");
-        assert_eq!(
-            tree.consistency_proof(size1, size2).unwrap(),
-            expected,
-            "tree {size1}->{size2}"
-        );
+        assert_eq!(tree.consistency_proof(size1, size2).unwrap(), expected, "tree {size1}->{size2}");
         let (root1, root2) = (h(CT_ROOTS[size1 as usize]), h(CT_ROOTS[size2 as usize]));
         verify_consistency(size1, size2, &root1, &root2, &expected).unwrap();
     }
@@ -421,36 +309,21 @@ const EXHAUSTIVE_MAX: usize = 64;
 fn every_inclusion_proof_up_to_64_leaves_matches_verifies_and_resists_mutation() {
     let leaves = distinct_leaves(EXHAUSTIVE_MAX);
     let tree = tree_of(&leaves);
-    let roots: Vec<Hash> = (0..=EXHAUSTIVE_MAX)
-        .map(|n| ref_mth(&leaves[..n]))
-        .collect();
+    let roots: Vec<Hash> = (0..=EXHAUSTIVE_MAX).map(|n| ref_mth(&leaves[..n])).collect();
     for size in 0..=EXHAUSTIVE_MAX {
-        assert_eq!(
-            tree.root_at(size as u64).unwrap(),
-            roots[size],
-            "root_at({size})"
-        );
+        assert_eq!(tree.root_at(size as u64).unwrap(), roots[size], "root_at({size})");
         for index in 0..size {
             check_inclusion(&tree, &leaves, &roots, index, size);
         }
         // No proof for a leaf outside the tree.
         assert_eq!(
             tree.inclusion_proof(size as u64, size as u64),
-            Err(ProofError::IndexOutOfRange {
-                index: size as u64,
-                size: size as u64
-            })
+            Err(ProofError::IndexOutOfRange { index: size as u64, size: size as u64 })
         );
     }
 }
 
-fn check_inclusion(
-    tree: &Tree<MemStore>,
-    leaves: &[Vec<u8>],
-    roots: &[Hash],
-    index: usize,
-    size: usize,
-) {
+fn check_inclusion(tree: &Tree<MemStore>, leaves: &[Vec<u8>], roots: &[Hash], index: usize, size: usize) {
     let (i, n) = (index as u64, size as u64);
     let proof = tree.inclusion_proof(i, n).unwrap();
     let context = format!("inclusion {index}/{size}");
@@ -460,10 +333,7 @@ fn check_inclusion(
     verify_inclusion(&leaf, i, n, &proof, &root).unwrap_or_else(|e| panic!("{context}: {e}"));
 
     let refuse = |leaf: &Hash, i: u64, n: u64, proof: &[Hash], root: &Hash, what: &str| {
-        assert!(
-            verify_inclusion(leaf, i, n, proof, root).is_err(),
-            "{context}: accepted {what}"
-        );
+        assert!(verify_inclusion(leaf, i, n, proof, root).is_err(), "{context}: accepted {what}");
     };
     for bad in bit_flips(&proof) {
         refuse(&leaf, i, n, &bad, &root, "a flipped bit");
@@ -492,18 +362,8 @@ fn check_inclusion(
     // the same shape: tree size is not bound by the hashes, RFC 9162 binds
     // it in the signed tree head.)
     for other in [n.saturating_sub(1), n + 1, n * 2, n / 2] {
-        if other != n
-            && (other as usize) < roots.len()
-            && ref_path_or_none(index, other, leaves) != Some(proof.clone())
-        {
-            refuse(
-                &leaf,
-                i,
-                other,
-                &proof,
-                &roots[other as usize],
-                "a wrong size",
-            );
+        if other != n && (other as usize) < roots.len() && ref_path_or_none(index, other, leaves) != Some(proof.clone()) {
+            refuse(&leaf, i, other, &proof, &roots[other as usize], "a wrong size");
         }
     }
 }
@@ -516,9 +376,7 @@ fn ref_path_or_none(index: usize, size: u64, leaves: &[Vec<u8>]) -> Option<Vec<H
 fn every_consistency_proof_up_to_64_leaves_matches_verifies_and_resists_mutation() {
     let leaves = distinct_leaves(EXHAUSTIVE_MAX);
     let tree = tree_of(&leaves);
-    let roots: Vec<Hash> = (0..=EXHAUSTIVE_MAX)
-        .map(|n| ref_mth(&leaves[..n]))
-        .collect();
+    let roots: Vec<Hash> = (0..=EXHAUSTIVE_MAX).map(|n| ref_mth(&leaves[..n])).collect();
     for size2 in 0..=EXHAUSTIVE_MAX {
         for size1 in 0..=size2 {
             check_consistency(&tree, &leaves, &roots, size1, size2);
@@ -526,26 +384,13 @@ fn every_consistency_proof_up_to_64_leaves_matches_verifies_and_resists_mutation
     }
 }
 
-fn check_consistency(
-    tree: &Tree<MemStore>,
-    leaves: &[Vec<u8>],
-    roots: &[Hash],
-    size1: usize,
-    size2: usize,
-) {
+fn check_consistency(tree: &Tree<MemStore>, leaves: &[Vec<u8>], roots: &[Hash], size1: usize, size2: usize) {
     let (m, n) = (size1 as u64, size2 as u64);
     let (root1, root2) = (roots[size1], roots[size2]);
     let context = format!("consistency {size1}->{size2}");
     if size1 == 0 && size2 > 0 {
-        assert_eq!(
-            tree.consistency_proof(m, n),
-            Err(ProofError::EmptyOldTree),
-            "{context}"
-        );
-        assert_eq!(
-            verify_consistency(m, n, &root1, &root2, &[]),
-            Err(ProofError::EmptyOldTree)
-        );
+        assert_eq!(tree.consistency_proof(m, n), Err(ProofError::EmptyOldTree), "{context}");
+        assert_eq!(verify_consistency(m, n, &root1, &root2, &[]), Err(ProofError::EmptyOldTree));
         return;
     }
     let proof = tree.consistency_proof(m, n).unwrap();
@@ -553,10 +398,7 @@ fn check_consistency(
     verify_consistency(m, n, &root1, &root2, &proof).unwrap_or_else(|e| panic!("{context}: {e}"));
 
     let refuse = |m: u64, n: u64, root1: &Hash, root2: &Hash, proof: &[Hash], what: &str| {
-        assert!(
-            verify_consistency(m, n, root1, root2, proof).is_err(),
-            "{context}: accepted {what}"
-        );
+        assert!(verify_consistency(m, n, root1, root2, proof).is_err(), "{context}: accepted {what}");
     };
     for bad in bit_flips(&proof) {
         refuse(m, n, &root1, &root2, &bad, "a flipped bit");
@@ -582,28 +424,13 @@ fn check_consistency(
     // Wrong sizes, checked against the true roots of those sizes (see
     // check_inclusion): only the honest proof of that statement may verify.
     let max = roots.len() as u64 - 1;
-    let wrong_sizes = [
-        (m.wrapping_sub(1), n),
-        (m + 1, n),
-        (m ^ 2, n),
-        (m, n + 1),
-        (m, n.wrapping_sub(1)),
-        (m, n * 2),
-        (m, n / 2),
-    ];
+    let wrong_sizes = [(m.wrapping_sub(1), n), (m + 1, n), (m ^ 2, n), (m, n + 1), (m, n.wrapping_sub(1)), (m, n * 2), (m, n / 2)];
     for (m2, n2) in wrong_sizes {
         if (m2, n2) == (m, n) || m2 > max || n2 > max || m2 > n2 || m2 == 0 {
             continue;
         }
         if ref_proof(m2 as usize, &leaves[..n2 as usize]) != proof {
-            refuse(
-                m2,
-                n2,
-                &roots[m2 as usize],
-                &roots[n2 as usize],
-                &proof,
-                "wrong sizes",
-            );
+            refuse(m2, n2, &roots[m2 as usize], &roots[n2 as usize], &proof, "wrong sizes");
         }
     }
 }
@@ -611,14 +438,7 @@ fn check_consistency(
 // ---------------------------------------------------------------------------
 // Edge cases, table-driven through one helper.
 
-fn check_verify_consistency(
-    size1: u64,
-    size2: u64,
-    root1: Hash,
-    root2: Hash,
-    proof: &[Hash],
-    expected: Result<(), ProofError>,
-) {
+fn check_verify_consistency(size1: u64, size2: u64, root1: Hash, root2: Hash, proof: &[Hash], expected: Result<(), ProofError>) {
     assert_eq!(
         verify_consistency(size1, size2, &root1, &root2, proof),
         expected,
@@ -639,41 +459,13 @@ fn consistency_edge_cases_follow_rfc_9162() {
         (0, 0, a, b, vec![], Err(ProofError::RootsDiffer)),
         (1, 1, a, a, vec![], Ok(())),
         (1, 1, a, b, vec![], Err(ProofError::RootsDiffer)),
-        (
-            1,
-            1,
-            a,
-            a,
-            vec![a],
-            Err(ProofError::NonEmptyProofForEqualSizes { len: 1 }),
-        ),
+        (1, 1, a, a, vec![a], Err(ProofError::NonEmptyProofForEqualSizes { len: 1 })),
         (0, 1, empty, a, vec![], Err(ProofError::EmptyOldTree)),
         (0, 5, empty, a, vec![a], Err(ProofError::EmptyOldTree)),
-        (
-            2,
-            1,
-            a,
-            b,
-            vec![],
-            Err(ProofError::OldSizeGreater { size1: 2, size2: 1 }),
-        ),
+        (2, 1, a, b, vec![], Err(ProofError::OldSizeGreater { size1: 2, size2: 1 })),
         (1, 2, a, b, vec![], Err(ProofError::EmptyProof)),
-        (
-            3,
-            4,
-            a,
-            b,
-            vec![a],
-            Err(ProofError::ProofTooShort { len: 1 }),
-        ),
-        (
-            1,
-            2,
-            a,
-            b,
-            vec![a, b],
-            Err(ProofError::ProofTooLong { len: 2 }),
-        ),
+        (3, 4, a, b, vec![a], Err(ProofError::ProofTooShort { len: 1 })),
+        (1, 2, a, b, vec![a, b], Err(ProofError::ProofTooLong { len: 2 })),
     ];
     for (size1, size2, root1, root2, proof, expected) in cases {
         check_verify_consistency(size1, size2, root1, root2, &proof, expected);
@@ -689,41 +481,11 @@ fn inclusion_edge_cases_follow_rfc_9162() {
         // A one-leaf tree's root is its leaf hash and the proof is empty.
         (0, 1, vec![], leaf, Ok(())),
         (0, 1, vec![], other, Err(ProofError::RootMismatch)),
-        (
-            0,
-            1,
-            vec![other],
-            leaf,
-            Err(ProofError::ProofTooLong { len: 1 }),
-        ),
-        (
-            0,
-            0,
-            vec![],
-            leaf,
-            Err(ProofError::IndexOutOfRange { index: 0, size: 0 }),
-        ),
-        (
-            2,
-            1,
-            vec![],
-            leaf,
-            Err(ProofError::IndexOutOfRange { index: 2, size: 1 }),
-        ),
-        (
-            0,
-            2,
-            vec![],
-            leaf,
-            Err(ProofError::ProofTooShort { len: 0 }),
-        ),
-        (
-            u64::MAX - 1,
-            u64::MAX,
-            vec![],
-            leaf,
-            Err(ProofError::ProofTooShort { len: 0 }),
-        ),
+        (0, 1, vec![other], leaf, Err(ProofError::ProofTooLong { len: 1 })),
+        (0, 0, vec![], leaf, Err(ProofError::IndexOutOfRange { index: 0, size: 0 })),
+        (2, 1, vec![], leaf, Err(ProofError::IndexOutOfRange { index: 2, size: 1 })),
+        (0, 2, vec![], leaf, Err(ProofError::ProofTooShort { len: 0 })),
+        (u64::MAX - 1, u64::MAX, vec![], leaf, Err(ProofError::ProofTooShort { len: 0 })),
     ];
     for (index, size, proof, root, expected) in cases {
         assert_eq!(
@@ -738,23 +500,14 @@ fn inclusion_edge_cases_follow_rfc_9162() {
 #[test]
 fn generation_refuses_sizes_beyond_the_tree() {
     let tree = tree_of(&distinct_leaves(5));
-    let beyond = ProofError::SizeBeyondTree {
-        size: 6,
-        tree_size: 5,
-    };
+    let beyond = ProofError::SizeBeyondTree { size: 6, tree_size: 5 };
     assert_eq!(tree.root_at(6).err(), Some(beyond.clone()));
     assert_eq!(tree.inclusion_proof(0, 6).err(), Some(beyond.clone()));
     assert_eq!(tree.consistency_proof(1, 6).err(), Some(beyond));
-    assert_eq!(
-        tree.consistency_proof(4, 3),
-        Err(ProofError::OldSizeGreater { size1: 4, size2: 3 })
-    );
+    assert_eq!(tree.consistency_proof(4, 3), Err(ProofError::OldSizeGreater { size1: 4, size2: 3 }));
     assert_eq!(tree.consistency_proof(3, 3), Ok(vec![]));
     assert_eq!(tree.consistency_proof(0, 0), Ok(vec![]));
-    assert_eq!(
-        tree.leaf_hash_at(5),
-        Err(ProofError::IndexOutOfRange { index: 5, size: 5 })
-    );
+    assert_eq!(tree.leaf_hash_at(5), Err(ProofError::IndexOutOfRange { index: 5, size: 5 }));
     assert_eq!(tree.leaf_hash_at(4), Ok(leaf_hash(&4u64.to_be_bytes())));
 }
 
@@ -809,30 +562,17 @@ fn proofs_read_logarithmically_many_nodes() {
         f(&tree);
         tree.store().gets.get() - before
     };
-    for (index, size) in [
-        (0, n),
-        (n - 1, n),
-        (1234, 4321),
-        (4095, 4097),
-        (0, 1),
-        (17, 18),
-    ] {
+    for (index, size) in [(0, n), (n - 1, n), (1234, 4321), (4095, 4097), (0, 1), (17, 18)] {
         let gets = reads(&|t| {
             t.inclusion_proof(index, size).unwrap();
         });
-        assert!(
-            gets <= bound,
-            "inclusion {index}/{size}: {gets} gets > {bound}"
-        );
+        assert!(gets <= bound, "inclusion {index}/{size}: {gets} gets > {bound}");
     }
     for (size1, size2) in [(1, n), (n - 1, n), (1234, 4321), (4096, 4097), (3, 5000)] {
         let gets = reads(&|t| {
             t.consistency_proof(size1, size2).unwrap();
         });
-        assert!(
-            gets <= bound,
-            "consistency {size1}->{size2}: {gets} gets > {bound}"
-        );
+        assert!(gets <= bound, "consistency {size1}->{size2}: {gets} gets > {bound}");
     }
     for size in [1, 1000, 4097, n - 1] {
         let gets = reads(&|t| {
@@ -852,15 +592,9 @@ fn a_reopened_tree_continues_where_it_stopped() {
         assert_eq!(reopened.append(leaf), whole.append(leaf));
     }
     assert_eq!(reopened.root(), ref_mth(&leaves));
-    assert_eq!(
-        reopened.inclusion_proof(3, 37),
-        whole.inclusion_proof(3, 37)
-    );
+    assert_eq!(reopened.inclusion_proof(3, 37), whole.inclusion_proof(3, 37));
     // A store that lacks the tree is reported, not trusted.
-    assert_eq!(
-        Tree::open(MemStore::new(), 3).err(),
-        Some(ProofError::MissingNode { level: 1, index: 0 })
-    );
+    assert_eq!(Tree::open(MemStore::new(), 3).err(), Some(ProofError::MissingNode { level: 1, index: 0 }));
 }
 
 #[test]

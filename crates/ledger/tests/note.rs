@@ -3,20 +3,18 @@
 //! C2SP `tlog-checkpoint` example.
 
 use fc_ledger::merkle::{MemStore, Tree};
-use fc_ledger::note::{
-    Checkpoint, MAX_NOTE_BYTES, NoteError, Signer, Verifier, open_note, sign_note,
-};
+use fc_ledger::note::{Checkpoint, MAX_NOTE_BYTES, NoteError, Signer, Verifier, open_note, sign_note};
 use proptest::prelude::*;
 
 // Go golang.org/x/mod/sumdb/note: note_test.go TestNewSigner / TestSign /
 // TestOpen, verbatim.
-const PETER_SKEY: &str =
-    "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+const PETER_SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
 const PETER_VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
 const ENOCH_VKEY: &str = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop";
 const TEXT: &str = "If you think cryptography is the answer to your problem,\n\
                     then you don't know what your problem is.\n";
-const PETER_SIG: &str = "\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+const PETER_SIG: &str =
+    "\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
 const ENOCH_SIG: &str = "\u{2014} EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n";
 
 fn peter() -> Verifier {
@@ -36,10 +34,7 @@ fn check_open(signed: &str, known: &[Verifier], expected: Result<Vec<&str>, Note
     let got = open_note(signed, known);
     let expected = expected.map(|names| {
         let text = signed[..signed.rfind("\n\n").unwrap() + 1].to_owned();
-        (
-            text,
-            names.into_iter().map(str::to_owned).collect::<Vec<_>>(),
-        )
+        (text, names.into_iter().map(str::to_owned).collect::<Vec<_>>())
     });
     assert_eq!(got, expected, "open_note({signed:?})");
 }
@@ -69,75 +64,33 @@ fn go_notes_open_as_in_go() {
     let peter_and_enoch = note(&[PETER_SIG, ENOCH_SIG]);
     let peter_sig_bad = format!("{}ABCD{}", &PETER_SIG[..60], &PETER_SIG[60..]);
     let enoch_sig_bad = format!("{}ABCD{}", &ENOCH_SIG[..60], &ENOCH_SIG[60..]);
-    let bad_peter = || NoteError::BadSignature {
-        name: "PeterNeumann".into(),
-        key_id: 0xc74f20a3,
-    };
+    let bad_peter = || NoteError::BadSignature { name: "PeterNeumann".into(), key_id: 0xc74f20a3 };
     type Case<'a> = (String, Vec<Verifier>, Result<Vec<&'a str>, NoteError>);
     let cases: Vec<Case> = vec![
         (note(&[PETER_SIG]), vec![peter()], Ok(vec!["PeterNeumann"])),
         // One known, one unknown: the unknown one is ignored.
-        (
-            peter_and_enoch.clone(),
-            vec![peter()],
-            Ok(vec!["PeterNeumann"]),
-        ),
-        (
-            peter_and_enoch.clone(),
-            vec![peter(), enoch()],
-            Ok(vec!["PeterNeumann", "EnochRoot"]),
-        ),
-        (
-            peter_and_enoch.clone(),
-            vec![enoch()],
-            Ok(vec!["EnochRoot"]),
-        ),
+        (peter_and_enoch.clone(), vec![peter()], Ok(vec!["PeterNeumann"])),
+        (peter_and_enoch.clone(), vec![peter(), enoch()], Ok(vec!["PeterNeumann", "EnochRoot"])),
+        (peter_and_enoch.clone(), vec![enoch()], Ok(vec!["EnochRoot"])),
         // Nobody known signed.
         (peter_and_enoch, vec![], Err(NoteError::NoKnownSignature)),
         // A known key's bad signature refuses the whole note.
         (note(&[&peter_sig_bad]), vec![peter()], Err(bad_peter())),
-        (
-            note(&[ENOCH_SIG, &peter_sig_bad]),
-            vec![peter(), enoch()],
-            Err(bad_peter()),
-        ),
+        (note(&[ENOCH_SIG, &peter_sig_bad]), vec![peter(), enoch()], Err(bad_peter())),
         // Repeated signatures: each key is checked once; an unknown key's bad
         // signature does not matter.
-        (
-            note(&[PETER_SIG, PETER_SIG, ENOCH_SIG, ENOCH_SIG, &enoch_sig_bad]),
-            vec![peter()],
-            Ok(vec!["PeterNeumann"]),
-        ),
+        (note(&[PETER_SIG, PETER_SIG, ENOCH_SIG, ENOCH_SIG, &enoch_sig_bad]), vec![peter()], Ok(vec!["PeterNeumann"])),
         // Two verifiers with one name and key ID.
         (
             note(&[ENOCH_SIG]),
             vec![enoch(), peter(), enoch()],
-            Err(NoteError::AmbiguousKey {
-                name: "EnochRoot".into(),
-                key_id: 0xaf0cfe78,
-            }),
+            Err(NoteError::AmbiguousKey { name: "EnochRoot".into(), key_id: 0xaf0cfe78 }),
         ),
-        (
-            note(&[PETER_SIG]),
-            vec![enoch(), peter(), enoch()],
-            Ok(vec!["PeterNeumann"]),
-        ),
+        (note(&[PETER_SIG]), vec![enoch(), peter(), enoch()], Ok(vec!["PeterNeumann"])),
         // Signature limit.
-        (
-            note(&[PETER_SIG].repeat(100)),
-            vec![peter()],
-            Ok(vec!["PeterNeumann"]),
-        ),
-        (
-            note(&[PETER_SIG].repeat(101)),
-            vec![peter()],
-            Err(NoteError::TooManySignatures),
-        ),
-        (
-            note(&[PETER_SIG].repeat(101)),
-            vec![],
-            Err(NoteError::TooManySignatures),
-        ),
+        (note(&[PETER_SIG].repeat(100)), vec![peter()], Ok(vec!["PeterNeumann"])),
+        (note(&[PETER_SIG].repeat(101)), vec![peter()], Err(NoteError::TooManySignatures)),
+        (note(&[PETER_SIG].repeat(101)), vec![], Err(NoteError::TooManySignatures)),
     ];
     for (signed, known, expected) in cases {
         check_open(&signed, &known, expected);
@@ -153,9 +106,7 @@ fn go_malformed_notes_are_refused() {
         format!("{TEXT}\n"),
         format!("{TEXT}\n{}", &PETER_SIG[..PETER_SIG.len() - 1]),
         format!("\x01{TEXT}\n{PETER_SIG}"),
-        format!(
-            "{TEXT}\n\u{2014} Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="
-        ),
+        format!("{TEXT}\n\u{2014} Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="),
         format!("{TEXT}\n{PETER_SIG}Unexpected line.\n"),
         format!("{TEXT}\n{}", PETER_SIG.replace('\u{2014}', "-")),
         format!("{TEXT}\n{}", PETER_SIG.replace(" x08go", "x08go")),
@@ -166,10 +117,7 @@ fn go_malformed_notes_are_refused() {
     ];
     for signed in bad {
         let got = open_note(&signed, &[peter()]);
-        assert!(
-            matches!(got, Err(NoteError::MalformedNote(_))),
-            "open_note({signed:?}) = {got:?}, want MalformedNote"
-        );
+        assert!(matches!(got, Err(NoteError::MalformedNote(_))), "open_note({signed:?}) = {got:?}, want MalformedNote");
     }
 }
 
@@ -187,20 +135,14 @@ fn any_one_byte_change_of_the_text_is_refused() {
             bytes[i] + 1
         };
         let changed = String::from_utf8(bytes).unwrap();
-        assert!(
-            open_note(&changed, &[peter()]).is_err(),
-            "accepted a change at byte {i}"
-        );
+        assert!(open_note(&changed, &[peter()]).is_err(), "accepted a change at byte {i}");
     }
 }
 
 #[test]
 fn notes_over_one_mebibyte_are_refused() {
     let huge = format!("{}\n\n{PETER_SIG}", "a".repeat(MAX_NOTE_BYTES));
-    assert_eq!(
-        open_note(&huge, &[peter()]),
-        Err(NoteError::TooLarge(huge.len()))
-    );
+    assert_eq!(open_note(&huge, &[peter()]), Err(NoteError::TooLarge(huge.len())));
 }
 
 // ---------------------------------------------------------------------------
@@ -212,20 +154,12 @@ fn mangled_go_keys_are_refused() {
     // every single-byte increment must fail.
     for key in [PETER_VKEY, PETER_SKEY] {
         let parse = |k: &str| {
-            if key == PETER_VKEY {
-                Verifier::from_vkey(k).err()
-            } else {
-                Signer::from_skey(k).err()
-            }
+            if key == PETER_VKEY { Verifier::from_vkey(k).err() } else { Signer::from_skey(k).err() }
         };
         for i in 0..=key.len() {
             for j in i + 1..=key.len() {
                 if (i, j) != (0, key.len()) {
-                    assert!(
-                        parse(&key[i..j]).is_some(),
-                        "accepted substring {:?}",
-                        &key[i..j]
-                    );
+                    assert!(parse(&key[i..j]).is_some(), "accepted substring {:?}", &key[i..j]);
                 }
             }
         }
@@ -253,40 +187,18 @@ fn key_errors_say_why() {
             NoteError::MalformedKey("Ed25519 key is not 32 bytes"),
         ),
         // note_test.go: unknown algorithm, with adjusted key hash.
-        (
-            "PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
-            NoteError::UnsupportedAlgorithm(0x65),
-        ),
+        ("PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", NoteError::UnsupportedAlgorithm(0x65)),
         (
             "PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
-            NoteError::KeyIdMismatch {
-                stated: 0xc74f20a4,
-                computed: 0xc74f20a3,
-            },
+            NoteError::KeyIdMismatch { stated: 0xc74f20a4, computed: 0xc74f20a3 },
         ),
-        (
-            "Peter Neumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
-            NoteError::InvalidKeyName("Peter Neumann".into()),
-        ),
-        (
-            "+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
-            NoteError::InvalidKeyName(String::new()),
-        ),
-        (
-            "PeterNeumann+c74f20a3",
-            NoteError::MalformedKey("verifier key is not <name>+<id>+<key>"),
-        ),
-        (
-            "PeterNeumann+c74f20a+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
-            NoteError::MalformedKey("key id is not 8 hex digits"),
-        ),
+        ("Peter Neumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", NoteError::InvalidKeyName("Peter Neumann".into())),
+        ("+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", NoteError::InvalidKeyName(String::new())),
+        ("PeterNeumann+c74f20a3", NoteError::MalformedKey("verifier key is not <name>+<id>+<key>")),
+        ("PeterNeumann+c74f20a+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", NoteError::MalformedKey("key id is not 8 hex digits")),
     ];
     for (vkey, expected) in cases {
-        assert_eq!(
-            Verifier::from_vkey(vkey),
-            Err(expected),
-            "from_vkey({vkey:?})"
-        );
+        assert_eq!(Verifier::from_vkey(vkey), Err(expected), "from_vkey({vkey:?})");
     }
 }
 
@@ -298,18 +210,9 @@ fn generated_keys_round_trip_and_sign() {
     let verifier = Verifier::from_vkey(&signer.verifier_key()).unwrap();
     assert_eq!(verifier, signer.verifier());
     let signed = sign_note("hello\n", &[&signer]).unwrap();
-    assert_eq!(
-        open_note(&signed, &[verifier]).unwrap(),
-        (
-            "hello\n".to_owned(),
-            vec!["factorychain.example/settlement".to_owned()]
-        )
-    );
+    assert_eq!(open_note(&signed, &[verifier]).unwrap(), ("hello\n".to_owned(), vec!["factorychain.example/settlement".to_owned()]));
     // Two fresh keys differ.
-    assert_ne!(
-        Signer::generate("a").unwrap().verifier_key(),
-        Signer::generate("a").unwrap().verifier_key()
-    );
+    assert_ne!(Signer::generate("a").unwrap().verifier_key(), Signer::generate("a").unwrap().verifier_key());
     assert!(Signer::generate("bad name").is_err());
 }
 
@@ -317,14 +220,8 @@ fn generated_keys_round_trip_and_sign() {
 fn signer_debug_hides_the_seed() {
     let signer = Signer::from_skey(PETER_SKEY).unwrap();
     let shown = format!("{signer:?}");
-    assert!(
-        shown.contains("PeterNeumann") && shown.contains("c74f20a3"),
-        "{shown}"
-    );
-    assert!(
-        !shown.contains("AYEKFALV") && !shown.contains("key:"),
-        "{shown}"
-    );
+    assert!(shown.contains("PeterNeumann") && shown.contains("c74f20a3"), "{shown}");
+    assert!(!shown.contains("AYEKFALV") && !shown.contains("key:"), "{shown}");
 }
 
 #[test]
@@ -334,19 +231,11 @@ fn sign_note_refuses_bad_text() {
     let cases: Vec<(&str, &[&Signer], NoteError)> = vec![
         ("abc", one, NoteError::TextWithoutFinalNewline),
         ("", one, NoteError::TextWithoutFinalNewline),
-        (
-            "a\tb\n",
-            one,
-            NoteError::MalformedNote("text holds a control character other than \\n"),
-        ),
+        ("a\tb\n", one, NoteError::MalformedNote("text holds a control character other than \\n")),
         ("abc\n", &[], NoteError::NoSigners),
     ];
     for (text, signers, expected) in cases {
-        assert_eq!(
-            sign_note(text, signers),
-            Err(expected),
-            "sign_note({text:?})"
-        );
+        assert_eq!(sign_note(text, signers), Err(expected), "sign_note({text:?})");
     }
 }
 
@@ -354,18 +243,14 @@ fn sign_note_refuses_bad_text() {
 // Checkpoints.
 
 /// C2SP tlog-checkpoint example body.
-const C2SP_BODY: &str =
-    "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+const C2SP_BODY: &str = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
 
 #[test]
 fn the_c2sp_example_checkpoint_parses_and_round_trips() {
     let checkpoint = Checkpoint::parse(C2SP_BODY).unwrap();
     assert_eq!(checkpoint.origin, "example.com/behind-the-sofa");
     assert_eq!(checkpoint.size, 20852163);
-    assert_eq!(
-        hex::encode(checkpoint.root),
-        "0ac5186a91863e8e1d90c808014aa89bf5da8e3ee1d9f07630f0378f68f1ab62"
-    );
+    assert_eq!(hex::encode(checkpoint.root), "0ac5186a91863e8e1d90c808014aa89bf5da8e3ee1d9f07630f0378f68f1ab62");
     assert!(checkpoint.extensions.is_empty());
     assert_eq!(checkpoint.to_body(), C2SP_BODY);
 }
@@ -377,77 +262,26 @@ fn checkpoint_parsing_is_strict() {
     type Parsed<'a> = Result<(u64, Vec<&'a str>), NoteError>;
     let cases: Vec<(String, Parsed)> = vec![
         (format!("o\n0\n{root}\n"), Ok((0, vec![]))),
-        (
-            format!("o\n18446744073709551615\n{root}\n"),
-            Ok((u64::MAX, vec![])),
-        ),
-        (
-            format!("o\n7\n{root}\next one\next two\n"),
-            Ok((7, vec!["ext one", "ext two"])),
-        ),
+        (format!("o\n18446744073709551615\n{root}\n"), Ok((u64::MAX, vec![]))),
+        (format!("o\n7\n{root}\next one\next two\n"), Ok((7, vec!["ext one", "ext two"]))),
         (format!("\n7\n{root}\n"), Err(malformed("empty origin"))),
-        (
-            format!("o\n07\n{root}\n"),
-            Err(malformed("tree size has a leading zero")),
-        ),
-        (
-            format!("o\n00\n{root}\n"),
-            Err(malformed("tree size has a leading zero")),
-        ),
-        (
-            format!("o\n+7\n{root}\n"),
-            Err(malformed("tree size is not a decimal number")),
-        ),
-        (
-            format!("o\n-7\n{root}\n"),
-            Err(malformed("tree size is not a decimal number")),
-        ),
-        (
-            format!("o\n 7\n{root}\n"),
-            Err(malformed("tree size is not a decimal number")),
-        ),
-        (
-            format!("o\n\n{root}\n"),
-            Err(malformed("tree size is not a decimal number")),
-        ),
-        (
-            format!("o\n18446744073709551616\n{root}\n"),
-            Err(malformed("tree size does not fit in 64 bits")),
-        ),
-        (
-            format!("o\n7\n{root}"),
-            Err(malformed("last line does not end with \\n")),
-        ),
-        (
-            format!("o\r\n7\n{root}\n"),
-            Err(malformed("control character (only \\n may end a line)")),
-        ),
-        (
-            format!("o\n7\n{root}\r\n"),
-            Err(malformed("control character (only \\n may end a line)")),
-        ),
-        (
-            format!("o\n7\n{root}\n\n"),
-            Err(malformed("empty extension line")),
-        ),
+        (format!("o\n07\n{root}\n"), Err(malformed("tree size has a leading zero"))),
+        (format!("o\n00\n{root}\n"), Err(malformed("tree size has a leading zero"))),
+        (format!("o\n+7\n{root}\n"), Err(malformed("tree size is not a decimal number"))),
+        (format!("o\n-7\n{root}\n"), Err(malformed("tree size is not a decimal number"))),
+        (format!("o\n 7\n{root}\n"), Err(malformed("tree size is not a decimal number"))),
+        (format!("o\n\n{root}\n"), Err(malformed("tree size is not a decimal number"))),
+        (format!("o\n18446744073709551616\n{root}\n"), Err(malformed("tree size does not fit in 64 bits"))),
+        (format!("o\n7\n{root}"), Err(malformed("last line does not end with \\n"))),
+        (format!("o\r\n7\n{root}\n"), Err(malformed("control character (only \\n may end a line)"))),
+        (format!("o\n7\n{root}\r\n"), Err(malformed("control character (only \\n may end a line)"))),
+        (format!("o\n7\n{root}\n\n"), Err(malformed("empty extension line"))),
         ("o\n7\n".to_owned(), Err(malformed("missing root hash"))),
         ("o\n".to_owned(), Err(malformed("missing tree size"))),
-        (
-            String::new(),
-            Err(malformed("last line does not end with \\n")),
-        ),
-        (
-            "o\n7\nAAAA\n".to_owned(),
-            Err(malformed("root hash is not 32 bytes")),
-        ),
-        (
-            "o\n7\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I\n".to_owned(),
-            Err(malformed("root hash is not padded standard base64")),
-        ),
-        (
-            "o\n7\nCsUYapGGPo4dkMgIAUqom_Xajj7h2fB2MPA3j2jxq2I=\n".to_owned(),
-            Err(malformed("root hash is not padded standard base64")),
-        ),
+        (String::new(), Err(malformed("last line does not end with \\n"))),
+        ("o\n7\nAAAA\n".to_owned(), Err(malformed("root hash is not 32 bytes"))),
+        ("o\n7\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I\n".to_owned(), Err(malformed("root hash is not padded standard base64"))),
+        ("o\n7\nCsUYapGGPo4dkMgIAUqom_Xajj7h2fB2MPA3j2jxq2I=\n".to_owned(), Err(malformed("root hash is not padded standard base64"))),
         (
             // Same bytes with non-zero trailing bits: a second spelling.
             "o\n7\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2J=\n".to_owned(),
@@ -456,8 +290,7 @@ fn checkpoint_parsing_is_strict() {
     ];
     for (body, expected) in cases {
         let got = Checkpoint::parse(&body).map(|c| (c.size, c.extensions));
-        let expected = expected
-            .map(|(size, ext)| (size, ext.into_iter().map(str::to_owned).collect::<Vec<_>>()));
+        let expected = expected.map(|(size, ext)| (size, ext.into_iter().map(str::to_owned).collect::<Vec<_>>()));
         assert_eq!(got, expected, "parse({body:?})");
     }
 }
@@ -468,12 +301,8 @@ fn a_signed_checkpoint_of_a_tree_opens_to_its_tree_head() {
     for i in 0..10u32 {
         tree.append(&i.to_be_bytes());
     }
-    let checkpoint = Checkpoint {
-        origin: "factorychain.example/settlement".into(),
-        size: tree.size(),
-        root: tree.root(),
-        extensions: vec![],
-    };
+    let checkpoint =
+        Checkpoint { origin: "factorychain.example/settlement".into(), size: tree.size(), root: tree.root(), extensions: vec![] };
     let signer = Signer::from_skey(PETER_SKEY).unwrap();
     let signed = sign_note(&checkpoint.to_body(), &[&signer]).unwrap();
     let (text, names) = open_note(&signed, &[peter()]).unwrap();

@@ -2,13 +2,10 @@
 //! and a property test that simulates honest logs.
 
 use fc_ledger::entry::{
-    AcceptancePlan, DeliveryAccepted, DeliveryRejected, Entry, Event, InspectionRecorded,
-    InspectionSource, OrderAccepted, OrderIssued, PaymentConfirmed, PaymentInstruction,
-    ShipmentMoved,
+    AcceptancePlan, DeliveryAccepted, DeliveryRejected, Entry, Event, InspectionRecorded, InspectionSource, OrderAccepted, OrderIssued,
+    PaymentConfirmed, PaymentInstruction, ShipmentMoved,
 };
-use fc_ledger::settle::{
-    DAY_MS, OrderStatus, SettleError, Verdict, instruction_id, instructions_due, judge, replay,
-};
+use fc_ledger::settle::{DAY_MS, OrderStatus, SettleError, Verdict, instruction_id, instructions_due, judge, replay};
 use proptest::prelude::*;
 
 const BUYER: &str = "org-hyundai-body";
@@ -32,10 +29,7 @@ fn terms(quantity: u64) -> OrderIssued {
         quantity,
         unit_price_krw: PRICE,
         due_date_ms: DUE,
-        acceptance: AcceptancePlan {
-            sample_size: 13,
-            allowed_defects: 1,
-        },
+        acceptance: AcceptancePlan { sample_size: 13, allowed_defects: 1 },
         payment_term_days: TERM_DAYS,
         late_penalty_per_day_krw: PER_DAY,
         late_penalty_cap_krw: CAP,
@@ -51,17 +45,13 @@ struct Log {
 
 impl Log {
     fn new() -> Self {
-        Self {
-            entries: Vec::new(),
-            now_ms: 0,
-        }
+        Self { entries: Vec::new(), now_ms: 0 }
     }
 
     fn push(mut self, actor: &str, event: Event) -> Self {
         self.now_ms += 3_600_000;
         let seq = self.entries.len() as u64;
-        self.entries
-            .push(Entry::new(seq, self.now_ms, actor, event));
+        self.entries.push(Entry::new(seq, self.now_ms, actor, event));
         self
     }
 
@@ -79,27 +69,16 @@ impl Log {
     }
 
     fn accept_order(self) -> Self {
-        self.push(
-            SUPPLIER,
-            Event::OrderAccepted(OrderAccepted {
-                order_id: ORDER.into(),
-            }),
-        )
+        self.push(SUPPLIER, Event::OrderAccepted(OrderAccepted { order_id: ORDER.into() }))
     }
 
     fn send(self, shipment: &str, quantity: u64) -> Self {
         let at_ms = self.now_ms;
-        self.push(
-            SUPPLIER,
-            Event::ShipmentSent(moved(shipment, quantity, at_ms)),
-        )
+        self.push(SUPPLIER, Event::ShipmentSent(moved(shipment, quantity, at_ms)))
     }
 
     fn receive(self, shipment: &str, quantity: u64, at_ms: i64) -> Self {
-        self.push(
-            BUYER,
-            Event::ShipmentReceived(moved(shipment, quantity, at_ms)),
-        )
+        self.push(BUYER, Event::ShipmentReceived(moved(shipment, quantity, at_ms)))
     }
 
     fn inspect(self, shipment: &str, sampled: u32, defects: u32) -> Self {
@@ -119,11 +98,7 @@ impl Log {
     fn accept(self, shipment: &str, quantity: u64, at_ms: i64) -> Self {
         self.at(at_ms).push(
             BUYER,
-            Event::DeliveryAccepted(DeliveryAccepted {
-                order_id: ORDER.into(),
-                shipment_id: shipment.into(),
-                accepted_quantity: quantity,
-            }),
+            Event::DeliveryAccepted(DeliveryAccepted { order_id: ORDER.into(), shipment_id: shipment.into(), accepted_quantity: quantity }),
         )
     }
 
@@ -162,20 +137,10 @@ impl Log {
 }
 
 fn moved(shipment: &str, quantity: u64, at_ms: i64) -> ShipmentMoved {
-    ShipmentMoved {
-        order_id: ORDER.into(),
-        shipment_id: shipment.into(),
-        quantity,
-        at_ms,
-    }
+    ShipmentMoved { order_id: ORDER.into(), shipment_id: shipment.into(), quantity, at_ms }
 }
 
-fn instruction(
-    shipment: &str,
-    amount_krw: u64,
-    penalty_krw: u64,
-    accepted_at_ms: i64,
-) -> PaymentInstruction {
+fn instruction(shipment: &str, amount_krw: u64, penalty_krw: u64, accepted_at_ms: i64) -> PaymentInstruction {
     PaymentInstruction {
         order_id: ORDER.into(),
         shipment_id: shipment.into(),
@@ -190,12 +155,7 @@ fn instruction(
 /// instructions due, or the error.
 #[derive(Debug, PartialEq)]
 enum Expect {
-    Settled {
-        status: OrderStatus,
-        received: u64,
-        accepted: u64,
-        due: Vec<PaymentInstruction>,
-    },
+    Settled { status: OrderStatus, received: u64, accepted: u64, due: Vec<PaymentInstruction> },
     Fails(SettleError),
 }
 
@@ -215,192 +175,77 @@ fn check(entries: &[Entry], expected: Expect) {
     };
     assert_eq!(got, expected);
     // Replay is a pure function of the entries, and of their bytes.
-    let decoded: Vec<Entry> = entries
-        .iter()
-        .map(|e| Entry::from_bytes(&e.to_bytes()).unwrap())
-        .collect();
+    let decoded: Vec<Entry> = entries.iter().map(|e| Entry::from_bytes(&e.to_bytes()).unwrap()).collect();
     assert_eq!(replay(&decoded), replay(entries));
 }
 
-fn settled(
-    status: OrderStatus,
-    received: u64,
-    accepted: u64,
-    due: Vec<PaymentInstruction>,
-) -> Expect {
-    Expect::Settled {
-        status,
-        received,
-        accepted,
-        due,
-    }
+fn settled(status: OrderStatus, received: u64, accepted: u64, due: Vec<PaymentInstruction>) -> Expect {
+    Expect::Settled { status, received, accepted, due }
 }
 
 const DAY: i64 = DAY_MS;
 
 #[test]
 fn on_time_delivery_pays_the_exact_amount() {
-    let delivered = Log::new()
-        .order(100)
-        .accept_order()
-        .send("s1", 100)
-        .receive("s1", 100, DUE - DAY)
-        .inspect("s1", 13, 1);
+    let delivered = Log::new().order(100).accept_order().send("s1", 100).receive("s1", 100, DUE - DAY).inspect("s1", 13, 1);
     let accepted = delivered.accept("s1", 100, DUE);
     let instructed = accepted_clone(&accepted).instruct_due();
     let confirmed = accepted_clone(&instructed).confirm("s1");
-    check(
-        &accepted.entries,
-        settled(
-            OrderStatus::Delivered,
-            100,
-            100,
-            vec![instruction("s1", 1_250_000, 0, DUE)],
-        ),
-    );
-    check(
-        &instructed.entries,
-        settled(OrderStatus::Delivered, 100, 100, vec![]),
-    );
-    check(
-        &confirmed.entries,
-        settled(OrderStatus::Settled, 100, 100, vec![]),
-    );
+    check(&accepted.entries, settled(OrderStatus::Delivered, 100, 100, vec![instruction("s1", 1_250_000, 0, DUE)]));
+    check(&instructed.entries, settled(OrderStatus::Delivered, 100, 100, vec![]));
+    check(&confirmed.entries, settled(OrderStatus::Settled, 100, 100, vec![]));
     // Received exactly at the due date is on time.
-    let at_due = Log::new()
-        .order(20)
-        .accept_order()
-        .send("s1", 20)
-        .receive("s1", 20, DUE)
-        .inspect("s1", 13, 0);
+    let at_due = Log::new().order(20).accept_order().send("s1", 20).receive("s1", 20, DUE).inspect("s1", 13, 0);
     let at_due = at_due.accept("s1", 20, DUE + DAY);
-    check(
-        &at_due.entries,
-        settled(
-            OrderStatus::Delivered,
-            20,
-            20,
-            vec![instruction("s1", 250_000, 0, DUE + DAY)],
-        ),
-    );
+    check(&at_due.entries, settled(OrderStatus::Delivered, 20, 20, vec![instruction("s1", 250_000, 0, DUE + DAY)]));
 }
 
 fn accepted_clone(log: &Log) -> Log {
-    Log {
-        entries: log.entries.clone(),
-        now_ms: log.now_ms,
-    }
+    Log { entries: log.entries.clone(), now_ms: log.now_ms }
 }
 
 #[test]
 fn partial_acceptance_pays_for_accepted_units_only() {
     // 60 of 100 received; 58 accepted: the order stays in delivery.
-    let partial = Log::new()
-        .order(100)
-        .accept_order()
-        .send("s1", 60)
-        .receive("s1", 60, DUE)
-        .inspect("s1", 13, 1);
+    let partial = Log::new().order(100).accept_order().send("s1", 60).receive("s1", 60, DUE).inspect("s1", 13, 1);
     let partial = partial.accept("s1", 58, DUE + 2 * DAY);
-    check(
-        &partial.entries,
-        settled(
-            OrderStatus::InDelivery,
-            60,
-            58,
-            vec![instruction("s1", 58 * PRICE, 0, DUE + 2 * DAY)],
-        ),
-    );
+    check(&partial.entries, settled(OrderStatus::InDelivery, 60, 58, vec![instruction("s1", 58 * PRICE, 0, DUE + 2 * DAY)]));
     // The 42 still owed may be shipped, not one more.
-    let rest = accepted_clone(&partial)
-        .instruct_due()
-        .send("s2", 42)
-        .receive("s2", 42, DUE)
-        .inspect("s2", 13, 0);
+    let rest = accepted_clone(&partial).instruct_due().send("s2", 42).receive("s2", 42, DUE).inspect("s2", 13, 0);
     let rest = rest.accept("s2", 42, DUE + 3 * DAY);
-    check(
-        &rest.entries,
-        settled(
-            OrderStatus::Delivered,
-            102,
-            100,
-            vec![instruction("s2", 42 * PRICE, 0, DUE + 3 * DAY)],
-        ),
-    );
+    check(&rest.entries, settled(OrderStatus::Delivered, 102, 100, vec![instruction("s2", 42 * PRICE, 0, DUE + 3 * DAY)]));
     let over = accepted_clone(&partial).send("s2", 43);
     check(
         &over.entries,
-        Expect::Fails(SettleError::Quantity {
-            seq: 6,
-            reason: "shipping 43 would commit 101 units to an order of 100".into(),
-        }),
+        Expect::Fails(SettleError::Quantity { seq: 6, reason: "shipping 43 would commit 101 units to an order of 100".into() }),
     );
 }
 
 #[test]
 fn late_delivery_is_penalised_per_started_day_up_to_the_cap() {
     let late = |received_at: i64| {
-        let log = Log::new()
-            .order(20)
-            .accept_order()
-            .send("s1", 20)
-            .receive("s1", 20, received_at)
-            .inspect("s1", 13, 0);
+        let log = Log::new().order(20).accept_order().send("s1", 20).receive("s1", 20, received_at).inspect("s1", 13, 0);
         log.accept("s1", 20, received_at + DAY)
     };
     let gross = 20 * PRICE;
     // 2.5 days late: 3 started days, 30 000 KRW, under the 50 000 cap.
     let under = late(DUE + 5 * DAY / 2);
-    check(
-        &under.entries,
-        settled(
-            OrderStatus::Delivered,
-            20,
-            20,
-            vec![instruction("s1", gross - 30_000, 30_000, DUE + 7 * DAY / 2)],
-        ),
-    );
+    check(&under.entries, settled(OrderStatus::Delivered, 20, 20, vec![instruction("s1", gross - 30_000, 30_000, DUE + 7 * DAY / 2)]));
     // One millisecond late is one started day.
     let barely = late(DUE + 1);
-    check(
-        &barely.entries,
-        settled(
-            OrderStatus::Delivered,
-            20,
-            20,
-            vec![instruction("s1", gross - PER_DAY, PER_DAY, DUE + 1 + DAY)],
-        ),
-    );
+    check(&barely.entries, settled(OrderStatus::Delivered, 20, 20, vec![instruction("s1", gross - PER_DAY, PER_DAY, DUE + 1 + DAY)]));
     // 20 days late: 200 000 KRW, capped at 50 000.
     let over = late(DUE + 20 * DAY);
-    check(
-        &over.entries,
-        settled(
-            OrderStatus::Delivered,
-            20,
-            20,
-            vec![instruction("s1", gross - CAP, CAP, DUE + 21 * DAY)],
-        ),
-    );
+    check(&over.entries, settled(OrderStatus::Delivered, 20, 20, vec![instruction("s1", gross - CAP, CAP, DUE + 21 * DAY)]));
 }
 
 #[test]
 fn the_cap_holds_for_the_whole_order() {
     // Two late shipments: 4 days (40 000) then 3 days (30 000, of which only
     // 10 000 fit under the 50 000 cap).
-    let log = Log::new()
-        .order(40)
-        .accept_order()
-        .send("s1", 20)
-        .send("s2", 20);
-    let log = log
-        .receive("s1", 20, DUE + 4 * DAY)
-        .inspect("s1", 13, 0)
-        .accept("s1", 20, DUE + 5 * DAY);
-    let log = log
-        .receive("s2", 20, DUE + 3 * DAY)
-        .inspect("s2", 13, 0)
-        .accept("s2", 20, DUE + 6 * DAY);
+    let log = Log::new().order(40).accept_order().send("s1", 20).send("s2", 20);
+    let log = log.receive("s1", 20, DUE + 4 * DAY).inspect("s1", 13, 0).accept("s1", 20, DUE + 5 * DAY);
+    let log = log.receive("s2", 20, DUE + 3 * DAY).inspect("s2", 13, 0).accept("s2", 20, DUE + 6 * DAY);
     check(
         &log.entries,
         settled(
@@ -419,118 +264,46 @@ fn the_cap_holds_for_the_whole_order() {
 fn a_penalty_never_exceeds_what_is_owed() {
     // 30 days late at 10 000 a day is 300 000, under the cap, over the 20 000
     // owed: the payment is zero, not negative.
-    let cheap = OrderIssued {
-        unit_price_krw: 1_000,
-        late_penalty_cap_krw: 1_000_000,
-        ..terms(20)
-    };
-    let log = Log::new()
-        .order_with(cheap)
-        .accept_order()
-        .send("s1", 20)
-        .receive("s1", 20, DUE + 30 * DAY)
-        .inspect("s1", 13, 0);
+    let cheap = OrderIssued { unit_price_krw: 1_000, late_penalty_cap_krw: 1_000_000, ..terms(20) };
+    let log = Log::new().order_with(cheap).accept_order().send("s1", 20).receive("s1", 20, DUE + 30 * DAY).inspect("s1", 13, 0);
     let log = log.accept("s1", 20, DUE + 31 * DAY);
-    check(
-        &log.entries,
-        settled(
-            OrderStatus::Delivered,
-            20,
-            20,
-            vec![instruction("s1", 0, 20_000, DUE + 31 * DAY)],
-        ),
-    );
+    check(&log.entries, settled(OrderStatus::Delivered, 20, 20, vec![instruction("s1", 0, 20_000, DUE + 31 * DAY)]));
 }
 
 #[test]
 fn rejection_then_redelivery() {
-    let rejected = Log::new()
-        .order(50)
-        .accept_order()
-        .send("s1", 50)
-        .receive("s1", 50, DUE)
-        .inspect("s1", 13, 3)
-        .reject("s1");
-    check(
-        &rejected.entries,
-        settled(OrderStatus::InDelivery, 50, 0, vec![]),
-    );
+    let rejected = Log::new().order(50).accept_order().send("s1", 50).receive("s1", 50, DUE).inspect("s1", 13, 3).reject("s1");
+    check(&rejected.entries, settled(OrderStatus::InDelivery, 50, 0, vec![]));
     // The rejected units may be shipped again; the second try passes.
-    let redelivered = accepted_clone(&rejected)
-        .send("s2", 50)
-        .receive("s2", 50, DUE + DAY)
-        .inspect("s2", 20, 0);
+    let redelivered = accepted_clone(&rejected).send("s2", 50).receive("s2", 50, DUE + DAY).inspect("s2", 20, 0);
     let redelivered = redelivered.accept("s2", 50, DUE + 2 * DAY);
     check(
         &redelivered.entries,
-        settled(
-            OrderStatus::Delivered,
-            100,
-            50,
-            vec![instruction(
-                "s2",
-                50 * PRICE - PER_DAY,
-                PER_DAY,
-                DUE + 2 * DAY,
-            )],
-        ),
+        settled(OrderStatus::Delivered, 100, 50, vec![instruction("s2", 50 * PRICE - PER_DAY, PER_DAY, DUE + 2 * DAY)]),
     );
     // Nothing is ever due for the rejected shipment.
     let pay_rejected = accepted_clone(&rejected).instruct(instruction("s1", 50 * PRICE, 0, DUE));
-    check(
-        &pay_rejected.entries,
-        Expect::Fails(SettleError::NothingDue {
-            seq: 6,
-            what: format!("shipment \"s1\" of order \"{ORDER}\""),
-        }),
-    );
+    check(&pay_rejected.entries, Expect::Fails(SettleError::NothingDue { seq: 6, what: format!("shipment \"s1\" of order \"{ORDER}\"") }));
 }
 
 #[test]
 fn acceptance_follows_the_inspection_rule() {
-    let inspected = |sampled, defects| {
-        Log::new()
-            .order(50)
-            .accept_order()
-            .send("s1", 50)
-            .receive("s1", 50, DUE)
-            .inspect("s1", sampled, defects)
-    };
+    let inspected =
+        |sampled, defects| Log::new().order(50).accept_order().send("s1", 50).receive("s1", 50, DUE).inspect("s1", sampled, defects);
     let too_many = inspected(13, 2).accept("s1", 50, DUE);
     check(
         &too_many.entries,
-        Expect::Fails(SettleError::AcceptanceRefused {
-            seq: 5,
-            verdict: Verdict::TooManyDefects {
-                defects: 2,
-                allowed: 1,
-            },
-        }),
+        Expect::Fails(SettleError::AcceptanceRefused { seq: 5, verdict: Verdict::TooManyDefects { defects: 2, allowed: 1 } }),
     );
     let too_small = inspected(12, 0).accept("s1", 50, DUE);
     check(
         &too_small.entries,
-        Expect::Fails(SettleError::AcceptanceRefused {
-            seq: 5,
-            verdict: Verdict::SampleTooSmall {
-                sampled: 12,
-                required: 13,
-            },
-        }),
+        Expect::Fails(SettleError::AcceptanceRefused { seq: 5, verdict: Verdict::SampleTooSmall { sampled: 12, required: 13 } }),
     );
-    let uninspected = Log::new()
-        .order(50)
-        .accept_order()
-        .send("s1", 50)
-        .receive("s1", 50, DUE)
-        .accept("s1", 50, DUE);
+    let uninspected = Log::new().order(50).accept_order().send("s1", 50).receive("s1", 50, DUE).accept("s1", 50, DUE);
     check(
         &uninspected.entries,
-        Expect::Fails(SettleError::OutOfOrder {
-            seq: 4,
-            event: "delivery_accepted",
-            reason: "the shipment was not inspected",
-        }),
+        Expect::Fails(SettleError::OutOfOrder { seq: 4, event: "delivery_accepted", reason: "the shipment was not inspected" }),
     );
 }
 
@@ -541,408 +314,155 @@ fn judge_applies_the_sampling_plan() {
         (13, 0, Verdict::Accept),
         (13, 1, Verdict::Accept),
         (50, 1, Verdict::Accept),
-        (
-            13,
-            2,
-            Verdict::TooManyDefects {
-                defects: 2,
-                allowed: 1,
-            },
-        ),
-        (
-            12,
-            0,
-            Verdict::SampleTooSmall {
-                sampled: 12,
-                required: 13,
-            },
-        ),
-        (
-            0,
-            0,
-            Verdict::SampleTooSmall {
-                sampled: 0,
-                required: 13,
-            },
-        ),
+        (13, 2, Verdict::TooManyDefects { defects: 2, allowed: 1 }),
+        (12, 0, Verdict::SampleTooSmall { sampled: 12, required: 13 }),
+        (0, 0, Verdict::SampleTooSmall { sampled: 0, required: 13 }),
     ];
     for (sampled, defects, expected) in cases {
-        let inspection = InspectionRecorded {
-            order_id: ORDER.into(),
-            shipment_id: "s1".into(),
-            sampled,
-            defects,
-            source: InspectionSource::Telemetry,
-        };
-        assert_eq!(
-            judge(&order, &inspection),
-            expected,
-            "sampled {sampled}, defects {defects}"
-        );
+        let inspection =
+            InspectionRecorded { order_id: ORDER.into(), shipment_id: "s1".into(), sampled, defects, source: InspectionSource::Telemetry };
+        assert_eq!(judge(&order, &inspection), expected, "sampled {sampled}, defects {defects}");
     }
 }
 
 #[test]
 fn duplicate_events_are_rejected() {
-    let received = || {
-        Log::new()
-            .order(50)
-            .accept_order()
-            .send("s1", 50)
-            .receive("s1", 50, DUE)
-    };
-    let duplicate = |seq: u64, what: &str| {
-        Expect::Fails(SettleError::Duplicate {
-            seq,
-            what: what.into(),
-        })
-    };
-    check(
-        &received().receive("s1", 50, DUE).entries,
-        duplicate(4, "shipment \"s1\" already received"),
-    );
-    check(
-        &received().send("s1", 1).entries,
-        duplicate(4, "shipment \"s1\" already sent"),
-    );
-    check(
-        &Log::new().order(5).order(5).entries,
-        duplicate(1, &format!("order \"{ORDER}\" already issued")),
-    );
-    check(
-        &Log::new().order(5).accept_order().accept_order().entries,
-        duplicate(2, &format!("order \"{ORDER}\" already accepted")),
-    );
-    check(
-        &received().inspect("s1", 13, 0).inspect("s1", 13, 0).entries,
-        duplicate(5, "shipment \"s1\" already inspected"),
-    );
-    check(
-        &received().reject("s1").reject("s1").entries,
-        duplicate(5, "shipment already rejected"),
-    );
+    let received = || Log::new().order(50).accept_order().send("s1", 50).receive("s1", 50, DUE);
+    let duplicate = |seq: u64, what: &str| Expect::Fails(SettleError::Duplicate { seq, what: what.into() });
+    check(&received().receive("s1", 50, DUE).entries, duplicate(4, "shipment \"s1\" already received"));
+    check(&received().send("s1", 1).entries, duplicate(4, "shipment \"s1\" already sent"));
+    check(&Log::new().order(5).order(5).entries, duplicate(1, &format!("order \"{ORDER}\" already issued")));
+    check(&Log::new().order(5).accept_order().accept_order().entries, duplicate(2, &format!("order \"{ORDER}\" already accepted")));
+    check(&received().inspect("s1", 13, 0).inspect("s1", 13, 0).entries, duplicate(5, "shipment \"s1\" already inspected"));
+    check(&received().reject("s1").reject("s1").entries, duplicate(5, "shipment already rejected"));
     let accepted = received().inspect("s1", 13, 0).accept("s1", 50, DUE);
-    check(
-        &accepted_clone(&accepted).accept("s1", 50, DUE).entries,
-        duplicate(6, "shipment already accepted"),
-    );
-    check(
-        &accepted_clone(&accepted).reject("s1").entries,
-        duplicate(6, "shipment already accepted"),
-    );
+    check(&accepted_clone(&accepted).accept("s1", 50, DUE).entries, duplicate(6, "shipment already accepted"));
+    check(&accepted_clone(&accepted).reject("s1").entries, duplicate(6, "shipment already accepted"));
     let id = instruction_id(ORDER, "s1");
     let instructed = accepted_clone(&accepted).instruct_due();
+    check(&accepted_clone(&instructed).instruct_due().entries, settled(OrderStatus::Delivered, 50, 50, vec![]));
     check(
-        &accepted_clone(&instructed).instruct_due().entries,
-        settled(OrderStatus::Delivered, 50, 50, vec![]),
-    );
-    check(
-        &accepted_clone(&instructed)
-            .instruct(instruction("s1", 50 * PRICE, 0, DUE))
-            .entries,
+        &accepted_clone(&instructed).instruct(instruction("s1", 50 * PRICE, 0, DUE)).entries,
         duplicate(7, &format!("payment {id} already instructed")),
     );
-    check(
-        &instructed.confirm("s1").confirm("s1").entries,
-        duplicate(8, &format!("payment {id} already confirmed")),
-    );
+    check(&instructed.confirm("s1").confirm("s1").entries, duplicate(8, &format!("payment {id} already confirmed")));
 }
 
 #[test]
 fn logged_instructions_must_equal_the_computed_ones() {
-    let accepted = Log::new()
-        .order(20)
-        .accept_order()
-        .send("s1", 20)
-        .receive("s1", 20, DUE + DAY)
-        .inspect("s1", 13, 0);
+    let accepted = Log::new().order(20).accept_order().send("s1", 20).receive("s1", 20, DUE + DAY).inspect("s1", 13, 0);
     let accepted = accepted.accept("s1", 20, DUE + DAY);
     let expected = instruction("s1", 20 * PRICE - PER_DAY, PER_DAY, DUE + DAY);
     let tampered = [
-        PaymentInstruction {
-            amount_krw: expected.amount_krw + 1,
-            ..expected.clone()
-        },
-        PaymentInstruction {
-            penalty_krw: 0,
-            amount_krw: 20 * PRICE,
-            ..expected.clone()
-        },
-        PaymentInstruction {
-            due_date_ms: expected.due_date_ms + DAY,
-            ..expected.clone()
-        },
-        PaymentInstruction {
-            instruction_id: "0".repeat(32),
-            ..expected.clone()
-        },
+        PaymentInstruction { amount_krw: expected.amount_krw + 1, ..expected.clone() },
+        PaymentInstruction { penalty_krw: 0, amount_krw: 20 * PRICE, ..expected.clone() },
+        PaymentInstruction { due_date_ms: expected.due_date_ms + DAY, ..expected.clone() },
+        PaymentInstruction { instruction_id: "0".repeat(32), ..expected.clone() },
     ];
     for found in tampered {
         let log = accepted_clone(&accepted).instruct(found.clone());
         check(
             &log.entries,
-            Expect::Fails(SettleError::InstructionMismatch {
-                seq: 6,
-                expected: Box::new(expected.clone()),
-                found: Box::new(found),
-            }),
+            Expect::Fails(SettleError::InstructionMismatch { seq: 6, expected: Box::new(expected.clone()), found: Box::new(found) }),
         );
     }
     // A confirmation needs an instruction first.
     check(
         &accepted_clone(&accepted).confirm("s1").entries,
-        Expect::Fails(SettleError::NothingDue {
-            seq: 6,
-            what: format!("instruction {:?}", instruction_id(ORDER, "s1")),
-        }),
+        Expect::Fails(SettleError::NothingDue { seq: 6, what: format!("instruction {:?}", instruction_id(ORDER, "s1")) }),
     );
 }
 
 #[test]
 fn only_the_right_party_records_each_event() {
     let wrong = |seq, event, actor: &str, allowed: &str| {
-        Expect::Fails(SettleError::WrongActor {
-            seq,
-            event,
-            actor: actor.into(),
-            allowed: allowed.into(),
-        })
+        Expect::Fails(SettleError::WrongActor { seq, event, actor: actor.into(), allowed: allowed.into() })
     };
     let issued = Log::new().order(5);
     check(
-        &accepted_clone(&issued)
-            .push(
-                BUYER,
-                Event::OrderAccepted(OrderAccepted {
-                    order_id: ORDER.into(),
-                }),
-            )
-            .entries,
+        &accepted_clone(&issued).push(BUYER, Event::OrderAccepted(OrderAccepted { order_id: ORDER.into() })).entries,
         wrong(1, "order_accepted", BUYER, SUPPLIER),
     );
     let sent = Log::new().order(20).accept_order().send("s1", 20);
     check(
-        &accepted_clone(&sent)
-            .push(SUPPLIER, Event::ShipmentReceived(moved("s1", 20, DUE)))
-            .entries,
+        &accepted_clone(&sent).push(SUPPLIER, Event::ShipmentReceived(moved("s1", 20, DUE))).entries,
         wrong(3, "shipment_received", SUPPLIER, BUYER),
     );
-    let inspected = accepted_clone(&sent)
-        .receive("s1", 20, DUE)
-        .inspect("s1", 13, 0);
+    let inspected = accepted_clone(&sent).receive("s1", 20, DUE).inspect("s1", 13, 0);
     let self_accepted = accepted_clone(&inspected).push(
         SUPPLIER,
-        Event::DeliveryAccepted(DeliveryAccepted {
-            order_id: ORDER.into(),
-            shipment_id: "s1".into(),
-            accepted_quantity: 20,
-        }),
+        Event::DeliveryAccepted(DeliveryAccepted { order_id: ORDER.into(), shipment_id: "s1".into(), accepted_quantity: 20 }),
     );
-    check(
-        &self_accepted.entries,
-        wrong(5, "delivery_accepted", SUPPLIER, BUYER),
-    );
-    let forged = Log::new().order_with(OrderIssued {
-        buyer_org: "org-other".into(),
-        ..terms(5)
-    });
+    check(&self_accepted.entries, wrong(5, "delivery_accepted", SUPPLIER, BUYER));
+    let forged = Log::new().order_with(OrderIssued { buyer_org: "org-other".into(), ..terms(5) });
     let mut entries = forged.entries;
     entries[0].actor_org = SUPPLIER.into();
     assert_eq!(
         replay(&entries),
-        Err(SettleError::WrongActor {
-            seq: 0,
-            event: "order_issued",
-            actor: SUPPLIER.into(),
-            allowed: "org-other".into()
-        })
+        Err(SettleError::WrongActor { seq: 0, event: "order_issued", actor: SUPPLIER.into(), allowed: "org-other".into() })
     );
 }
 
 #[test]
 fn events_must_follow_the_order_lifecycle() {
-    let out_of_order =
-        |seq, event, reason| Expect::Fails(SettleError::OutOfOrder { seq, event, reason });
+    let out_of_order = |seq, event, reason| Expect::Fails(SettleError::OutOfOrder { seq, event, reason });
+    check(&Log::new().order(5).send("s1", 5).entries, out_of_order(1, "shipment_sent", "the supplier has not accepted the order"));
     check(
-        &Log::new().order(5).send("s1", 5).entries,
-        out_of_order(
-            1,
-            "shipment_sent",
-            "the supplier has not accepted the order",
-        ),
-    );
-    check(
-        &Log::new()
-            .order(5)
-            .accept_order()
-            .send("s1", 5)
-            .inspect("s1", 13, 0)
-            .entries,
+        &Log::new().order(5).accept_order().send("s1", 5).inspect("s1", 13, 0).entries,
         out_of_order(3, "inspection_recorded", "the shipment was not received"),
     );
     check(
-        &Log::new()
-            .order(5)
-            .accept_order()
-            .send("s1", 5)
-            .reject("s1")
-            .entries,
+        &Log::new().order(5).accept_order().send("s1", 5).reject("s1").entries,
         out_of_order(3, "delivery_rejected", "the shipment was not received"),
     );
     check(
-        &Log::new()
-            .order(5)
-            .accept_order()
-            .receive("s9", 5, DUE)
-            .entries,
-        Expect::Fails(SettleError::UnknownShipment {
-            seq: 2,
-            order_id: ORDER.into(),
-            shipment_id: "s9".into(),
-        }),
+        &Log::new().order(5).accept_order().receive("s9", 5, DUE).entries,
+        Expect::Fails(SettleError::UnknownShipment { seq: 2, order_id: ORDER.into(), shipment_id: "s9".into() }),
+    );
+    check(&Log::new().accept_order().entries, Expect::Fails(SettleError::UnknownOrder { seq: 0, order_id: ORDER.into() }));
+    check(
+        &Log::new().order(5).accept_order().send("s1", 5).receive("s1", 6, DUE).entries,
+        Expect::Fails(SettleError::Quantity { seq: 3, reason: "received 6 units of a shipment of 5".into() }),
     );
     check(
-        &Log::new().accept_order().entries,
-        Expect::Fails(SettleError::UnknownOrder {
-            seq: 0,
-            order_id: ORDER.into(),
-        }),
+        &Log::new().order(5).accept_order().send("s1", 5).receive("s1", 5, DUE).inspect("s1", 6, 0).entries,
+        Expect::Fails(SettleError::Quantity { seq: 4, reason: "sampled 6 units of 5 received".into() }),
     );
     check(
-        &Log::new()
-            .order(5)
-            .accept_order()
-            .send("s1", 5)
-            .receive("s1", 6, DUE)
-            .entries,
-        Expect::Fails(SettleError::Quantity {
-            seq: 3,
-            reason: "received 6 units of a shipment of 5".into(),
-        }),
+        &Log::new().order(20).accept_order().send("s1", 20).receive("s1", 20, DUE).inspect("s1", 13, 0).accept("s1", 21, DUE).entries,
+        Expect::Fails(SettleError::Quantity { seq: 5, reason: "accepted 21 units of 20 received (must be 1 to 20)".into() }),
     );
     check(
-        &Log::new()
-            .order(5)
-            .accept_order()
-            .send("s1", 5)
-            .receive("s1", 5, DUE)
-            .inspect("s1", 6, 0)
-            .entries,
-        Expect::Fails(SettleError::Quantity {
-            seq: 4,
-            reason: "sampled 6 units of 5 received".into(),
-        }),
+        &Log::new().order(20).accept_order().send("s1", 20).receive("s1", 20, DUE).inspect("s1", 13, 0).accept("s1", 0, DUE).entries,
+        Expect::Fails(SettleError::Quantity { seq: 5, reason: "accepted 0 units of 20 received (must be 1 to 20)".into() }),
     );
-    check(
-        &Log::new()
-            .order(20)
-            .accept_order()
-            .send("s1", 20)
-            .receive("s1", 20, DUE)
-            .inspect("s1", 13, 0)
-            .accept("s1", 21, DUE)
-            .entries,
-        Expect::Fails(SettleError::Quantity {
-            seq: 5,
-            reason: "accepted 21 units of 20 received (must be 1 to 20)".into(),
-        }),
-    );
-    check(
-        &Log::new()
-            .order(20)
-            .accept_order()
-            .send("s1", 20)
-            .receive("s1", 20, DUE)
-            .inspect("s1", 13, 0)
-            .accept("s1", 0, DUE)
-            .entries,
-        Expect::Fails(SettleError::Quantity {
-            seq: 5,
-            reason: "accepted 0 units of 20 received (must be 1 to 20)".into(),
-        }),
-    );
-    check(
-        &Log::new().order(5).entries,
-        settled(OrderStatus::Issued, 0, 0, vec![]),
-    );
-    check(
-        &Log::new().order(5).accept_order().entries,
-        settled(OrderStatus::Accepted, 0, 0, vec![]),
-    );
+    check(&Log::new().order(5).entries, settled(OrderStatus::Issued, 0, 0, vec![]));
+    check(&Log::new().order(5).accept_order().entries, settled(OrderStatus::Accepted, 0, 0, vec![]));
 }
 
 #[test]
 fn entries_must_be_the_log_in_order() {
     let mut entries = Log::new().order(5).accept_order().entries;
     entries[1].seq = 5;
-    assert_eq!(
-        replay(&entries),
-        Err(SettleError::OutOfSequence {
-            seq: 5,
-            expected: 1
-        })
-    );
+    assert_eq!(replay(&entries), Err(SettleError::OutOfSequence { seq: 5, expected: 1 }));
     let mut entries = Log::new().order(5).entries;
     entries[0].version = 2;
-    assert_eq!(
-        replay(&entries),
-        Err(SettleError::UnsupportedVersion { seq: 0, version: 2 })
-    );
+    assert_eq!(replay(&entries), Err(SettleError::UnsupportedVersion { seq: 0, version: 2 }));
 }
 
 #[test]
 fn overflow_is_an_error_not_a_wrap() {
-    let huge = OrderIssued {
-        quantity: u64::MAX,
-        unit_price_krw: 2,
-        ..terms(0)
-    };
-    let log = Log::new()
-        .order_with(huge)
-        .accept_order()
-        .send("s1", u64::MAX)
-        .receive("s1", u64::MAX, DUE)
-        .inspect("s1", 13, 0);
+    let huge = OrderIssued { quantity: u64::MAX, unit_price_krw: 2, ..terms(0) };
+    let log = Log::new().order_with(huge).accept_order().send("s1", u64::MAX).receive("s1", u64::MAX, DUE).inspect("s1", 13, 0);
     let log = log.accept("s1", u64::MAX, DUE);
-    check(
-        &log.entries,
-        Expect::Fails(SettleError::Overflow {
-            seq: 5,
-            what: "accepted quantity x unit price",
-        }),
-    );
-    let late = OrderIssued {
-        late_penalty_per_day_krw: u64::MAX,
-        ..terms(20)
-    };
-    let log = Log::new()
-        .order_with(late)
-        .accept_order()
-        .send("s1", 20)
-        .receive("s1", 20, DUE + 2 * DAY)
-        .inspect("s1", 13, 0);
+    check(&log.entries, Expect::Fails(SettleError::Overflow { seq: 5, what: "accepted quantity x unit price" }));
+    let late = OrderIssued { late_penalty_per_day_krw: u64::MAX, ..terms(20) };
+    let log = Log::new().order_with(late).accept_order().send("s1", 20).receive("s1", 20, DUE + 2 * DAY).inspect("s1", 13, 0);
     let log = log.accept("s1", 20, DUE);
-    check(
-        &log.entries,
-        Expect::Fails(SettleError::Overflow {
-            seq: 5,
-            what: "late days x penalty per day",
-        }),
-    );
-    let log = Log::new()
-        .order(20)
-        .accept_order()
-        .send("s1", 20)
-        .receive("s1", 20, DUE)
-        .inspect("s1", 13, 0);
+    check(&log.entries, Expect::Fails(SettleError::Overflow { seq: 5, what: "late days x penalty per day" }));
+    let log = Log::new().order(20).accept_order().send("s1", 20).receive("s1", 20, DUE).inspect("s1", 13, 0);
     let log = log.accept("s1", 20, i64::MAX);
-    check(
-        &log.entries,
-        Expect::Fails(SettleError::Overflow {
-            seq: 5,
-            what: "payment due date",
-        }),
-    );
+    check(&log.entries, Expect::Fails(SettleError::Overflow { seq: 5, what: "payment due date" }));
 }
 
 #[test]
@@ -970,22 +490,8 @@ struct Delivery {
 }
 
 fn delivery() -> impl Strategy<Value = Delivery> {
-    (
-        1u64..=40,
-        -3 * DAY..30 * DAY,
-        10u32..=20,
-        0u32..=3,
-        50u64..=100,
-    )
-        .prop_map(
-            |(quantity, late_ms, sampled, defects, keep_percent)| Delivery {
-                quantity,
-                late_ms,
-                sampled,
-                defects,
-                keep_percent,
-            },
-        )
+    (1u64..=40, -3 * DAY..30 * DAY, 10u32..=20, 0u32..=3, 50u64..=100)
+        .prop_map(|(quantity, late_ms, sampled, defects, keep_percent)| Delivery { quantity, late_ms, sampled, defects, keep_percent })
 }
 
 proptest! {
@@ -1068,24 +574,13 @@ fn a_members_view_with_gaps_settles_to_the_same_payments() {
         .accept("s1", 90, DUE + 3 * DAY)
         .instruct_due();
     let whole = fc_ledger::settle::replay(&full.entries).unwrap();
-    let view: Vec<Entry> = full
-        .entries
-        .iter()
-        .filter(|e| e.seq != 1)
-        .cloned()
-        .collect();
-    assert!(
-        fc_ledger::settle::replay(&view).is_err(),
-        "a strict replay needs every entry"
-    );
+    let view: Vec<Entry> = full.entries.iter().filter(|e| e.seq != 1).cloned().collect();
+    assert!(fc_ledger::settle::replay(&view).is_err(), "a strict replay needs every entry");
     let sparse = fc_ledger::settle::replay_sparse(&view).unwrap();
     assert_eq!(sparse.payments(), whole.payments());
     assert_eq!(sparse.orders(), whole.orders());
     // Gaps are allowed, going back is not.
     let mut backwards = view[..3].to_vec();
     backwards.push(view[1].clone());
-    assert!(matches!(
-        fc_ledger::settle::replay_sparse(&backwards),
-        Err(SettleError::OutOfSequence { .. })
-    ));
+    assert!(matches!(fc_ledger::settle::replay_sparse(&backwards), Err(SettleError::OutOfSequence { .. })));
 }

@@ -67,7 +67,10 @@ pub fn registry_suite(r: &Registry, run: &str) {
     assert!(r.authenticate_device(&rotated).is_err());
     // users: unique e-mail across tenants, login, sessions, roles
     let owner = r.create_user(&a.id, &email("kim"), "Kim", Role::Owner, "correct horse battery").unwrap();
-    assert!(matches!(r.create_user(&b.id, &email("kim"), "Kim", Role::Owner, "correct horse battery"), Err(RegistryError::AlreadyExists(_))));
+    assert!(matches!(
+        r.create_user(&b.id, &email("kim"), "Kim", Role::Owner, "correct horse battery"),
+        Err(RegistryError::AlreadyExists(_))
+    ));
     assert_eq!(r.login(&email("kim"), "correct horse battery").unwrap().id, owner.id);
     assert!(r.login(&email("kim"), "wrong password!!").is_err());
     let (sid, _) = r.create_session(&owner).unwrap();
@@ -106,7 +109,13 @@ pub fn registry_suite(r: &Registry, run: &str) {
     // settlement profiles: per tenant, key and bank kept apart
     assert_eq!(r.org_profile(&a.id).unwrap(), crate::OrgProfile::default());
     r.set_org_key(&a.id, "age1example").unwrap();
-    let bank = crate::BankAccount { holder: "A".into(), account_kind: crate::AccountKind::Domestic, account: "123-45".into(), bank_kind: crate::BankKind::BankCode, bank: "004".into() };
+    let bank = crate::BankAccount {
+        holder: "A".into(),
+        account_kind: crate::AccountKind::Domestic,
+        account: "123-45".into(),
+        bank_kind: crate::BankKind::BankCode,
+        bank: "004".into(),
+    };
     let p = r.set_org_bank(&a.id, bank.clone()).unwrap();
     assert_eq!((p.age_recipient.as_deref(), p.bank.as_ref()), (Some("age1example"), Some(&bank)));
     assert_eq!(r.org_profile(&a.id).unwrap(), p);

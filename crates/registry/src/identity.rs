@@ -7,11 +7,10 @@
 //! - every lookup that takes an object id also takes the caller's tenant, and an
 //!   object of another tenant is "not found".
 
+use crate::kv::Table;
 use crate::{Registry, RegistryError, random_hex, sha256, validate_name};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
-use crate::kv::Table;
 use serde::{Deserialize, Serialize};
-
 
 /// Sessions last this long.
 pub const SESSION_TTL_MS: i64 = 12 * 3_600_000;
@@ -155,7 +154,15 @@ impl Registry {
         if self.list_users(tenant_id)?.len() as u32 >= plan.max_users {
             return Err(RegistryError::QuotaExceeded(format!("the {} plan allows {} users", plan.name, plan.max_users)));
         }
-        let user = User { id: format!("u_{}", random_hex(8)), tenant_id: tenant_id.into(), email: email.clone(), name, role, created_ms: fc_core::time::now_ms(), password_phc: hash_password(password)? };
+        let user = User {
+            id: format!("u_{}", random_hex(8)),
+            tenant_id: tenant_id.into(),
+            email: email.clone(),
+            name,
+            role,
+            created_ms: fc_core::time::now_ms(),
+            password_phc: hash_password(password)?,
+        };
         if !self.kv.insert_new(Table::Emails, "", &email, user.id.as_bytes())? {
             return Err(RegistryError::AlreadyExists("a user with this e-mail".into()));
         }
@@ -172,13 +179,18 @@ impl Registry {
 
     /// One user of the tenant.
     pub fn get_user(&self, tenant_id: &str, user_id: &str) -> Result<User, RegistryError> {
-        self.get_json::<User>(Table::Users, user_id)?.filter(|u| u.tenant_id == tenant_id).ok_or_else(|| RegistryError::NotFound("user".into()))
+        self.get_json::<User>(Table::Users, user_id)?
+            .filter(|u| u.tenant_id == tenant_id)
+            .ok_or_else(|| RegistryError::NotFound("user".into()))
     }
 
     /// Change a user's role. The last owner cannot be demoted.
     pub fn set_role(&self, tenant_id: &str, user_id: &str, role: Role) -> Result<User, RegistryError> {
         let mut user = self.get_user(tenant_id, user_id)?;
-        if user.role == Role::Owner && role != Role::Owner && self.list_users(tenant_id)?.iter().filter(|u| u.role == Role::Owner).count() == 1 {
+        if user.role == Role::Owner
+            && role != Role::Owner
+            && self.list_users(tenant_id)?.iter().filter(|u| u.role == Role::Owner).count() == 1
+        {
             return Err(RegistryError::FailedPrecondition("the last owner cannot be demoted".into()));
         }
         user.role = role;
@@ -208,7 +220,13 @@ impl Registry {
     /// Start a session for `user`: returns the session id (cookie value, shown once) and the session.
     pub fn create_session(&self, user: &User) -> Result<(String, Session), RegistryError> {
         let id = random_hex(32);
-        let s = Session { user_id: user.id.clone(), tenant_id: user.tenant_id.clone(), role: user.role, csrf: random_hex(32), expires_ms: fc_core::time::now_ms() + SESSION_TTL_MS };
+        let s = Session {
+            user_id: user.id.clone(),
+            tenant_id: user.tenant_id.clone(),
+            role: user.role,
+            csrf: random_hex(32),
+            expires_ms: fc_core::time::now_ms() + SESSION_TTL_MS,
+        };
         self.put_json(Table::Sessions, &s.tenant_id, &hex::encode(sha256(id.as_bytes())), &s, Some(s.expires_ms))?;
         Ok((id, s))
     }
@@ -263,13 +281,19 @@ impl Registry {
 
     /// Withdraw a pending invitation of the tenant: its token stops working at once.
     pub fn withdraw_invitation(&self, tenant_id: &str, invitation_id: &str) -> Result<(), RegistryError> {
-        let inv = self.list_invitations(tenant_id)?.into_iter().find(|i| i.id == invitation_id).ok_or_else(|| RegistryError::NotFound("invitation".into()))?;
+        let inv = self
+            .list_invitations(tenant_id)?
+            .into_iter()
+            .find(|i| i.id == invitation_id)
+            .ok_or_else(|| RegistryError::NotFound("invitation".into()))?;
         self.kv.remove(Table::Invitations, tenant_id, &inv.token_sha256)
     }
 
     /// The invitation behind a token, if valid.
     pub fn invitation(&self, token: &str) -> Result<Invitation, RegistryError> {
-        let inv: Invitation = self.get_json(Table::Invitations, &hex::encode(sha256(token.as_bytes())))?.ok_or_else(|| RegistryError::NotFound("invitation".into()))?;
+        let inv: Invitation = self
+            .get_json(Table::Invitations, &hex::encode(sha256(token.as_bytes())))?
+            .ok_or_else(|| RegistryError::NotFound("invitation".into()))?;
         if inv.expires_ms < fc_core::time::now_ms() {
             return Err(RegistryError::NotFound("invitation".into()));
         }
@@ -292,7 +316,15 @@ impl Registry {
         }
         let id = format!("k_{}", random_hex(8));
         let secret = random_hex(32);
-        let key = ApiKey { id: id.clone(), tenant_id: tenant_id.into(), name: validate_name("name", name)?, role, created_ms: fc_core::time::now_ms(), revoked_ms: None, secret_sha256: hex::encode(sha256(secret.as_bytes())) };
+        let key = ApiKey {
+            id: id.clone(),
+            tenant_id: tenant_id.into(),
+            name: validate_name("name", name)?,
+            role,
+            created_ms: fc_core::time::now_ms(),
+            revoked_ms: None,
+            secret_sha256: hex::encode(sha256(secret.as_bytes())),
+        };
         self.put_json(Table::ApiKeys, tenant_id, &id, &key, None)?;
         Ok((key, format!("fck_{id}_{secret}")))
     }
@@ -304,7 +336,10 @@ impl Registry {
 
     /// Revoke a key of the tenant.
     pub fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<(), RegistryError> {
-        let mut key: ApiKey = self.get_json(Table::ApiKeys, key_id)?.filter(|k: &ApiKey| k.tenant_id == tenant_id).ok_or_else(|| RegistryError::NotFound("API key".into()))?;
+        let mut key: ApiKey = self
+            .get_json(Table::ApiKeys, key_id)?
+            .filter(|k: &ApiKey| k.tenant_id == tenant_id)
+            .ok_or_else(|| RegistryError::NotFound("API key".into()))?;
         key.revoked_ms.get_or_insert(fc_core::time::now_ms());
         self.put_json(Table::ApiKeys, tenant_id, key_id, &key, None)
     }

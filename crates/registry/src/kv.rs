@@ -47,7 +47,18 @@ pub enum Table {
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 10] = [Table::Tenants, Table::Devices, Table::Users, Table::Emails, Table::Sessions, Table::ApiKeys, Table::Invitations, Table::Partners, Table::PartnerOf, Table::Orgs];
+    pub const ALL: [Table; 10] = [
+        Table::Tenants,
+        Table::Devices,
+        Table::Users,
+        Table::Emails,
+        Table::Sessions,
+        Table::ApiKeys,
+        Table::Invitations,
+        Table::Partners,
+        Table::PartnerOf,
+        Table::Orgs,
+    ];
 
     /// Stable name, stored by both backends.
     pub fn name(self) -> &'static str {
@@ -137,7 +148,15 @@ impl RedbKv {
         Ok(Self { db })
     }
 
-    fn write(&self, table: Table, scope: &str, key: &str, value: &[u8], expires_ms: Option<i64>, only_new: bool) -> Result<bool, RegistryError> {
+    fn write(
+        &self,
+        table: Table,
+        scope: &str,
+        key: &str,
+        value: &[u8],
+        expires_ms: Option<i64>,
+        only_new: bool,
+    ) -> Result<bool, RegistryError> {
         let now = fc_core::time::now_ms();
         let txn = self.db.begin_write().map_err(st)?;
         {

@@ -30,7 +30,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 
-
 /// Registry failures.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -216,8 +215,14 @@ impl Registry {
 
     /// Create a tenant on a plan.
     pub fn create_tenant(&self, name: &str, plan_id: &str) -> Result<Tenant, RegistryError> {
-        let plan = plans::plan(plan_id).ok_or_else(|| RegistryError::Invalid(format!("plan: {plan_id:?} is not one of starter, growth, enterprise")))?;
-        let t = Tenant { id: format!("t_{}", random_hex(8)), name: validate_name("name", name)?, created_ms: fc_core::time::now_ms(), plan_id: plan.id.into() };
+        let plan = plans::plan(plan_id)
+            .ok_or_else(|| RegistryError::Invalid(format!("plan: {plan_id:?} is not one of starter, growth, enterprise")))?;
+        let t = Tenant {
+            id: format!("t_{}", random_hex(8)),
+            name: validate_name("name", name)?,
+            created_ms: fc_core::time::now_ms(),
+            plan_id: plan.id.into(),
+        };
         self.put_json(Table::Tenants, "", &t.id, &t, None)?;
         Ok(t)
     }
@@ -266,7 +271,10 @@ impl Registry {
         let plan = tenant.plan();
         let active = self.list_devices(tenant_id)?.iter().filter(|d| d.revoked_ms.is_none()).count() as u32;
         if active >= plan.max_devices {
-            return Err(RegistryError::QuotaExceeded(format!("the {} plan allows {} devices; revoke one or change plan", plan.name, plan.max_devices)));
+            return Err(RegistryError::QuotaExceeded(format!(
+                "the {} plan allows {} devices; revoke one or change plan",
+                plan.name, plan.max_devices
+            )));
         }
         let id = format!("d_{}", random_hex(8));
         let secret = random_hex(32);
@@ -297,13 +305,22 @@ impl Registry {
     }
 
     /// Write one JSON row.
-    pub(crate) fn put_json<T: Serialize>(&self, table: Table, scope: &str, key: &str, value: &T, expires_ms: Option<i64>) -> Result<(), RegistryError> {
+    pub(crate) fn put_json<T: Serialize>(
+        &self,
+        table: Table,
+        scope: &str,
+        key: &str,
+        value: &T,
+        expires_ms: Option<i64>,
+    ) -> Result<(), RegistryError> {
         self.kv.put(table, scope, key, &serde_json::to_vec(value).map_err(st)?, expires_ms)
     }
 
     /// One device of the tenant.
     pub fn get_device(&self, tenant_id: &str, device_id: &str) -> Result<Device, RegistryError> {
-        self.get_json::<Device>(Table::Devices, device_id)?.filter(|d| d.tenant_id == tenant_id).ok_or_else(|| RegistryError::NotFound("device".into()))
+        self.get_json::<Device>(Table::Devices, device_id)?
+            .filter(|d| d.tenant_id == tenant_id)
+            .ok_or_else(|| RegistryError::NotFound("device".into()))
     }
 
     /// Devices of a tenant.
@@ -479,7 +496,10 @@ mod identity_tests {
         let (_d, r) = reg();
         let (t, owner) = r.sign_up("Acme Metal", "starter", "Kim@Acme.example", "Kim", "correct horse battery").unwrap();
         assert_eq!((owner.role, owner.email.as_str()), (Role::Owner, "kim@acme.example"));
-        assert!(matches!(r.sign_up("Other", "starter", "kim@acme.example", "K2", "another long password"), Err(RegistryError::AlreadyExists(_))));
+        assert!(matches!(
+            r.sign_up("Other", "starter", "kim@acme.example", "K2", "another long password"),
+            Err(RegistryError::AlreadyExists(_))
+        ));
         assert_eq!(r.list_tenants().unwrap().len(), 1, "a failed sign-up leaves no tenant behind");
         assert!(r.sign_up("Bad", "starter", "not-an-email", "x", "long enough password").is_err());
         assert!(r.sign_up("Bad", "starter", "a@b.example", "x", "short").is_err());
@@ -529,6 +549,9 @@ mod identity_tests {
         for i in 0..4 {
             r.create_user(&a.id, &format!("u{i}@a.example"), "U", Role::Viewer, "long enough password").unwrap();
         }
-        assert!(matches!(r.create_user(&a.id, "u9@a.example", "U", Role::Viewer, "long enough password"), Err(RegistryError::QuotaExceeded(_))));
+        assert!(matches!(
+            r.create_user(&a.id, "u9@a.example", "U", Role::Viewer, "long enough password"),
+            Err(RegistryError::QuotaExceeded(_))
+        ));
     }
 }

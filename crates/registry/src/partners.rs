@@ -50,9 +50,19 @@ impl Registry {
         }
         let plan = buyer.plan();
         if existing.len() as u32 >= plan.max_partners {
-            return Err(RegistryError::QuotaExceeded(format!("the {} plan allows {} partners; end one or change plan", plan.name, plan.max_partners)));
+            return Err(RegistryError::QuotaExceeded(format!(
+                "the {} plan allows {} partners; end one or change plan",
+                plan.name, plan.max_partners
+            )));
         }
-        let p = Partnership { buyer_id: buyer.id, buyer_name: buyer.name, supplier_id: supplier.id, supplier_name: supplier.name, requested_ms: fc_core::time::now_ms(), accepted_ms: None };
+        let p = Partnership {
+            buyer_id: buyer.id,
+            buyer_name: buyer.name,
+            supplier_id: supplier.id,
+            supplier_name: supplier.name,
+            requested_ms: fc_core::time::now_ms(),
+            accepted_ms: None,
+        };
         self.put_partnership(&p)?;
         Ok(p)
     }

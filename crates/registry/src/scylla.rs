@@ -57,14 +57,26 @@ impl ScyllaKv {
             return Err(RegistryError::Invalid("registry on ScyllaDB: at least one host:port is needed".into()));
         }
         if !valid_keyspace(keyspace) {
-            return Err(RegistryError::Invalid(format!("keyspace `{keyspace}` must be 1-48 letters, digits or `_`, starting with a letter")));
+            return Err(RegistryError::Invalid(format!(
+                "keyspace `{keyspace}` must be 1-48 letters, digits or `_`, starting with a letter"
+            )));
         }
-        let session = SessionBuilder::new().known_nodes(nodes).build().await.map_err(|e| RegistryError::Storage(format!("connect to {nodes:?}: {e}")))?;
+        let session = SessionBuilder::new()
+            .known_nodes(nodes)
+            .build()
+            .await
+            .map_err(|e| RegistryError::Storage(format!("connect to {nodes:?}: {e}")))?;
         let ks = keyspace;
         let ddl = [
-            format!("CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {{'class': 'NetworkTopologyStrategy', 'replication_factor': {replication_factor}}}"),
-            format!("CREATE TABLE IF NOT EXISTS {ks}.registry_rows (tbl text, key text, scope text, value blob, expires_ms bigint, PRIMARY KEY ((tbl, key)))"),
-            format!("CREATE TABLE IF NOT EXISTS {ks}.registry_scoped (tbl text, scope text, key text, value blob, expires_ms bigint, PRIMARY KEY ((tbl, scope), key))"),
+            format!(
+                "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {{'class': 'NetworkTopologyStrategy', 'replication_factor': {replication_factor}}}"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.registry_rows (tbl text, key text, scope text, value blob, expires_ms bigint, PRIMARY KEY ((tbl, key)))"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.registry_scoped (tbl text, scope text, key text, value blob, expires_ms bigint, PRIMARY KEY ((tbl, scope), key))"
+            ),
         ];
         for cql in ddl {
             session.query_unpaged(cql.as_str(), ()).await.map_err(|e| RegistryError::Storage(format!("{cql}: {e}")))?;
@@ -73,9 +85,24 @@ impl ScyllaKv {
         let q = Consistency::LocalQuorum;
         let kv = Self {
             get: prepare(&session, format!("SELECT value, expires_ms FROM {ks}.registry_rows WHERE tbl = ? AND key = ?"), q).await?,
-            put_row: prepare(&session, format!("INSERT INTO {ks}.registry_rows (tbl, key, scope, value, expires_ms) VALUES (?, ?, ?, ?, ?) USING TTL ?"), q).await?,
-            put_scoped: prepare(&session, format!("INSERT INTO {ks}.registry_scoped (tbl, scope, key, value, expires_ms) VALUES (?, ?, ?, ?, ?) USING TTL ?"), q).await?,
-            insert_new: prepare(&session, format!("INSERT INTO {ks}.registry_rows (tbl, key, scope, value, expires_ms) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS"), q).await?,
+            put_row: prepare(
+                &session,
+                format!("INSERT INTO {ks}.registry_rows (tbl, key, scope, value, expires_ms) VALUES (?, ?, ?, ?, ?) USING TTL ?"),
+                q,
+            )
+            .await?,
+            put_scoped: prepare(
+                &session,
+                format!("INSERT INTO {ks}.registry_scoped (tbl, scope, key, value, expires_ms) VALUES (?, ?, ?, ?, ?) USING TTL ?"),
+                q,
+            )
+            .await?,
+            insert_new: prepare(
+                &session,
+                format!("INSERT INTO {ks}.registry_rows (tbl, key, scope, value, expires_ms) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS"),
+                q,
+            )
+            .await?,
             del_row: prepare(&session, format!("DELETE FROM {ks}.registry_rows WHERE tbl = ? AND key = ?"), q).await?,
             del_scoped: prepare(&session, format!("DELETE FROM {ks}.registry_scoped WHERE tbl = ? AND scope = ? AND key = ?"), q).await?,
             list: prepare(&session, format!("SELECT value, expires_ms FROM {ks}.registry_scoped WHERE tbl = ? AND scope = ?"), q).await?,
@@ -92,7 +119,9 @@ impl ScyllaKv {
             Ok(handle) => tokio::task::block_in_place(|| handle.block_on(fut)),
             Err(_) => self
                 .own_runtime
-                .get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a Tokio runtime for the registry"))
+                .get_or_init(|| {
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a Tokio runtime for the registry")
+                })
                 .block_on(fut),
         }
     }

@@ -10,7 +10,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scylla_registry_passes_conformance() {
-    let nodes: Vec<String> = std::env::var("FC_SCYLLA_NODES").unwrap_or_default().split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
+    let nodes: Vec<String> = std::env::var("FC_SCYLLA_NODES")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .collect();
     if nodes.is_empty() {
         eprintln!("SKIPPED: ScyllaDB registry conformance suite (set FC_SCYLLA_NODES=host:9042 to run it)");
         return;

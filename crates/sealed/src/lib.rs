@@ -51,9 +51,7 @@ pub enum SealError {
     },
     /// A secret key was given where a public recipient was expected. The value
     /// is deliberately not repeated here so it never reaches a log.
-    #[error(
-        "a secret key (AGE-SECRET-KEY-1...) was given as a recipient; give the organisation's public key (age1...) instead"
-    )]
+    #[error("a secret key (AGE-SECRET-KEY-1...) was given as a recipient; give the organisation's public key (age1...) instead")]
     SecretKeyAsRecipient,
     /// The ciphertext is well formed but none of its recipients is this
     /// organisation's key.
@@ -109,18 +107,14 @@ pub struct OrgKeys {
 
 impl fmt::Debug for OrgKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OrgKeys")
-            .field("recipient", &self.recipient())
-            .finish_non_exhaustive()
+        f.debug_struct("OrgKeys").field("recipient", &self.recipient()).finish_non_exhaustive()
     }
 }
 
 impl OrgKeys {
     /// Generates a new key pair from the operating system's random source.
     pub fn generate() -> OrgKeys {
-        OrgKeys {
-            identity: age::x25519::Identity::generate(),
-        }
+        OrgKeys { identity: age::x25519::Identity::generate() }
     }
 
     /// The public recipient string (`age1...`) that others seal designs to.
@@ -136,10 +130,7 @@ impl OrgKeys {
     /// (see [`write_identity_file`]). Line breaks and other control characters
     /// in `org` are replaced by spaces so the name cannot add lines to the file.
     pub fn to_identity_file(&self, org: &str) -> String {
-        let org: String = org
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let org: String = org.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
         let created = rfc3339_utc(SystemTime::now());
         let secret = self.identity.to_string();
         format!(
@@ -160,25 +151,16 @@ impl OrgKeys {
                 continue;
             }
             // The line is secret (or a garbled secret): report its number only.
-            let identity = line.parse::<age::x25519::Identity>().map_err(|reason| {
-                SealError::BadIdentityFile {
-                    reason: format!(
-                        "line {} is not an X25519 age secret key ({SECRET_KEY_PREFIX}...): {reason}",
-                        index + 1
-                    ),
-                }
+            let identity = line.parse::<age::x25519::Identity>().map_err(|reason| SealError::BadIdentityFile {
+                reason: format!("line {} is not an X25519 age secret key ({SECRET_KEY_PREFIX}...): {reason}", index + 1),
             })?;
             keys += 1;
             found = Some(identity);
         }
         match (keys, found) {
             (1, Some(identity)) => Ok(OrgKeys { identity }),
-            (0, _) => Err(SealError::BadIdentityFile {
-                reason: "no secret key line found".to_owned(),
-            }),
-            (n, _) => Err(SealError::BadIdentityFile {
-                reason: format!("{n} secret key lines found, expected exactly one"),
-            }),
+            (0, _) => Err(SealError::BadIdentityFile { reason: "no secret key line found".to_owned() }),
+            (n, _) => Err(SealError::BadIdentityFile { reason: format!("{n} secret key lines found, expected exactly one") }),
         }
     }
 }
@@ -188,18 +170,10 @@ impl OrgKeys {
 /// secret key, which is never echoed.
 pub fn parse_recipient(s: &str) -> Result<age::x25519::Recipient, SealError> {
     let trimmed = s.trim();
-    if trimmed
-        .get(..SECRET_KEY_PREFIX.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(SECRET_KEY_PREFIX))
-    {
+    if trimmed.get(..SECRET_KEY_PREFIX.len()).is_some_and(|head| head.eq_ignore_ascii_case(SECRET_KEY_PREFIX)) {
         return Err(SealError::SecretKeyAsRecipient);
     }
-    trimmed
-        .parse::<age::x25519::Recipient>()
-        .map_err(|reason| SealError::BadRecipient {
-            value: s.to_owned(),
-            reason,
-        })
+    trimmed.parse::<age::x25519::Recipient>().map_err(|reason| SealError::BadRecipient { value: s.to_owned(), reason })
 }
 
 /// Encrypts `plaintext` to every recipient in `recipients` (public `age1...`
@@ -219,16 +193,10 @@ pub fn seal(plaintext: &[u8], recipients: &[String]) -> Result<Vec<u8>, SealErro
             parsed.push(recipient);
         }
     }
-    let encryptor = age::Encryptor::with_recipients(
-        parsed.iter().map(|r| r as &dyn age::Recipient),
-    )
-    .map_err(|e| SealError::Encrypt {
-        detail: e.to_string(),
-    })?;
+    let encryptor = age::Encryptor::with_recipients(parsed.iter().map(|r| r as &dyn age::Recipient))
+        .map_err(|e| SealError::Encrypt { detail: e.to_string() })?;
     let mut ciphertext = Vec::with_capacity(plaintext.len() + 512);
-    let io_error = |e: io::Error| SealError::Encrypt {
-        detail: e.to_string(),
-    };
+    let io_error = |e: io::Error| SealError::Encrypt { detail: e.to_string() };
     let mut writer = encryptor.wrap_output(&mut ciphertext).map_err(io_error)?;
     writer.write_all(plaintext).map_err(io_error)?;
     writer.finish().map_err(io_error)?;
@@ -242,26 +210,18 @@ pub fn seal(plaintext: &[u8], recipients: &[String]) -> Result<Vec<u8>, SealErro
 /// truncated; no plaintext is returned unless all of it authenticated.
 pub fn open(ciphertext: &[u8], keys: &OrgKeys) -> Result<Vec<u8>, SealError> {
     let decryptor = age::Decryptor::new_buffered(ciphertext).map_err(decrypt_error)?;
-    let mut reader = decryptor
-        .decrypt(std::iter::once(&keys.identity as &dyn age::Identity))
-        .map_err(decrypt_error)?;
+    let mut reader = decryptor.decrypt(std::iter::once(&keys.identity as &dyn age::Identity)).map_err(decrypt_error)?;
     let mut plaintext = Vec::with_capacity(ciphertext.len());
     // Reading from memory cannot fail for I/O reasons: any error here is a
     // payload chunk that failed authentication or ended early.
-    reader
-        .read_to_end(&mut plaintext)
-        .map_err(|e| SealError::Corrupt {
-            detail: e.to_string(),
-        })?;
+    reader.read_to_end(&mut plaintext).map_err(|e| SealError::Corrupt { detail: e.to_string() })?;
     Ok(plaintext)
 }
 
 fn decrypt_error(error: age::DecryptError) -> SealError {
     match error {
         age::DecryptError::NoMatchingKeys => SealError::NotARecipient,
-        other => SealError::Corrupt {
-            detail: other.to_string(),
-        },
+        other => SealError::Corrupt { detail: other.to_string() },
     }
 }
 
@@ -283,10 +243,7 @@ pub fn write_identity_file(path: &Path, keys: &OrgKeys, org: &str) -> Result<(),
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(parent).map_err(|source| SealError::Io {
-            path: parent.to_owned(),
-            source,
-        })?;
+        builder.create(parent).map_err(|source| SealError::Io { path: parent.to_owned(), source })?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -294,27 +251,17 @@ pub fn write_identity_file(path: &Path, keys: &OrgKeys, org: &str) -> Result<(),
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(|source| {
         if source.kind() == io::ErrorKind::AlreadyExists {
-            SealError::IdentityFileExists {
-                path: path.to_owned(),
-            }
+            SealError::IdentityFileExists { path: path.to_owned() }
         } else {
-            SealError::Io {
-                path: path.to_owned(),
-                source,
-            }
+            SealError::Io { path: path.to_owned(), source }
         }
     })?;
-    let written = file
-        .write_all(keys.to_identity_file(org).as_bytes())
-        .and_then(|()| file.sync_all());
+    let written = file.write_all(keys.to_identity_file(org).as_bytes()).and_then(|()| file.sync_all());
     if let Err(source) = written {
         // Don't leave a partial key file behind: it would block the retry.
         drop(file);
         let _ = std::fs::remove_file(path);
-        return Err(SealError::Io {
-            path: path.to_owned(),
-            source,
-        });
+        return Err(SealError::Io { path: path.to_owned(), source });
     }
     Ok(())
 }
@@ -329,15 +276,7 @@ fn rfc3339_utc(at: SystemTime) -> String {
         .ok()
         .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
 }
 
 #[cfg(test)]
@@ -348,11 +287,7 @@ mod tests {
     #[test]
     fn rfc3339_matches_known_instants() {
         let check = |secs: u64, expect: &str| {
-            assert_eq!(
-                rfc3339_utc(UNIX_EPOCH + Duration::from_secs(secs)),
-                expect,
-                "{secs}"
-            );
+            assert_eq!(rfc3339_utc(UNIX_EPOCH + Duration::from_secs(secs)), expect, "{secs}");
         };
         check(0, "1970-01-01T00:00:00Z");
         check(951_782_400, "2000-02-29T00:00:00Z");

@@ -5,10 +5,7 @@ use fc_sealed::{OrgKeys, SealError, open, parse_recipient, seal, sha256_hex, wri
 
 /// A few KB of recognisable text, so a leak of plaintext would be obvious.
 fn design_plaintext() -> Vec<u8> {
-    (0..80)
-        .map(|i| format!("BRACKET-7731 rev C, line {i:03}: bore 12.000 H7, chamfer 0.5x45\n"))
-        .collect::<String>()
-        .into_bytes()
+    (0..80).map(|i| format!("BRACKET-7731 rev C, line {i:03}: bore 12.000 H7, chamfer 0.5x45\n")).collect::<String>().into_bytes()
 }
 
 fn recipients(keys: &[&OrgKeys]) -> Vec<String> {
@@ -17,17 +14,8 @@ fn recipients(keys: &[&OrgKeys]) -> Vec<String> {
 
 /// Where the binary age header ends (just after the `--- <mac>\n` line).
 fn header_len(ciphertext: &[u8]) -> usize {
-    let mac_line = ciphertext
-        .windows(5)
-        .position(|w| w == b"\n--- ")
-        .expect("age header has a MAC line")
-        + 1;
-    mac_line
-        + ciphertext[mac_line..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .expect("MAC line ends")
-        + 1
+    let mac_line = ciphertext.windows(5).position(|w| w == b"\n--- ").expect("age header has a MAC line") + 1;
+    mac_line + ciphertext[mac_line..].iter().position(|&b| b == b'\n').expect("MAC line ends") + 1
 }
 
 #[test]
@@ -71,10 +59,7 @@ fn removed_recipient_cannot_open_the_next_ciphertext() {
     assert_eq!(open(&before, &dropped).unwrap(), plaintext);
 
     let after = seal(&plaintext, &recipients(&[&buyer, &kept])).unwrap();
-    assert!(matches!(
-        open(&after, &dropped),
-        Err(SealError::NotARecipient)
-    ));
+    assert!(matches!(open(&after, &dropped), Err(SealError::NotARecipient)));
     assert_eq!(open(&after, &buyer).unwrap(), plaintext);
     assert_eq!(open(&after, &kept).unwrap(), plaintext);
 }
@@ -89,10 +74,7 @@ fn flipped_payload_byte_is_corrupt() {
         let mut tampered = sealed.clone();
         tampered[at] ^= 0x01;
         let err = open(&tampered, &keys).unwrap_err();
-        assert!(
-            matches!(err, SealError::Corrupt { .. }),
-            "byte {at}: {err:?}"
-        );
+        assert!(matches!(err, SealError::Corrupt { .. }), "byte {at}: {err:?}");
         assert!(err.to_string().contains("corrupt"), "{err}");
     }
 }
@@ -115,16 +97,10 @@ fn flipped_header_byte_never_opens() {
     }
     let mut tampered = sealed.clone();
     tampered[0] ^= 0x01; // "age-encryption.org/v1"
-    assert!(matches!(
-        open(&tampered, &keys),
-        Err(SealError::Corrupt { .. })
-    ));
+    assert!(matches!(open(&tampered, &keys), Err(SealError::Corrupt { .. })));
     let mut tampered = sealed.clone();
     tampered[header - 2] ^= 0x01; // last base64 digit of the MAC
-    assert!(matches!(
-        open(&tampered, &keys),
-        Err(SealError::Corrupt { .. })
-    ));
+    assert!(matches!(open(&tampered, &keys), Err(SealError::Corrupt { .. })));
 }
 
 #[test]
@@ -132,20 +108,9 @@ fn truncated_is_corrupt() {
     let keys = OrgKeys::generate();
     let sealed = seal(&design_plaintext(), &recipients(&[&keys])).unwrap();
     let header = header_len(&sealed);
-    for len in [
-        0,
-        10,
-        header - 1,
-        header,
-        header + 16,
-        sealed.len() - 17,
-        sealed.len() - 1,
-    ] {
+    for len in [0, 10, header - 1, header, header + 16, sealed.len() - 17, sealed.len() - 1] {
         let err = open(&sealed[..len], &keys).unwrap_err();
-        assert!(
-            matches!(err, SealError::Corrupt { .. }),
-            "length {len}: {err:?}"
-        );
+        assert!(matches!(err, SealError::Corrupt { .. }), "length {len}: {err:?}");
     }
 }
 
@@ -157,11 +122,7 @@ fn ciphertext_does_not_contain_plaintext() {
     let sealed = seal(&plaintext, &recipients(&[&keys])).unwrap();
     // No 16-byte run of the design appears anywhere in the ciphertext.
     for window in plaintext.chunks(16).filter(|w| w.len() == 16) {
-        assert!(
-            !sealed.windows(16).any(|c| c == window),
-            "plaintext {:?} leaked",
-            String::from_utf8_lossy(window)
-        );
+        assert!(!sealed.windows(16).any(|c| c == window), "plaintext {:?} leaked", String::from_utf8_lossy(window));
     }
     assert!(!sealed.windows(12).any(|c| c == b"BRACKET-7731"));
 }
@@ -178,10 +139,7 @@ fn bad_recipient_refused_with_its_value() {
     let good = OrgKeys::generate().recipient();
     let check = |value: &str| {
         let err = seal(b"design", &[good.clone(), value.to_owned()]).unwrap_err();
-        assert!(
-            matches!(err, SealError::BadRecipient { .. }),
-            "{value}: {err:?}"
-        );
+        assert!(matches!(err, SealError::BadRecipient { .. }), "{value}: {err:?}");
         assert!(err.to_string().contains(value), "{value}: {err}");
         assert!(parse_recipient(value).is_err());
     };
@@ -212,16 +170,7 @@ fn duplicate_recipients_get_one_stanza() {
     let b = OrgKeys::generate();
     let plaintext = design_plaintext();
     let once = seal(&plaintext, &recipients(&[&a, &b])).unwrap();
-    let twice = seal(
-        &plaintext,
-        &[
-            a.recipient(),
-            b.recipient(),
-            format!(" {} ", a.recipient()),
-            b.recipient().to_uppercase(),
-        ],
-    )
-    .unwrap();
+    let twice = seal(&plaintext, &[a.recipient(), b.recipient(), format!(" {} ", a.recipient()), b.recipient().to_uppercase()]).unwrap();
     // Count X25519 stanzas only: age also adds random "grease" stanzas.
     let stanzas = |c: &[u8]| c.windows(10).filter(|w| w == b"\n-> X25519").count();
     assert_eq!(stanzas(&once), 2);
@@ -244,15 +193,8 @@ fn identity_file_round_trip() {
     let text = keys.to_identity_file("Acme Castings GmbH");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
-    assert_eq!(
-        lines[0],
-        "# factorychain organisation key for Acme Castings GmbH"
-    );
-    assert!(
-        lines[1].starts_with("# created: 20") && lines[1].ends_with('Z'),
-        "{}",
-        lines[1]
-    );
+    assert_eq!(lines[0], "# factorychain organisation key for Acme Castings GmbH");
+    assert!(lines[1].starts_with("# created: 20") && lines[1].ends_with('Z'), "{}", lines[1]);
     assert_eq!(lines[2], format!("# public key: {recipient}"));
     assert!(lines[3].starts_with("AGE-SECRET-KEY-1"));
     assert_eq!(text.matches(&recipient).count(), 1);
@@ -266,10 +208,7 @@ fn identity_file_round_trip() {
 
     // Windows line endings and blank lines are fine too.
     let crlf = format!("\r\n{}", text.replace('\n', "\r\n"));
-    assert_eq!(
-        OrgKeys::from_identity_file(&crlf).unwrap().recipient(),
-        keys.recipient()
-    );
+    assert_eq!(OrgKeys::from_identity_file(&crlf).unwrap().recipient(), keys.recipient());
 }
 
 #[test]
@@ -279,10 +218,7 @@ fn identity_file_org_name_cannot_add_lines() {
     let injected = format!("Evil\n{}", other.lines().last().unwrap());
     let text = keys.to_identity_file(&injected);
     assert_eq!(text.lines().count(), 4, "{text}");
-    assert_eq!(
-        OrgKeys::from_identity_file(&text).unwrap().recipient(),
-        keys.recipient()
-    );
+    assert_eq!(OrgKeys::from_identity_file(&text).unwrap().recipient(), keys.recipient());
 }
 
 #[test]
@@ -319,14 +255,8 @@ fn debug_shows_no_secret() {
 #[test]
 fn sha256_hex_is_lowercase_hex() {
     let check = |data: &[u8], expect: &str| assert_eq!(sha256_hex(data), expect);
-    check(
-        b"",
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-    );
-    check(
-        b"abc",
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-    );
+    check(b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    check(b"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 #[cfg(unix)]
@@ -341,27 +271,14 @@ fn write_identity_file_is_private_and_never_overwrites() {
 
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
-    let parent_mode = std::fs::metadata(path.parent().unwrap())
-        .unwrap()
-        .permissions()
-        .mode();
+    let parent_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
     assert_eq!(parent_mode & 0o077, 0, "{parent_mode:o}");
 
     let text = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(
-        OrgKeys::from_identity_file(&text).unwrap().recipient(),
-        keys.recipient()
-    );
+    assert_eq!(OrgKeys::from_identity_file(&text).unwrap().recipient(), keys.recipient());
 
     let err = write_identity_file(&path, &OrgKeys::generate(), "Acme").unwrap_err();
-    assert!(
-        matches!(err, SealError::IdentityFileExists { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, SealError::IdentityFileExists { .. }), "{err:?}");
     assert!(err.to_string().contains("already exists"), "{err}");
-    assert_eq!(
-        std::fs::read_to_string(&path).unwrap(),
-        text,
-        "file unchanged"
-    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "file unchanged");
 }

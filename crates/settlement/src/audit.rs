@@ -9,10 +9,7 @@
 //! checked before it, its parent would be checked after).
 
 use crate::LedgerError;
-use crate::store::{
-    CHECKPOINTS, ENTRIES, NODES, NodeTable, ReadNodes, SIZES, completed_levels, hash_in_row,
-    node_index, node_row_len,
-};
+use crate::store::{CHECKPOINTS, ENTRIES, NODES, NodeTable, ReadNodes, SIZES, completed_levels, hash_in_row, node_index, node_row_len};
 use fc_ledger::merkle::{Hash, Tree, leaf_hash, node_hash};
 use fc_ledger::note::{Checkpoint, Verifier, open_note};
 use redb::ReadTransaction;
@@ -115,23 +112,15 @@ impl fmt::Display for Mismatch {
                 write!(f, "node (level {level}, index {index}) is missing")
             }
             Self::Node { level, index } => {
-                write!(
-                    f,
-                    "node (level {level}, index {index}) is not the hash of its children"
-                )
+                write!(f, "node (level {level}, index {index}) is not the hash of its children")
             }
             Self::UnexpectedEntry { index } => {
                 write!(f, "entry {index} lies beyond the log's size")
             }
             Self::UnexpectedNode { level, index } => {
-                write!(
-                    f,
-                    "node (level {level}, index {index}) lies beyond the log's size"
-                )
+                write!(f, "node (level {level}, index {index}) lies beyond the log's size")
             }
-            Self::CheckpointSignature => {
-                f.write_str("the stored checkpoint does not verify with the ledger's key")
-            }
+            Self::CheckpointSignature => f.write_str("the stored checkpoint does not verify with the ledger's key"),
             Self::CheckpointOrigin { origin } => {
                 write!(f, "the stored checkpoint is for origin {origin:?}")
             }
@@ -139,10 +128,7 @@ impl fmt::Display for Mismatch {
                 write!(f, "the stored checkpoint of size {size} is beyond the log")
             }
             Self::CheckpointRoot { size } => {
-                write!(
-                    f,
-                    "the stored tree of size {size} does not have the checkpoint's signed root"
-                )
+                write!(f, "the stored tree of size {size} does not have the checkpoint's signed root")
             }
         }
     }
@@ -153,27 +139,12 @@ fn storage<E: fmt::Display>(e: E) -> LedgerError {
 }
 
 /// Audits `log` in the snapshot `txn`.
-pub(crate) fn audit(
-    txn: &ReadTransaction,
-    log: &str,
-    verifier: &Verifier,
-    origin: &str,
-) -> Result<AuditReport, LedgerError> {
-    let size = txn
-        .open_table(SIZES)
-        .map_err(storage)?
-        .get(log)
-        .map_err(storage)?
-        .map_or(0, |row| row.value());
-    let checkpoint = txn
-        .open_table(CHECKPOINTS)
-        .map_err(storage)?
-        .get(log)
-        .map_err(storage)?
-        .map(|row| {
-            let (size, note) = row.value();
-            (size, note.to_owned())
-        });
+pub(crate) fn audit(txn: &ReadTransaction, log: &str, verifier: &Verifier, origin: &str) -> Result<AuditReport, LedgerError> {
+    let size = txn.open_table(SIZES).map_err(storage)?.get(log).map_err(storage)?.map_or(0, |row| row.value());
+    let checkpoint = txn.open_table(CHECKPOINTS).map_err(storage)?.get(log).map_err(storage)?.map(|row| {
+        let (size, note) = row.value();
+        (size, note.to_owned())
+    });
     let nodes = txn.open_table(NODES).map_err(storage)?;
     let mut report = AuditReport {
         log: log.to_owned(),
@@ -187,8 +158,7 @@ pub(crate) fn audit(
     if report.first_mismatch.is_none()
         && let Some((stored_size, note)) = checkpoint
     {
-        report.first_mismatch =
-            check_checkpoint(&nodes, log, size, stored_size, &note, verifier, origin)?;
+        report.first_mismatch = check_checkpoint(&nodes, log, size, stored_size, &note, verifier, origin)?;
     }
     Ok(report)
 }
@@ -206,12 +176,8 @@ fn check_tree(
     report: &mut AuditReport,
 ) -> Result<Option<Mismatch>, LedgerError> {
     let entries = txn.open_table(ENTRIES).map_err(storage)?;
-    let mut entry_rows = entries
-        .range((log, 0u64)..=(log, u64::MAX))
-        .map_err(storage)?;
-    let mut node_rows = nodes
-        .range((log, 0u64)..=(log, u64::MAX))
-        .map_err(storage)?;
+    let mut entry_rows = entries.range((log, 0u64)..=(log, u64::MAX)).map_err(storage)?;
+    let mut node_rows = nodes.range((log, 0u64)..=(log, u64::MAX)).map_err(storage)?;
     let mut stack: Vec<Hash> = Vec::new();
     for leaf in 0..size {
         let entry = match entry_rows.next().transpose().map_err(storage)? {
@@ -222,10 +188,7 @@ fn check_tree(
         let row = match node_rows.next().transpose().map_err(storage)? {
             Some((key, value)) if key.value().1 == leaf => value,
             _ => {
-                return Ok(Some(Mismatch::MissingNode {
-                    level: 0,
-                    index: leaf,
-                }));
+                return Ok(Some(Mismatch::MissingNode { level: 0, index: leaf }));
             }
         };
         let row = row.value();
@@ -242,10 +205,7 @@ fn check_tree(
                 }
             } else {
                 let Some(left) = stack.pop() else {
-                    return Ok(Some(Mismatch::MissingNode {
-                        level: level - 1,
-                        index: 2 * index,
-                    }));
+                    return Ok(Some(Mismatch::MissingNode { level: level - 1, index: 2 * index }));
                 };
                 if node_hash(&left, &node) != stored {
                     return Ok(Some(Mismatch::Node { level, index }));
@@ -255,23 +215,15 @@ fn check_tree(
             node = stored;
         }
         if row.len() > node_row_len(leaf) {
-            return Ok(Some(Mismatch::UnexpectedNode {
-                level: levels,
-                index: node_index(leaf, levels),
-            }));
+            return Ok(Some(Mismatch::UnexpectedNode { level: levels, index: node_index(leaf, levels) }));
         }
         stack.push(node);
     }
     if let Some((key, _)) = entry_rows.next().transpose().map_err(storage)? {
-        return Ok(Some(Mismatch::UnexpectedEntry {
-            index: key.value().1,
-        }));
+        return Ok(Some(Mismatch::UnexpectedEntry { index: key.value().1 }));
     }
     if let Some((key, _)) = node_rows.next().transpose().map_err(storage)? {
-        return Ok(Some(Mismatch::UnexpectedNode {
-            level: 0,
-            index: key.value().1,
-        }));
+        return Ok(Some(Mismatch::UnexpectedNode { level: 0, index: key.value().1 }));
     }
     Ok(None)
 }
@@ -293,30 +245,21 @@ fn check_checkpoint(
         _ => return Ok(Some(Mismatch::CheckpointSignature)),
     };
     if checkpoint.origin != origin {
-        return Ok(Some(Mismatch::CheckpointOrigin {
-            origin: checkpoint.origin,
-        }));
+        return Ok(Some(Mismatch::CheckpointOrigin { origin: checkpoint.origin }));
     }
     if checkpoint.size > size {
-        return Ok(Some(Mismatch::CheckpointBeyondTree {
-            size: checkpoint.size,
-        }));
+        return Ok(Some(Mismatch::CheckpointBeyondTree { size: checkpoint.size }));
     }
     let error = RefCell::new(None);
-    let root =
-        Tree::open(ReadNodes::new(nodes, log, &error), checkpoint.size).map(|tree| tree.root());
+    let root = Tree::open(ReadNodes::new(nodes, log, &error), checkpoint.size).map(|tree| tree.root());
     if let Some(e) = error.into_inner() {
         return Err(storage(e));
     }
     match root {
         Ok(root) if root == checkpoint.root => Ok(None),
-        Ok(_) => Ok(Some(Mismatch::CheckpointRoot {
-            size: checkpoint.size,
-        })),
+        Ok(_) => Ok(Some(Mismatch::CheckpointRoot { size: checkpoint.size })),
         // The levels were checked complete, so this cannot happen; report it
         // as what it would mean.
-        Err(_) => Ok(Some(Mismatch::CheckpointRoot {
-            size: checkpoint.size,
-        })),
+        Err(_) => Ok(Some(Mismatch::CheckpointRoot { size: checkpoint.size })),
     }
 }

@@ -14,8 +14,7 @@ pub(crate) fn load_or_create(key_path: &Path, name: &str) -> Result<Signer, Ledg
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_error(key_path, &e)),
     }
-    let signer = Signer::generate(name)
-        .map_err(|e| LedgerError::Invalid(format!("checkpoint key name {name:?}: {e}")))?;
+    let signer = Signer::generate(name).map_err(|e| LedgerError::Invalid(format!("checkpoint key name {name:?}: {e}")))?;
     if let Some(dir) = key_path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, &e))?;
     }
@@ -42,9 +41,8 @@ pub(crate) fn load_or_create(key_path: &Path, name: &str) -> Result<Signer, Ledg
 
 fn parse(path: &Path, text: &str, name: &str) -> Result<Signer, LedgerError> {
     warn_if_shared(path);
-    let signer = Signer::from_skey(text.trim_end()).map_err(|e| {
-        LedgerError::Invalid(format!("{}: not a note signer key ({e})", path.display()))
-    })?;
+    let signer =
+        Signer::from_skey(text.trim_end()).map_err(|e| LedgerError::Invalid(format!("{}: not a note signer key ({e})", path.display())))?;
     if signer.name() != name {
         return Err(LedgerError::Invalid(format!(
             "{}: the key is named {:?}, the ledger expects {name:?} (the origin prefix); move the old key away to start a new log identity",
@@ -62,23 +60,14 @@ fn io_error(path: &Path, e: &std::io::Error) -> LedgerError {
 #[cfg(unix)]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()
 }
 
 #[cfg(not(unix))]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()
 }

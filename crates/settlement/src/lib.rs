@@ -110,10 +110,7 @@ fn storage<E: std::fmt::Display>(e: E) -> LedgerError {
 
 /// Checks a log id: 1 to 64 characters of `[A-Za-z0-9_-]`.
 fn check_log_id(log: &str) -> Result<(), LedgerError> {
-    let valid = (1..=MAX_LOG_ID_CHARS).contains(&log.len())
-        && log
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let valid = (1..=MAX_LOG_ID_CHARS).contains(&log.len()) && log.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if valid {
         Ok(())
     } else {
@@ -127,14 +124,8 @@ fn check_log_id(log: &str) -> Result<(), LedgerError> {
 /// An origin prefix is non-empty, without whitespace or control characters
 /// (it becomes a note's first line and the signing key's name).
 fn check_origin_prefix(prefix: &str) -> Result<(), LedgerError> {
-    if prefix.is_empty()
-        || prefix
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '+')
-    {
-        return Err(LedgerError::Invalid(format!(
-            "origin prefix {prefix:?} must be non-empty, without spaces, control characters or '+'"
-        )));
+    if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control() || c == '+') {
+        return Err(LedgerError::Invalid(format!("origin prefix {prefix:?} must be non-empty, without spaces, control characters or '+'")));
     }
     Ok(())
 }
@@ -156,10 +147,7 @@ pub struct Ledger {
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger")
-            .field("origin_prefix", &self.origin_prefix)
-            .field("signer", &self.signer)
-            .finish_non_exhaustive()
+        f.debug_struct("Ledger").field("origin_prefix", &self.origin_prefix).field("signer", &self.signer).finish_non_exhaustive()
     }
 }
 
@@ -184,15 +172,10 @@ impl Ledger {
     /// Reads each log's size and frontier (O(log n) reads per log) and starts
     /// the writer thread. A log whose frontier is damaged stays readable (and
     /// auditable); appends to it fail with [`LedgerError::Storage`].
-    pub fn open(
-        path: &Path,
-        signer: Signer,
-        origin_prefix: &str,
-    ) -> Result<Arc<Ledger>, LedgerError> {
+    pub fn open(path: &Path, signer: Signer, origin_prefix: &str) -> Result<Arc<Ledger>, LedgerError> {
         check_origin_prefix(origin_prefix)?;
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| LedgerError::Storage(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| LedgerError::Storage(format!("{}: {e}", dir.display())))?;
         }
         let db = redb::Database::builder()
             .set_cache_size(CACHE_BYTES)
@@ -249,9 +232,7 @@ impl Ledger {
     pub async fn append(&self, log: &str, entries: Vec<Vec<u8>>) -> Result<u64, LedgerError> {
         check_log_id(log)?;
         if entries.is_empty() {
-            return Err(LedgerError::Invalid(format!(
-                "append to log {log}: no entries"
-            )));
+            return Err(LedgerError::Invalid(format!("append to log {log}: no entries")));
         }
         let mut bytes = 0usize;
         for (i, entry) in entries.iter().enumerate() {
@@ -264,31 +245,14 @@ impl Ledger {
             bytes += entry.len();
         }
         if bytes > MAX_APPEND_BYTES {
-            return Err(LedgerError::Invalid(format!(
-                "append to log {log}: {bytes} bytes in one call, the limit is {MAX_APPEND_BYTES}"
-            )));
+            return Err(LedgerError::Invalid(format!("append to log {log}: {bytes} bytes in one call, the limit is {MAX_APPEND_BYTES}")));
         }
         let leaves: Vec<Hash> = entries.iter().map(|entry| leaf_hash(entry)).collect();
         let kib = u32::try_from((bytes / 1024 + 1).min(MAX_QUEUED_KIB)).unwrap_or(u32::MAX);
-        let permit = self
-            .admission
-            .clone()
-            .acquire_many_owned(kib)
-            .await
-            .map_err(|_| LedgerError::Closed)?;
+        let permit = self.admission.clone().acquire_many_owned(kib).await.map_err(|_| LedgerError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        let request = Request::Append {
-            log: log.to_owned(),
-            entries,
-            leaves,
-            reply,
-            _permit: permit,
-        };
-        self.queue
-            .as_ref()
-            .ok_or(LedgerError::Closed)?
-            .send(request)
-            .map_err(|_| LedgerError::Closed)?;
+        let request = Request::Append { log: log.to_owned(), entries, leaves, reply, _permit: permit };
+        self.queue.as_ref().ok_or(LedgerError::Closed)?.send(request).map_err(|_| LedgerError::Closed)?;
         answer.await.map_err(|_| LedgerError::Closed)?
     }
 
@@ -316,17 +280,12 @@ impl Ledger {
         let txn = self.snapshot()?;
         let size = durable_size(&txn, log)?;
         if index >= size {
-            return Err(LedgerError::NotFound(format!(
-                "log {log} has {size} entries; there is no entry {index}"
-            )));
+            return Err(LedgerError::NotFound(format!("log {log} has {size} entries; there is no entry {index}")));
         }
         let entries = txn.open_table(ENTRIES).map_err(storage)?;
         let row = entries.get((log, index)).map_err(storage)?;
-        row.map(|row| row.value().to_vec()).ok_or_else(|| {
-            LedgerError::Storage(format!(
-                "log {log}: entry {index} is missing below the size {size}"
-            ))
-        })
+        row.map(|row| row.value().to_vec())
+            .ok_or_else(|| LedgerError::Storage(format!("log {log}: entry {index} is missing below the size {size}")))
     }
 
     /// Entries `[start, end)` of `log`, at most [`MAX_ENTRIES_PER_READ`];
@@ -334,9 +293,7 @@ impl Ledger {
     pub fn entries(&self, log: &str, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LedgerError> {
         check_log_id(log)?;
         if start > end {
-            return Err(LedgerError::Invalid(format!(
-                "entries of log {log}: start {start} is after end {end}"
-            )));
+            return Err(LedgerError::Invalid(format!("entries of log {log}: start {start} is after end {end}")));
         }
         if end - start > MAX_ENTRIES_PER_READ {
             return Err(LedgerError::Invalid(format!(
@@ -347,28 +304,20 @@ impl Ledger {
         let txn = self.snapshot()?;
         let size = durable_size(&txn, log)?;
         if end > size {
-            return Err(LedgerError::NotFound(format!(
-                "log {log} has {size} entries; cannot read up to {end}"
-            )));
+            return Err(LedgerError::NotFound(format!("log {log} has {size} entries; cannot read up to {end}")));
         }
         let table = txn.open_table(ENTRIES).map_err(storage)?;
         let mut entries = Vec::with_capacity((end - start) as usize);
-        for (expected, row) in
-            (start..end).zip(table.range((log, start)..(log, end)).map_err(storage)?)
-        {
+        for (expected, row) in (start..end).zip(table.range((log, start)..(log, end)).map_err(storage)?) {
             let (key, value) = row.map_err(storage)?;
             if key.value().1 != expected {
-                return Err(LedgerError::Storage(format!(
-                    "log {log}: entry {expected} is missing below the size {size}"
-                )));
+                return Err(LedgerError::Storage(format!("log {log}: entry {expected} is missing below the size {size}")));
             }
             entries.push(value.value().to_vec());
         }
         if entries.len() as u64 != end - start {
             let missing = start + entries.len() as u64;
-            return Err(LedgerError::Storage(format!(
-                "log {log}: entry {missing} is missing below the size {size}"
-            )));
+            return Err(LedgerError::Storage(format!("log {log}: entry {missing} is missing below the size {size}")));
         }
         Ok(entries)
     }
@@ -382,19 +331,12 @@ impl Ledger {
     }
 
     /// Proof that entry `index` is in `log`'s tree of `size` leaves.
-    pub fn inclusion_proof(
-        &self,
-        log: &str,
-        index: u64,
-        size: u64,
-    ) -> Result<InclusionProof, LedgerError> {
+    pub fn inclusion_proof(&self, log: &str, index: u64, size: u64) -> Result<InclusionProof, LedgerError> {
         check_log_id(log)?;
         let txn = self.snapshot()?;
         check_tree_size(&txn, log, size)?;
         if index >= size {
-            return Err(LedgerError::Invalid(format!(
-                "inclusion proof in log {log}: leaf index {index} is not in a tree of size {size}"
-            )));
+            return Err(LedgerError::Invalid(format!("inclusion proof in log {log}: leaf index {index} is not in a tree of size {size}")));
         }
         with_tree(&txn, log, size, |tree| {
             Ok(InclusionProof {
@@ -409,17 +351,10 @@ impl Ledger {
 
     /// Proof that `log`'s tree of `size2` leaves extends its tree of `size1`
     /// leaves (`0 < size1 <= size2`; equal sizes give an empty proof).
-    pub fn consistency_proof(
-        &self,
-        log: &str,
-        size1: u64,
-        size2: u64,
-    ) -> Result<ConsistencyProof, LedgerError> {
+    pub fn consistency_proof(&self, log: &str, size1: u64, size2: u64) -> Result<ConsistencyProof, LedgerError> {
         check_log_id(log)?;
         if size1 > size2 {
-            return Err(LedgerError::Invalid(format!(
-                "consistency proof in log {log}: old size {size1} is greater than new size {size2}"
-            )));
+            return Err(LedgerError::Invalid(format!("consistency proof in log {log}: old size {size1} is greater than new size {size2}")));
         }
         if size1 == 0 {
             return Err(LedgerError::Invalid(format!(
@@ -456,9 +391,7 @@ impl Ledger {
         let txn = self.snapshot()?;
         let size = durable_size(&txn, log)?;
         if size == 0 {
-            return Err(LedgerError::NotFound(format!(
-                "log {log} has no entries to checkpoint"
-            )));
+            return Err(LedgerError::NotFound(format!("log {log} has no entries to checkpoint")));
         }
         if let Some((signed, note)) = stored_checkpoint(&txn, log)?
             && signed >= size
@@ -467,22 +400,14 @@ impl Ledger {
         }
         let note = self.sign_at(&txn, log, size)?;
         drop(txn);
-        self.store_checkpoints(vec![SignedCheckpoint {
-            log: log.to_owned(),
-            size,
-            note: note.clone(),
-        }])?;
+        self.store_checkpoints(vec![SignedCheckpoint { log: log.to_owned(), size, note: note.clone() }])?;
         Ok(note)
     }
 
     /// Every `interval` until `shutdown` fires, signs a checkpoint for each
     /// log that grew since its latest one (all in one commit); signs once more
     /// at the end, so the last appends are covered.
-    pub async fn run_checkpointer(
-        self: Arc<Self>,
-        interval: Duration,
-        shutdown: fc_core::Shutdown,
-    ) {
+    pub async fn run_checkpointer(self: Arc<Self>, interval: Duration, shutdown: fc_core::Shutdown) {
         let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(1)));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await; // the first tick is immediate
@@ -516,10 +441,7 @@ impl Ledger {
             for row in sizes.iter().map_err(storage)? {
                 let (log, size) = row.map_err(storage)?;
                 let (log, size) = (log.value(), size.value());
-                let signed = checkpoints
-                    .get(log)
-                    .map_err(storage)?
-                    .map_or(0, |row| row.value().0);
+                let signed = checkpoints.get(log).map_err(storage)?.map_or(0, |row| row.value().0);
                 if size > signed {
                     grown.push((log.to_owned(), size));
                 }
@@ -579,15 +501,8 @@ impl Ledger {
     /// Signs the checkpoint of `log` at committed `size` in snapshot `txn`.
     fn sign_at(&self, txn: &ReadTransaction, log: &str, size: u64) -> Result<String, LedgerError> {
         let root = with_tree(txn, log, size, |tree| Ok(tree.root()))?;
-        let body = Checkpoint {
-            origin: self.origin(log),
-            size,
-            root,
-            extensions: Vec::new(),
-        }
-        .to_body();
-        sign_note(&body, &[&self.signer])
-            .map_err(|e| LedgerError::Invalid(format!("checkpoint of log {log}: {e}")))
+        let body = Checkpoint { origin: self.origin(log), size, root, extensions: Vec::new() }.to_body();
+        sign_note(&body, &[&self.signer]).map_err(|e| LedgerError::Invalid(format!("checkpoint of log {log}: {e}")))
     }
 
     /// Has the writer store checkpoints (those newer than the stored ones)
@@ -595,9 +510,7 @@ impl Ledger {
     fn store_checkpoints(&self, notes: Vec<SignedCheckpoint>) -> Result<usize, LedgerError> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         let queue = self.queue.as_ref().ok_or(LedgerError::Closed)?;
-        queue
-            .send(Request::Checkpoints { notes, reply })
-            .map_err(|_| LedgerError::Closed)?;
+        queue.send(Request::Checkpoints { notes, reply }).map_err(|_| LedgerError::Closed)?;
         answer.recv().map_err(|_| LedgerError::Closed)?
     }
 }
@@ -605,27 +518,19 @@ impl Ledger {
 /// The committed size of `log` in `txn`.
 fn durable_size(txn: &ReadTransaction, log: &str) -> Result<u64, LedgerError> {
     let sizes = txn.open_table(SIZES).map_err(storage)?;
-    Ok(sizes
-        .get(log)
-        .map_err(storage)?
-        .map_or(0, |row| row.value()))
+    Ok(sizes.get(log).map_err(storage)?.map_or(0, |row| row.value()))
 }
 
 /// [`LedgerError::NotFound`] unless `log` has a tree of `size` in `txn`.
 fn check_tree_size(txn: &ReadTransaction, log: &str, size: u64) -> Result<(), LedgerError> {
     let durable = durable_size(txn, log)?;
     if size > durable {
-        return Err(LedgerError::NotFound(format!(
-            "log {log} has {durable} entries; there is no tree of size {size}"
-        )));
+        return Err(LedgerError::NotFound(format!("log {log} has {durable} entries; there is no tree of size {size}")));
     }
     Ok(())
 }
 
-fn stored_checkpoint(
-    txn: &ReadTransaction,
-    log: &str,
-) -> Result<Option<(u64, String)>, LedgerError> {
+fn stored_checkpoint(txn: &ReadTransaction, log: &str) -> Result<Option<(u64, String)>, LedgerError> {
     let checkpoints = txn.open_table(CHECKPOINTS).map_err(storage)?;
     Ok(checkpoints.get(log).map_err(storage)?.map(|row| {
         let (size, note) = row.value();
@@ -649,9 +554,7 @@ fn with_tree<T>(
         return Err(storage(e));
     }
     result.map_err(|e| match e {
-        ProofError::MissingNode { .. } => {
-            LedgerError::Storage(format!("log {log}: {e}; the ledger file is damaged"))
-        }
+        ProofError::MissingNode { .. } => LedgerError::Storage(format!("log {log}: {e}; the ledger file is damaged")),
         other => LedgerError::Invalid(format!("log {log}: {other}")),
     })
 }
@@ -678,16 +581,12 @@ fn load_trees(db: &redb::Database) -> Result<(WriterTrees, DamagedLogs), LedgerE
         if let Some(e) = error.borrow_mut().take() {
             return Err(storage(e));
         }
-        match opened
-            .and_then(|tree| Tree::open(WriterNodes::new(tree.into_store().into_seen()), size))
-        {
+        match opened.and_then(|tree| Tree::open(WriterNodes::new(tree.into_store().into_seen()), size)) {
             Ok(tree) => {
                 trees.insert(log.to_owned(), tree);
             }
             Err(e) => {
-                let why = format!(
-                    "log {log} of size {size} is damaged ({e}); it is read-only until repaired, see its audit"
-                );
+                let why = format!("log {log} of size {size} is damaged ({e}); it is read-only until repaired, see its audit");
                 tracing::error!(log, size, error = %e, "ledger log is damaged; refusing appends to it");
                 damaged.insert(log.to_owned(), why);
             }

@@ -34,26 +34,14 @@ impl InclusionProof {
     /// shows the log's answer is self-consistent; a client that holds the
     /// entry and a trusted root uses [`InclusionProof::verify_entry`].
     pub fn verify(&self) -> Result<(), ProofError> {
-        verify_inclusion(
-            &self.leaf_hash,
-            self.leaf_index,
-            self.tree_size,
-            &self.hashes,
-            &self.root_hash,
-        )
+        verify_inclusion(&self.leaf_hash, self.leaf_index, self.tree_size, &self.hashes, &self.root_hash)
     }
 
     /// Checks that `entry` is leaf `leaf_index` of the tree of `tree_size`
     /// leaves whose root is `trusted_root` (taken from a verified signed
     /// checkpoint of that size), ignoring the hashes the log stated.
     pub fn verify_entry(&self, entry: &[u8], trusted_root: &Hash) -> Result<(), ProofError> {
-        verify_inclusion(
-            &leaf_hash(entry),
-            self.leaf_index,
-            self.tree_size,
-            &self.hashes,
-            trusted_root,
-        )
+        verify_inclusion(&leaf_hash(entry), self.leaf_index, self.tree_size, &self.hashes, trusted_root)
     }
 }
 
@@ -84,39 +72,20 @@ impl ConsistencyProof {
     /// `root2` with the roots of checkpoints it verified, or calls
     /// [`ConsistencyProof::verify_between`].
     pub fn verify(&self) -> Result<(), ProofError> {
-        verify_consistency(
-            self.size1,
-            self.size2,
-            &self.root1,
-            &self.root2,
-            &self.hashes,
-        )
+        verify_consistency(self.size1, self.size2, &self.root1, &self.root2, &self.hashes)
     }
 
     /// Checks the proof between roots the client trusts (from verified
     /// checkpoints of sizes `size1` and `size2`), ignoring the stated roots.
-    pub fn verify_between(
-        &self,
-        trusted_root1: &Hash,
-        trusted_root2: &Hash,
-    ) -> Result<(), ProofError> {
-        verify_consistency(
-            self.size1,
-            self.size2,
-            trusted_root1,
-            trusted_root2,
-            &self.hashes,
-        )
+    pub fn verify_between(&self, trusted_root1: &Hash, trusted_root2: &Hash) -> Result<(), ProofError> {
+        verify_consistency(self.size1, self.size2, trusted_root1, trusted_root2, &self.hashes)
     }
 }
 
 /// A hash from exactly 64 lowercase hex digits (one spelling per hash).
 fn parse_hash(text: &str) -> Result<Hash, String> {
     if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(format!(
-            "expected 64 lowercase hex digits, got {:?}",
-            text.chars().take(70).collect::<String>()
-        ));
+        return Err(format!("expected 64 lowercase hex digits, got {:?}", text.chars().take(70).collect::<String>()));
     }
     let mut hash = [0u8; 32];
     hex::decode_to_slice(text, &mut hash).map_err(|e| e.to_string())?;
@@ -131,9 +100,7 @@ mod hex_hash {
         serializer.serialize_str(&hex::encode(hash))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Hash, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Hash, D::Error> {
         let text = String::deserialize(deserializer)?;
         super::parse_hash(&text).map_err(D::Error::custom)
     }
@@ -143,22 +110,15 @@ mod hex_hashes {
     use fc_ledger::merkle::Hash;
     use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
 
-    pub(super) fn serialize<S: Serializer>(
-        hashes: &[Hash],
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(hashes: &[Hash], serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(hashes.iter().map(hex::encode))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<Hash>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Hash>, D::Error> {
         Vec::<String>::deserialize(deserializer)?
             .iter()
             .enumerate()
-            .map(|(i, text)| {
-                super::parse_hash(text).map_err(|e| D::Error::custom(format!("hashes[{i}]: {e}")))
-            })
+            .map(|(i, text)| super::parse_hash(text).map_err(|e| D::Error::custom(format!("hashes[{i}]: {e}"))))
             .collect()
     }
 }

@@ -26,8 +26,7 @@ pub(crate) const NODES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::n
 pub(crate) const SIZES: TableDefinition<&str, u64> = TableDefinition::new("sizes");
 /// `log -> (tree size, signed note)` of the latest signed checkpoint. The size
 /// is kept beside the note so the checkpointer need not parse every note.
-pub(crate) const CHECKPOINTS: TableDefinition<&str, (u64, &str)> =
-    TableDefinition::new("checkpoints");
+pub(crate) const CHECKPOINTS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("checkpoints");
 
 /// The node table of a read transaction.
 pub(crate) type NodeTable = ReadOnlyTable<(&'static str, u64), &'static [u8]>;
@@ -35,9 +34,7 @@ pub(crate) type NodeTable = ReadOnlyTable<(&'static str, u64), &'static [u8]>;
 /// The leaf whose append completes node (`level`, `index`): the last leaf it
 /// covers, `(index + 1) * 2^level - 1`; `None` past 2^64 leaves.
 pub(crate) fn completing_leaf(level: u8, index: u64) -> Option<u64> {
-    let end = index
-        .checked_add(1)?
-        .checked_mul(1u64.checked_shl(u32::from(level))?)?;
+    let end = index.checked_add(1)?.checked_mul(1u64.checked_shl(u32::from(level))?)?;
     Some(end - 1)
 }
 
@@ -77,11 +74,7 @@ pub(crate) struct ReadNodes<'a> {
 }
 
 impl<'a> ReadNodes<'a> {
-    pub(crate) fn new(
-        table: &'a NodeTable,
-        log: &'a str,
-        error: &'a RefCell<Option<StorageError>>,
-    ) -> Self {
+    pub(crate) fn new(table: &'a NodeTable, log: &'a str, error: &'a RefCell<Option<StorageError>>) -> Self {
         Self { table, log, error }
     }
 }
@@ -113,10 +106,7 @@ pub(crate) struct RecordingNodes<'a> {
 
 impl<'a> RecordingNodes<'a> {
     pub(crate) fn new(inner: ReadNodes<'a>) -> Self {
-        Self {
-            inner,
-            seen: RefCell::default(),
-        }
+        Self { inner, seen: RefCell::default() }
     }
 
     pub(crate) fn into_seen(self) -> HashMap<(u8, u64), Hash> {
@@ -149,20 +139,12 @@ pub(crate) struct WriterNodes {
 
 impl WriterNodes {
     pub(crate) fn new(seed: HashMap<(u8, u64), Hash>) -> Self {
-        Self {
-            seed: Arc::new(seed),
-            pending: Arc::default(),
-        }
+        Self { seed: Arc::new(seed), pending: Arc::default() }
     }
 
     /// Takes the nodes put since the last call.
     pub(crate) fn take_pending(&self) -> Vec<PendingNode> {
-        std::mem::take(
-            &mut *self
-                .pending
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        )
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Takes the nodes the append of `leaf` put, as its node row; `None` if
@@ -187,9 +169,6 @@ impl NodeStore for WriterNodes {
     }
 
     fn put(&mut self, level: u8, index: u64, hash: Hash) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push((level, index, hash));
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((level, index, hash));
     }
 }

@@ -63,19 +63,14 @@ pub(crate) enum Request {
     },
     /// Store checkpoints that are newer than the stored ones; answer how many
     /// were stored.
-    Checkpoints {
-        notes: Vec<SignedCheckpoint>,
-        reply: std::sync::mpsc::SyncSender<Result<usize, LedgerError>>,
-    },
+    Checkpoints { notes: Vec<SignedCheckpoint>, reply: std::sync::mpsc::SyncSender<Result<usize, LedgerError>> },
 }
 
 impl Request {
     fn weight(&self) -> (usize, usize) {
         match self {
             Request::Append { entries, .. } => (entries.len(), entries.iter().map(Vec::len).sum()),
-            Request::Checkpoints { notes, .. } => {
-                (notes.len(), notes.iter().map(|n| n.note.len()).sum())
-            }
+            Request::Checkpoints { notes, .. } => (notes.len(), notes.iter().map(|n| n.note.len()).sum()),
         }
     }
 
@@ -119,11 +114,7 @@ struct Round {
 
 impl Round {
     fn new(first: Request) -> Self {
-        let mut round = Self {
-            requests: Vec::with_capacity(64),
-            entries: 0,
-            bytes: 0,
-        };
+        let mut round = Self { requests: Vec::with_capacity(64), entries: 0, bytes: 0 };
         round.push(first);
         round
     }
@@ -162,14 +153,7 @@ impl Writer {
         damaged: HashMap<String, String>,
         checkpoints_signed: Arc<AtomicU64>,
     ) -> Self {
-        Self {
-            db,
-            rx,
-            trees,
-            damaged,
-            stopped: None,
-            checkpoints_signed,
-        }
+        Self { db, rx, trees, damaged, stopped: None, checkpoints_signed }
     }
 
     /// Runs rounds until every sender is gone and the queue is empty.
@@ -194,10 +178,7 @@ impl Writer {
             // Gather: wait for the callers the last round answered.
             let deadline = Instant::now() + MAX_GATHER.min(last_commit / 2);
             while !round.full() && round.requests.len() < others + answered {
-                match self
-                    .rx
-                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                {
+                match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                     Ok(next) => round.push(next),
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
                 }
@@ -241,9 +222,7 @@ impl Writer {
                 Err(error)
             }
             Err(RoundError::Fatal(error)) => {
-                let why = format!(
-                    "ledger writer stopped after a failed commit ({error}); reopen the ledger"
-                );
+                let why = format!("ledger writer stopped after a failed commit ({error}); reopen the ledger");
                 tracing::error!(error = %error, "ledger commit failed; refusing writes until reopened");
                 self.stopped = Some(why.clone());
                 Err(LedgerError::Storage(why))
@@ -268,25 +247,18 @@ impl Writer {
                     let _ = reply.send(Ok(first));
                 }
                 (Request::Checkpoints { reply, .. }, Outcome::CheckpointsStored(stored)) => {
-                    self.checkpoints_signed
-                        .fetch_add(stored as u64, Ordering::Relaxed);
+                    self.checkpoints_signed.fetch_add(stored as u64, Ordering::Relaxed);
                     let _ = reply.send(Ok(stored));
                 }
                 (request, Outcome::Refused(error)) => request.fail(error),
-                (request, _) => {
-                    request.fail(LedgerError::Storage("writer answered out of order".into()))
-                }
+                (request, _) => request.fail(LedgerError::Storage("writer answered out of order".into())),
             }
         }
     }
 
     /// Applies a round in one write transaction and commits it. `touched`
     /// receives the tree of each appended log as it was before the round.
-    fn write_round(
-        &mut self,
-        round: &[Request],
-        touched: &mut HashMap<String, Tree<WriterNodes>>,
-    ) -> Result<Vec<Outcome>, RoundError> {
+    fn write_round(&mut self, round: &[Request], touched: &mut HashMap<String, Tree<WriterNodes>>) -> Result<Vec<Outcome>, RoundError> {
         // Durability::Immediate (the default): commit returns after fsync.
         let txn = self.db.begin_write().map_err(before)?;
         let mut outcomes = Vec::with_capacity(round.len());
@@ -297,41 +269,27 @@ impl Writer {
             let mut checkpoint_rows = txn.open_table(CHECKPOINTS).map_err(before)?;
             for request in round {
                 match request {
-                    Request::Append {
-                        log,
-                        entries,
-                        leaves,
-                        ..
-                    } => {
+                    Request::Append { log, entries, leaves, .. } => {
                         if let Some(why) = self.damaged.get(log) {
                             outcomes.push(Outcome::Refused(LedgerError::Storage(why.clone())));
                             continue;
                         }
                         if !self.trees.contains_key(log) {
-                            self.trees
-                                .insert(log.clone(), Tree::new(WriterNodes::default()));
+                            self.trees.insert(log.clone(), Tree::new(WriterNodes::default()));
                         }
-                        let tree = self
-                            .trees
-                            .get_mut(log)
-                            .ok_or_else(|| before("tree vanished"))?;
+                        let tree = self.trees.get_mut(log).ok_or_else(|| before("tree vanished"))?;
                         if !touched.contains_key(log) {
                             touched.insert(log.clone(), tree.clone());
                         }
                         let first = tree.size();
                         for (bytes, leaf) in entries.iter().zip(leaves) {
                             let index = tree.append_leaf_hash(*leaf);
-                            let row = tree.store().take_row(index).ok_or_else(|| {
-                                before(format!("log {log}: leaf {index} put unexpected nodes"))
-                            })?;
-                            let previous_entry = entry_rows
-                                .insert((log.as_str(), index), bytes.as_slice())
-                                .map_err(before)?
-                                .is_some();
-                            let previous_nodes = node_rows
-                                .insert((log.as_str(), index), row.as_slice())
-                                .map_err(before)?
-                                .is_some();
+                            let row = tree
+                                .store()
+                                .take_row(index)
+                                .ok_or_else(|| before(format!("log {log}: leaf {index} put unexpected nodes")))?;
+                            let previous_entry = entry_rows.insert((log.as_str(), index), bytes.as_slice()).map_err(before)?.is_some();
+                            let previous_nodes = node_rows.insert((log.as_str(), index), row.as_slice()).map_err(before)?.is_some();
                             if previous_entry || previous_nodes {
                                 return Err(RoundError::Fatal(LedgerError::Storage(format!(
                                     "log {log}: leaf {index} is already stored; the file and the writer disagree"
@@ -343,14 +301,9 @@ impl Writer {
                     Request::Checkpoints { notes, .. } => {
                         let mut stored = 0;
                         for cp in notes {
-                            let newer = checkpoint_rows
-                                .get(cp.log.as_str())
-                                .map_err(before)?
-                                .is_none_or(|row| row.value().0 < cp.size);
+                            let newer = checkpoint_rows.get(cp.log.as_str()).map_err(before)?.is_none_or(|row| row.value().0 < cp.size);
                             if newer {
-                                checkpoint_rows
-                                    .insert(cp.log.as_str(), (cp.size, cp.note.as_str()))
-                                    .map_err(before)?;
+                                checkpoint_rows.insert(cp.log.as_str(), (cp.size, cp.note.as_str())).map_err(before)?;
                                 stored += 1;
                             }
                         }
@@ -360,13 +313,10 @@ impl Writer {
             }
             for log in touched.keys() {
                 let tree = self.trees.get(log).ok_or_else(|| before("tree vanished"))?;
-                size_rows
-                    .insert(log.as_str(), tree.size())
-                    .map_err(before)?;
+                size_rows.insert(log.as_str(), tree.size()).map_err(before)?;
             }
         }
-        txn.commit()
-            .map_err(|e| RoundError::Fatal(LedgerError::Storage(e.to_string())))?;
+        txn.commit().map_err(|e| RoundError::Fatal(LedgerError::Storage(e.to_string())))?;
         Ok(outcomes)
     }
 }

@@ -35,8 +35,8 @@ pub fn encode(points: &[Point]) -> Result<Vec<u8>, StoreError> {
     let vals: Vec<f64> = points.iter().map(|p| p.value).collect();
     let ts_cfg = pco::ChunkConfig::default().with_delta_spec(pco::DeltaSpec::TryConsecutive(2));
     let ts_bytes = pco::standalone::simple_compress(&ts, &ts_cfg).map_err(|e| StoreError::Backend(format!("pco: {e}")))?;
-    let val_bytes = pco::standalone::simple_compress(&vals, &pco::ChunkConfig::default())
-        .map_err(|e| StoreError::Backend(format!("pco: {e}")))?;
+    let val_bytes =
+        pco::standalone::simple_compress(&vals, &pco::ChunkConfig::default()).map_err(|e| StoreError::Backend(format!("pco: {e}")))?;
     let mut out = Vec::with_capacity(HEADER_LEN + 10 + ts_bytes.len() + val_bytes.len());
     out.push(VERSION);
     out.extend_from_slice(&(points.len() as u32).to_le_bytes());

@@ -21,7 +21,10 @@ fn pt(ts_ms: i64, value: f64, quality: u8) -> Point {
 }
 
 fn one(tenant: &str, machine: &str, metric: &str, unit: &str, points: Vec<Point>) -> Vec<TenantBatch> {
-    vec![TenantBatch { tenant: tenant.into(), series: vec![SeriesPoints { key: SeriesKey::new(machine, metric), unit: unit.into(), points }] }]
+    vec![TenantBatch {
+        tenant: tenant.into(),
+        series: vec![SeriesPoints { key: SeriesKey::new(machine, metric), unit: unit.into(), points }],
+    }]
 }
 
 const T0: i64 = 1_763_700_000_000; // 2025-11-21, a day boundary falls inside the ranges used below
@@ -81,7 +84,11 @@ pub async fn range_bounds_and_limit(store: &dyn TelemetryStore, t: &str) -> Chec
     store.write(one(t, "m", "y", "", pts)).await.map_err(|e| e.to_string())?;
     let k = SeriesKey::new("m", "y");
     let r = store.range(t, &k, T0 + 100, T0 + 200, 1000).await.map_err(|e| e.to_string())?;
-    ensure!(r.points.len() == 10 && r.points[0].ts_ms == T0 + 100 && r.points[9].ts_ms == T0 + 190, "bounds: {:?}", r.points.iter().map(|p| p.ts_ms - T0).collect::<Vec<_>>());
+    ensure!(
+        r.points.len() == 10 && r.points[0].ts_ms == T0 + 100 && r.points[9].ts_ms == T0 + 190,
+        "bounds: {:?}",
+        r.points.iter().map(|p| p.ts_ms - T0).collect::<Vec<_>>()
+    );
     let r = store.range(t, &k, T0, T0 + 1000, 7).await.map_err(|e| e.to_string())?;
     ensure!(r.points.len() == 7 && r.truncated && r.points[6].ts_ms == T0 + 60, "limit: {} truncated={}", r.points.len(), r.truncated);
     let r = store.range(t, &k, T0 + 10_000, T0 + 20_000, 10).await.map_err(|e| e.to_string())?;

@@ -210,7 +210,9 @@ impl EmbeddedStore {
                     let known = st.by_key.get(&*tenant).and_then(|m| m.get(&key)).copied();
                     let id = match known {
                         Some(id) => {
-                            if st.by_id.get(&id).is_some_and(|m| m.unit != unit) && !unit_changes.iter().any(|(i, u)| *i == id && *u == unit) {
+                            if st.by_id.get(&id).is_some_and(|m| m.unit != unit)
+                                && !unit_changes.iter().any(|(i, u)| *i == id && *u == unit)
+                            {
                                 unit_changes.push((id, unit.clone()));
                             }
                             id
@@ -334,7 +336,11 @@ impl EmbeddedStore {
                     let (_, v) = row.map_err(be)?;
                     let h = codec::header(v.value())?;
                     let (nlo, nhi) = (lo.min(h.min_ts), hi.max(h.max_ts));
-                    if h.count >= SMALL_BLOCK_POINTS || h.count as usize > acc * 2 || nhi - nlo > MAX_BLOCK_SPAN_MS || acc + h.count as usize > MAX_BLOCK_POINTS {
+                    if h.count >= SMALL_BLOCK_POINTS
+                        || h.count as usize > acc * 2
+                        || nhi - nlo > MAX_BLOCK_SPAN_MS
+                        || acc + h.count as usize > MAX_BLOCK_POINTS
+                    {
                         break;
                     }
                     (lo, hi, acc) = (nlo, nhi, acc + h.count as usize);
@@ -345,7 +351,10 @@ impl EmbeddedStore {
                     // would come back with the merged block's newer sequence number.
                     let mut all_small = true;
                     let mut cands = Vec::new();
-                    for row in blocks.range((tenant, *sid, lo, 0u64)..=(tenant, *sid, hi.saturating_add(MAX_BLOCK_SPAN_MS), u64::MAX)).map_err(be)? {
+                    for row in blocks
+                        .range((tenant, *sid, lo, 0u64)..=(tenant, *sid, hi.saturating_add(MAX_BLOCK_SPAN_MS), u64::MAX))
+                        .map_err(be)?
+                    {
                         let (k, v) = row.map_err(be)?;
                         let h = codec::header(v.value())?;
                         if h.min_ts > hi {
@@ -420,9 +429,10 @@ impl EmbeddedStore {
             };
             let in_range = |p: &&Point| p.ts_ms >= start && p.ts_ms < end;
             if let Some(m) = &st.flushing
-                && let Some(pts) = m.series.get(&sid) {
-                    ranked.extend(pts.iter().filter(in_range).map(|p| (RANK_FLUSHING, *p)));
-                }
+                && let Some(pts) = m.series.get(&sid)
+            {
+                ranked.extend(pts.iter().filter(in_range).map(|p| (RANK_FLUSHING, *p)));
+            }
             if let Some(pts) = st.active.series.get(&sid) {
                 ranked.extend(pts.iter().filter(in_range).map(|p| (RANK_ACTIVE, *p)));
             }
@@ -430,10 +440,7 @@ impl EmbeddedStore {
         };
         let read = inner.db.begin_read().map_err(be)?;
         let blocks = read.open_table(BLOCKS).map_err(be)?;
-        for row in blocks
-            .range((tenant, sid, start, 0u64)..(tenant, sid, end.saturating_add(MAX_BLOCK_SPAN_MS), 0u64))
-            .map_err(be)?
-        {
+        for row in blocks.range((tenant, sid, start, 0u64)..(tenant, sid, end.saturating_add(MAX_BLOCK_SPAN_MS), 0u64)).map_err(be)? {
             let (k, v) = row.map_err(be)?;
             if codec::header(v.value())?.min_ts >= end {
                 continue;
@@ -510,7 +517,8 @@ impl TelemetryStore for EmbeddedStore {
     async fn write(&self, batches: Vec<TenantBatch>) -> Result<(), StoreError> {
         let this = self.clone();
         let r = tokio::task::spawn_blocking(move || this.write_blocking(batches)).await.map_err(be)?;
-        if r.is_ok() && self.needs_flush() && self.0.state.lock().expect("state lock").active.readings >= self.0.cfg.flush_max_readings * 2 {
+        if r.is_ok() && self.needs_flush() && self.0.state.lock().expect("state lock").active.readings >= self.0.cfg.flush_max_readings * 2
+        {
             // Back-pressure: the head grows faster than maintenance flushes it.
             self.flush().await?;
         }
@@ -576,7 +584,6 @@ impl TelemetryStore for EmbeddedStore {
         if self.needs_flush() { self.flush().await } else { Ok(()) }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -111,10 +111,8 @@ impl ScyllaConfig {
         }
         // The keyspace name is spliced into CQL text, so only plain identifiers pass.
         let ks = self.keyspace.as_bytes();
-        let plain = !ks.is_empty()
-            && ks.len() <= 48
-            && ks[0].is_ascii_alphabetic()
-            && ks.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        let plain =
+            !ks.is_empty() && ks.len() <= 48 && ks[0].is_ascii_alphabetic() && ks.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
         if !plain {
             return Err(StoreError::Invalid(format!(
                 "store.scylla.keyspace: `{}` must be 1-48 letters, digits or `_`, starting with a letter",
@@ -297,13 +295,9 @@ impl ScyllaStore {
             )
             .await?,
             select_latest_one: prepare(&session, format!("SELECT unit, latest FROM {ks}.series {key}")).await?,
-            select_latest_all: prepare(&session, format!("SELECT machine, metric, unit, latest FROM {ks}.series WHERE tenant = ?"))
+            select_latest_all: prepare(&session, format!("SELECT machine, metric, unit, latest FROM {ks}.series WHERE tenant = ?")).await?,
+            scan_series: prepare(&session, format!("SELECT tenant, machine, metric, first_day, last_day, purged_day FROM {ks}.series"))
                 .await?,
-            scan_series: prepare(
-                &session,
-                format!("SELECT tenant, machine, metric, first_day, last_day, purged_day FROM {ks}.series"),
-            )
-            .await?,
         };
         let full_insert_batch = unlogged(vec![BatchStatement::PreparedStatement(st.insert_reading.clone()); MAX_BATCH]);
         tracing::info!(nodes = ?cfg.nodes, keyspace = %ks, "connected to ScyllaDB");
@@ -405,13 +399,19 @@ impl ScyllaStore {
             while !updates.is_empty() {
                 let rest = updates.split_off(updates.len().min(MAX_BATCH));
                 let (statements, values): (Vec<_>, Vec<_>) = std::mem::replace(&mut updates, rest).into_iter().unzip();
-                jobs.push(self.run_batch(Cow::Owned(unlogged(statements.into_iter().map(BatchStatement::PreparedStatement).collect())), values));
+                jobs.push(
+                    self.run_batch(Cow::Owned(unlogged(statements.into_iter().map(BatchStatement::PreparedStatement).collect())), values),
+                );
             }
         }
         stream::iter(jobs).buffer_unordered(WRITE_CONCURRENCY).try_for_each(|()| future::ready(Ok(()))).await
     }
 
-    async fn run_batch<V: ::scylla::serialize::batch::BatchValues + Send>(&self, batch: Cow<'_, Batch>, values: V) -> Result<(), StoreError> {
+    async fn run_batch<V: ::scylla::serialize::batch::BatchValues + Send>(
+        &self,
+        batch: Cow<'_, Batch>,
+        values: V,
+    ) -> Result<(), StoreError> {
         self.session.batch(&batch, values).await.map(drop).map_err(be)
     }
 
@@ -466,7 +466,15 @@ impl ScyllaStore {
         rows.maybe_first_row::<R>().map_err(corrupt)
     }
 
-    async fn read_day(&self, tenant: &str, key: &SeriesKey, day: i32, start_ms: i64, end_ms: i64, limit: i32) -> Result<Vec<Point>, StoreError> {
+    async fn read_day(
+        &self,
+        tenant: &str,
+        key: &SeriesKey,
+        day: i32,
+        start_ms: i64,
+        end_ms: i64,
+        limit: i32,
+    ) -> Result<Vec<Point>, StoreError> {
         let values = (tenant, key.machine.as_str(), key.metric.as_str(), day, start_ms, end_ms, limit);
         let rows = self.fetch_rows::<(i64, f64, i8)>(&self.st.select_readings, values, usize::MAX).await?;
         Ok(rows.into_iter().map(point).collect())
@@ -474,7 +482,10 @@ impl ScyllaStore {
 
     async fn latest_of(&self, tenant: &str, key: &SeriesKey) -> Result<Option<(SeriesInfo, Point)>, StoreError> {
         let row = self
-            .fetch_one::<(Option<String>, Option<(i64, f64, i8)>)>(&self.st.select_latest_one, (tenant, key.machine.as_str(), key.metric.as_str()))
+            .fetch_one::<(Option<String>, Option<(i64, f64, i8)>)>(
+                &self.st.select_latest_one,
+                (tenant, key.machine.as_str(), key.metric.as_str()),
+            )
             .await?;
         Ok(row.and_then(|(unit, latest)| Some((SeriesInfo { key: key.clone(), unit: unit.unwrap_or_default() }, point(latest?)))))
     }
@@ -567,7 +578,10 @@ impl TelemetryStore for ScyllaStore {
             return Ok(RangeResult::default());
         }
         let bounds = self
-            .fetch_one::<(Option<String>, Option<i32>, Option<i32>)>(&self.st.select_bounds, (tenant, key.machine.as_str(), key.metric.as_str()))
+            .fetch_one::<(Option<String>, Option<i32>, Option<i32>)>(
+                &self.st.select_bounds,
+                (tenant, key.machine.as_str(), key.metric.as_str()),
+            )
             .await?;
         let Some((unit, first_day, last_day)) = bounds else { return Ok(RangeResult::default()) };
         let unit = Some(unit.unwrap_or_default());
@@ -577,7 +591,8 @@ impl TelemetryStore for ScyllaStore {
         let (lo, hi) = (day_of(start_ms).max(first_day), day_of(end_ms - 1).min(last_day));
         // One more than `limit` tells whether the answer was cut short.
         let per_day = i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX);
-        let mut days = stream::iter(lo..=hi).map(|day| self.read_day(tenant, key, day, start_ms, end_ms, per_day)).buffered(RANGE_PREFETCH_DAYS);
+        let mut days =
+            stream::iter(lo..=hi).map(|day| self.read_day(tenant, key, day, start_ms, end_ms, per_day)).buffered(RANGE_PREFETCH_DAYS);
         let mut points = Vec::new();
         while let Some(day_points) = days.next().await {
             points.extend(day_points?);
@@ -629,13 +644,8 @@ impl TelemetryStore for ScyllaStore {
     /// the cutoff is kept). Always returns 0: counting would mean reading every
     /// partition before deleting it.
     async fn purge_before(&self, cutoffs: &Cutoffs) -> Result<u64, StoreError> {
-        let rows = self
-            .session
-            .execute_iter(self.st.scan_series.clone(), ())
-            .await
-            .map_err(be)?
-            .rows_stream::<ScanRow>()
-            .map_err(corrupt)?;
+        let rows =
+            self.session.execute_iter(self.st.scan_series.clone(), ()).await.map_err(be)?.rows_stream::<ScanRow>().map_err(corrupt)?;
         // One scan of the series table (a row per series, not per reading) serves every tenant's cutoff.
         rows.try_filter_map(|row| future::ready(Ok(cutoffs.of(&row.0).map(|cutoff| (row, day_of(cutoff))))))
             .map(|item| async move {

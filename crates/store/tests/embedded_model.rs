@@ -38,7 +38,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     for p in &pts {
                         model.entry(series).or_default().insert(p.ts_ms, p.value);
                     }
-                    let batch = TenantBatch { tenant: "t".into(), series: vec![SeriesPoints { key: SeriesKey::new("m", format!("s{series}")), unit: String::new(), points: pts }] };
+                    let batch = TenantBatch {
+                        tenant: "t".into(),
+                        series: vec![SeriesPoints { key: SeriesKey::new("m", format!("s{series}")), unit: String::new(), points: pts }],
+                    };
                     store.write(vec![batch]).await.unwrap();
                 }
                 Op::Flush => store.flush().await.unwrap(),
@@ -71,7 +74,14 @@ async fn a_slow_series_flushed_often_keeps_few_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path().join("s.redb"), EmbeddedConfig::default()).unwrap();
     for i in 0..300i64 {
-        let batch = TenantBatch { tenant: "t".into(), series: vec![SeriesPoints { key: SeriesKey::new("m", "slow"), unit: String::new(), points: vec![Point { ts_ms: i * 900_000, value: i as f64, quality: 1 }] }] };
+        let batch = TenantBatch {
+            tenant: "t".into(),
+            series: vec![SeriesPoints {
+                key: SeriesKey::new("m", "slow"),
+                unit: String::new(),
+                points: vec![Point { ts_ms: i * 900_000, value: i as f64, quality: 1 }],
+            }],
+        };
         store.write(vec![batch]).await.unwrap();
         store.flush().await.unwrap();
     }

@@ -52,7 +52,8 @@ pub struct NatsServer {
 impl NatsServer {
     /// Start one and wait until it accepts connections.
     pub async fn start() -> anyhow::Result<Self> {
-        let bin = nats_server_binary().ok_or_else(|| anyhow::anyhow!("nats-server not found: `make test` installs it (apt-get install nats-server)"))?;
+        let bin = nats_server_binary()
+            .ok_or_else(|| anyhow::anyhow!("nats-server not found: `make test` installs it (apt-get install nats-server)"))?;
         let store = tempfile::tempdir()?;
         let port = free_port();
         let child = Command::new(&bin)
@@ -129,7 +130,12 @@ impl Harness {
 
     /// The configuration the service gets.
     pub fn config(&self) -> Config {
-        let mut c = Config { data_dir: self.data.path().to_path_buf(), grpc_addr: "127.0.0.1:0".into(), http_addr: "127.0.0.1:0".into(), ..Config::default() };
+        let mut c = Config {
+            data_dir: self.data.path().to_path_buf(),
+            grpc_addr: "127.0.0.1:0".into(),
+            http_addr: "127.0.0.1:0".into(),
+            ..Config::default()
+        };
         c.bus.url = self.nats.url.clone();
         c.shutdown_deadline_ms = 5_000;
         (self.tweak)(&mut c);
@@ -175,7 +181,9 @@ impl Harness {
 
     /// Ingest client carrying `token`.
     pub async fn ingest(&self, token: &str) -> anyhow::Result<DeviceIngest> {
-        Ok(IngestClient::with_interceptor(self.channel().await?, bearer(token)?).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20))
+        Ok(IngestClient::with_interceptor(self.channel().await?, bearer(token)?)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20))
     }
 
     /// Query client carrying `token`.
@@ -191,7 +199,10 @@ impl Harness {
 
     /// Wait until the store writer caught up with everything published.
     pub async fn wait_writer_idle(&self) -> anyhow::Result<()> {
-        wait_until(Duration::from_secs(30), "the store writer to catch up", || async { self.writer_backlog().await.map(|n| n == 0).unwrap_or(false) }).await
+        wait_until(Duration::from_secs(30), "the store writer to catch up", || async {
+            self.writer_backlog().await.map(|n| n == 0).unwrap_or(false)
+        })
+        .await
     }
 }
 
@@ -216,8 +227,11 @@ impl Harness {
         self.settlement
             .get_or_try_init(|| async {
                 let st = &self.svc().state;
-                let cfg = fc_settlement_service::Config { grpc_addr: "127.0.0.1:0".into(), checkpoint_interval_ms: 100, ..Default::default() };
-                fc_settlement_service::serve(cfg, self.data.path(), st.registry.clone(), st.store.clone(), Shutdown::new()).await.map_err(anyhow::Error::from)
+                let cfg =
+                    fc_settlement_service::Config { grpc_addr: "127.0.0.1:0".into(), checkpoint_interval_ms: 100, ..Default::default() };
+                fc_settlement_service::serve(cfg, self.data.path(), st.registry.clone(), st.store.clone(), Shutdown::new())
+                    .await
+                    .map_err(anyhow::Error::from)
             })
             .await
     }
@@ -250,7 +264,13 @@ pub mod http {
     }
 
     /// Send one request.
-    pub async fn request(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> anyhow::Result<Response> {
+    pub async fn request(
+        addr: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<Response> {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
         let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
         for (k, v) in headers {
@@ -266,7 +286,8 @@ pub mod http {
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         let mut lines = head.lines();
         let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect::<Vec<_>>();
+        let headers =
+            lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect::<Vec<_>>();
         let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
         let body = if chunked { dechunk(body) } else { body.to_string() };
         Ok(Response { status, headers, body })

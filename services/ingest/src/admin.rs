@@ -3,8 +3,8 @@
 use crate::{AppState, auth};
 use fc_core::ServiceError;
 use fc_proto::v1::{
-    CreateDeviceRequest, CreateDeviceResponse, CreateTenantRequest, InviteUserRequest, InviteUserResponse, ListTenantsRequest, ListTenantsResponse, RevokeDeviceRequest, RevokeDeviceResponse,
-    Tenant as PbTenant,
+    CreateDeviceRequest, CreateDeviceResponse, CreateTenantRequest, InviteUserRequest, InviteUserResponse, ListTenantsRequest,
+    ListTenantsResponse, RevokeDeviceRequest, RevokeDeviceResponse, Tenant as PbTenant,
 };
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -61,7 +61,8 @@ impl fc_proto::v1::admin_server::Admin for AdminService {
     async fn invite_user(&self, request: Request<InviteUserRequest>) -> Result<Response<InviteUserResponse>, Status> {
         auth::admin(&self.state, request.metadata())?;
         let req = request.into_inner();
-        let role = if req.role.is_empty() { fc_registry::Role::Owner } else { fc_registry::Role::parse(&req.role).map_err(ServiceError::from)? };
+        let role =
+            if req.role.is_empty() { fc_registry::Role::Owner } else { fc_registry::Role::parse(&req.role).map_err(ServiceError::from)? };
         let (token, inv) = self.state.registry.invite(&req.tenant_id, &req.email, role).map_err(ServiceError::from)?;
         tracing::info!(tenant_id = %inv.tenant_id, invitation_id = %inv.id, role = role.as_str(), "invitation created by the operator");
         Ok(Response::new(InviteUserResponse { invitation_id: inv.id, token, expires_ms: inv.expires_ms }))

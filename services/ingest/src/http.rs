@@ -4,8 +4,8 @@
 use crate::AppState;
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
 /// The process-wide Prometheus recorder (installed once, shared by every service in the process).
 pub fn metrics_handle() -> &'static PrometheusHandle {
@@ -14,7 +14,9 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         // Histograms with fixed buckets (not rolling summaries): they add up across
         // instances and cover the whole life of the process.
         const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0];
-        let recorder = match PrometheusBuilder::new().set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()), &BUCKETS) {
+        let recorder = match PrometheusBuilder::new()
+            .set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()), &BUCKETS)
+        {
             Ok(b) => b.build_recorder(),
             Err(e) => {
                 tracing::warn!(error = %e, "metric buckets refused; using summaries");

@@ -47,7 +47,13 @@ fn prepare(state: &AppState, who: &DeviceIdentity, batch: ReadingBatch) -> Resul
     let parts = machines
         .into_iter()
         .map(|(machine, series)| {
-            let msg = TelemetryMessage { tenant_id: who.tenant_id.to_string(), device_id: who.device_id.to_string(), device_seq: seq, received_ms: now, series };
+            let msg = TelemetryMessage {
+                tenant_id: who.tenant_id.to_string(),
+                device_id: who.device_id.to_string(),
+                device_seq: seq,
+                received_ms: now,
+                series,
+            };
             let msg_id = format!("{}/{}/{}/{}", who.tenant_id, who.device_id, seq, machine);
             (fc_bus::telemetry_subject(&who.tenant_id, &machine), msg_id, msg.encode_to_vec().into())
         })

@@ -232,7 +232,16 @@ pub async fn serve(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     let grpc_addr = grpc_listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
     let http_addr = http_listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
 
-    let state = Arc::new(AppState { registry, store, bus, config, admin_token, shutdown: shutdown.clone(), ready: AtomicBool::new(false), quotas: quota::Quotas::default() });
+    let state = Arc::new(AppState {
+        registry,
+        store,
+        bus,
+        config,
+        admin_token,
+        shutdown: shutdown.clone(),
+        ready: AtomicBool::new(false),
+        quotas: quota::Quotas::default(),
+    });
     let tasks = vec![
         ("store-writer", tokio::spawn(writer::run(state.clone()))),
         ("store-maintenance", tokio::spawn(maintenance(state.clone()))),
@@ -255,7 +264,9 @@ impl Running {
             let left = deadline.saturating_sub(started.elapsed());
             match tokio::time::timeout(left, task).await {
                 Ok(_) => tracing::debug!(task = name, "stopped"),
-                Err(_) => tracing::warn!(task = name, deadline_ms = deadline.as_millis() as u64, "did not stop before the shutdown deadline"),
+                Err(_) => {
+                    tracing::warn!(task = name, deadline_ms = deadline.as_millis() as u64, "did not stop before the shutdown deadline")
+                }
             }
         }
         // The writer wrote and acked what it had pulled; flush the store head too so a restart has nothing to replay.
@@ -291,8 +302,10 @@ async fn grpc(listener: tokio::net::TcpListener, state: Arc<AppState>) {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1();
     let max = state.config.limits.max_message_bytes;
-    let ingest = fc_proto::v1::ingest_server::IngestServer::new(ingest::IngestService::new(state.clone())).max_decoding_message_size(max.saturating_mul(2));
-    let query = fc_proto::v1::query_server::QueryServer::new(query::QueryService::new(state.clone())).max_encoding_message_size(64 * 1024 * 1024);
+    let ingest = fc_proto::v1::ingest_server::IngestServer::new(ingest::IngestService::new(state.clone()))
+        .max_decoding_message_size(max.saturating_mul(2));
+    let query =
+        fc_proto::v1::query_server::QueryServer::new(query::QueryService::new(state.clone())).max_encoding_message_size(64 * 1024 * 1024);
     let admin = fc_proto::v1::admin_server::AdminServer::new(admin::AdminService::new(state.clone()));
     let shutdown = state.shutdown.clone();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -349,7 +362,10 @@ async fn purge_expired(state: &AppState) {
         Ok(Err(e)) => return tracing::warn!(error = %e, "retention purge: cannot list tenants"),
         Err(e) => return tracing::warn!(error = %e, "retention purge: task failed"),
     };
-    let cutoffs = fc_store::Cutoffs { per_tenant: retention_cutoffs(&tenants, fc_core::time::now_ms(), state.config.store.retention_days).into_iter().collect(), others: None };
+    let cutoffs = fc_store::Cutoffs {
+        per_tenant: retention_cutoffs(&tenants, fc_core::time::now_ms(), state.config.store.retention_days).into_iter().collect(),
+        others: None,
+    };
     // One pass over the store for every tenant. Readings of a tenant the registry
     // does not know (`others: None`) are kept.
     match state.store.purge_before(&cutoffs).await {
@@ -392,7 +408,8 @@ mod tests {
         let t = |id: &str, plan: &str| fc_registry::Tenant { id: id.into(), name: id.into(), created_ms: 0, plan_id: plan.into() };
         let tenants = [t("t_s", "starter"), t("t_g", "growth"), t("t_e", "enterprise")];
         let now = 1_000 * fc_core::time::DAY_MS;
-        let days = |cutoffs: Vec<(String, i64)>| cutoffs.into_iter().map(|(id, c)| (id, (now - c) / fc_core::time::DAY_MS)).collect::<Vec<_>>();
+        let days =
+            |cutoffs: Vec<(String, i64)>| cutoffs.into_iter().map(|(id, c)| (id, (now - c) / fc_core::time::DAY_MS)).collect::<Vec<_>>();
         assert_eq!(days(retention_cutoffs(&tenants, now, 0)), vec![("t_s".into(), 30), ("t_g".into(), 365), ("t_e".into(), 1825)]);
         assert_eq!(days(retention_cutoffs(&tenants, now, 90)), vec![("t_s".into(), 30), ("t_g".into(), 90), ("t_e".into(), 90)]);
     }

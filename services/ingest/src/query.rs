@@ -3,8 +3,8 @@
 use crate::{AppState, auth};
 use fc_core::ServiceError;
 use fc_proto::v1::{
-    AggregatePoint, Aggregation, LatestRequest, LatestResponse, ListSeriesRequest, ListSeriesResponse, RangeRequest, RangeResponse, Reading,
-    SeriesInfo as PbSeriesInfo, SeriesKey as PbSeriesKey,
+    AggregatePoint, Aggregation, LatestRequest, LatestResponse, ListSeriesRequest, ListSeriesResponse, RangeRequest, RangeResponse,
+    Reading, SeriesInfo as PbSeriesInfo, SeriesKey as PbSeriesKey,
 };
 use fc_store::SeriesKey;
 use std::sync::Arc;
@@ -66,7 +66,13 @@ impl fc_proto::v1::query_server::Query for QueryService {
                 .iter()
                 .map(|p| Reading { timestamp_ms: p.ts_ms, value: p.value, quality: i32::from(p.quality), ..Default::default() })
                 .collect();
-            return Ok(Response::new(RangeResponse { series: req.series, unit: r.unit.unwrap_or_default(), readings, points: vec![], truncated: r.truncated }));
+            return Ok(Response::new(RangeResponse {
+                series: req.series,
+                unit: r.unit.unwrap_or_default(),
+                readings,
+                points: vec![],
+                truncated: r.truncated,
+            }));
         }
         let buckets = (req.end_ms - req.start_ms) / req.step_ms;
         if buckets > MAX_BUCKETS {
@@ -82,7 +88,13 @@ impl fc_proto::v1::query_server::Query for QueryService {
             .into_iter()
             .map(|b| AggregatePoint { bucket_start_ms: b.start_ms, min: b.min, max: b.max, avg: b.avg(), count: b.count, last: b.last })
             .collect();
-        Ok(Response::new(RangeResponse { series: req.series, unit: r.unit.unwrap_or_default(), readings: vec![], points, truncated: r.truncated }))
+        Ok(Response::new(RangeResponse {
+            series: req.series,
+            unit: r.unit.unwrap_or_default(),
+            readings: vec![],
+            points,
+            truncated: r.truncated,
+        }))
     }
 
     async fn latest(&self, request: Request<LatestRequest>) -> Result<Response<LatestResponse>, Status> {

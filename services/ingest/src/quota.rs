@@ -52,7 +52,12 @@ impl Quotas {
                 let keep = map.get(&who.tenant_id).filter(|l| l.tenant_rate == plan.max_readings_per_s).map(|l| l.tenant.clone());
                 map.insert(
                     who.tenant_id.clone(),
-                    TenantLimits { read_at: Instant::now(), tenant: keep.unwrap_or_else(|| limiter(plan.max_readings_per_s)), tenant_rate: plan.max_readings_per_s, device_rate: plan.max_device_readings_per_s },
+                    TenantLimits {
+                        read_at: Instant::now(),
+                        tenant: keep.unwrap_or_else(|| limiter(plan.max_readings_per_s)),
+                        tenant_rate: plan.max_readings_per_s,
+                        device_rate: plan.max_device_readings_per_s,
+                    },
                 );
             }
             let l = &map[&who.tenant_id];
@@ -60,7 +65,11 @@ impl Quotas {
         };
         let device = {
             let mut map = self.devices.lock().expect("quota lock");
-            let entry = map.entry(who.device_id.clone()).or_insert_with(|| DeviceLimit { rate: device_rate, limiter: limiter(device_rate), used: Instant::now() });
+            let entry = map.entry(who.device_id.clone()).or_insert_with(|| DeviceLimit {
+                rate: device_rate,
+                limiter: limiter(device_rate),
+                used: Instant::now(),
+            });
             if entry.rate != device_rate {
                 *entry = DeviceLimit { rate: device_rate, limiter: limiter(device_rate), used: Instant::now() };
             }
@@ -79,12 +88,20 @@ impl Quotas {
         match device.check_n(n) {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(refuse("device", device_rate)),
-            Err(_) => return Err(ServiceError::invalid("readings", format!("a batch of {readings} readings exceeds the device quota of {device_rate} readings/s"))),
+            Err(_) => {
+                return Err(ServiceError::invalid(
+                    "readings",
+                    format!("a batch of {readings} readings exceeds the device quota of {device_rate} readings/s"),
+                ));
+            }
         }
         match tenant.check_n(n) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(refuse("tenant", tenant_rate)),
-            Err(_) => Err(ServiceError::invalid("readings", format!("a batch of {readings} readings exceeds the tenant quota of {tenant_rate} readings/s"))),
+            Err(_) => Err(ServiceError::invalid(
+                "readings",
+                format!("a batch of {readings} readings exceeds the tenant quota of {tenant_rate} readings/s"),
+            )),
         }
     }
 

@@ -53,7 +53,10 @@ fn check_names(path: &str, machine: &str, metric: &str, unit: &str) -> Result<()
         return Err(ServiceError::invalid(&format!("{path}.machine"), format!("{machine:?} must be 1-64 characters of A-Z a-z 0-9 _ -")));
     }
     if !valid_metric(metric) {
-        return Err(ServiceError::invalid(&format!("{path}.metric"), format!("{metric:?} must be 1-128 characters of A-Z a-z 0-9 _ . : / -")));
+        return Err(ServiceError::invalid(
+            &format!("{path}.metric"),
+            format!("{metric:?} must be 1-128 characters of A-Z a-z 0-9 _ . : / -"),
+        ));
     }
     if !valid_unit(unit) {
         return Err(ServiceError::invalid(&format!("{path}.unit"), "must be at most 32 printable characters"));
@@ -91,7 +94,10 @@ pub fn validate(batch: ReadingBatch, now_ms: i64, limits: &Limits) -> Result<Val
         return Err(ServiceError::invalid("readings", "the batch holds no reading"));
     }
     if total > limits.max_batch_readings {
-        return Err(ServiceError::invalid("readings", format!("the batch holds {total} readings; the limit is {}", limits.max_batch_readings)));
+        return Err(ServiceError::invalid(
+            "readings",
+            format!("the batch holds {total} readings; the limit is {}", limits.max_batch_readings),
+        ));
     }
     // (machine) -> (metric, unit) -> group
     let mut groups: BTreeMap<String, BTreeMap<(String, String), SeriesReadings>> = BTreeMap::new();
@@ -99,14 +105,22 @@ pub fn validate(batch: ReadingBatch, now_ms: i64, limits: &Limits) -> Result<Val
         let path = format!("series[{i}]");
         check_names(&path, &s.machine, &s.metric, &s.unit)?;
         if s.timestamp_deltas_ms.len() != s.values.len() {
-            return Err(ServiceError::invalid(&format!("{path}.timestamp_deltas_ms"), format!("has {} entries for {} values", s.timestamp_deltas_ms.len(), s.values.len())));
+            return Err(ServiceError::invalid(
+                &format!("{path}.timestamp_deltas_ms"),
+                format!("has {} entries for {} values", s.timestamp_deltas_ms.len(), s.values.len()),
+            ));
         }
         if !s.qualities.is_empty() && s.qualities.len() != s.values.len() {
-            return Err(ServiceError::invalid(&format!("{path}.qualities"), format!("has {} entries for {} values (leave it empty for all GOOD)", s.qualities.len(), s.values.len())));
+            return Err(ServiceError::invalid(
+                &format!("{path}.qualities"),
+                format!("has {} entries for {} values (leave it empty for all GOOD)", s.qualities.len(), s.values.len()),
+            ));
         }
         let mut ts = s.base_timestamp_ms;
         for (j, (&d, &v)) in s.timestamp_deltas_ms.iter().zip(&s.values).enumerate() {
-            ts = ts.checked_add(d).ok_or_else(|| ServiceError::invalid(&format!("{path}.timestamp_deltas_ms[{j}]"), "timestamp overflows"))?;
+            ts = ts
+                .checked_add(d)
+                .ok_or_else(|| ServiceError::invalid(&format!("{path}.timestamp_deltas_ms[{j}]"), "timestamp overflows"))?;
             check_point(&format!("{path}.values[{j}]"), ts, v, s.qualities.get(j).copied().unwrap_or(1), now_ms, limits)?;
         }
         if s.values.is_empty() {
@@ -232,7 +246,15 @@ mod tests {
         let s = |deltas: Vec<i64>, values: Vec<f64>| ReadingBatch {
             device_seq: 1,
             readings: vec![],
-            series: vec![SeriesReadings { machine: "m".into(), metric: "x".into(), unit: "".into(), base_timestamp_ms: NOW - 1000, timestamp_deltas_ms: deltas, values, qualities: vec![] }],
+            series: vec![SeriesReadings {
+                machine: "m".into(),
+                metric: "x".into(),
+                unit: "".into(),
+                base_timestamp_ms: NOW - 1000,
+                timestamp_deltas_ms: deltas,
+                values,
+                qualities: vec![],
+            }],
         };
         check(s(vec![0, 10, 10], vec![1.0, 2.0, 3.0]), Ok(3));
         check(s(vec![0, 10], vec![1.0, 2.0, 3.0]), Err("series[0].timestamp_deltas_ms"));
@@ -247,7 +269,15 @@ mod tests {
         let batch = ReadingBatch {
             device_seq: 7,
             readings: vec![reading("m1", "t", NOW - 10, 1.0), r2, reading("m1", "t", NOW - 20, 2.0)],
-            series: vec![SeriesReadings { machine: "m1".into(), metric: "t".into(), unit: "Cel".into(), base_timestamp_ms: NOW - 100, timestamp_deltas_ms: vec![0, 1], values: vec![7.0, 8.0], qualities: vec![] }],
+            series: vec![SeriesReadings {
+                machine: "m1".into(),
+                metric: "t".into(),
+                unit: "Cel".into(),
+                base_timestamp_ms: NOW - 100,
+                timestamp_deltas_ms: vec![0, 1],
+                values: vec![7.0, 8.0],
+                qualities: vec![],
+            }],
         };
         let v = validate(batch, NOW, &Limits::default()).unwrap();
         assert_eq!(v.readings, 5);

@@ -39,7 +39,9 @@ impl Default for WriterConfig {
 pub fn decode(subject: &str, payload: &[u8]) -> Result<TenantBatch, String> {
     let msg = TelemetryMessage::decode(payload).map_err(|e| format!("undecodable payload: {e}"))?;
     let mut parts = subject.split('.');
-    let (Some("fc"), Some(tenant), Some("telemetry"), Some(machine), None) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some("fc"), Some(tenant), Some("telemetry"), Some(machine), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(format!("unexpected subject {subject}"));
     };
     if msg.tenant_id != tenant {
@@ -61,7 +63,11 @@ pub async fn run(state: Arc<AppState>) {
     let cfg = &state.config.writer;
     let mut backoff = Duration::from_millis(100);
     'outer: while !state.shutdown.is_triggered() {
-        let consumer = match state.bus.durable_consumer(fc_bus::TELEMETRY_STREAM, &cfg.durable, None, cfg.max_ack_pending, Duration::from_millis(cfg.ack_wait_ms)).await {
+        let consumer = match state
+            .bus
+            .durable_consumer(fc_bus::TELEMETRY_STREAM, &cfg.durable, None, cfg.max_ack_pending, Duration::from_millis(cfg.ack_wait_ms))
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "store writer cannot reach its consumer; retrying");

@@ -20,7 +20,15 @@ async fn invalid_batches_are_refused_and_store_nothing() -> anyhow::Result<()> {
     let huge = ReadingBatch {
         device_seq: 1,
         readings: vec![],
-        series: vec![SeriesReadings { machine: "m".into(), metric: "x".into(), unit: "".into(), base_timestamp_ms: now - 100_000, timestamp_deltas_ms: vec![1; 30_000], values: vec![1.5; 30_000], qualities: vec![] }],
+        series: vec![SeriesReadings {
+            machine: "m".into(),
+            metric: "x".into(),
+            unit: "".into(),
+            base_timestamp_ms: now - 100_000,
+            timestamp_deltas_ms: vec![1; 30_000],
+            values: vec![1.5; 30_000],
+            qualities: vec![],
+        }],
     };
     // (case, batch, expected code, text the message must contain)
     let cases: Vec<(&str, ReadingBatch, tonic::Code, &str)> = vec![
@@ -31,7 +39,12 @@ async fn invalid_batches_are_refused_and_store_nothing() -> anyhow::Result<()> {
         ("empty machine", one(reading("", "x", now, 1.0)), tonic::Code::InvalidArgument, "readings[0].machine"),
         ("8 days old", one(reading("m", "x", now - 8 * 86_400_000, 1.0)), tonic::Code::InvalidArgument, "outside the accepted window"),
         ("11 min ahead", one(reading("m", "x", now + 11 * 60_000, 1.0)), tonic::Code::InvalidArgument, "outside the accepted window"),
-        ("too many readings", ReadingBatch { device_seq: 1, readings: (0..10_001).map(|i| reading("m", "x", now - i, 1.0)).collect(), series: vec![] }, tonic::Code::InvalidArgument, "limit is 10000"),
+        (
+            "too many readings",
+            ReadingBatch { device_seq: 1, readings: (0..10_001).map(|i| reading("m", "x", now - i, 1.0)).collect(), series: vec![] },
+            tonic::Code::InvalidArgument,
+            "limit is 10000",
+        ),
         ("over the byte limit", huge, tonic::Code::InvalidArgument, "exceeds the limit"),
         ("seq 0", ReadingBatch { device_seq: 0, ..one(reading("m", "x", now, 1.0)) }, tonic::Code::InvalidArgument, "device_seq"),
         ("no readings", ReadingBatch { device_seq: 1, readings: vec![], series: vec![] }, tonic::Code::InvalidArgument, "no reading"),
@@ -58,7 +71,19 @@ async fn invalid_batches_are_refused_and_store_nothing() -> anyhow::Result<()> {
     assert!(acks.iter().all(|a| a.status == AckStatus::InvalidArgument as i32 && a.accepted == 0 && !a.message.is_empty()), "{acks:?}");
 
     // A message far over the gRPC limit is refused by the transport with a clear status.
-    let giant = ReadingBatch { device_seq: 5, readings: vec![], series: vec![SeriesReadings { machine: "m".into(), metric: "x".into(), unit: "".into(), base_timestamp_ms: now, timestamp_deltas_ms: vec![0; 100_000], values: vec![1.0; 100_000], qualities: vec![] }] };
+    let giant = ReadingBatch {
+        device_seq: 5,
+        readings: vec![],
+        series: vec![SeriesReadings {
+            machine: "m".into(),
+            metric: "x".into(),
+            unit: "".into(),
+            base_timestamp_ms: now,
+            timestamp_deltas_ms: vec![0; 100_000],
+            values: vec![1.0; 100_000],
+            qualities: vec![],
+        }],
+    };
     let err = ingest.push(giant).await.expect_err("giant batch");
     assert!(matches!(err.code(), tonic::Code::InvalidArgument | tonic::Code::OutOfRange | tonic::Code::ResourceExhausted), "{err:?}");
 

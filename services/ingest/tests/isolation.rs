@@ -11,7 +11,14 @@ async fn tenants_cannot_see_or_touch_each_other() -> anyhow::Result<()> {
     let now = fc_core::time::now_ms();
     let batch = |seq: u64, v: f64| ReadingBatch {
         device_seq: seq,
-        readings: vec![Reading { machine: "press-1".into(), metric: "temp".into(), unit: "Cel".into(), timestamp_ms: now, value: v, quality: 0 }],
+        readings: vec![Reading {
+            machine: "press-1".into(),
+            metric: "temp".into(),
+            unit: "Cel".into(),
+            timestamp_ms: now,
+            value: v,
+            quality: 0,
+        }],
         series: vec![],
     };
     h.ingest(&token_a).await?.push(batch(1, 10.0)).await?;

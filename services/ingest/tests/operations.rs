@@ -76,7 +76,13 @@ async fn shutdown_answers_batches_in_flight_and_loses_none() -> anyhow::Result<(
     let r = h
         .query(&token)
         .await?
-        .range(RangeRequest { series: Some(SeriesKey { machine: "m".into(), metric: "x".into() }), start_ms: t0, end_ms: t0 + 100_000, limit: 100_000, ..Default::default() })
+        .range(RangeRequest {
+            series: Some(SeriesKey { machine: "m".into(), metric: "x".into() }),
+            start_ms: t0,
+            end_ms: t0 + 100_000,
+            limit: 100_000,
+            ..Default::default()
+        })
         .await?
         .into_inner();
     for seq in &acked {

@@ -1,6 +1,8 @@
 //! Readings pushed over gRPC come back from Query exactly (real nats-server, real store).
 
-use fc_proto::v1::{Aggregation, AckStatus, LatestRequest, ListSeriesRequest, Quality, RangeRequest, Reading, ReadingBatch, SeriesKey, SeriesReadings};
+use fc_proto::v1::{
+    AckStatus, Aggregation, LatestRequest, ListSeriesRequest, Quality, RangeRequest, Reading, ReadingBatch, SeriesKey, SeriesReadings,
+};
 use fc_testkit::Harness;
 
 fn now() -> i64 {
@@ -20,7 +22,14 @@ async fn pushed_readings_come_back_exactly() -> anyhow::Result<()> {
             device_seq: 1,
             readings: vec![
                 Reading { machine: "press-1".into(), metric: "temp".into(), unit: "Cel".into(), timestamp_ms: t0, value: 21.5, quality: 0 },
-                Reading { machine: "press-1".into(), metric: "temp".into(), unit: "Cel".into(), timestamp_ms: t0 + 1000, value: -0.1 + 0.3, quality: Quality::Bad as i32 },
+                Reading {
+                    machine: "press-1".into(),
+                    metric: "temp".into(),
+                    unit: "Cel".into(),
+                    timestamp_ms: t0 + 1000,
+                    value: -0.1 + 0.3,
+                    quality: Quality::Bad as i32,
+                },
             ],
             series: vec![],
         })
@@ -34,8 +43,24 @@ async fn pushed_readings_come_back_exactly() -> anyhow::Result<()> {
         device_seq: 2,
         readings: vec![],
         series: vec![
-            SeriesReadings { machine: "press-1".into(), metric: "force".into(), unit: "kN".into(), base_timestamp_ms: t0, timestamp_deltas_ms: vec![100; 500], values: values.clone(), qualities: vec![] },
-            SeriesReadings { machine: "lathe-2".into(), metric: "rpm".into(), unit: "1/min".into(), base_timestamp_ms: t0, timestamp_deltas_ms: vec![0, 5], values: vec![1200.0, 1250.0], qualities: vec![] },
+            SeriesReadings {
+                machine: "press-1".into(),
+                metric: "force".into(),
+                unit: "kN".into(),
+                base_timestamp_ms: t0,
+                timestamp_deltas_ms: vec![100; 500],
+                values: values.clone(),
+                qualities: vec![],
+            },
+            SeriesReadings {
+                machine: "lathe-2".into(),
+                metric: "rpm".into(),
+                unit: "1/min".into(),
+                base_timestamp_ms: t0,
+                timestamp_deltas_ms: vec![0, 5],
+                values: vec![1200.0, 1250.0],
+                qualities: vec![],
+            },
         ],
     };
     let acks: Vec<_> = {
@@ -53,7 +78,10 @@ async fn pushed_readings_come_back_exactly() -> anyhow::Result<()> {
     h.wait_writer_idle().await?;
     let mut query = h.query(&token).await?;
     let key = |m: &str, x: &str| Some(SeriesKey { machine: m.into(), metric: x.into() });
-    let force = query.range(RangeRequest { series: key("press-1", "force"), start_ms: t0, end_ms: t0 + 100_000, ..Default::default() }).await?.into_inner();
+    let force = query
+        .range(RangeRequest { series: key("press-1", "force"), start_ms: t0, end_ms: t0 + 100_000, ..Default::default() })
+        .await?
+        .into_inner();
     assert_eq!(force.unit, "kN");
     assert_eq!(force.readings.len(), 500);
     for (i, r) in force.readings.iter().enumerate() {
@@ -61,8 +89,14 @@ async fn pushed_readings_come_back_exactly() -> anyhow::Result<()> {
         assert_eq!(r.value.to_bits(), values[i].to_bits(), "value {i} not bit-exact");
         assert_eq!(r.quality, Quality::Good as i32);
     }
-    let temp = query.range(RangeRequest { series: key("press-1", "temp"), start_ms: t0, end_ms: t0 + 2000, ..Default::default() }).await?.into_inner();
-    assert_eq!(temp.readings.iter().map(|r| (r.timestamp_ms, r.value, r.quality)).collect::<Vec<_>>(), vec![(t0, 21.5, 1), (t0 + 1000, -0.1 + 0.3, 3)]);
+    let temp = query
+        .range(RangeRequest { series: key("press-1", "temp"), start_ms: t0, end_ms: t0 + 2000, ..Default::default() })
+        .await?
+        .into_inner();
+    assert_eq!(
+        temp.readings.iter().map(|r| (r.timestamp_ms, r.value, r.quality)).collect::<Vec<_>>(),
+        vec![(t0, 21.5, 1), (t0 + 1000, -0.1 + 0.3, 3)]
+    );
 
     // Aggregated: 10 s steps over 50 s of 100 ms readings.
     let agg = query
@@ -85,7 +119,10 @@ async fn pushed_readings_come_back_exactly() -> anyhow::Result<()> {
     let latest = query.latest(LatestRequest { series: vec![] }).await?.into_inner();
     let mut names: Vec<_> = latest.readings.iter().map(|r| format!("{}/{}={}", r.machine, r.metric, r.value)).collect();
     names.sort();
-    assert_eq!(names, vec!["lathe-2/rpm=1250".to_string(), format!("press-1/force={}", values[499]), format!("press-1/temp={}", -0.1 + 0.3)]);
+    assert_eq!(
+        names,
+        vec!["lathe-2/rpm=1250".to_string(), format!("press-1/force={}", values[499]), format!("press-1/temp={}", -0.1 + 0.3)]
+    );
     let series = query.list_series(ListSeriesRequest { machine: "press-1".into() }).await?.into_inner();
     assert_eq!(series.series.iter().map(|s| s.metric.as_str()).collect::<Vec<_>>(), ["force", "temp"]);
 
@@ -94,7 +131,10 @@ async fn pushed_readings_come_back_exactly() -> anyhow::Result<()> {
     let mut h = h;
     h.restart().await?;
     let mut query = h.query(&token).await?;
-    let again = query.range(RangeRequest { series: key("press-1", "force"), start_ms: t0, end_ms: t0 + 100_000, ..Default::default() }).await?.into_inner();
+    let again = query
+        .range(RangeRequest { series: key("press-1", "force"), start_ms: t0, end_ms: t0 + 100_000, ..Default::default() })
+        .await?
+        .into_inner();
     assert_eq!(again.readings, force.readings);
     Ok(())
 }
@@ -120,7 +160,15 @@ async fn a_repeated_device_seq_is_acked_and_stored_once() -> anyhow::Result<()> 
     assert_eq!((ack.status, ack.accepted), (AckStatus::Duplicate as i32, 1));
     h.wait_writer_idle().await?;
     let mut q = h.query(&token).await?;
-    let r = q.range(RangeRequest { series: Some(SeriesKey { machine: "m".into(), metric: "x".into() }), start_ms: t0 - 1, end_ms: t0 + 1, ..Default::default() }).await?.into_inner();
+    let r = q
+        .range(RangeRequest {
+            series: Some(SeriesKey { machine: "m".into(), metric: "x".into() }),
+            start_ms: t0 - 1,
+            end_ms: t0 + 1,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
     assert_eq!(r.readings.len(), 1);
     Ok(())
 }

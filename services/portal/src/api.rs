@@ -70,7 +70,10 @@ struct BearerAuth;
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        openapi.components.get_or_insert_with(Default::default).add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
     }
 }
 
@@ -87,7 +90,13 @@ pub struct Me {
 #[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Me), (status = 401, body = Problem)))]
 async fn me(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Me>> {
     let t = s.registry.get_tenant(&p.tenant_id)?;
-    Ok(Json(Me { tenant_id: t.id.clone(), tenant_name: t.name.clone(), plan: t.plan_id.clone(), role: p.role.as_str().into(), user_id: p.user_id }))
+    Ok(Json(Me {
+        tenant_id: t.id.clone(),
+        tenant_name: t.name.clone(),
+        plan: t.plan_id.clone(),
+        role: p.role.as_str().into(),
+        user_id: p.user_id,
+    }))
 }
 
 /// Plan usage against its quotas.
@@ -206,7 +215,13 @@ pub struct UserOut {
 #[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = [UserOut]), (status = 403, body = Problem)))]
 async fn list_users(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<UserOut>>> {
     p.require(Role::Owner)?;
-    Ok(Json(s.registry.list_users(&p.tenant_id)?.into_iter().map(|u| UserOut { id: u.id, email: u.email, name: u.name, role: u.role.as_str().into() }).collect()))
+    Ok(Json(
+        s.registry
+            .list_users(&p.tenant_id)?
+            .into_iter()
+            .map(|u| UserOut { id: u.id, email: u.email, name: u.name, role: u.role.as_str().into() })
+            .collect(),
+    ))
 }
 
 /// A role change.
@@ -260,7 +275,11 @@ pub struct InvitationOut {
 async fn list_invitations(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<InvitationOut>>> {
     p.require(Role::Owner)?;
     let all = s.registry.list_invitations(&p.tenant_id)?;
-    Ok(Json(all.into_iter().map(|i| InvitationOut { id: i.id, email: i.email, role: i.role.as_str().into(), expires_ms: i.expires_ms }).collect()))
+    Ok(Json(
+        all.into_iter()
+            .map(|i| InvitationOut { id: i.id, email: i.email, role: i.role.as_str().into(), expires_ms: i.expires_ms })
+            .collect(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/invitations/{id}", params(("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
@@ -330,7 +349,14 @@ pub struct SeriesOut {
 
 #[utoipa::path(get, path = "/api/v1/series", responses((status = 200, body = [SeriesOut])))]
 async fn list_series(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<SeriesOut>>> {
-    Ok(Json(s.store.list_series(&p.tenant_id, None).await?.into_iter().map(|i| SeriesOut { machine: i.key.machine, metric: i.key.metric, unit: i.unit }).collect()))
+    Ok(Json(
+        s.store
+            .list_series(&p.tenant_id, None)
+            .await?
+            .into_iter()
+            .map(|i| SeriesOut { machine: i.key.machine, metric: i.key.metric, unit: i.unit })
+            .collect(),
+    ))
 }
 
 /// The newest reading of a series.
@@ -351,7 +377,14 @@ async fn latest(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<LatestO
             .latest(&p.tenant_id, &[])
             .await?
             .into_iter()
-            .map(|(i, pt)| LatestOut { machine: i.key.machine, metric: i.key.metric, unit: i.unit, ts_ms: pt.ts_ms, value: pt.value, quality: pt.quality })
+            .map(|(i, pt)| LatestOut {
+                machine: i.key.machine,
+                metric: i.key.metric,
+                unit: i.unit,
+                ts_ms: pt.ts_ms,
+                value: pt.value,
+                quality: pt.quality,
+            })
             .collect(),
     ))
 }
@@ -423,7 +456,13 @@ async fn fetch(s: &PortalState, tenant: &str, machine: String, metric: String, q
     let r = s.store.range(tenant, &key, start, end, raw_limit).await?;
     let Some(unit) = r.unit else { return Err(Problem::not_found()) };
     let (readings, buckets) = if step > 0 {
-        (Vec::new(), fc_store::aggregate(&r.points, step).into_iter().map(|b| BucketOut { t: b.start_ms, min: b.min, max: b.max, avg: b.avg(), count: b.count, last: b.last }).collect())
+        (
+            Vec::new(),
+            fc_store::aggregate(&r.points, step)
+                .into_iter()
+                .map(|b| BucketOut { t: b.start_ms, min: b.min, max: b.max, avg: b.avg(), count: b.count, last: b.last })
+                .collect(),
+        )
     } else {
         (r.points.iter().map(|p| PointOut { t: p.ts_ms, v: p.value, q: p.quality }).collect(), Vec::new())
     };
@@ -431,13 +470,23 @@ async fn fetch(s: &PortalState, tenant: &str, machine: String, metric: String, q
 }
 
 #[utoipa::path(get, path = "/api/v1/series/{machine}/{metric}", params(("machine" = String, Path), ("metric" = String, Path), RangeParams), responses((status = 200, body = RangeOut), (status = 404, body = Problem)))]
-async fn series_range(State(s): St, ApiAuth(p): ApiAuth, Path((machine, metric)): Path<(String, String)>, q: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<RangeOut>> {
+async fn series_range(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((machine, metric)): Path<(String, String)>,
+    q: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<RangeOut>> {
     let Query(q) = q.map_err(|e| Problem::bad_request(e.body_text()))?;
     Ok(Json(fetch(&s, &p.tenant_id, machine, metric, &q).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/series/{machine}/{metric}/export.csv", params(("machine" = String, Path), ("metric" = String, Path), RangeParams), responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = Problem)))]
-async fn export_csv(State(s): St, ApiAuth(p): ApiAuth, Path((machine, metric)): Path<(String, String)>, q: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>) -> ApiResult<Response> {
+async fn export_csv(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((machine, metric)): Path<(String, String)>,
+    q: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
     let Query(q) = q.map_err(|e| Problem::bad_request(e.body_text()))?;
     let r = fetch(&s, &p.tenant_id, machine.clone(), metric.clone(), &q).await?;
     let mut out = String::new();
@@ -491,7 +540,16 @@ fn csv_field(s: &str) -> String {
 /// reading: ingest refuses timestamps more than days away) the ms are written as is.
 pub fn iso(ms: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
-        Ok(t) => format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second(), t.millisecond()),
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        ),
         Err(_) => ms.to_string(),
     }
 }

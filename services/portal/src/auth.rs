@@ -55,7 +55,11 @@ pub fn lang(headers: &HeaderMap) -> Lang {
 
 /// `Set-Cookie` value of a session.
 pub fn session_cookie(id: &str, secure: bool) -> String {
-    format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}", fc_registry::identity::SESSION_TTL_MS / 1000, if secure { "; Secure" } else { "" })
+    format!(
+        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        fc_registry::identity::SESSION_TTL_MS / 1000,
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 /// `Set-Cookie` value that removes the session cookie.
@@ -66,11 +70,14 @@ pub fn clear_session_cookie(secure: bool) -> String {
 fn from_credentials(state: &PortalState, parts: &Parts) -> Result<Principal, Problem> {
     let lang = lang(&parts.headers);
     if let Some(auth) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let token = auth.strip_prefix("Bearer ").ok_or_else(|| Problem::new(fc_core::ErrorCode::Unauthenticated, "use Authorization: Bearer <API key>"))?;
+        let token = auth
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| Problem::new(fc_core::ErrorCode::Unauthenticated, "use Authorization: Bearer <API key>"))?;
         let key = state.registry.authenticate_api_key(token.trim())?;
         return Ok(Principal { tenant_id: key.tenant_id, role: key.role, user_id: None, csrf: None, lang });
     }
-    let sid = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(|| Problem::new(fc_core::ErrorCode::Unauthenticated, "sign in or send an API key"))?;
+    let sid = cookie(&parts.headers, SESSION_COOKIE)
+        .ok_or_else(|| Problem::new(fc_core::ErrorCode::Unauthenticated, "sign in or send an API key"))?;
     let s = state.registry.session(sid)?;
     Ok(Principal { tenant_id: s.tenant_id, role: s.role, user_id: Some(s.user_id), csrf: Some(s.csrf), lang })
 }

@@ -51,7 +51,13 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { listen_addr: "127.0.0.1:8080".into(), secure_cookies: false, max_body_bytes: 64 * 1024, login_attempts_per_minute: 5, signups_per_ip_per_hour: 10 }
+        Self {
+            listen_addr: "127.0.0.1:8080".into(),
+            secure_cookies: false,
+            max_body_bytes: 64 * 1024,
+            login_attempts_per_minute: 5,
+            signups_per_ip_per_hour: 10,
+        }
     }
 }
 
@@ -115,9 +121,33 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .merge(supply::routes(state.settlement.max_design_bytes()))
         .merge(supply_pages::routes())
         .nest("/api", api::routes())
-        .route("/static/htmx.min.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")], include_str!("../static/htmx.min.js")) }))
-        .route("/static/uPlot.iife.min.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")], include_str!("../static/uPlot.iife.min.js")) }))
-        .route("/static/uPlot.min.css", get(|| async { ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "public, max-age=86400")], include_str!("../static/uPlot.min.css")) }))
+        .route(
+            "/static/htmx.min.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")],
+                    include_str!("../static/htmx.min.js"),
+                )
+            }),
+        )
+        .route(
+            "/static/uPlot.iife.min.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")],
+                    include_str!("../static/uPlot.iife.min.js"),
+                )
+            }),
+        )
+        .route(
+            "/static/uPlot.min.css",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "public, max-age=86400")],
+                    include_str!("../static/uPlot.min.css"),
+                )
+            }),
+        )
         .route("/static/portal.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../static/portal.js")) }))
         .layer(DefaultBodyLimit::max(max))
         .layer(axum::middleware::from_fn(security_headers))
@@ -165,8 +195,17 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
 }
 
 /// Start the portal.
-pub async fn serve(config: Config, registry: Arc<Registry>, store: DynStore, nats: async_nats::Client, settlement: Arc<fc_settlement_service::Settlement>, shutdown: Shutdown) -> Result<Running, StartError> {
-    let listener = tokio::net::TcpListener::bind(&config.listen_addr).await.map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
+pub async fn serve(
+    config: Config,
+    registry: Arc<Registry>,
+    store: DynStore,
+    nats: async_nats::Client,
+    settlement: Arc<fc_settlement_service::Settlement>,
+    shutdown: Shutdown,
+) -> Result<Running, StartError> {
+    let listener = tokio::net::TcpListener::bind(&config.listen_addr)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
     let state = Arc::new(PortalState {
         login_limiter: auth::Throttle::per_minute(config.login_attempts_per_minute),
@@ -194,7 +233,10 @@ pub async fn serve(config: Config, registry: Arc<Registry>, store: DynStore, nat
         }
     });
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move { shutdown.wait().await }).await {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await
+        {
             tracing::error!(error = %e, "portal server failed");
         }
     });

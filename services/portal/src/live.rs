@@ -97,7 +97,11 @@ fn summarise(t: &TelemetryMessage) -> String {
 }
 
 /// `GET /machines/{machine}/live`: server-sent events of the machine's readings.
-pub async fn sse(State(s): State<Arc<PortalState>>, PageAuth(p): PageAuth, Path(machine): Path<String>) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, crate::problem::Problem> {
+pub async fn sse(
+    State(s): State<Arc<PortalState>>,
+    PageAuth(p): PageAuth,
+    Path(machine): Path<String>,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, crate::problem::Problem> {
     if machine.is_empty() || machine.len() > 64 || !machine.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
         return Err(crate::problem::Problem::bad_request("machine: not a machine identifier"));
     }
@@ -106,12 +110,10 @@ pub async fn sse(State(s): State<Arc<PortalState>>, PageAuth(p): PageAuth, Path(
     let shutdown = s.shutdown.clone();
     let client = LiveClient::open();
     // Ends at shutdown, or open live views would keep the server from stopping.
-    let stream = tokio_stream::wrappers::BroadcastStream::new(rx)
-        .take_until(async move { shutdown.wait().await })
-        .filter_map(move |m| {
-            let _counted = &client;
-            async move { m.ok().map(|data| Ok(Event::default().event("readings").data(&*data))) }
-        });
+    let stream = tokio_stream::wrappers::BroadcastStream::new(rx).take_until(async move { shutdown.wait().await }).filter_map(move |m| {
+        let _counted = &client;
+        async move { m.ok().map(|data| Ok(Event::default().event("readings").data(&*data))) }
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

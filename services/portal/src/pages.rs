@@ -6,11 +6,11 @@ use crate::i18n::Lang;
 use crate::problem::Problem;
 use crate::{PortalState, live};
 use axum::Form;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use fc_registry::{PLANS, Role};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
@@ -156,7 +156,11 @@ pub(crate) fn with_status(mut page: Response, e: &Problem) -> Response {
 
 /// A download: `body` as `content_type`, saved as `filename`.
 pub(crate) fn attachment(content_type: &'static str, filename: &str, body: impl IntoResponse) -> Response {
-    ([(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\""))], body).into_response()
+    (
+        [(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\""))],
+        body,
+    )
+        .into_response()
 }
 
 pub(crate) fn csrf_field(p: &Principal) -> Markup {
@@ -175,20 +179,25 @@ struct SignupForm {
 }
 
 fn signup_page(lang: Lang, error: Option<&str>) -> Response {
-    page(lang, lang.t("signup"), None, html! {
-        h1 { (lang.t("signup")) }
-        @if let Some(e) = error { p.error role="alert" { (e) } }
-        form.stack method="post" action="/signup" {
-            label { (lang.t("company")) input name="company" required maxlength="100"; }
-            label { (lang.t("plan"))
-                select name="plan" { @for p in &PLANS { option value=(p.id) { (p.name) " — " (p.max_devices) " devices, ₩" (p.price_krw_month) "/month" } } } }
-            label { (lang.t("name")) input name="name" required maxlength="100"; }
-            label { (lang.t("email")) input name="email" type="email" required; }
-            label { (lang.t("password")) input name="password" type="password" required minlength="10"; }
-            button type="submit" { (lang.t("signup")) }
-        }
-        p { a href="/login" { (lang.t("login")) } }
-    })
+    page(
+        lang,
+        lang.t("signup"),
+        None,
+        html! {
+            h1 { (lang.t("signup")) }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form.stack method="post" action="/signup" {
+                label { (lang.t("company")) input name="company" required maxlength="100"; }
+                label { (lang.t("plan"))
+                    select name="plan" { @for p in &PLANS { option value=(p.id) { (p.name) " — " (p.max_devices) " devices, ₩" (p.price_krw_month) "/month" } } } }
+                label { (lang.t("name")) input name="name" required maxlength="100"; }
+                label { (lang.t("email")) input name="email" type="email" required; }
+                label { (lang.t("password")) input name="password" type="password" required minlength="10"; }
+                button type="submit" { (lang.t("signup")) }
+            }
+            p { a href="/login" { (lang.t("login")) } }
+        },
+    )
 }
 
 /// Run a registry call that hashes a password on the blocking pool: argon2 is
@@ -214,7 +223,8 @@ async fn signup_form(headers: HeaderMap) -> Response {
 async fn signup(State(s): St, headers: HeaderMap, ext: axum::http::Extensions, Form(f): Form<SignupForm>) -> Response {
     let lang = auth::lang(&headers);
     // Each sign-up costs an argon2 hash and creates a tenant: throttled per client address.
-    let client = ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
+    let client =
+        ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
     if !s.signup_limiter.allow(&client) {
         metrics::counter!("portal_signups_total", "result" => "throttled").increment(1);
         let mut r = signup_page(lang, Some(lang.t("too_many_signups")));
@@ -245,16 +255,21 @@ struct LoginForm {
 }
 
 fn login_page(lang: Lang, error: Option<&str>) -> Response {
-    page(lang, lang.t("login"), None, html! {
-        h1 { (lang.t("login")) }
-        @if let Some(e) = error { p.error role="alert" { (e) } }
-        form.stack method="post" action="/login" {
-            label { (lang.t("email")) input name="email" type="email" required; }
-            label { (lang.t("password")) input name="password" type="password" required; }
-            button type="submit" { (lang.t("login")) }
-        }
-        p { a href="/signup" { (lang.t("signup")) } }
-    })
+    page(
+        lang,
+        lang.t("login"),
+        None,
+        html! {
+            h1 { (lang.t("login")) }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form.stack method="post" action="/login" {
+                label { (lang.t("email")) input name="email" type="email" required; }
+                label { (lang.t("password")) input name="password" type="password" required; }
+                button type="submit" { (lang.t("login")) }
+            }
+            p { a href="/signup" { (lang.t("signup")) } }
+        },
+    )
 }
 
 async fn login_form(headers: HeaderMap) -> Response {
@@ -335,27 +350,34 @@ async fn dashboard(State(s): St, PageAuth(p): PageAuth) -> PageResult {
         e.0 = e.0.max(pt.ts_ms);
         e.1.push((info.key.metric, info.unit, pt.value));
     }
-    Ok(page(lang, lang.t("dashboard"), Some(&p), html! {
-        h1 { (lang.t("dashboard")) }
-        @if machines.is_empty() { p.muted { (lang.t("no_machines")) } }
-        div.cards {
-            @for (m, (ts, readings)) in &machines {
-                @let status = machine_status(now - ts);
-                div.card data-machine=(m) {
-                    a href={ "/machines/" (encode(m)) } {
-                        h2 { span class={ "dot " (status) } title=(lang.t(status)) {} (m) }
-                        p.muted { (lang.t(status)) }
-                        table { @for (metric, unit, v) in readings.iter().take(6) { tr { td { (metric) } td { (fmt_value(*v)) " " (unit) } } } }
+    Ok(page(
+        lang,
+        lang.t("dashboard"),
+        Some(&p),
+        html! {
+            h1 { (lang.t("dashboard")) }
+            @if machines.is_empty() { p.muted { (lang.t("no_machines")) } }
+            div.cards {
+                @for (m, (ts, readings)) in &machines {
+                    @let status = machine_status(now - ts);
+                    div.card data-machine=(m) {
+                        a href={ "/machines/" (encode(m)) } {
+                            h2 { span class={ "dot " (status) } title=(lang.t(status)) {} (m) }
+                            p.muted { (lang.t(status)) }
+                            table { @for (metric, unit, v) in readings.iter().take(6) { tr { td { (metric) } td { (fmt_value(*v)) " " (unit) } } } }
+                        }
                     }
                 }
             }
-        }
-    }))
+        },
+    ))
 }
 
 /// Percent-encode a path segment (metric names may contain `/` and `:`).
 fn encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 fn fmt_value(v: f64) -> String {
@@ -367,27 +389,32 @@ async fn machine(State(s): St, PageAuth(p): PageAuth, Path(machine): Path<String
     let series = s.store.list_series(&p.tenant_id, Some(&machine)).await?;
     let keys: Vec<_> = series.iter().map(|i| i.key.clone()).collect();
     let latest = if keys.is_empty() { Vec::new() } else { s.store.latest(&p.tenant_id, &keys).await? };
-    Ok(page(lang, &machine, Some(&p), html! {
-        h1 { (lang.t("machine")) ": " (machine) }
-        p.muted { span.dot.running {} (lang.t("live")) }
-        table id="live-table" data-live={ "/machines/" (machine) "/live" } data-machine=(machine) {
-            thead { tr { th { (lang.t("metric")) } th { (lang.t("value")) } th { (lang.t("unit")) } th { (lang.t("updated")) } } }
-            tbody {
-                @for (info, pt) in &latest {
-                    tr data-metric=(info.key.metric) {
-                        td { (info.key.metric) }
-                        td.big data-role="value" { (fmt_value(pt.value)) }
-                        td { (info.unit) }
-                        td data-role="ts" data-ts=(pt.ts_ms) { (pt.ts_ms) }
+    Ok(page(
+        lang,
+        &machine,
+        Some(&p),
+        html! {
+            h1 { (lang.t("machine")) ": " (machine) }
+            p.muted { span.dot.running {} (lang.t("live")) }
+            table id="live-table" data-live={ "/machines/" (machine) "/live" } data-machine=(machine) {
+                thead { tr { th { (lang.t("metric")) } th { (lang.t("value")) } th { (lang.t("unit")) } th { (lang.t("updated")) } } }
+                tbody {
+                    @for (info, pt) in &latest {
+                        tr data-metric=(info.key.metric) {
+                            td { (info.key.metric) }
+                            td.big data-role="value" { (fmt_value(pt.value)) }
+                            td { (info.unit) }
+                            td data-role="ts" data-ts=(pt.ts_ms) { (pt.ts_ms) }
+                        }
                     }
                 }
             }
-        }
-        @for info in &series {
-            h3 { (info.key.metric) " " span.muted { (info.unit) } }
-            div.chart data-chart="1" data-machine=(machine) data-metric=(info.key.metric) {}
-        }
-    }))
+            @for info in &series {
+                h3 { (info.key.metric) " " span.muted { (info.unit) } }
+                div.chart data-chart="1" data-machine=(machine) data-metric=(info.key.metric) {}
+            }
+        },
+    ))
 }
 
 // ---- series explorer ----
@@ -414,25 +441,30 @@ async fn explore(State(s): St, PageAuth(p): PageAuth, Query(q): Query<ExploreQue
     let selected = q.series.as_deref().and_then(|s| s.split_once('/')).map(|(m, x)| (m.to_string(), x.to_string()));
     let end = fc_core::time::now_ms() + 1000;
     let start = end - range.1;
-    Ok(page(lang, lang.t("explore"), Some(&p), html! {
-        h1 { (lang.t("explore")) }
-        form.row method="get" action="/explore" {
-            label { (lang.t("metric")) br;
-                select name="series" { @for i in &all {
-                    @let v = format!("{}/{}", i.key.machine, i.key.metric);
-                    option value=(v) selected[selected.as_ref().is_some_and(|(m, x)| *m == i.key.machine && *x == i.key.metric)] { (v) }
-                } } }
-            label { (lang.t("range")) br; select name="range" { @for r in &RANGES { option value=(r.0) selected[r.0 == range.0] { (r.0) } } } }
-            label { (lang.t("step")) br; select name="step" { @for r in &STEPS { option value=(r.0) selected[r.0 == step.0] { (r.0) } } } }
-            label { (lang.t("aggregation")) br; select name="agg" { @for a in ["avg", "min", "max", "count", "last"] { option value=(a) selected[a == agg] { (a) } } } }
-            button type="submit" { (lang.t("show")) }
-        }
-        @if let Some((m, x)) = &selected {
-            @let qs = format!("start_ms={start}&end_ms={end}&step_ms={}&agg={agg}", step.1);
-            p { a id="export-csv" href={ "/api/v1/series/" (encode(m)) "/" (encode(x)) "/export.csv?" (qs) } download { (lang.t("export_csv")) } }
-            div.chart data-chart="1" data-machine=(m) data-metric=(x) data-start=(start) data-end=(end) data-step=(step.1) data-agg=(agg) {}
-        }
-    }))
+    Ok(page(
+        lang,
+        lang.t("explore"),
+        Some(&p),
+        html! {
+            h1 { (lang.t("explore")) }
+            form.row method="get" action="/explore" {
+                label { (lang.t("metric")) br;
+                    select name="series" { @for i in &all {
+                        @let v = format!("{}/{}", i.key.machine, i.key.metric);
+                        option value=(v) selected[selected.as_ref().is_some_and(|(m, x)| *m == i.key.machine && *x == i.key.metric)] { (v) }
+                    } } }
+                label { (lang.t("range")) br; select name="range" { @for r in &RANGES { option value=(r.0) selected[r.0 == range.0] { (r.0) } } } }
+                label { (lang.t("step")) br; select name="step" { @for r in &STEPS { option value=(r.0) selected[r.0 == step.0] { (r.0) } } } }
+                label { (lang.t("aggregation")) br; select name="agg" { @for a in ["avg", "min", "max", "count", "last"] { option value=(a) selected[a == agg] { (a) } } } }
+                button type="submit" { (lang.t("show")) }
+            }
+            @if let Some((m, x)) = &selected {
+                @let qs = format!("start_ms={start}&end_ms={end}&step_ms={}&agg={agg}", step.1);
+                p { a id="export-csv" href={ "/api/v1/series/" (encode(m)) "/" (encode(x)) "/export.csv?" (qs) } download { (lang.t("export_csv")) } }
+                div.chart data-chart="1" data-machine=(m) data-metric=(x) data-start=(start) data-end=(end) data-step=(step.1) data-agg=(agg) {}
+            }
+        },
+    ))
 }
 
 // ---- devices ----
@@ -448,38 +480,43 @@ async fn devices_page(s: &PortalState, p: &Principal, created: Option<(String, S
     let mut devices = s.registry.list_devices(&p.tenant_id)?;
     devices.sort_by_key(|d| std::cmp::Reverse(d.created_ms));
     let can_edit = p.role.allows(Role::Operator);
-    Ok(page(lang, lang.t("devices"), Some(p), html! {
-        h1 { (lang.t("devices")) }
-        @if let Some(e) = &error { p.error role="alert" { (e) } }
-        @if let Some((name, token)) = &created {
-            div.card {
-                p { strong { (name) } }
-                p { (lang.t("token_once")) }
-                p.token id="device-token" { (token) }
-            }
-        }
-        @if can_edit {
-            form.row method="post" action="/devices" {
-                (csrf_field(p))
-                label { (lang.t("name")) br; input name="name" required maxlength="100"; }
-                button type="submit" { (lang.t("create_device")) }
-            }
-        }
-        table {
-            thead { tr { th { (lang.t("name")) } th { "ID" } th { (lang.t("status")) } th {} } }
-            tbody { @for d in &devices {
-                tr data-device=(d.id) {
-                    td { (d.name) } td { code { (d.id) } }
-                    td { @if d.revoked_ms.is_some() { (lang.t("revoked")) } @else { (lang.t("active")) } }
-                    td { @if can_edit && d.revoked_ms.is_none() {
-                        form.inline method="post" action={ "/devices/" (d.id) "/rotate" } { (csrf_field(p)) button type="submit" { (lang.t("rotate")) } }
-                        " "
-                        form.inline method="post" action={ "/devices/" (d.id) "/revoke" } { (csrf_field(p)) button.danger type="submit" { (lang.t("revoke")) } }
-                    } }
+    Ok(page(
+        lang,
+        lang.t("devices"),
+        Some(p),
+        html! {
+            h1 { (lang.t("devices")) }
+            @if let Some(e) = &error { p.error role="alert" { (e) } }
+            @if let Some((name, token)) = &created {
+                div.card {
+                    p { strong { (name) } }
+                    p { (lang.t("token_once")) }
+                    p.token id="device-token" { (token) }
                 }
-            } }
-        }
-    }))
+            }
+            @if can_edit {
+                form.row method="post" action="/devices" {
+                    (csrf_field(p))
+                    label { (lang.t("name")) br; input name="name" required maxlength="100"; }
+                    button type="submit" { (lang.t("create_device")) }
+                }
+            }
+            table {
+                thead { tr { th { (lang.t("name")) } th { "ID" } th { (lang.t("status")) } th {} } }
+                tbody { @for d in &devices {
+                    tr data-device=(d.id) {
+                        td { (d.name) } td { code { (d.id) } }
+                        td { @if d.revoked_ms.is_some() { (lang.t("revoked")) } @else { (lang.t("active")) } }
+                        td { @if can_edit && d.revoked_ms.is_none() {
+                            form.inline method="post" action={ "/devices/" (d.id) "/rotate" } { (csrf_field(p)) button type="submit" { (lang.t("rotate")) } }
+                            " "
+                            form.inline method="post" action={ "/devices/" (d.id) "/revoke" } { (csrf_field(p)) button.danger type="submit" { (lang.t("revoke")) } }
+                        } }
+                    }
+                } }
+            }
+        },
+    ))
 }
 
 async fn devices(State(s): St, PageAuth(p): PageAuth) -> PageResult {
@@ -493,7 +530,11 @@ async fn create_device(State(s): St, PageAuth(p): PageAuth, Form(f): Form<NameFo
         Ok((d, token)) => devices_page(&s, &p, Some((d.name, token)), None).await,
         Err(e @ (fc_registry::RegistryError::QuotaExceeded(_) | fc_registry::RegistryError::Invalid(_))) => {
             let mut r = devices_page(&s, &p, None, Some(e.to_string())).await?;
-            *r.status_mut() = if matches!(e, fc_registry::RegistryError::QuotaExceeded(_)) { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::BAD_REQUEST };
+            *r.status_mut() = if matches!(e, fc_registry::RegistryError::QuotaExceeded(_)) {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::BAD_REQUEST
+            };
             Ok(r)
         }
         Err(e) => Err(e.into()),
@@ -521,41 +562,46 @@ async fn users_page(s: &PortalState, p: &Principal, invite_link: Option<String>)
     let lang = p.lang;
     let users = s.registry.list_users(&p.tenant_id)?;
     let pending = s.registry.list_invitations(&p.tenant_id)?;
-    Ok(page(lang, lang.t("users"), Some(p), html! {
-        h1 { (lang.t("users")) }
-        @if let Some(link) = &invite_link { div.card { p { (lang.t("token_once")) } p.token id="invite-link" { (link) } } }
-        form.row method="post" action="/users/invite" {
-            (csrf_field(p))
-            label { (lang.t("email")) br; input name="email" type="email" required; }
-            label { (lang.t("role")) br; select name="role" { option value="viewer" { "viewer" } option value="operator" { "operator" } option value="owner" { "owner" } } }
-            button type="submit" { (lang.t("invite")) }
-        }
-        table {
-            thead { tr { th { (lang.t("name")) } th { (lang.t("email")) } th { (lang.t("role")) } } }
-            tbody { @for u in &users { tr {
-                td { (u.name) } td { (u.email) }
-                td { form.inline method="post" action={ "/users/" (u.id) "/role" } {
-                    (csrf_field(p))
-                    select name="role" { @for r in ["viewer", "operator", "owner"] { option value=(r) selected[r == u.role.as_str()] { (r) } } }
-                    " " button type="submit" { (lang.t("change_role")) }
-                } }
-            } } }
-        }
-        @if !pending.is_empty() {
-            h2 { (lang.t("pending_invitations")) }
-            table id="invitations" {
-                thead { tr { th { (lang.t("email")) } th { (lang.t("role")) } th { (lang.t("expires")) } th {} } }
-                tbody { @for i in &pending { tr {
-                    td { (i.email) } td { (i.role.as_str()) } td data-role="ts" data-ts=(i.expires_ms) { (i.expires_ms) }
-                    // With htmx the row goes away in place; without script the form posts and the page reloads.
-                    td { form.inline method="post" action={ "/users/invitations/" (i.id) "/withdraw" } hx-post={ "/users/invitations/" (i.id) "/withdraw" } hx-target="closest tr" hx-swap="outerHTML" {
+    Ok(page(
+        lang,
+        lang.t("users"),
+        Some(p),
+        html! {
+            h1 { (lang.t("users")) }
+            @if let Some(link) = &invite_link { div.card { p { (lang.t("token_once")) } p.token id="invite-link" { (link) } } }
+            form.row method="post" action="/users/invite" {
+                (csrf_field(p))
+                label { (lang.t("email")) br; input name="email" type="email" required; }
+                label { (lang.t("role")) br; select name="role" { option value="viewer" { "viewer" } option value="operator" { "operator" } option value="owner" { "owner" } } }
+                button type="submit" { (lang.t("invite")) }
+            }
+            table {
+                thead { tr { th { (lang.t("name")) } th { (lang.t("email")) } th { (lang.t("role")) } } }
+                tbody { @for u in &users { tr {
+                    td { (u.name) } td { (u.email) }
+                    td { form.inline method="post" action={ "/users/" (u.id) "/role" } {
                         (csrf_field(p))
-                        button type="submit" { (lang.t("withdraw")) }
+                        select name="role" { @for r in ["viewer", "operator", "owner"] { option value=(r) selected[r == u.role.as_str()] { (r) } } }
+                        " " button type="submit" { (lang.t("change_role")) }
                     } }
                 } } }
             }
-        }
-    }))
+            @if !pending.is_empty() {
+                h2 { (lang.t("pending_invitations")) }
+                table id="invitations" {
+                    thead { tr { th { (lang.t("email")) } th { (lang.t("role")) } th { (lang.t("expires")) } th {} } }
+                    tbody { @for i in &pending { tr {
+                        td { (i.email) } td { (i.role.as_str()) } td data-role="ts" data-ts=(i.expires_ms) { (i.expires_ms) }
+                        // With htmx the row goes away in place; without script the form posts and the page reloads.
+                        td { form.inline method="post" action={ "/users/invitations/" (i.id) "/withdraw" } hx-post={ "/users/invitations/" (i.id) "/withdraw" } hx-target="closest tr" hx-swap="outerHTML" {
+                            (csrf_field(p))
+                            button type="submit" { (lang.t("withdraw")) }
+                        } }
+                    } } }
+                }
+            }
+        },
+    ))
 }
 
 async fn users(State(s): St, PageAuth(p): PageAuth) -> PageResult {
@@ -577,7 +623,13 @@ async fn invite(State(s): St, PageAuth(p): PageAuth, headers: HeaderMap, Form(f)
     users_page(&s, &p, Some(format!("http://{host}/invite/{token}"))).await
 }
 
-async fn withdraw_invite(State(s): St, PageAuth(p): PageAuth, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> PageResult {
+async fn withdraw_invite(
+    State(s): St,
+    PageAuth(p): PageAuth,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> PageResult {
     check_csrf(&p, &f.csrf)?;
     p.require(Role::Owner)?;
     s.registry.withdraw_invitation(&p.tenant_id, &id)?;
@@ -604,15 +656,20 @@ async fn change_role(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>
 async fn invite_form(State(s): St, headers: HeaderMap, Path(token): Path<String>) -> PageResult {
     let lang = auth::lang(&headers);
     let inv = s.registry.invitation(&token)?;
-    Ok(page(lang, lang.t("accept_invite"), None, html! {
-        h1 { (lang.t("accept_invite")) }
-        p { (inv.email) " · " (inv.role.as_str()) }
-        form.stack method="post" action={ "/invite/" (token) } {
-            label { (lang.t("name")) input name="name" required maxlength="100"; }
-            label { (lang.t("password")) input name="password" type="password" required minlength="10"; }
-            button type="submit" { (lang.t("accept_invite")) }
-        }
-    }))
+    Ok(page(
+        lang,
+        lang.t("accept_invite"),
+        None,
+        html! {
+            h1 { (lang.t("accept_invite")) }
+            p { (inv.email) " · " (inv.role.as_str()) }
+            form.stack method="post" action={ "/invite/" (token) } {
+                label { (lang.t("name")) input name="name" required maxlength="100"; }
+                label { (lang.t("password")) input name="password" type="password" required minlength="10"; }
+                button type="submit" { (lang.t("accept_invite")) }
+            }
+        },
+    ))
 }
 
 #[derive(Deserialize)]
@@ -632,24 +689,29 @@ async fn keys_page(s: &PortalState, p: &Principal, created: Option<String>) -> P
     p.require(Role::Owner)?;
     let lang = p.lang;
     let keys = s.registry.list_api_keys(&p.tenant_id)?;
-    Ok(page(lang, lang.t("api_keys"), Some(p), html! {
-        h1 { (lang.t("api_keys")) }
-        @if let Some(t) = &created { div.card { p { (lang.t("token_once")) } p.token id="api-key" { (t) } } }
-        form.row method="post" action="/api-keys" {
-            (csrf_field(p))
-            label { (lang.t("name")) br; input name="name" required maxlength="100"; }
-            label { (lang.t("role")) br; select name="role" { option value="viewer" { "viewer" } option value="operator" { "operator" } } }
-            button type="submit" { (lang.t("create_key")) }
-        }
-        table {
-            thead { tr { th { (lang.t("name")) } th { "ID" } th { (lang.t("role")) } th { (lang.t("status")) } th {} } }
-            tbody { @for k in &keys { tr {
-                td { (k.name) } td { code { (k.id) } } td { (k.role.as_str()) }
-                td { @if k.revoked_ms.is_some() { (lang.t("revoked")) } @else { (lang.t("active")) } }
-                td { @if k.revoked_ms.is_none() { form.inline method="post" action={ "/api-keys/" (k.id) "/revoke" } { (csrf_field(p)) button.danger type="submit" { (lang.t("revoke")) } } } }
-            } } }
-        }
-    }))
+    Ok(page(
+        lang,
+        lang.t("api_keys"),
+        Some(p),
+        html! {
+            h1 { (lang.t("api_keys")) }
+            @if let Some(t) = &created { div.card { p { (lang.t("token_once")) } p.token id="api-key" { (t) } } }
+            form.row method="post" action="/api-keys" {
+                (csrf_field(p))
+                label { (lang.t("name")) br; input name="name" required maxlength="100"; }
+                label { (lang.t("role")) br; select name="role" { option value="viewer" { "viewer" } option value="operator" { "operator" } } }
+                button type="submit" { (lang.t("create_key")) }
+            }
+            table {
+                thead { tr { th { (lang.t("name")) } th { "ID" } th { (lang.t("role")) } th { (lang.t("status")) } th {} } }
+                tbody { @for k in &keys { tr {
+                    td { (k.name) } td { code { (k.id) } } td { (k.role.as_str()) }
+                    td { @if k.revoked_ms.is_some() { (lang.t("revoked")) } @else { (lang.t("active")) } }
+                    td { @if k.revoked_ms.is_none() { form.inline method="post" action={ "/api-keys/" (k.id) "/revoke" } { (csrf_field(p)) button.danger type="submit" { (lang.t("revoke")) } } } }
+                } } }
+            }
+        },
+    ))
 }
 
 async fn api_keys(State(s): St, PageAuth(p): PageAuth) -> PageResult {
@@ -682,17 +744,22 @@ async fn revoke_api_key(State(s): St, PageAuth(p): PageAuth, Path(id): Path<Stri
 async fn usage(State(s): St, PageAuth(p): PageAuth) -> PageResult {
     let lang = p.lang;
     let u = crate::api::usage_of(&s, &p.tenant_id)?;
-    Ok(page(lang, lang.t("usage"), Some(&p), html! {
-        h1 { (lang.t("usage")) ": " (u.plan_name) }
-        table {
-            thead { tr { th {} th { (lang.t("used")) } th { (lang.t("limit")) } } }
-            tbody {
-                tr { td { (lang.t("devices")) } td id="usage-devices" { (u.devices) } td { (u.max_devices) } }
-                tr { td { (lang.t("users")) } td { (u.users) } td { (u.max_users) } }
-                tr { td { (lang.t("readings_per_s")) } td { "—" } td { (u.max_readings_per_s) } }
-                tr { td { (lang.t("retention")) } td { "—" } td { (u.retention_days) } }
-                tr { td { (lang.t("partners")) } td { (u.partners) } td { (u.max_partners) } }
+    Ok(page(
+        lang,
+        lang.t("usage"),
+        Some(&p),
+        html! {
+            h1 { (lang.t("usage")) ": " (u.plan_name) }
+            table {
+                thead { tr { th {} th { (lang.t("used")) } th { (lang.t("limit")) } } }
+                tbody {
+                    tr { td { (lang.t("devices")) } td id="usage-devices" { (u.devices) } td { (u.max_devices) } }
+                    tr { td { (lang.t("users")) } td { (u.users) } td { (u.max_users) } }
+                    tr { td { (lang.t("readings_per_s")) } td { "—" } td { (u.max_readings_per_s) } }
+                    tr { td { (lang.t("retention")) } td { "—" } td { (u.retention_days) } }
+                    tr { td { (lang.t("partners")) } td { (u.partners) } td { (u.max_partners) } }
+                }
             }
-        }
-    }))
+        },
+    ))
 }

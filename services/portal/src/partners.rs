@@ -119,37 +119,42 @@ fn render(s: &PortalState, p: &Principal, error: Option<String>) -> PageResult {
     let lang = p.lang;
     let all = partners_of(s, &p.tenant_id)?;
     let owner = p.role.allows(Role::Owner);
-    Ok(page(lang, lang.t("partners"), Some(p), html! {
-        h1 { (lang.t("partners")) }
-        p { (lang.t("your_org_id")) ": " code id="org-id" { (all.organisation_id) } }
-        @if let Some(e) = &error { p.error role="alert" { (e) } }
-        h2 { (lang.t("suppliers")) }
-        @if owner {
-            form.row method="post" action="/partners" {
-                (csrf_field(p))
-                label { (lang.t("supplier_org_id")) br; input name="supplier_id" required pattern="t_[0-9a-f]{16}" placeholder="t_0123456789abcdef"; }
-                button type="submit" { (lang.t("add_partner")) }
+    Ok(page(
+        lang,
+        lang.t("partners"),
+        Some(p),
+        html! {
+            h1 { (lang.t("partners")) }
+            p { (lang.t("your_org_id")) ": " code id="org-id" { (all.organisation_id) } }
+            @if let Some(e) = &error { p.error role="alert" { (e) } }
+            h2 { (lang.t("suppliers")) }
+            @if owner {
+                form.row method="post" action="/partners" {
+                    (csrf_field(p))
+                    label { (lang.t("supplier_org_id")) br; input name="supplier_id" required pattern="t_[0-9a-f]{16}" placeholder="t_0123456789abcdef"; }
+                    button type="submit" { (lang.t("add_partner")) }
+                }
             }
-        }
-        table id="suppliers" {
-            thead { tr { th { (lang.t("name")) } th { (lang.t("organisation")) } th { (lang.t("status")) } th {} } }
-            tbody { @for x in &all.suppliers { tr {
-                td { (x.name) } td { code { (x.organisation_id) } } td { (lang.t(if x.status == "active" { "active" } else { "pending" })) }
-                td { @if owner { form.inline method="post" action={ "/partners/" (x.organisation_id) "/end" } { (csrf_field(p)) button type="submit" { (lang.t("end_partnership")) } } } }
-            } } }
-        }
-        h2 { (lang.t("buyers")) }
-        table id="buyers" {
-            thead { tr { th { (lang.t("name")) } th { (lang.t("organisation")) } th { (lang.t("status")) } th {} } }
-            tbody { @for x in &all.buyers { tr {
-                td { (x.name) } td { code { (x.organisation_id) } } td { (lang.t(if x.status == "active" { "active" } else { "pending" })) }
-                td { @if owner {
-                    @if x.status == "pending" { form.inline method="post" action={ "/partners/" (x.organisation_id) "/accept" } { (csrf_field(p)) button type="submit" { (lang.t("accept")) } } " " }
-                    form.inline method="post" action={ "/partners/" (x.organisation_id) "/end" } { (csrf_field(p)) button type="submit" { (lang.t("end_partnership")) } }
-                } }
-            } } }
-        }
-    }))
+            table id="suppliers" {
+                thead { tr { th { (lang.t("name")) } th { (lang.t("organisation")) } th { (lang.t("status")) } th {} } }
+                tbody { @for x in &all.suppliers { tr {
+                    td { (x.name) } td { code { (x.organisation_id) } } td { (lang.t(if x.status == "active" { "active" } else { "pending" })) }
+                    td { @if owner { form.inline method="post" action={ "/partners/" (x.organisation_id) "/end" } { (csrf_field(p)) button type="submit" { (lang.t("end_partnership")) } } } }
+                } } }
+            }
+            h2 { (lang.t("buyers")) }
+            table id="buyers" {
+                thead { tr { th { (lang.t("name")) } th { (lang.t("organisation")) } th { (lang.t("status")) } th {} } }
+                tbody { @for x in &all.buyers { tr {
+                    td { (x.name) } td { code { (x.organisation_id) } } td { (lang.t(if x.status == "active" { "active" } else { "pending" })) }
+                    td { @if owner {
+                        @if x.status == "pending" { form.inline method="post" action={ "/partners/" (x.organisation_id) "/accept" } { (csrf_field(p)) button type="submit" { (lang.t("accept")) } } " " }
+                        form.inline method="post" action={ "/partners/" (x.organisation_id) "/end" } { (csrf_field(p)) button type="submit" { (lang.t("end_partnership")) } }
+                    } }
+                } } }
+            }
+        },
+    ))
 }
 
 async fn partners_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {

@@ -30,7 +30,12 @@ impl Problem {
         } else {
             detail
         };
-        Self { kind: format!("https://factorychain.example/problems/{}", code.as_str()), title: code.as_str().replace('_', " "), status: code.http_status(), detail }
+        Self {
+            kind: format!("https://factorychain.example/problems/{}", code.as_str()),
+            title: code.as_str().replace('_', " "),
+            status: code.http_status(),
+            detail,
+        }
     }
     /// 400.
     pub fn bad_request(detail: impl Into<String>) -> Self {

@@ -117,7 +117,9 @@ pub(crate) async fn org_key(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<St
     if id != p.tenant_id && !s.registry.share_network(&p.tenant_id, &id).unwrap_or(false) {
         return Err(Problem::not_found());
     }
-    let key = s.registry.org_profile(&id).map_err(|_| Problem::not_found())?.age_recipient.ok_or_else(|| Problem::new(fc_core::ErrorCode::NotFound, format!("{id} has not registered a design key (factorychain keys generate --register)")))?;
+    let key = s.registry.org_profile(&id).map_err(|_| Problem::not_found())?.age_recipient.ok_or_else(|| {
+        Problem::new(fc_core::ErrorCode::NotFound, format!("{id} has not registered a design key (factorychain keys generate --register)"))
+    })?;
     Ok(Json(KeyOut { organisation_id: id, age_recipient: key }))
 }
 
@@ -151,7 +153,12 @@ pub struct RangeQ {
 }
 
 #[utoipa::path(get, path = "/api/v1/ledger/{network}/entries", params(("network" = String, Path), RangeQ), responses((status = 200, body = Vec<EntryView>, description = "the entries of the range the caller may read")))]
-pub(crate) async fn entries(State(s): St, ApiAuth(p): ApiAuth, Path(network): Path<String>, Query(q): Query<RangeQ>) -> Result<Json<Vec<EntryView>>, Problem> {
+pub(crate) async fn entries(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(network): Path<String>,
+    Query(q): Query<RangeQ>,
+) -> Result<Json<Vec<EntryView>>, Problem> {
     let end = q.end.unwrap_or(q.start.saturating_add(1000));
     if end < q.start || end - q.start > 1000 {
         return Err(Problem::bad_request("end: at most 1000 entries after start"));
@@ -175,7 +182,12 @@ pub struct InclusionQ {
 }
 
 #[utoipa::path(get, path = "/api/v1/ledger/{network}/proof/inclusion", params(("network" = String, Path), InclusionQ), responses((status = 200, description = "{leaf_index, tree_size, leaf_hash, root_hash, hashes}"), (status = 400, body = Problem)))]
-pub(crate) async fn inclusion(State(s): St, ApiAuth(p): ApiAuth, Path(network): Path<String>, Query(q): Query<InclusionQ>) -> Result<Json<InclusionProof>, Problem> {
+pub(crate) async fn inclusion(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(network): Path<String>,
+    Query(q): Query<InclusionQ>,
+) -> Result<Json<InclusionProof>, Problem> {
     Ok(Json(s.settlement.inclusion_proof(&network, &p.tenant_id, q.index, q.size)?))
 }
 
@@ -189,7 +201,12 @@ pub struct ConsistencyQ {
 }
 
 #[utoipa::path(get, path = "/api/v1/ledger/{network}/proof/consistency", params(("network" = String, Path), ConsistencyQ), responses((status = 200, description = "{size1, size2, root1, root2, hashes}"), (status = 400, body = Problem)))]
-pub(crate) async fn consistency(State(s): St, ApiAuth(p): ApiAuth, Path(network): Path<String>, Query(q): Query<ConsistencyQ>) -> Result<Json<ConsistencyProof>, Problem> {
+pub(crate) async fn consistency(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(network): Path<String>,
+    Query(q): Query<ConsistencyQ>,
+) -> Result<Json<ConsistencyProof>, Problem> {
     Ok(Json(s.settlement.consistency_proof(&network, &p.tenant_id, q.from, q.to)?))
 }
 
@@ -206,7 +223,13 @@ pub struct ToQ {
 }
 
 #[utoipa::path(post, path = "/api/v1/networks/{network}/designs/{design_id}", params(("network" = String, Path), ("design_id" = String, Path), ToQ), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "an age file encrypted on the client"), responses((status = 201, body = DesignView), (status = 400, body = Problem), (status = 413, body = Problem)))]
-pub(crate) async fn publish_design(State(s): St, ApiAuth(p): ApiAuth, Path((network, design_id)): Path<(String, String)>, Query(q): Query<ToQ>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Response, Problem> {
+pub(crate) async fn publish_design(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, design_id)): Path<(String, String)>,
+    Query(q): Query<ToQ>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, Problem> {
     p.require(Role::Operator)?;
     let body = body.map_err(|e| Problem::body_rejected(e.status(), e.body_text()))?;
     let to: Vec<String> = q.to.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
@@ -215,7 +238,11 @@ pub(crate) async fn publish_design(State(s): St, ApiAuth(p): ApiAuth, Path((netw
 }
 
 #[utoipa::path(get, path = "/api/v1/networks/{network}/designs/{design_id}/versions/{version}", params(("network" = String, Path), ("design_id" = String, Path), ("version" = u32, Path)), responses((status = 200, description = "the age ciphertext (recipients only)", content_type = "application/octet-stream"), (status = 404, body = Problem)))]
-pub(crate) async fn download_design(State(s): St, ApiAuth(p): ApiAuth, Path((network, design_id, version)): Path<(String, String, u32)>) -> Result<Response, Problem> {
+pub(crate) async fn download_design(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, design_id, version)): Path<(String, String, u32)>,
+) -> Result<Response, Problem> {
     let bytes = s.settlement.download_design(&network, &p.tenant_id, &design_id, version).await?;
     Ok(attachment("application/octet-stream", &format!("{design_id}-v{version}.age"), bytes))
 }
@@ -229,7 +256,12 @@ pub struct RecipientsIn {
 }
 
 #[utoipa::path(put, path = "/api/v1/networks/{network}/designs/{design_id}/versions/{version}/recipients", params(("network" = String, Path), ("design_id" = String, Path), ("version" = u32, Path)), request_body = RecipientsIn, responses((status = 200, body = DesignView)))]
-pub(crate) async fn change_access(State(s): St, ApiAuth(p): ApiAuth, Path((network, design_id, version)): Path<(String, String, u32)>, ApiJson(b): ApiJson<RecipientsIn>) -> Result<Json<DesignView>, Problem> {
+pub(crate) async fn change_access(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, design_id, version)): Path<(String, String, u32)>,
+    ApiJson(b): ApiJson<RecipientsIn>,
+) -> Result<Json<DesignView>, Problem> {
     p.require(Role::Operator)?;
     Ok(Json(s.settlement.change_design_access(&network, &p.tenant_id, &design_id, version, &b.recipients).await?))
 }
@@ -240,19 +272,32 @@ pub(crate) async fn orders(State(s): St, ApiAuth(p): ApiAuth, Path(network): Pat
 }
 
 #[utoipa::path(post, path = "/api/v1/networks/{network}/orders", params(("network" = String, Path)), request_body = OrderInput, responses((status = 201, body = OrderView), (status = 400, body = Problem)))]
-pub(crate) async fn issue_order(State(s): St, ApiAuth(p): ApiAuth, Path(network): Path<String>, ApiJson(b): ApiJson<OrderInput>) -> Result<Response, Problem> {
+pub(crate) async fn issue_order(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(network): Path<String>,
+    ApiJson(b): ApiJson<OrderInput>,
+) -> Result<Response, Problem> {
     p.require(Role::Operator)?;
     let o = s.settlement.issue_order(&network, &p.tenant_id, b).await?;
     Ok((StatusCode::CREATED, Json(o)).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/networks/{network}/orders/{order_id}", params(("network" = String, Path), ("order_id" = String, Path)), responses((status = 200, body = OrderView), (status = 404, body = Problem)))]
-pub(crate) async fn order(State(s): St, ApiAuth(p): ApiAuth, Path((network, order_id)): Path<(String, String)>) -> Result<Json<OrderView>, Problem> {
+pub(crate) async fn order(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, order_id)): Path<(String, String)>,
+) -> Result<Json<OrderView>, Problem> {
     Ok(Json(s.settlement.order(&network, &p.tenant_id, &order_id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/networks/{network}/orders/{order_id}/accept", params(("network" = String, Path), ("order_id" = String, Path)), responses((status = 200, body = OrderView)))]
-pub(crate) async fn accept_order(State(s): St, ApiAuth(p): ApiAuth, Path((network, order_id)): Path<(String, String)>) -> Result<Json<OrderView>, Problem> {
+pub(crate) async fn accept_order(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, order_id)): Path<(String, String)>,
+) -> Result<Json<OrderView>, Problem> {
     p.require(Role::Operator)?;
     Ok(Json(s.settlement.accept_order(&network, &p.tenant_id, &order_id).await?))
 }
@@ -268,7 +313,12 @@ pub struct ShipmentIn {
 }
 
 #[utoipa::path(post, path = "/api/v1/networks/{network}/orders/{order_id}/shipments", params(("network" = String, Path), ("order_id" = String, Path)), request_body = ShipmentIn, responses((status = 200, body = OrderView)))]
-pub(crate) async fn send_shipment(State(s): St, ApiAuth(p): ApiAuth, Path((network, order_id)): Path<(String, String)>, ApiJson(b): ApiJson<ShipmentIn>) -> Result<Json<OrderView>, Problem> {
+pub(crate) async fn send_shipment(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, order_id)): Path<(String, String)>,
+    ApiJson(b): ApiJson<ShipmentIn>,
+) -> Result<Json<OrderView>, Problem> {
     p.require(Role::Operator)?;
     Ok(Json(s.settlement.send_shipment(&network, &p.tenant_id, &order_id, &b.shipment_id, b.quantity).await?))
 }
@@ -282,7 +332,12 @@ pub struct QuantityIn {
 }
 
 #[utoipa::path(post, path = "/api/v1/networks/{network}/orders/{order_id}/shipments/{shipment_id}/receive", params(("network" = String, Path), ("order_id" = String, Path), ("shipment_id" = String, Path)), request_body = QuantityIn, responses((status = 200, body = OrderView)))]
-pub(crate) async fn receive(State(s): St, ApiAuth(p): ApiAuth, Path((network, order_id, shipment_id)): Path<(String, String, String)>, ApiJson(b): ApiJson<QuantityIn>) -> Result<Json<OrderView>, Problem> {
+pub(crate) async fn receive(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, order_id, shipment_id)): Path<(String, String, String)>,
+    ApiJson(b): ApiJson<QuantityIn>,
+) -> Result<Json<OrderView>, Problem> {
     p.require(Role::Operator)?;
     Ok(Json(s.settlement.receive_shipment(&network, &p.tenant_id, &order_id, &shipment_id, b.quantity).await?))
 }
@@ -300,7 +355,12 @@ pub struct InspectionIn {
 }
 
 #[utoipa::path(post, path = "/api/v1/networks/{network}/orders/{order_id}/shipments/{shipment_id}/inspection", params(("network" = String, Path), ("order_id" = String, Path), ("shipment_id" = String, Path)), request_body = InspectionIn, responses((status = 200, body = OrderView)))]
-pub(crate) async fn inspect(State(s): St, ApiAuth(p): ApiAuth, Path((network, order_id, shipment_id)): Path<(String, String, String)>, ApiJson(b): ApiJson<InspectionIn>) -> Result<Json<OrderView>, Problem> {
+pub(crate) async fn inspect(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, order_id, shipment_id)): Path<(String, String, String)>,
+    ApiJson(b): ApiJson<InspectionIn>,
+) -> Result<Json<OrderView>, Problem> {
     p.require(Role::Operator)?;
     let (tenant, st) = (&p.tenant_id, &s.settlement);
     let o = match (b.sampled, b.defects, b.telemetry) {
@@ -312,7 +372,12 @@ pub(crate) async fn inspect(State(s): St, ApiAuth(p): ApiAuth, Path((network, or
 }
 
 #[utoipa::path(post, path = "/api/v1/networks/{network}/orders/{order_id}/shipments/{shipment_id}/accept", params(("network" = String, Path), ("order_id" = String, Path), ("shipment_id" = String, Path)), request_body = QuantityIn, responses((status = 200, body = OrderView, description = "accepted; the payment instruction is on the ledger")))]
-pub(crate) async fn accept_delivery(State(s): St, ApiAuth(p): ApiAuth, Path((network, order_id, shipment_id)): Path<(String, String, String)>, ApiJson(b): ApiJson<QuantityIn>) -> Result<Json<OrderView>, Problem> {
+pub(crate) async fn accept_delivery(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, order_id, shipment_id)): Path<(String, String, String)>,
+    ApiJson(b): ApiJson<QuantityIn>,
+) -> Result<Json<OrderView>, Problem> {
     p.require(Role::Operator)?;
     Ok(Json(s.settlement.accept_delivery(&network, &p.tenant_id, &order_id, &shipment_id, b.quantity).await?))
 }
@@ -326,7 +391,12 @@ pub struct RejectIn {
 }
 
 #[utoipa::path(post, path = "/api/v1/networks/{network}/orders/{order_id}/shipments/{shipment_id}/reject", params(("network" = String, Path), ("order_id" = String, Path), ("shipment_id" = String, Path)), request_body = RejectIn, responses((status = 200, body = OrderView)))]
-pub(crate) async fn reject_delivery(State(s): St, ApiAuth(p): ApiAuth, Path((network, order_id, shipment_id)): Path<(String, String, String)>, ApiJson(b): ApiJson<RejectIn>) -> Result<Json<OrderView>, Problem> {
+pub(crate) async fn reject_delivery(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, order_id, shipment_id)): Path<(String, String, String)>,
+    ApiJson(b): ApiJson<RejectIn>,
+) -> Result<Json<OrderView>, Problem> {
     p.require(Role::Operator)?;
     Ok(Json(s.settlement.reject_delivery(&network, &p.tenant_id, &order_id, &shipment_id, &b.reason).await?))
 }
@@ -352,7 +422,12 @@ pub struct ConfirmIn {
 }
 
 #[utoipa::path(post, path = "/api/v1/networks/{network}/payments/{instruction_id}/confirm", params(("network" = String, Path), ("instruction_id" = String, Path)), request_body = ConfirmIn, responses((status = 200, body = PaymentView)))]
-pub(crate) async fn confirm_payment(State(s): St, ApiAuth(p): ApiAuth, Path((network, instruction_id)): Path<(String, String)>, ApiJson(b): ApiJson<ConfirmIn>) -> Result<Json<PaymentView>, Problem> {
+pub(crate) async fn confirm_payment(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, instruction_id)): Path<(String, String)>,
+    ApiJson(b): ApiJson<ConfirmIn>,
+) -> Result<Json<PaymentView>, Problem> {
     p.require(Role::Operator)?;
     Ok(Json(s.settlement.confirm_payment(&network, &p.tenant_id, &instruction_id, &b.bank_reference).await?))
 }

@@ -41,7 +41,9 @@ pub fn routes() -> Router<Arc<PortalState>> {
 }
 
 fn day(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).map(|t| t.to_offset(time::UtcOffset::from_hms(9, 0, 0).expect("a valid offset")).date().to_string()).unwrap_or_default()
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .map(|t| t.to_offset(time::UtcOffset::from_hms(9, 0, 0).expect("a valid offset")).date().to_string())
+        .unwrap_or_default()
 }
 
 fn krw(v: u64) -> String {
@@ -100,49 +102,54 @@ async fn render_orders(s: &PortalState, p: &Principal, error: Option<String>) ->
     let suppliers: Vec<_> = s.registry.suppliers(&p.tenant_id)?.into_iter().filter(|x| x.is_active()).collect();
     let designs = s.settlement.designs(&p.tenant_id, &p.tenant_id).await?;
     let can_write = p.role.allows(Role::Operator);
-    Ok(page(lang, lang.t("orders"), Some(p), html! {
-        h1 { (lang.t("orders")) }
-        @if let Some(e) = &error { p.error role="alert" { (e) } }
-        @for (n, orders) in &sections {
-            h2 { (n.buyer_name) " · " (role_label(lang, n)) }
-            @if orders.is_empty() { p.muted { (lang.t("no_orders")) } } @else {
-                table.orders data-network=(n.network) {
-                    thead { tr { th { (lang.t("order")) } th { (lang.t("part")) } th { (lang.t(if n.role == "buyer" { "supplier" } else { "buyer" })) } th { (lang.t("quantity")) } th { (lang.t("unit_price")) } th { (lang.t("due")) } th { (lang.t("status")) } } }
-                    tbody { @for o in orders { tr {
-                        td { a href={ "/orders/" (n.network) "/" (o.order_id) } { (o.order_id) } }
-                        td { (o.part) }
-                        td { code { (if n.role == "buyer" { &o.supplier_org } else { &o.buyer_org }) } }
-                        td { (o.accepted_quantity) " / " (o.quantity) }
-                        td { (krw(o.unit_price_krw)) }
-                        td { (day(o.due_date_ms)) }
-                        td.status { (status_label(lang, &o.status)) }
-                    } } }
+    Ok(page(
+        lang,
+        lang.t("orders"),
+        Some(p),
+        html! {
+            h1 { (lang.t("orders")) }
+            @if let Some(e) = &error { p.error role="alert" { (e) } }
+            @for (n, orders) in &sections {
+                h2 { (n.buyer_name) " · " (role_label(lang, n)) }
+                @if orders.is_empty() { p.muted { (lang.t("no_orders")) } } @else {
+                    table.orders data-network=(n.network) {
+                        thead { tr { th { (lang.t("order")) } th { (lang.t("part")) } th { (lang.t(if n.role == "buyer" { "supplier" } else { "buyer" })) } th { (lang.t("quantity")) } th { (lang.t("unit_price")) } th { (lang.t("due")) } th { (lang.t("status")) } } }
+                        tbody { @for o in orders { tr {
+                            td { a href={ "/orders/" (n.network) "/" (o.order_id) } { (o.order_id) } }
+                            td { (o.part) }
+                            td { code { (if n.role == "buyer" { &o.supplier_org } else { &o.buyer_org }) } }
+                            td { (o.accepted_quantity) " / " (o.quantity) }
+                            td { (krw(o.unit_price_krw)) }
+                            td { (day(o.due_date_ms)) }
+                            td.status { (status_label(lang, &o.status)) }
+                        } } }
+                    }
                 }
             }
-        }
-        @if can_write {
-            h2 { (lang.t("new_order")) }
-            @if suppliers.is_empty() || designs.is_empty() {
-                p.muted { (lang.t("new_order_needs")) }
-            } @else {
-                form.stack method="post" action="/orders" id="new-order" {
-                    (csrf_field(p))
-                    label { (lang.t("supplier")) select name="supplier_org" { @for x in &suppliers { option value=(x.supplier_id) { (x.supplier_name) " (" (x.supplier_id) ")" } } } }
-                    label { (lang.t("design")) select name="design" { @for d in &designs { option value={ (d.design_id) "@" (d.version) } { (d.design_id) " v" (d.version) } } } }
-                    label { (lang.t("part")) input name="part" required maxlength="100"; }
-                    label { (lang.t("quantity")) input name="quantity" type="number" min="1" required; }
-                    label { (lang.t("unit_price")) " (KRW)" input name="unit_price_krw" type="number" min="1" required; }
-                    label { (lang.t("due")) input name="due" type="date" required; }
-                    label { (lang.t("sample_size")) input name="sample_size" type="number" min="0" value="5" required; }
-                    label { (lang.t("allowed_defects")) input name="allowed_defects" type="number" min="0" value="0" required; }
-                    label { (lang.t("payment_term")) input name="payment_term_days" type="number" min="0" max="365" value="30" required; }
-                    label { (lang.t("penalty_per_day")) " (KRW)" input name="late_penalty_per_day_krw" type="number" min="0" value="0" required; }
-                    label { (lang.t("penalty_cap")) " (KRW)" input name="late_penalty_cap_krw" type="number" min="0" value="0" required; }
-                    button type="submit" { (lang.t("issue_order")) }
+            @if can_write {
+                h2 { (lang.t("new_order")) }
+                @if suppliers.is_empty() || designs.is_empty() {
+                    p.muted { (lang.t("new_order_needs")) }
+                } @else {
+                    form.stack method="post" action="/orders" id="new-order" {
+                        (csrf_field(p))
+                        label { (lang.t("supplier")) select name="supplier_org" { @for x in &suppliers { option value=(x.supplier_id) { (x.supplier_name) " (" (x.supplier_id) ")" } } } }
+                        label { (lang.t("design")) select name="design" { @for d in &designs { option value={ (d.design_id) "@" (d.version) } { (d.design_id) " v" (d.version) } } } }
+                        label { (lang.t("part")) input name="part" required maxlength="100"; }
+                        label { (lang.t("quantity")) input name="quantity" type="number" min="1" required; }
+                        label { (lang.t("unit_price")) " (KRW)" input name="unit_price_krw" type="number" min="1" required; }
+                        label { (lang.t("due")) input name="due" type="date" required; }
+                        label { (lang.t("sample_size")) input name="sample_size" type="number" min="0" value="5" required; }
+                        label { (lang.t("allowed_defects")) input name="allowed_defects" type="number" min="0" value="0" required; }
+                        label { (lang.t("payment_term")) input name="payment_term_days" type="number" min="0" max="365" value="30" required; }
+                        label { (lang.t("penalty_per_day")) " (KRW)" input name="late_penalty_per_day_krw" type="number" min="0" value="0" required; }
+                        label { (lang.t("penalty_cap")) " (KRW)" input name="late_penalty_cap_krw" type="number" min="0" value="0" required; }
+                        button type="submit" { (lang.t("issue_order")) }
+                    }
                 }
             }
-        }
-    }))
+        },
+    ))
 }
 
 #[derive(Deserialize)]
@@ -200,60 +207,65 @@ async fn render_order(s: &PortalState, p: &Principal, network: &str, order_id: &
     let buyer = p.tenant_id == o.buyer_org;
     let can = p.role.allows(Role::Operator);
     let action = format!("/orders/{network}/{order_id}");
-    Ok(page(lang, &o.order_id, Some(p), html! {
-        h1 { (lang.t("order")) " " (o.order_id) }
-        @if let Some(e) = &error { p.error role="alert" { (e) } }
-        p { (lang.t("status")) ": " strong id="order-status" { (status_label(lang, &o.status)) } }
-        table {
-            tbody {
-                tr { th { (lang.t("buyer")) } td { code { (o.buyer_org) } } }
-                tr { th { (lang.t("supplier")) } td { code { (o.supplier_org) } } }
-                tr { th { (lang.t("part")) } td { (o.part) " · " (lang.t("design")) " " (o.design_id) " v" (o.design_version) } }
-                tr { th { (lang.t("quantity")) } td { (o.quantity) " × " (krw(o.unit_price_krw)) } }
-                tr { th { (lang.t("due")) } td { (day(o.due_date_ms)) } }
-                tr { th { (lang.t("acceptance_rule")) } td { (lang.t("sample_size")) " " (o.sample_size) ", " (lang.t("allowed_defects")) " " (o.allowed_defects) } }
-                tr { th { (lang.t("payment_term")) } td { (o.payment_term_days) } }
-                tr { th { (lang.t("penalty_per_day")) } td { (krw(o.late_penalty_per_day_krw)) " (" (lang.t("penalty_cap")) " " (krw(o.late_penalty_cap_krw)) ")" } }
-                tr { th { (lang.t("accepted_units")) } td { (o.accepted_quantity) " / " (o.quantity) ", " (lang.t("penalty")) " " (krw(o.penalty_charged_krw)) } }
+    Ok(page(
+        lang,
+        &o.order_id,
+        Some(p),
+        html! {
+            h1 { (lang.t("order")) " " (o.order_id) }
+            @if let Some(e) = &error { p.error role="alert" { (e) } }
+            p { (lang.t("status")) ": " strong id="order-status" { (status_label(lang, &o.status)) } }
+            table {
+                tbody {
+                    tr { th { (lang.t("buyer")) } td { code { (o.buyer_org) } } }
+                    tr { th { (lang.t("supplier")) } td { code { (o.supplier_org) } } }
+                    tr { th { (lang.t("part")) } td { (o.part) " · " (lang.t("design")) " " (o.design_id) " v" (o.design_version) } }
+                    tr { th { (lang.t("quantity")) } td { (o.quantity) " × " (krw(o.unit_price_krw)) } }
+                    tr { th { (lang.t("due")) } td { (day(o.due_date_ms)) } }
+                    tr { th { (lang.t("acceptance_rule")) } td { (lang.t("sample_size")) " " (o.sample_size) ", " (lang.t("allowed_defects")) " " (o.allowed_defects) } }
+                    tr { th { (lang.t("payment_term")) } td { (o.payment_term_days) } }
+                    tr { th { (lang.t("penalty_per_day")) } td { (krw(o.late_penalty_per_day_krw)) " (" (lang.t("penalty_cap")) " " (krw(o.late_penalty_cap_krw)) ")" } }
+                    tr { th { (lang.t("accepted_units")) } td { (o.accepted_quantity) " / " (o.quantity) ", " (lang.t("penalty")) " " (krw(o.penalty_charged_krw)) } }
+                }
             }
-        }
-        @if can && !buyer && o.status == "issued" {
-            form.row method="post" action=(action) { (csrf_field(p)) input type="hidden" name="action" value="accept_order"; button type="submit" id="accept-order" { (lang.t("accept_order")) } }
-        }
-        h2 { (lang.t("deliveries")) }
-        table id="shipments" {
-            thead { tr { th { (lang.t("shipment")) } th { (lang.t("sent")) } th { (lang.t("received")) } th { (lang.t("inspection")) } th { (lang.t("decision")) } th {} } }
-            tbody { @for sh in &o.shipments { tr {
-                td { (sh.shipment_id) }
-                td { (sh.sent_quantity) " · " (day(sh.sent_at_ms)) }
-                td { @if let (Some(q), Some(at)) = (sh.received_quantity, sh.received_at_ms) { (q) " · " (day(at)) } }
-                td { @if let (Some(n), Some(d)) = (sh.sampled, sh.defects) { (d) " / " (n) " (" (sh.inspection_source.clone().unwrap_or_default()) ")" } }
-                td { @if let Some(d) = &sh.decision { (lang.t(if d == "accepted" { "dec_accepted" } else { "dec_rejected" })) @if let Some(q) = sh.accepted_quantity { " " (q) } @if let Some(r) = &sh.rejection_reason { ": " (r) } } }
-                td { @if can && buyer && sh.decision.is_none() {
-                    @if sh.received_quantity.is_none() {
-                        form.inline method="post" action=(action) { (csrf_field(p)) input type="hidden" name="action" value="receive"; input type="hidden" name="shipment_id" value=(sh.shipment_id); input type="number" name="quantity" value=(sh.sent_quantity) min="0" style="width:7rem"; button type="submit" { (lang.t("receive")) } }
-                    } @else if sh.sampled.is_none() {
-                        form.inline method="post" action=(action) { (csrf_field(p)) input type="hidden" name="action" value="inspect"; input type="hidden" name="shipment_id" value=(sh.shipment_id); input type="number" name="sampled" placeholder=(lang.t("sampled")) min="0" style="width:6rem" required; input type="number" name="defects" placeholder=(lang.t("defects")) min="0" style="width:6rem" required; button type="submit" { (lang.t("record_inspection")) } }
-                    } @else {
-                        form.inline method="post" action=(action) { (csrf_field(p)) input type="hidden" name="action" value="accept"; input type="hidden" name="shipment_id" value=(sh.shipment_id); input type="number" name="quantity" value=(sh.received_quantity.unwrap_or(0)) min="1" style="width:7rem"; button type="submit" { (lang.t("accept_delivery")) } }
-                    }
-                    " "
-                    @if sh.received_quantity.is_some() {
-                        form.inline method="post" action=(action) { (csrf_field(p)) input type="hidden" name="action" value="reject"; input type="hidden" name="shipment_id" value=(sh.shipment_id); input name="reason" placeholder=(lang.t("reason")) required maxlength="500"; button.danger type="submit" { (lang.t("reject")) } }
-                    }
-                } }
-            } } }
-        }
-        @if can && !buyer && matches!(o.status.as_str(), "accepted" | "in_delivery") {
-            form.row method="post" action=(action) id="ship" {
-                (csrf_field(p)) input type="hidden" name="action" value="ship";
-                label { (lang.t("shipment")) br; input name="shipment_id" required pattern="[A-Za-z0-9._-]{1,35}" placeholder="SH-1"; }
-                label { (lang.t("quantity")) br; input name="quantity" type="number" min="1" required; }
-                button type="submit" { (lang.t("ship")) }
+            @if can && !buyer && o.status == "issued" {
+                form.row method="post" action=(action) { (csrf_field(p)) input type="hidden" name="action" value="accept_order"; button type="submit" id="accept-order" { (lang.t("accept_order")) } }
             }
-        }
-        p { a href="/orders" { "← " (lang.t("orders")) } " · " a href="/statements" { (lang.t("statements")) } }
-    }))
+            h2 { (lang.t("deliveries")) }
+            table id="shipments" {
+                thead { tr { th { (lang.t("shipment")) } th { (lang.t("sent")) } th { (lang.t("received")) } th { (lang.t("inspection")) } th { (lang.t("decision")) } th {} } }
+                tbody { @for sh in &o.shipments { tr {
+                    td { (sh.shipment_id) }
+                    td { (sh.sent_quantity) " · " (day(sh.sent_at_ms)) }
+                    td { @if let (Some(q), Some(at)) = (sh.received_quantity, sh.received_at_ms) { (q) " · " (day(at)) } }
+                    td { @if let (Some(n), Some(d)) = (sh.sampled, sh.defects) { (d) " / " (n) " (" (sh.inspection_source.clone().unwrap_or_default()) ")" } }
+                    td { @if let Some(d) = &sh.decision { (lang.t(if d == "accepted" { "dec_accepted" } else { "dec_rejected" })) @if let Some(q) = sh.accepted_quantity { " " (q) } @if let Some(r) = &sh.rejection_reason { ": " (r) } } }
+                    td { @if can && buyer && sh.decision.is_none() {
+                        @if sh.received_quantity.is_none() {
+                            form.inline method="post" action=(action) { (csrf_field(p)) input type="hidden" name="action" value="receive"; input type="hidden" name="shipment_id" value=(sh.shipment_id); input type="number" name="quantity" value=(sh.sent_quantity) min="0" style="width:7rem"; button type="submit" { (lang.t("receive")) } }
+                        } @else if sh.sampled.is_none() {
+                            form.inline method="post" action=(action) { (csrf_field(p)) input type="hidden" name="action" value="inspect"; input type="hidden" name="shipment_id" value=(sh.shipment_id); input type="number" name="sampled" placeholder=(lang.t("sampled")) min="0" style="width:6rem" required; input type="number" name="defects" placeholder=(lang.t("defects")) min="0" style="width:6rem" required; button type="submit" { (lang.t("record_inspection")) } }
+                        } @else {
+                            form.inline method="post" action=(action) { (csrf_field(p)) input type="hidden" name="action" value="accept"; input type="hidden" name="shipment_id" value=(sh.shipment_id); input type="number" name="quantity" value=(sh.received_quantity.unwrap_or(0)) min="1" style="width:7rem"; button type="submit" { (lang.t("accept_delivery")) } }
+                        }
+                        " "
+                        @if sh.received_quantity.is_some() {
+                            form.inline method="post" action=(action) { (csrf_field(p)) input type="hidden" name="action" value="reject"; input type="hidden" name="shipment_id" value=(sh.shipment_id); input name="reason" placeholder=(lang.t("reason")) required maxlength="500"; button.danger type="submit" { (lang.t("reject")) } }
+                        }
+                    } }
+                } } }
+            }
+            @if can && !buyer && matches!(o.status.as_str(), "accepted" | "in_delivery") {
+                form.row method="post" action=(action) id="ship" {
+                    (csrf_field(p)) input type="hidden" name="action" value="ship";
+                    label { (lang.t("shipment")) br; input name="shipment_id" required pattern="[A-Za-z0-9._-]{1,35}" placeholder="SH-1"; }
+                    label { (lang.t("quantity")) br; input name="quantity" type="number" min="1" required; }
+                    button type="submit" { (lang.t("ship")) }
+                }
+            }
+            p { a href="/orders" { "← " (lang.t("orders")) } " · " a href="/statements" { (lang.t("statements")) } }
+        },
+    ))
 }
 
 #[derive(Deserialize)]
@@ -267,7 +279,12 @@ struct OrderActionForm {
     reason: Option<String>,
 }
 
-async fn order_action(State(s): St, PageAuth(p): PageAuth, Path((network, order_id)): Path<(String, String)>, Form(f): Form<OrderActionForm>) -> PageResult {
+async fn order_action(
+    State(s): St,
+    PageAuth(p): PageAuth,
+    Path((network, order_id)): Path<(String, String)>,
+    Form(f): Form<OrderActionForm>,
+) -> PageResult {
     check_csrf(&p, &f.csrf)?;
     p.require(Role::Operator)?;
     let st = &s.settlement;
@@ -279,7 +296,17 @@ async fn order_action(State(s): St, PageAuth(p): PageAuth, Path((network, order_
             "accept_order" => st.accept_order(n, t, o).await?,
             "ship" => st.send_shipment(n, t, o, &sid, f.quantity.ok_or_else(|| missing("quantity"))?).await?,
             "receive" => st.receive_shipment(n, t, o, &sid, f.quantity.ok_or_else(|| missing("quantity"))?).await?,
-            "inspect" => st.record_inspection(n, t, o, &sid, f.sampled.ok_or_else(|| missing("sampled"))?, f.defects.ok_or_else(|| missing("defects"))?).await?,
+            "inspect" => {
+                st.record_inspection(
+                    n,
+                    t,
+                    o,
+                    &sid,
+                    f.sampled.ok_or_else(|| missing("sampled"))?,
+                    f.defects.ok_or_else(|| missing("defects"))?,
+                )
+                .await?
+            }
             "accept" => st.accept_delivery(n, t, o, &sid, f.quantity.ok_or_else(|| missing("quantity"))?).await?,
             "reject" => st.reject_delivery(n, t, o, &sid, f.reason.as_deref().unwrap_or("")).await?,
             _ => return Err(Problem::bad_request("unknown action")),
@@ -310,25 +337,30 @@ async fn deliveries_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {
         rows.sort_by_key(|(_, sh)| std::cmp::Reverse(sh.sent_at_ms));
         sections.push((n.clone(), rows));
     }
-    Ok(page(lang, lang.t("deliveries"), Some(&p), html! {
-        h1 { (lang.t("deliveries")) }
-        @for (n, rows) in &sections {
-            h2 { (n.buyer_name) " · " (role_label(lang, n)) }
-            @if rows.is_empty() { p.muted { (lang.t("no_deliveries")) } } @else {
-                table.deliveries data-network=(n.network) {
-                    thead { tr { th { (lang.t("order")) } th { (lang.t("shipment")) } th { (lang.t("part")) } th { (lang.t("sent")) } th { (lang.t("received")) } th { (lang.t("inspection")) } th { (lang.t("decision")) } } }
-                    tbody { @for (o, sh) in rows { tr {
-                        td { a href={ "/orders/" (n.network) "/" (o.order_id) } { (o.order_id) } }
-                        td { (sh.shipment_id) } td { (o.part) }
-                        td { (sh.sent_quantity) " · " (day(sh.sent_at_ms)) }
-                        td { @match (sh.received_quantity, sh.received_at_ms) { (Some(q), Some(at)) => { (q) " · " (day(at)) @if at > o.due_date_ms { " " span.error { (lang.t("late")) } } } _ => { span.muted { (lang.t("awaiting_receipt")) } } } }
-                        td { @if let (Some(k), Some(d)) = (sh.sampled, sh.defects) { (d) " / " (k) } }
-                        td { @match &sh.decision { Some(d) => { (lang.t(if d == "accepted" { "dec_accepted" } else { "dec_rejected" })) @if let Some(q) = sh.accepted_quantity { " " (q) } } None => { span.muted { "—" } } } }
-                    } } }
+    Ok(page(
+        lang,
+        lang.t("deliveries"),
+        Some(&p),
+        html! {
+            h1 { (lang.t("deliveries")) }
+            @for (n, rows) in &sections {
+                h2 { (n.buyer_name) " · " (role_label(lang, n)) }
+                @if rows.is_empty() { p.muted { (lang.t("no_deliveries")) } } @else {
+                    table.deliveries data-network=(n.network) {
+                        thead { tr { th { (lang.t("order")) } th { (lang.t("shipment")) } th { (lang.t("part")) } th { (lang.t("sent")) } th { (lang.t("received")) } th { (lang.t("inspection")) } th { (lang.t("decision")) } } }
+                        tbody { @for (o, sh) in rows { tr {
+                            td { a href={ "/orders/" (n.network) "/" (o.order_id) } { (o.order_id) } }
+                            td { (sh.shipment_id) } td { (o.part) }
+                            td { (sh.sent_quantity) " · " (day(sh.sent_at_ms)) }
+                            td { @match (sh.received_quantity, sh.received_at_ms) { (Some(q), Some(at)) => { (q) " · " (day(at)) @if at > o.due_date_ms { " " span.error { (lang.t("late")) } } } _ => { span.muted { (lang.t("awaiting_receipt")) } } } }
+                            td { @if let (Some(k), Some(d)) = (sh.sampled, sh.defects) { (d) " / " (k) } }
+                            td { @match &sh.decision { Some(d) => { (lang.t(if d == "accepted" { "dec_accepted" } else { "dec_rejected" })) @if let Some(q) = sh.accepted_quantity { " " (q) } } None => { span.muted { "—" } } } }
+                        } } }
+                    }
                 }
             }
-        }
-    }))
+        },
+    ))
 }
 
 // ---- designs ------------------------------------------------------------------
@@ -341,33 +373,42 @@ async fn designs_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {
         sections.push((n.clone(), s.settlement.designs(&n.network, &p.tenant_id).await?));
     }
     let key = s.registry.org_profile(&p.tenant_id)?.age_recipient;
-    Ok(page(lang, lang.t("designs"), Some(&p), html! {
-        h1 { (lang.t("designs")) }
-        p.muted { (lang.t("designs_help")) }
-        @if key.is_none() { p.error { (lang.t("no_key_yet")) " " a href="/org" { (lang.t("org_profile")) } } }
-        @for (n, designs) in &sections {
-            h2 { (n.buyer_name) " · " (role_label(lang, n)) }
-            @if designs.is_empty() { p.muted { (lang.t("no_designs")) } } @else {
-                table.designs {
-                    thead { tr { th { (lang.t("design")) } th { (lang.t("version")) } th { (lang.t("recipients")) } th { "SHA-256" } th { (lang.t("published")) } th {} } }
-                    tbody { @for d in designs { tr {
-                        td { (d.design_id) } td { "v" (d.version) }
-                        td { @for r in &d.recipients { code { (r) } " " } }
-                        td { code title=(d.ciphertext_sha256) { (d.ciphertext_sha256[..16]) "…" } }
-                        td { (day(d.published_ms)) " · #" (d.seq) }
-                        td { @if d.downloadable { a href={ "/designs/" (n.network) "/" (d.design_id) "/" (d.version) } { (lang.t("download_encrypted")) } } }
-                    } } }
+    Ok(page(
+        lang,
+        lang.t("designs"),
+        Some(&p),
+        html! {
+            h1 { (lang.t("designs")) }
+            p.muted { (lang.t("designs_help")) }
+            @if key.is_none() { p.error { (lang.t("no_key_yet")) " " a href="/org" { (lang.t("org_profile")) } } }
+            @for (n, designs) in &sections {
+                h2 { (n.buyer_name) " · " (role_label(lang, n)) }
+                @if designs.is_empty() { p.muted { (lang.t("no_designs")) } } @else {
+                    table.designs {
+                        thead { tr { th { (lang.t("design")) } th { (lang.t("version")) } th { (lang.t("recipients")) } th { "SHA-256" } th { (lang.t("published")) } th {} } }
+                        tbody { @for d in designs { tr {
+                            td { (d.design_id) } td { "v" (d.version) }
+                            td { @for r in &d.recipients { code { (r) } " " } }
+                            td { code title=(d.ciphertext_sha256) { (d.ciphertext_sha256[..16]) "…" } }
+                            td { (day(d.published_ms)) " · #" (d.seq) }
+                            td { @if d.downloadable { a href={ "/designs/" (n.network) "/" (d.design_id) "/" (d.version) } { (lang.t("download_encrypted")) } } }
+                        } } }
+                    }
                 }
             }
-        }
-        h2 { (lang.t("cli")) }
-        pre { "factorychain keys generate --out org.key --register\n"
-              "factorychain design push drawing.step --design BRACKET-7 --to t_0123456789abcdef\n"
-              "factorychain design pull --network NETWORK --design BRACKET-7 --version 1 --identity org.key -o drawing.step" }
-    }))
+            h2 { (lang.t("cli")) }
+            pre { "factorychain keys generate --out org.key --register\n"
+                  "factorychain design push drawing.step --design BRACKET-7 --to t_0123456789abcdef\n"
+                  "factorychain design pull --network NETWORK --design BRACKET-7 --version 1 --identity org.key -o drawing.step" }
+        },
+    ))
 }
 
-async fn design_download(State(s): St, PageAuth(p): PageAuth, Path((network, design_id, version)): Path<(String, String, u32)>) -> PageResult {
+async fn design_download(
+    State(s): St,
+    PageAuth(p): PageAuth,
+    Path((network, design_id, version)): Path<(String, String, u32)>,
+) -> PageResult {
     let bytes = s.settlement.download_design(&network, &p.tenant_id, &design_id, version).await?;
     Ok(attachment("application/octet-stream", &format!("{design_id}-v{version}.age"), bytes))
 }
@@ -386,29 +427,34 @@ async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>
         sections.push((n.clone(), s.settlement.payments(&n.network, &p.tenant_id).await?));
     }
     let owner = p.role.allows(Role::Operator);
-    Ok(page(lang, lang.t("statements"), Some(p), html! {
-        h1 { (lang.t("statements")) }
-        @if let Some(e) = &error { p.error role="alert" { (e) } }
-        @for (n, payments) in &sections {
-            h2 { (n.buyer_name) " · " (role_label(lang, n)) }
-            @if payments.is_empty() { p.muted { (lang.t("no_payments")) } } @else {
-                @let total: u64 = payments.iter().map(|x| x.amount_krw).sum();
-                table.payments {
-                    thead { tr { th { (lang.t("order")) } th { (lang.t("shipment")) } th { (lang.t("supplier")) } th { (lang.t("amount")) } th { (lang.t("penalty")) } th { (lang.t("due")) } th { (lang.t("status")) } th {} } }
-                    tbody { @for x in payments { tr {
-                        td { a href={ "/orders/" (n.network) "/" (x.order_id) } { (x.order_id) } } td { (x.shipment_id) } td { code { (x.supplier_org) } }
-                        td.amount { (krw(x.amount_krw)) } td { (krw(x.penalty_krw)) } td { (day(x.due_date_ms)) }
-                        td { (status_label(lang, &x.status)) @if let Some(r) = &x.bank_reference { " · " (r) } }
-                        td { @if owner && n.role == "buyer" && x.status == "instructed" {
-                            form.inline method="post" action={ "/statements/" (n.network) "/" (x.instruction_id) "/confirm" } { (csrf_field(p)) input name="bank_reference" placeholder=(lang.t("bank_reference")) required maxlength="35"; button type="submit" { (lang.t("confirm_payment")) } }
-                        } }
-                    } } }
-                    tfoot { tr { th colspan="3" { (lang.t("total")) } th { (krw(total)) } th colspan="4" {} } }
+    Ok(page(
+        lang,
+        lang.t("statements"),
+        Some(p),
+        html! {
+            h1 { (lang.t("statements")) }
+            @if let Some(e) = &error { p.error role="alert" { (e) } }
+            @for (n, payments) in &sections {
+                h2 { (n.buyer_name) " · " (role_label(lang, n)) }
+                @if payments.is_empty() { p.muted { (lang.t("no_payments")) } } @else {
+                    @let total: u64 = payments.iter().map(|x| x.amount_krw).sum();
+                    table.payments {
+                        thead { tr { th { (lang.t("order")) } th { (lang.t("shipment")) } th { (lang.t("supplier")) } th { (lang.t("amount")) } th { (lang.t("penalty")) } th { (lang.t("due")) } th { (lang.t("status")) } th {} } }
+                        tbody { @for x in payments { tr {
+                            td { a href={ "/orders/" (n.network) "/" (x.order_id) } { (x.order_id) } } td { (x.shipment_id) } td { code { (x.supplier_org) } }
+                            td.amount { (krw(x.amount_krw)) } td { (krw(x.penalty_krw)) } td { (day(x.due_date_ms)) }
+                            td { (status_label(lang, &x.status)) @if let Some(r) = &x.bank_reference { " · " (r) } }
+                            td { @if owner && n.role == "buyer" && x.status == "instructed" {
+                                form.inline method="post" action={ "/statements/" (n.network) "/" (x.instruction_id) "/confirm" } { (csrf_field(p)) input name="bank_reference" placeholder=(lang.t("bank_reference")) required maxlength="35"; button type="submit" { (lang.t("confirm_payment")) } }
+                            } }
+                        } } }
+                        tfoot { tr { th colspan="3" { (lang.t("total")) } th { (krw(total)) } th colspan="4" {} } }
+                    }
+                    @if owner && n.role == "buyer" { p { a href={ "/statements/" (n.network) "/pain001" } download { (lang.t("download_bank_file")) } " (ISO 20022 pain.001.001.09)" } }
                 }
-                @if owner && n.role == "buyer" { p { a href={ "/statements/" (n.network) "/pain001" } download { (lang.t("download_bank_file")) } " (ISO 20022 pain.001.001.09)" } }
             }
-        }
-    }))
+        },
+    ))
 }
 
 async fn bank_file(State(s): St, PageAuth(p): PageAuth, Path(network): Path<String>) -> PageResult {
@@ -429,7 +475,12 @@ struct ConfirmForm {
     bank_reference: String,
 }
 
-async fn confirm(State(s): St, PageAuth(p): PageAuth, Path((network, instruction_id)): Path<(String, String)>, Form(f): Form<ConfirmForm>) -> PageResult {
+async fn confirm(
+    State(s): St,
+    PageAuth(p): PageAuth,
+    Path((network, instruction_id)): Path<(String, String)>,
+    Form(f): Form<ConfirmForm>,
+) -> PageResult {
     check_csrf(&p, &f.csrf)?;
     p.require(Role::Operator)?;
     match s.settlement.confirm_payment(&network, &p.tenant_id, &instruction_id, &f.bank_reference).await {
@@ -458,15 +509,24 @@ struct Verified {
 async fn verify_entry(s: &PortalState, network: &str, org: &str, index: u64) -> Result<Verified, Problem> {
     let note = s.settlement.checkpoint(network, org).await?;
     let entry = s.settlement.entry(network, org, index).await?;
-    let verifier = Verifier::from_vkey(&s.settlement.verifier_key()).map_err(|e| Problem::new(fc_core::ErrorCode::Internal, e.to_string()))?;
-    let checked = open_note(&note, std::slice::from_ref(&verifier)).map_err(|e| format!("checkpoint signature: {e}")).and_then(|(text, _)| Checkpoint::parse(&text).map_err(|e| format!("checkpoint: {e}")));
+    let verifier =
+        Verifier::from_vkey(&s.settlement.verifier_key()).map_err(|e| Problem::new(fc_core::ErrorCode::Internal, e.to_string()))?;
+    let checked = open_note(&note, std::slice::from_ref(&verifier))
+        .map_err(|e| format!("checkpoint signature: {e}"))
+        .and_then(|(text, _)| Checkpoint::parse(&text).map_err(|e| format!("checkpoint: {e}")));
     let (proof, outcome) = match checked {
         Ok(cp) if index < cp.size => {
             let proof = s.settlement.inclusion_proof(network, org, index, cp.size)?;
-            let outcome = if proof.leaf_hash != leaf_hash(&entry) { Err("the entry's hash differs from the proof's leaf".to_string()) } else { proof.verify_entry(&entry, &cp.root).map_err(|e| e.to_string()) };
+            let outcome = if proof.leaf_hash != leaf_hash(&entry) {
+                Err("the entry's hash differs from the proof's leaf".to_string())
+            } else {
+                proof.verify_entry(&entry, &cp.root).map_err(|e| e.to_string())
+            };
             (serde_json::to_string_pretty(&proof).unwrap_or_default(), outcome)
         }
-        Ok(cp) => (String::new(), Err(format!("entry {index} is not yet under the latest checkpoint (size {}); try again in a second", cp.size))),
+        Ok(cp) => {
+            (String::new(), Err(format!("entry {index} is not yet under the latest checkpoint (size {}); try again in a second", cp.size)))
+        }
         Err(e) => (String::new(), Err(e)),
     };
     Ok(Verified { entry: String::from_utf8_lossy(&entry).into_owned(), proof, outcome })
@@ -485,38 +545,43 @@ async fn ledger_page(State(s): St, PageAuth(p): PageAuth, Query(q): Query<Verify
         _ => None,
     };
     let vkey = s.settlement.verifier_key();
-    Ok(page(lang, lang.t("ledger"), Some(&p), html! {
-        h1 { (lang.t("ledger")) }
-        p.muted { (lang.t("ledger_help")) }
-        p { (lang.t("verifier_key")) ": " code id="vkey" { (vkey) } }
-        @for (n, note) in &rows {
-            h2 { (n.buyer_name) " · " (role_label(lang, n)) }
-            p { (lang.t("entries")) ": " strong.size { (n.size) } }
-            @if let Some(note) = note {
-                pre.checkpoint { (note) }
-                form.row method="get" action="/ledger" data-network=(n.network) {
-                    input type="hidden" name="network" value=(n.network);
-                    label { (lang.t("entry_index")) br; input type="number" name="index" min="0" max=(n.size - 1) required; }
-                    button type="submit" { (lang.t("verify")) }
-                }
-            }
-        }
-        @if let Some((network, index, v)) = &verified {
-            h2 id="verify" { (lang.t("verify")) " #" (index) }
-            @match v {
-                Err(e) => { p.error role="alert" { (e.detail) } }
-                Ok(v) => {
-                    @match &v.outcome {
-                        Ok(()) => { p.ok id="verify-result" { "✓ " (lang.t("verified")) } }
-                        Err(e) => { p.error id="verify-result" role="alert" { "✗ " (e) } }
+    Ok(page(
+        lang,
+        lang.t("ledger"),
+        Some(&p),
+        html! {
+            h1 { (lang.t("ledger")) }
+            p.muted { (lang.t("ledger_help")) }
+            p { (lang.t("verifier_key")) ": " code id="vkey" { (vkey) } }
+            @for (n, note) in &rows {
+                h2 { (n.buyer_name) " · " (role_label(lang, n)) }
+                p { (lang.t("entries")) ": " strong.size { (n.size) } }
+                @if let Some(note) = note {
+                    pre.checkpoint { (note) }
+                    form.row method="get" action="/ledger" data-network=(n.network) {
+                        input type="hidden" name="network" value=(n.network);
+                        label { (lang.t("entry_index")) br; input type="number" name="index" min="0" max=(n.size - 1) required; }
+                        button type="submit" { (lang.t("verify")) }
                     }
-                    h3 { (lang.t("entry")) } pre { (v.entry) }
-                    h3 { (lang.t("inclusion_proof")) } pre { (v.proof) }
-                    (cli_help(network, *index))
                 }
             }
-        }
-    }))
+            @if let Some((network, index, v)) = &verified {
+                h2 id="verify" { (lang.t("verify")) " #" (index) }
+                @match v {
+                    Err(e) => { p.error role="alert" { (e.detail) } }
+                    Ok(v) => {
+                        @match &v.outcome {
+                            Ok(()) => { p.ok id="verify-result" { "✓ " (lang.t("verified")) } }
+                            Err(e) => { p.error id="verify-result" role="alert" { "✗ " (e) } }
+                        }
+                        h3 { (lang.t("entry")) } pre { (v.entry) }
+                        h3 { (lang.t("inclusion_proof")) } pre { (v.proof) }
+                        (cli_help(network, *index))
+                    }
+                }
+            }
+        },
+    ))
 }
 
 fn cli_help(network: &str, index: u64) -> Markup {
@@ -541,28 +606,33 @@ fn render_org(s: &PortalState, p: &Principal, error: Option<String>) -> PageResu
     let profile = s.registry.org_profile(&p.tenant_id)?;
     let (operator, owner) = (p.role.allows(Role::Operator), p.role.allows(Role::Owner));
     let bank = profile.bank.clone();
-    Ok(page(lang, lang.t("org_profile"), Some(p), html! {
-        h1 { (lang.t("org_profile")) }
-        @if let Some(e) = &error { p.error role="alert" { (e) } }
-        p { (lang.t("your_org_id")) ": " code { (p.tenant_id) } }
-        h2 { (lang.t("design_key")) }
-        @match &profile.age_recipient { Some(k) => { p { code id="design-key" { (k) } } } None => { p.muted { (lang.t("no_key_yet")) } } }
-        p.muted { (lang.t("key_help")) }
-        pre { "factorychain keys generate --out org.key --register" }
-        @if operator {
-            form.row method="post" action="/org" { (csrf_field(p)) input type="hidden" name="what" value="key";
-                label { "age1…" br; input name="age_recipient" required size="64"; } button type="submit" { (lang.t("register_key")) } }
-        }
-        @if owner {
-            h2 { (lang.t("bank_account")) }
-            form.stack method="post" action="/org" id="bank-form" { (csrf_field(p)) input type="hidden" name="what" value="bank";
-                label { (lang.t("account_holder")) input name="holder" required maxlength="140" value=(bank.as_ref().map(|b| b.holder.as_str()).unwrap_or("")); }
-                label { (lang.t("account_number")) input name="account" required maxlength="34" value=(bank.as_ref().map(|b| b.account.as_str()).unwrap_or("")); }
-                label { (lang.t("bank_code")) input name="bank" required maxlength="35" placeholder="004" value=(bank.as_ref().map(|b| b.bank.as_str()).unwrap_or("")); }
-                button type="submit" { (lang.t("save")) }
+    Ok(page(
+        lang,
+        lang.t("org_profile"),
+        Some(p),
+        html! {
+            h1 { (lang.t("org_profile")) }
+            @if let Some(e) = &error { p.error role="alert" { (e) } }
+            p { (lang.t("your_org_id")) ": " code { (p.tenant_id) } }
+            h2 { (lang.t("design_key")) }
+            @match &profile.age_recipient { Some(k) => { p { code id="design-key" { (k) } } } None => { p.muted { (lang.t("no_key_yet")) } } }
+            p.muted { (lang.t("key_help")) }
+            pre { "factorychain keys generate --out org.key --register" }
+            @if operator {
+                form.row method="post" action="/org" { (csrf_field(p)) input type="hidden" name="what" value="key";
+                    label { "age1…" br; input name="age_recipient" required size="64"; } button type="submit" { (lang.t("register_key")) } }
             }
-        }
-    }))
+            @if owner {
+                h2 { (lang.t("bank_account")) }
+                form.stack method="post" action="/org" id="bank-form" { (csrf_field(p)) input type="hidden" name="what" value="bank";
+                    label { (lang.t("account_holder")) input name="holder" required maxlength="140" value=(bank.as_ref().map(|b| b.holder.as_str()).unwrap_or("")); }
+                    label { (lang.t("account_number")) input name="account" required maxlength="34" value=(bank.as_ref().map(|b| b.account.as_str()).unwrap_or("")); }
+                    label { (lang.t("bank_code")) input name="bank" required maxlength="35" placeholder="004" value=(bank.as_ref().map(|b| b.bank.as_str()).unwrap_or("")); }
+                    button type="submit" { (lang.t("save")) }
+                }
+            }
+        },
+    ))
 }
 
 #[derive(Deserialize)]
@@ -581,7 +651,9 @@ async fn org_save(State(s): St, PageAuth(p): PageAuth, Form(f): Form<OrgForm>) -
     let done: Result<(), Problem> = match f.what.as_str() {
         "key" => {
             let r = f.age_recipient.as_deref().unwrap_or("").trim().to_string();
-            fc_sealed::parse_recipient(&r).map_err(|e| Problem::bad_request(format!("age_recipient: {e}"))).and_then(|_| s.registry.set_org_key(&p.tenant_id, &r).map(|_| ()).map_err(Problem::from))
+            fc_sealed::parse_recipient(&r)
+                .map_err(|e| Problem::bad_request(format!("age_recipient: {e}")))
+                .and_then(|_| s.registry.set_org_key(&p.tenant_id, &r).map(|_| ()).map_err(Problem::from))
         }
         "bank" => {
             let account = f.account.clone().unwrap_or_default().trim().to_string();
@@ -590,7 +662,13 @@ async fn org_save(State(s): St, PageAuth(p): PageAuth, Form(f): Form<OrgForm>) -
             let (a, k) = (account.as_bytes(), bank.as_bytes());
             let iban = a.len() > 4 && a[..2].iter().all(u8::is_ascii_uppercase) && a[2..4].iter().all(u8::is_ascii_digit);
             let bic = (k.len() == 8 || k.len() == 11) && k[..4].iter().all(u8::is_ascii_uppercase);
-            let b = BankAccount { holder: f.holder.clone().unwrap_or_default().trim().to_string(), account_kind: if iban { AccountKind::Iban } else { AccountKind::Domestic }, account, bank_kind: if bic { BankKind::Bic } else { BankKind::BankCode }, bank };
+            let b = BankAccount {
+                holder: f.holder.clone().unwrap_or_default().trim().to_string(),
+                account_kind: if iban { AccountKind::Iban } else { AccountKind::Domestic },
+                account,
+                bank_kind: if bic { BankKind::Bic } else { BankKind::BankCode },
+                bank,
+            };
             s.settlement.set_bank_account(&p.tenant_id, b).map_err(Problem::from)
         }
         _ => Err(Problem::bad_request("unknown form")),

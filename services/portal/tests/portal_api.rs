@@ -62,11 +62,21 @@ async fn tenant_b_never_sees_or_touches_tenant_a() -> anyhow::Result<()> {
     let (key_a, _) = reg.create_api_key(&a.id, "a erp", Role::Viewer)?;
     let (_, inv_a) = reg.invite(&a.id, "new@tenant-a.example", Role::Viewer)?;
     let user_a = reg.list_users(&a.id)?.remove(0);
-    h.ingest(&token_a).await?.push(fc_proto::v1::ReadingBatch {
-        device_seq: 1,
-        readings: vec![fc_proto::v1::Reading { machine: "m".into(), metric: "x".into(), unit: "".into(), timestamp_ms: fc_core::time::now_ms(), value: 1.0, quality: 0 }],
-        series: vec![],
-    }).await?;
+    h.ingest(&token_a)
+        .await?
+        .push(fc_proto::v1::ReadingBatch {
+            device_seq: 1,
+            readings: vec![fc_proto::v1::Reading {
+                machine: "m".into(),
+                metric: "x".into(),
+                unit: "".into(),
+                timestamp_ms: fc_core::time::now_ms(),
+                value: 1.0,
+                quality: 0,
+            }],
+            series: vec![],
+        })
+        .await?;
     h.wait_writer_idle().await?;
 
     // What A sees of its own objects (the control).
@@ -88,7 +98,13 @@ async fn tenant_b_never_sees_or_touches_tenant_a() -> anyhow::Result<()> {
         let by_key = api(addr, method, path, &b.operator_key, *body).await?;
         let by_owner = as_owner(addr, &b.owner, method, path, *body).await?;
         for r in [&by_key, &by_owner] {
-            assert!(r.status == 404 || (r.status == 403 && !path.contains("series") && r.json()["detail"].as_str().unwrap_or("").contains("role")), "{method} {path}: {} {}", r.status, r.body);
+            assert!(
+                r.status == 404
+                    || (r.status == 403 && !path.contains("series") && r.json()["detail"].as_str().unwrap_or("").contains("role")),
+                "{method} {path}: {} {}",
+                r.status,
+                r.body
+            );
         }
         assert!(is_problem(&by_owner, 404), "{method} {path} as B's owner: {} {}", by_owner.status, by_owner.body);
     }
@@ -109,7 +125,14 @@ async fn tenant_b_never_sees_or_touches_tenant_a() -> anyhow::Result<()> {
     assert_eq!(reg.list_invitations(&a.id)?.len(), 1, "B's attempts left A's invitation in place");
     // Pages: B's session posting to A's device gets a 404 page, and A's device is untouched.
     let form = format!("csrf={}", b.owner.csrf);
-    let r = request(addr, "POST", &format!("/devices/{}/revoke", dev_a.id), &[("cookie", &b.owner.cookie), ("content-type", "application/x-www-form-urlencoded")], form.as_bytes()).await?;
+    let r = request(
+        addr,
+        "POST",
+        &format!("/devices/{}/revoke", dev_a.id),
+        &[("cookie", &b.owner.cookie), ("content-type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    )
+    .await?;
     assert_eq!(r.status, 404);
     assert!(reg.get_device(&a.id, &dev_a.id)?.revoked_ms.is_none());
     // Live view: B's session on A's machine name hears only B's own subject (tenant from the session).
@@ -133,7 +156,11 @@ async fn roles_limit_what_each_caller_may_do() -> anyhow::Result<()> {
     assert_eq!(r.status, 201, "{}", r.body);
     let dev_id = r.json()["device"]["id"].as_str().unwrap().to_string();
     assert!(r.json()["token"].as_str().unwrap().starts_with("fcd_"));
-    for (m, p, b) in [("GET", "/api/v1/users", None), ("POST", "/api/v1/api-keys", Some(r#"{"name":"k","role":"viewer"}"#)), ("POST", "/api/v1/invitations", Some(r#"{"email":"a@b.example","role":"viewer"}"#))] {
+    for (m, p, b) in [
+        ("GET", "/api/v1/users", None),
+        ("POST", "/api/v1/api-keys", Some(r#"{"name":"k","role":"viewer"}"#)),
+        ("POST", "/api/v1/invitations", Some(r#"{"email":"a@b.example","role":"viewer"}"#)),
+    ] {
         assert!(is_problem(&api(addr, m, p, &t.operator_key, b).await?, 403), "{m} {p}");
     }
     assert!(is_problem(&api(addr, "DELETE", &format!("/api/v1/devices/{dev_id}"), &t.viewer_key, None).await?, 403));
@@ -158,7 +185,12 @@ async fn roles_limit_what_each_caller_may_do() -> anyhow::Result<()> {
     assert!(is_problem(&request(addr, "GET", "/api/v1/devices", &[], b"").await?, 401));
     assert_eq!(request(addr, "GET", "/devices", &[], b"").await?.header("location"), Some("/login"));
     // the language switch only ever redirects to a local path (no open redirect)
-    for (referer, want) in [("http://portal.example/devices", "/devices"), ("https://evil.example//evil.example/x", "/"), ("http://x/\\evil.example", "/"), ("", "/")] {
+    for (referer, want) in [
+        ("http://portal.example/devices", "/devices"),
+        ("https://evil.example//evil.example/x", "/"),
+        ("http://x/\\evil.example", "/"),
+        ("", "/"),
+    ] {
         let r = request(addr, "GET", "/lang/ko", &[("referer", referer)], b"").await?;
         assert_eq!(r.header("location"), Some(want), "referer {referer:?}");
     }
@@ -200,9 +232,23 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() -> anyhow::Result<()
     let page = request(addr, "GET", "/devices", &[("cookie", &t.owner.cookie)], b"").await?;
     assert!(page.body.contains("&lt;script&gt;alert(") && !page.body.contains("<script>alert("), "escaped on the page");
     // CSRF: a session without the right token changes nothing (JSON API and forms).
-    let r = request(addr, "POST", "/api/v1/devices", &[("cookie", &t.owner.cookie), ("x-csrf-token", "forged"), ("content-type", "application/json")], br#"{"name":"csrf"}"#).await?;
+    let r = request(
+        addr,
+        "POST",
+        "/api/v1/devices",
+        &[("cookie", &t.owner.cookie), ("x-csrf-token", "forged"), ("content-type", "application/json")],
+        br#"{"name":"csrf"}"#,
+    )
+    .await?;
     assert!(is_problem(&r, 403), "{}", r.body);
-    let r = request(addr, "POST", "/devices", &[("cookie", &t.owner.cookie), ("content-type", "application/x-www-form-urlencoded")], b"csrf=forged&name=csrf").await?;
+    let r = request(
+        addr,
+        "POST",
+        "/devices",
+        &[("cookie", &t.owner.cookie), ("content-type", "application/x-www-form-urlencoded")],
+        b"csrf=forged&name=csrf",
+    )
+    .await?;
     assert_eq!(r.status, 403);
     assert_eq!(count()?, 1);
     // The 11th device of a 10-device plan is refused with a clear message.
@@ -212,7 +258,14 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() -> anyhow::Result<()
     let r = api(addr, "POST", "/api/v1/devices", &t.operator_key, Some(r#"{"name":"d11"}"#)).await?;
     assert!(is_problem(&r, 429) && r.json()["detail"].as_str().unwrap().contains("10 devices"), "{}", r.body);
     let form = format!("csrf={}&name=d11", t.owner.csrf);
-    let r = request(addr, "POST", "/devices", &[("cookie", &t.owner.cookie), ("content-type", "application/x-www-form-urlencoded")], form.as_bytes()).await?;
+    let r = request(
+        addr,
+        "POST",
+        "/devices",
+        &[("cookie", &t.owner.cookie), ("content-type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    )
+    .await?;
     assert_eq!(r.status, 429);
     assert!(r.body.contains("10 devices"), "the page says why");
     assert_eq!(count()?, 10);
@@ -224,7 +277,15 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() -> anyhow::Result<()
     // Login throttling: the 6th attempt within a minute is refused.
     let mut last = 0;
     for _ in 0..6 {
-        last = request(addr, "POST", "/login", &[("content-type", "application/x-www-form-urlencoded")], b"email=owner%40input-co.example&password=wrong+password+here").await?.status;
+        last = request(
+            addr,
+            "POST",
+            "/login",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            b"email=owner%40input-co.example&password=wrong+password+here",
+        )
+        .await?
+        .status;
     }
     assert_eq!(last, 429);
     Ok(())
@@ -254,7 +315,8 @@ async fn invitations_are_listed_withdrawn_and_die_with_their_token() -> anyhow::
     assert!(is_problem(&as_owner(addr, &t.owner, "DELETE", &format!("/api/v1/invitations/{id}"), None).await?, 404));
     assert_eq!(request(addr, "GET", &format!("/invite/{token}"), &[], b"").await?.status, 404);
     let form = "name=Lee&password=long+enough+password";
-    let r = request(addr, "POST", &format!("/invite/{token}"), &[("content-type", "application/x-www-form-urlencoded")], form.as_bytes()).await?;
+    let r = request(addr, "POST", &format!("/invite/{token}"), &[("content-type", "application/x-www-form-urlencoded")], form.as_bytes())
+        .await?;
     assert_eq!(r.status, 404, "a withdrawn invitation cannot be accepted");
     assert_eq!(h.svc().state.registry.list_users(&t.id)?.len(), 1);
     Ok(())
@@ -270,19 +332,40 @@ async fn the_operator_invites_the_first_owner_of_a_tenant_it_created() -> anyhow
     let mut admin = AdminClient::with_interceptor(h.channel().await?, fc_testkit::bearer(&admin_token)?);
     let t = admin.create_tenant(CreateTenantRequest { name: "Ops Made Ltd".into(), plan: "growth".into() }).await?.into_inner();
     // Bad input and a wrong credential change nothing.
-    let bad = admin.invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "not an email".into(), role: String::new() }).await.unwrap_err();
+    let bad = admin
+        .invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "not an email".into(), role: String::new() })
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
-    let bad = admin.invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "a@b.example".into(), role: "king".into() }).await.unwrap_err();
+    let bad = admin
+        .invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "a@b.example".into(), role: "king".into() })
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
-    let nope = admin.invite_user(InviteUserRequest { tenant_id: "t_0000000000000000".into(), email: "a@b.example".into(), role: String::new() }).await.unwrap_err();
+    let nope = admin
+        .invite_user(InviteUserRequest { tenant_id: "t_0000000000000000".into(), email: "a@b.example".into(), role: String::new() })
+        .await
+        .unwrap_err();
     assert_eq!(nope.code(), tonic::Code::NotFound);
     let mut wrong = AdminClient::with_interceptor(h.channel().await?, fc_testkit::bearer("fca_wrong")?);
-    assert_eq!(wrong.invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "a@b.example".into(), role: String::new() }).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        wrong
+            .invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "a@b.example".into(), role: String::new() })
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::Unauthenticated
+    );
     assert!(h.svc().state.registry.list_invitations(&t.id)?.is_empty());
     // The owner's invitation, accepted in the portal, signs them in as owner.
-    let inv = admin.invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "boss@opsmade.example".into(), role: String::new() }).await?.into_inner();
+    let inv = admin
+        .invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "boss@opsmade.example".into(), role: String::new() })
+        .await?
+        .into_inner();
     let form = "name=Boss&password=long+enough+password";
-    let r = request(addr, "POST", &format!("/invite/{}", inv.token), &[("content-type", "application/x-www-form-urlencoded")], form.as_bytes()).await?;
+    let r =
+        request(addr, "POST", &format!("/invite/{}", inv.token), &[("content-type", "application/x-www-form-urlencoded")], form.as_bytes())
+            .await?;
     assert!(r.status == 303 && r.header("set-cookie").is_some_and(|c| c.starts_with("fc_session=")), "{} {:?}", r.status, r.headers);
     let users = h.svc().state.registry.list_users(&t.id)?;
     assert_eq!((users.len(), users[0].role), (1, Role::Owner));
@@ -331,7 +414,14 @@ async fn partnerships_need_the_suppliers_consent_and_respect_the_plan() -> anyho
     let r = as_owner(addr, &buyer.owner, "POST", "/api/v1/partners", Some(&ask(&suppliers[3].id))).await?;
     assert!(is_problem(&r, 429) && r.json()["detail"].as_str().unwrap_or("").contains("3 partners"), "{}", r.body);
     let form = format!("csrf={}&supplier_id={}", buyer.owner.csrf, suppliers[3].id);
-    let page = request(addr, "POST", "/partners", &[("cookie", &buyer.owner.cookie), ("content-type", "application/x-www-form-urlencoded")], form.as_bytes()).await?;
+    let page = request(
+        addr,
+        "POST",
+        "/partners",
+        &[("cookie", &buyer.owner.cookie), ("content-type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    )
+    .await?;
     assert!(page.status == 429 && page.body.contains("3 partners"), "{} {}", page.status, page.body);
     let usage = as_owner(addr, &buyer.owner, "GET", "/api/v1/usage", None).await?.json();
     assert_eq!((usage["partners"].as_u64(), usage["max_partners"].as_u64()), (Some(3), Some(3)));

@@ -117,11 +117,23 @@ async fn designs_reach_their_recipients_only_and_never_in_clear() -> anyhow::Res
     assert_eq!(r.status, 409, "v1 is not encrypted to supplier two: {}", r.body);
     // bad input changes nothing
     let before = api(w.addr, "GET", &format!("/api/v1/networks/{net}/designs"), &b.key, None).await?.json();
-    assert_eq!(upload(w.addr, &format!("/api/v1/networks/{net}/designs/X?to={}", w.s1.id), &b.key, marker).await?.status, 400, "plaintext is refused");
+    assert_eq!(
+        upload(w.addr, &format!("/api/v1/networks/{net}/designs/X?to={}", w.s1.id), &b.key, marker).await?.status,
+        400,
+        "plaintext is refused"
+    );
     let sealed_out = fc_sealed::seal(b"x", &[w.outsider.keys.recipient()])?;
-    assert_eq!(upload(w.addr, &format!("/api/v1/networks/{net}/designs/X?to={}", w.outsider.id), &b.key, &sealed_out).await?.status, 400, "non-member recipient");
+    assert_eq!(
+        upload(w.addr, &format!("/api/v1/networks/{net}/designs/X?to={}", w.outsider.id), &b.key, &sealed_out).await?.status,
+        400,
+        "non-member recipient"
+    );
     assert_eq!(upload(w.addr, &format!("/api/v1/networks/{net}/designs/bad%20id?to={}", w.s1.id), &b.key, &sealed_out).await?.status, 400);
-    assert_eq!(upload(w.addr, &format!("/api/v1/networks/{net}/designs/X?to={}", w.s1.id), &w.s1.key, &sealed_out).await?.status, 403, "suppliers do not publish in the buyer's network");
+    assert_eq!(
+        upload(w.addr, &format!("/api/v1/networks/{net}/designs/X?to={}", w.s1.id), &w.s1.key, &sealed_out).await?.status,
+        403,
+        "suppliers do not publish in the buyer's network"
+    );
     let big = [b"age-encryption.org/v1\n".as_slice(), &vec![0u8; 33 << 20]].concat();
     assert_eq!(upload(w.addr, &format!("/api/v1/networks/{net}/designs/X?to={}", w.s1.id), &b.key, &big).await?.status, 413);
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/designs"), &b.key, None).await?.json(), before);
@@ -168,8 +180,26 @@ const DAY: i64 = 86_400_000;
 fn cases() -> Vec<Case> {
     use Step::*;
     vec![
-        Case { name: "full acceptance on time", due_in_ms: 10 * DAY, quantity: 100, price: 1_250, penalty_per_day: 1_000, penalty_cap: 10_000, steps: vec![Ship("S1", 100), Receive("S1", 100), Inspect("S1", 8, 0), Accept("S1", 100)], payments: vec![(125_000, 0)] },
-        Case { name: "partial acceptance", due_in_ms: 10 * DAY, quantity: 100, price: 1_000, penalty_per_day: 0, penalty_cap: 0, steps: vec![Ship("S1", 100), Receive("S1", 98), Inspect("S1", 8, 1), Accept("S1", 60)], payments: vec![(60_000, 0)] },
+        Case {
+            name: "full acceptance on time",
+            due_in_ms: 10 * DAY,
+            quantity: 100,
+            price: 1_250,
+            penalty_per_day: 1_000,
+            penalty_cap: 10_000,
+            steps: vec![Ship("S1", 100), Receive("S1", 100), Inspect("S1", 8, 0), Accept("S1", 100)],
+            payments: vec![(125_000, 0)],
+        },
+        Case {
+            name: "partial acceptance",
+            due_in_ms: 10 * DAY,
+            quantity: 100,
+            price: 1_000,
+            penalty_per_day: 0,
+            penalty_cap: 0,
+            steps: vec![Ship("S1", 100), Receive("S1", 98), Inspect("S1", 8, 1), Accept("S1", 60)],
+            payments: vec![(60_000, 0)],
+        },
         Case {
             name: "late delivery, penalty capped across shipments",
             due_in_ms: -(2 * DAY + DAY / 2),
@@ -178,7 +208,16 @@ fn cases() -> Vec<Case> {
             penalty_per_day: 2_000,
             penalty_cap: 8_000,
             // 3 days late: 6,000, then the second shipment only gets the 2,000 left under the cap
-            steps: vec![Ship("S1", 10), Receive("S1", 10), Inspect("S1", 8, 0), Accept("S1", 10), Ship("S2", 10), Receive("S2", 10), Inspect("S2", 8, 0), Accept("S2", 10)],
+            steps: vec![
+                Ship("S1", 10),
+                Receive("S1", 10),
+                Inspect("S1", 8, 0),
+                Accept("S1", 10),
+                Ship("S2", 10),
+                Receive("S2", 10),
+                Inspect("S2", 8, 0),
+                Accept("S2", 10),
+            ],
             payments: vec![(4_000, 6_000), (8_000, 2_000)],
         },
         Case {
@@ -188,7 +227,18 @@ fn cases() -> Vec<Case> {
             price: 300,
             penalty_per_day: 0,
             penalty_cap: 0,
-            steps: vec![Ship("S1", 50), Receive("S1", 50), Inspect("S1", 8, 3), Accept("S1", 50), Expect(409), Reject("S1"), Ship("S2", 50), Receive("S2", 50), Inspect("S2", 8, 0), Accept("S2", 50)],
+            steps: vec![
+                Ship("S1", 50),
+                Receive("S1", 50),
+                Inspect("S1", 8, 3),
+                Accept("S1", 50),
+                Expect(409),
+                Reject("S1"),
+                Ship("S2", 50),
+                Receive("S2", 50),
+                Inspect("S2", 8, 0),
+                Accept("S2", 50),
+            ],
             payments: vec![(15_000, 0)],
         },
         Case {
@@ -198,7 +248,22 @@ fn cases() -> Vec<Case> {
             price: 100,
             penalty_per_day: 0,
             penalty_cap: 0,
-            steps: vec![Ship("S1", 11), Expect(400), Ship("S1", 10), Ship("S1", 10), Expect(409), Receive("S1", 10), Receive("S1", 10), Expect(409), Inspect("S1", 20, 0), Expect(400), Inspect("S1", 8, 0), Accept("S1", 10), Accept("S1", 10), Expect(409)],
+            steps: vec![
+                Ship("S1", 11),
+                Expect(400),
+                Ship("S1", 10),
+                Ship("S1", 10),
+                Expect(409),
+                Receive("S1", 10),
+                Receive("S1", 10),
+                Expect(409),
+                Inspect("S1", 20, 0),
+                Expect(400),
+                Inspect("S1", 8, 0),
+                Accept("S1", 10),
+                Accept("S1", 10),
+                Expect(409),
+            ],
             payments: vec![(1_000, 0)],
         },
     ]
@@ -226,44 +291,92 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
         let mut last = 0;
         for step in &c.steps {
             let r = match step {
-                Step::Ship(s, q) => api(w.addr, "POST", &format!("{base}/shipments"), &s1.key, Some(json!({ "shipment_id": s, "quantity": q }))).await?,
-                Step::Receive(s, q) => api(w.addr, "POST", &format!("{base}/shipments/{s}/receive"), &b.key, Some(json!({ "quantity": q }))).await?,
-                Step::Inspect(s, n, d) => api(w.addr, "POST", &format!("{base}/shipments/{s}/inspection"), &b.key, Some(json!({ "sampled": n, "defects": d }))).await?,
-                Step::Accept(s, q) => api(w.addr, "POST", &format!("{base}/shipments/{s}/accept"), &b.key, Some(json!({ "quantity": q }))).await?,
-                Step::Reject(s) => api(w.addr, "POST", &format!("{base}/shipments/{s}/reject"), &b.key, Some(json!({ "reason": "scratched surfaces" }))).await?,
+                Step::Ship(s, q) => {
+                    api(w.addr, "POST", &format!("{base}/shipments"), &s1.key, Some(json!({ "shipment_id": s, "quantity": q }))).await?
+                }
+                Step::Receive(s, q) => {
+                    api(w.addr, "POST", &format!("{base}/shipments/{s}/receive"), &b.key, Some(json!({ "quantity": q }))).await?
+                }
+                Step::Inspect(s, n, d) => {
+                    api(w.addr, "POST", &format!("{base}/shipments/{s}/inspection"), &b.key, Some(json!({ "sampled": n, "defects": d })))
+                        .await?
+                }
+                Step::Accept(s, q) => {
+                    api(w.addr, "POST", &format!("{base}/shipments/{s}/accept"), &b.key, Some(json!({ "quantity": q }))).await?
+                }
+                Step::Reject(s) => {
+                    api(w.addr, "POST", &format!("{base}/shipments/{s}/reject"), &b.key, Some(json!({ "reason": "scratched surfaces" })))
+                        .await?
+                }
                 Step::Expect(code) => {
                     assert_eq!(last, *code, "{}: expected the previous step to answer {code}", c.name);
                     continue;
                 }
             };
             last = r.status;
-            if r.status >= 400 { eprintln!("{}: {} -> {} {}", c.name, i, r.status, r.body); }
+            if r.status >= 400 {
+                eprintln!("{}: {} -> {} {}", c.name, i, r.status, r.body);
+            }
             if !matches!(r.status, 400 | 409) {
                 ok(&r, c.name);
             }
         }
         let pays = api(w.addr, "GET", &format!("/api/v1/networks/{net}/payments"), &b.key, None).await?.json();
-        let got: Vec<(u64, u64)> = pays.as_array().unwrap().iter().filter(|p| p["order_id"] == order_id.as_str()).map(|p| (p["amount_krw"].as_u64().unwrap(), p["penalty_krw"].as_u64().unwrap())).collect();
+        let got: Vec<(u64, u64)> = pays
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["order_id"] == order_id.as_str())
+            .map(|p| (p["amount_krw"].as_u64().unwrap(), p["penalty_krw"].as_u64().unwrap()))
+            .collect();
         assert_eq!(got, c.payments, "{}", c.name);
         for p in pays.as_array().unwrap().iter().filter(|p| p["order_id"] == order_id.as_str()) {
             assert_eq!(p["status"], "instructed", "{}: the instruction is on the ledger with the acceptance", c.name);
-            all_payments.push((p["instruction_id"].as_str().unwrap().to_string(), p["amount_krw"].as_u64().unwrap(), p["due_date_ms"].as_i64().unwrap() as u64));
+            all_payments.push((
+                p["instruction_id"].as_str().unwrap().to_string(),
+                p["amount_krw"].as_u64().unwrap(),
+                p["due_date_ms"].as_i64().unwrap() as u64,
+            ));
         }
     }
     // the other supplier sees none of it
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/orders"), &w.s2.key, None).await?.json(), json!([]));
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/payments"), &w.s2.key, None).await?.json(), json!([]));
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/orders/PO-0"), &w.s2.key, None).await?.status, 404);
-    assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders/PO-0/shipments"), &w.s2.key, Some(json!({ "shipment_id": "X", "quantity": 1 }))).await?.status, 404);
+    assert_eq!(
+        api(
+            w.addr,
+            "POST",
+            &format!("/api/v1/networks/{net}/orders/PO-0/shipments"),
+            &w.s2.key,
+            Some(json!({ "shipment_id": "X", "quantity": 1 }))
+        )
+        .await?
+        .status,
+        404
+    );
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/orders"), &w.outsider.key, None).await?.status, 404);
     // a supplier cannot act for the buyer, nor order from a non-partner
-    assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders/PO-0/shipments/S1/accept"), &s1.key, Some(json!({ "quantity": 1 }))).await?.status, 403);
+    assert_eq!(
+        api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders/PO-0/shipments/S1/accept"), &s1.key, Some(json!({ "quantity": 1 })))
+            .await?
+            .status,
+        403
+    );
     let stranger = json!({ "supplier_org": w.outsider.id, "part": "x", "design_id": "BRK-7", "design_version": 1, "quantity": 1, "unit_price_krw": 1, "due_date_ms": now + DAY, "sample_size": 1, "allowed_defects": 0, "payment_term_days": 1, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0 });
     assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(stranger)).await?.status, 400);
     let unshared = json!({ "supplier_org": w.s2.id, "part": "x", "design_id": "BRK-7", "design_version": 1, "quantity": 1, "unit_price_krw": 1, "due_date_ms": now + DAY, "sample_size": 1, "allowed_defects": 0, "payment_term_days": 1, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0 });
-    assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(unshared)).await?.status, 409, "the design must be shared with the supplier");
+    assert_eq!(
+        api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(unshared)).await?.status,
+        409,
+        "the design must be shared with the supplier"
+    );
     let tiny = json!({ "supplier_org": s1.id, "part": "x", "design_id": "BRK-7", "design_version": 1, "quantity": 3, "unit_price_krw": 1, "due_date_ms": now + DAY, "sample_size": 5, "allowed_defects": 0, "payment_term_days": 1, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0 });
-    assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(tiny)).await?.status, 400, "a sample larger than the order");
+    assert_eq!(
+        api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(tiny)).await?.status,
+        400,
+        "a sample larger than the order"
+    );
 
     // the bank file: refused until both sides entered accounts, then exact
     let pain = format!("/api/v1/networks/{net}/payments/pain001");
@@ -273,7 +386,9 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
     assert_eq!(api(w.addr, "PUT", "/api/v1/org/bank", &b.key, Some(buyer_bank.clone())).await?.status, 403);
     let st = w.h.settlement().await?.settlement.clone();
     st.set_bank_account(&b.id, serde_json::from_value(buyer_bank)?)?;
-    let bad_iban: fc_registry::BankAccount = serde_json::from_value(json!({ "holder": "Supplier One", "account_kind": "iban", "account": "DE00000000000000000000", "bank_kind": "bic", "bank": "DEUTDEFF" }))?;
+    let bad_iban: fc_registry::BankAccount = serde_json::from_value(
+        json!({ "holder": "Supplier One", "account_kind": "iban", "account": "DE00000000000000000000", "bank_kind": "bic", "bank": "DEUTDEFF" }),
+    )?;
     assert_eq!(st.set_bank_account(&s1.id, bad_iban).unwrap_err().code, fc_core::ErrorCode::InvalidArgument, "bad IBAN check digits");
     assert_eq!(api(w.addr, "GET", &pain, &b.key, None).await?.status, 409, "the supplier has no account yet");
     st.set_bank_account(&s1.id, serde_json::from_value(json!({ "holder": "Supplier One", "account_kind": "domestic", "account": "356-0987-6543-21", "bank_kind": "bank_code", "bank": "004" }))?)?;
@@ -294,10 +409,28 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
     assert_eq!(doc.control_sum, all_payments.iter().map(|p| p.1).sum::<u64>());
     // confirmation is recorded back and leaves the next file
     let first = &all_payments[0].0;
-    let r = api(w.addr, "POST", &format!("/api/v1/networks/{net}/payments/{first}/confirm"), &b.key, Some(json!({ "bank_reference": "KB20261122-0001" }))).await?;
+    let r = api(
+        w.addr,
+        "POST",
+        &format!("/api/v1/networks/{net}/payments/{first}/confirm"),
+        &b.key,
+        Some(json!({ "bank_reference": "KB20261122-0001" })),
+    )
+    .await?;
     ok(&r, "confirm");
     assert_eq!((r.json()["status"].as_str(), r.json()["bank_reference"].as_str()), (Some("confirmed"), Some("KB20261122-0001")));
-    assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/payments/{first}/confirm"), &b.key, Some(json!({ "bank_reference": "again" }))).await?.status, 409);
+    assert_eq!(
+        api(
+            w.addr,
+            "POST",
+            &format!("/api/v1/networks/{net}/payments/{first}/confirm"),
+            &b.key,
+            Some(json!({ "bank_reference": "again" }))
+        )
+        .await?
+        .status,
+        409
+    );
     let doc = fc_ledger::pain001::parse(&api(w.addr, "GET", &pain, &b.key, None).await?.body)?;
     assert!(doc.payment_information.iter().flat_map(|pi| pi.transfers.iter()).all(|x| &x.end_to_end_id != first));
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/orders/PO-0"), &s1.key, None).await?.json()["status"], "settled");
@@ -325,14 +458,25 @@ async fn the_ledger_proves_every_entry_to_members_and_hides_others_entries() -> 
     let visible = api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries"), &w.s2.key, None).await?.json();
     assert_eq!(visible.as_array().map(|a| a.iter().map(|e| e["index"].as_u64().unwrap()).collect::<Vec<_>>()), Some(vec![1]));
     // proofs go to every member and verify against the signed root
-    let proof: fc_settlement::InclusionProof = serde_json::from_str(&api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/inclusion?index=1&size={}", cp.size), &w.s2.key, None).await?.body)?;
+    let proof: fc_settlement::InclusionProof = serde_json::from_str(
+        &api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/inclusion?index=1&size={}", cp.size), &w.s2.key, None).await?.body,
+    )?;
     proof.verify_entry(own.body.as_bytes(), &cp.root)?;
-    ok(&api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/inclusion?index=0&size=2"), &w.s2.key, None).await?, "hashes reveal nothing");
-    let c: fc_settlement::ConsistencyProof = serde_json::from_str(&api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/consistency?from=1&to=2"), &w.s1.key, None).await?.body)?;
+    ok(
+        &api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/inclusion?index=0&size=2"), &w.s2.key, None).await?,
+        "hashes reveal nothing",
+    );
+    let c: fc_settlement::ConsistencyProof = serde_json::from_str(
+        &api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/consistency?from=1&to=2"), &w.s1.key, None).await?.body,
+    )?;
     c.verify()?;
     assert_eq!(c.root2, cp.root);
     // outsiders see nothing; bad ranges are clear errors
-    for path in [format!("/api/v1/ledger/{net}/checkpoint"), format!("/api/v1/ledger/{net}/entries/1"), format!("/api/v1/ledger/{net}/proof/inclusion?index=0&size=2")] {
+    for path in [
+        format!("/api/v1/ledger/{net}/checkpoint"),
+        format!("/api/v1/ledger/{net}/entries/1"),
+        format!("/api/v1/ledger/{net}/proof/inclusion?index=0&size=2"),
+    ] {
         assert_eq!(api(w.addr, "GET", &path, &w.outsider.key, None).await?.status, 404, "{path}");
     }
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/inclusion?index=5&size=2"), &w.s1.key, None).await?.status, 400);
@@ -374,7 +518,18 @@ async fn an_inspection_can_be_computed_from_the_inspection_station() -> anyhow::
     let mut ingest = w.h.ingest(&token).await?;
     let t0 = fc_core::time::now_ms() - 60_000;
     let values = [10.01, 9.98, 10.00, 10.20, 10.02, 9.99, 9.80, 10.03, 10.00, 10.01];
-    let readings = values.iter().enumerate().map(|(i, v)| fc_proto::v1::Reading { machine: "qc-1".into(), metric: "bore_mm".into(), unit: "mm".into(), timestamp_ms: t0 + i as i64 * 1000, value: *v, quality: 1 }).collect();
+    let readings = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| fc_proto::v1::Reading {
+            machine: "qc-1".into(),
+            metric: "bore_mm".into(),
+            unit: "mm".into(),
+            timestamp_ms: t0 + i as i64 * 1000,
+            value: *v,
+            quality: 1,
+        })
+        .collect();
     ingest.push(fc_proto::v1::ReadingBatch { device_seq: 1, readings, series: vec![] }).await?;
     w.h.wait_writer_idle().await?;
     let now = fc_core::time::now_ms();
@@ -384,8 +539,13 @@ async fn an_inspection_can_be_computed_from_the_inspection_station() -> anyhow::
     ok(&api(w.addr, "POST", &format!("{base}/accept"), &w.s1.key, None).await?, "accept");
     ok(&api(w.addr, "POST", &format!("{base}/shipments"), &w.s1.key, Some(json!({ "shipment_id": "S1", "quantity": 10 }))).await?, "ship");
     ok(&api(w.addr, "POST", &format!("{base}/shipments/S1/receive"), &w.buyer.key, Some(json!({ "quantity": 10 }))).await?, "receive");
-    let window = json!({ "telemetry": { "machine": "qc-1", "metric": "bore_mm", "from_ms": t0, "to_ms": t0 + 60_000, "min": 9.95, "max": 10.05 } });
-    assert_eq!(api(w.addr, "POST", &format!("{base}/shipments/S1/inspection"), &w.s1.key, Some(window.clone())).await?.status, 403, "suppliers do not inspect");
+    let window =
+        json!({ "telemetry": { "machine": "qc-1", "metric": "bore_mm", "from_ms": t0, "to_ms": t0 + 60_000, "min": 9.95, "max": 10.05 } });
+    assert_eq!(
+        api(w.addr, "POST", &format!("{base}/shipments/S1/inspection"), &w.s1.key, Some(window.clone())).await?.status,
+        403,
+        "suppliers do not inspect"
+    );
     let r = api(w.addr, "POST", &format!("{base}/shipments/S1/inspection"), &w.buyer.key, Some(window)).await?;
     ok(&r, "telemetry inspection");
     let s = &r.json()["shipments"][0];

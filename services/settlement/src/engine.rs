@@ -6,8 +6,8 @@ use crate::network::{Network, Refusal};
 use crate::{Config, StartError};
 use fc_core::{ErrorCode, ServiceError};
 use fc_ledger::entry::{
-    AcceptancePlan, DeliveryAccepted, DeliveryRejected, DesignAccessChanged, DesignPublished, Entry, Event, InspectionRecorded, InspectionSource, OrderAccepted, OrderIssued, PaymentConfirmed,
-    Sha256Hex, ShipmentMoved,
+    AcceptancePlan, DeliveryAccepted, DeliveryRejected, DesignAccessChanged, DesignPublished, Entry, Event, InspectionRecorded,
+    InspectionSource, OrderAccepted, OrderIssued, PaymentConfirmed, Sha256Hex, ShipmentMoved,
 };
 use fc_ledger::pain001;
 use fc_ledger::settle::{Decision, OrderStatus, PaymentStatus, SettleError};
@@ -236,9 +236,13 @@ fn settle_error(e: SettleError) -> ServiceError {
         SettleError::Duplicate { .. } => ErrorCode::AlreadyExists,
         SettleError::UnknownOrder { .. } | SettleError::UnknownShipment { .. } => ErrorCode::NotFound,
         SettleError::WrongActor { .. } => ErrorCode::PermissionDenied,
-        SettleError::OutOfOrder { .. } | SettleError::AcceptanceRefused { .. } | SettleError::NothingDue { .. } => ErrorCode::FailedPrecondition,
+        SettleError::OutOfOrder { .. } | SettleError::AcceptanceRefused { .. } | SettleError::NothingDue { .. } => {
+            ErrorCode::FailedPrecondition
+        }
         SettleError::Quantity { .. } | SettleError::Overflow { .. } => ErrorCode::InvalidArgument,
-        SettleError::OutOfSequence { .. } | SettleError::UnsupportedVersion { .. } | SettleError::InstructionMismatch { .. } => return ServiceError::internal(text),
+        SettleError::OutOfSequence { .. } | SettleError::UnsupportedVersion { .. } | SettleError::InstructionMismatch { .. } => {
+            return ServiceError::internal(text);
+        }
     };
     ServiceError::new(code, msg)
 }
@@ -296,8 +300,10 @@ impl Settlement {
     /// Opens the ledger and design store under `data_dir` (no tasks started: see [`crate::serve`]).
     pub fn open(config: Config, data_dir: &Path, registry: Arc<Registry>, store: DynStore) -> Result<Arc<Self>, StartError> {
         let key_name = config.origin_prefix.split('/').next().unwrap_or("factorychain").to_string();
-        let signer = Ledger::load_or_create_signer(&data_dir.join("ledger.key"), &key_name).map_err(|e| StartError::Storage(e.to_string()))?;
-        let ledger = Ledger::open(&data_dir.join("settlement.redb"), signer, &config.origin_prefix).map_err(|e| StartError::Storage(e.to_string()))?;
+        let signer =
+            Ledger::load_or_create_signer(&data_dir.join("ledger.key"), &key_name).map_err(|e| StartError::Storage(e.to_string()))?;
+        let ledger = Ledger::open(&data_dir.join("settlement.redb"), signer, &config.origin_prefix)
+            .map_err(|e| StartError::Storage(e.to_string()))?;
         let blobs = Arc::new(BlobStore::open(data_dir.join("designs")).map_err(|e| StartError::Storage(format!("designs: {e}")))?);
         Ok(Arc::new(Self { ledger, registry, store, blobs, networks: Default::default(), config }))
     }
@@ -399,14 +405,24 @@ impl Settlement {
 
     /// Publishes a new version of a design: `ciphertext` is an age file the
     /// buyer encrypted to `recipients` (network members) on its own machine.
-    pub async fn publish_design(&self, network: &str, actor: &str, design_id: &str, recipients: &[String], ciphertext: &[u8]) -> Res<DesignView> {
+    pub async fn publish_design(
+        &self,
+        network: &str,
+        actor: &str,
+        design_id: &str,
+        recipients: &[String],
+        ciphertext: &[u8],
+    ) -> Res<DesignView> {
         check_id("design_id", design_id)?;
         if actor != network {
             self.member(network, actor)?;
             return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the network's buyer publishes designs"));
         }
         if ciphertext.len() > self.config.max_design_bytes {
-            return Err(ServiceError::new(ErrorCode::InvalidArgument, format!("the design is {} bytes; the limit is {}", ciphertext.len(), self.config.max_design_bytes)));
+            return Err(ServiceError::new(
+                ErrorCode::InvalidArgument,
+                format!("the design is {} bytes; the limit is {}", ciphertext.len(), self.config.max_design_bytes),
+            ));
         }
         if !ciphertext.starts_with(AGE_HEADER) {
             return Err(ServiceError::invalid("body", "not an age-encrypted file: encrypt it on your machine (factorychain design push)"));
@@ -424,10 +440,25 @@ impl Settlement {
         .map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
         let id = design_id.to_string();
         let entries = self
-            .record(network, actor, |s| Ok(vec![Event::DesignPublished(DesignPublished { version: s.next_version(&id), design_id: id.clone(), ciphertext_sha256: Sha256Hex(digest), recipients: recipients.clone() })]))
+            .record(network, actor, |s| {
+                Ok(vec![Event::DesignPublished(DesignPublished {
+                    version: s.next_version(&id),
+                    design_id: id.clone(),
+                    ciphertext_sha256: Sha256Hex(digest),
+                    recipients: recipients.clone(),
+                })])
+            })
             .await?;
         let Event::DesignPublished(d) = &entries[0].event else { unreachable!("recorded a design publication") };
-        Ok(DesignView { design_id: d.design_id.clone(), version: d.version, ciphertext_sha256: sha, recipients, published_ms: entries[0].at_ms, seq: entries[0].seq, downloadable: d.recipients.iter().any(|r| r == actor) })
+        Ok(DesignView {
+            design_id: d.design_id.clone(),
+            version: d.version,
+            ciphertext_sha256: sha,
+            recipients,
+            published_ms: entries[0].at_ms,
+            seq: entries[0].seq,
+            downloadable: d.recipients.iter().any(|r| r == actor),
+        })
     }
 
     /// Recipients must be members of the network; sorted, without repeats.
@@ -440,14 +471,24 @@ impl Settlement {
         }
         for r in &out {
             if !self.registry.is_network_member(network, r)? {
-                return Err(ServiceError::invalid("to", format!("{r} is not a member of this supply network (an accepted supplier or the buyer)")));
+                return Err(ServiceError::invalid(
+                    "to",
+                    format!("{r} is not a member of this supply network (an accepted supplier or the buyer)"),
+                ));
             }
         }
         Ok(out)
     }
 
     /// Replaces who may download a design version (e.g. to drop a supplier).
-    pub async fn change_design_access(&self, network: &str, actor: &str, design_id: &str, version: u32, recipients: &[String]) -> Res<DesignView> {
+    pub async fn change_design_access(
+        &self,
+        network: &str,
+        actor: &str,
+        design_id: &str,
+        version: u32,
+        recipients: &[String],
+    ) -> Res<DesignView> {
         if actor != network {
             self.member(network, actor)?;
             return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the network's buyer changes design access"));
@@ -459,7 +500,11 @@ impl Settlement {
             Ok(vec![Event::DesignAccessChanged(DesignAccessChanged { design_id: id.clone(), version, recipients: recipients.clone() })])
         })
         .await?;
-        self.designs(network, actor).await?.into_iter().find(|d| d.design_id == design_id && d.version == version).ok_or_else(|| ServiceError::internal("design vanished"))
+        self.designs(network, actor)
+            .await?
+            .into_iter()
+            .find(|d| d.design_id == design_id && d.version == version)
+            .ok_or_else(|| ServiceError::internal("design vanished"))
     }
 
     /// The design versions `org` may see: all for the buyer, those it
@@ -495,10 +540,12 @@ impl Settlement {
             })
             .await?;
         let (blobs, net, want) = (self.blobs.clone(), network.to_string(), sha.clone());
-        let (bytes, digest) = tokio::task::spawn_blocking(move || blobs.get(&net, &want).map(|b| {
-            let d = hex::encode(Sha256::digest(&b));
-            (b, d)
-        }))
+        let (bytes, digest) = tokio::task::spawn_blocking(move || {
+            blobs.get(&net, &want).map(|b| {
+                let d = hex::encode(Sha256::digest(&b));
+                (b, d)
+            })
+        })
         .await
         .map_err(ServiceError::internal)?
         .map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
@@ -529,7 +576,10 @@ impl Settlement {
         if o.quantity == 0 || o.unit_price_krw == 0 {
             return Err(ServiceError::invalid("quantity", "quantity and unit_price_krw must be above zero"));
         }
-        o.quantity.checked_mul(o.unit_price_krw).filter(|v| *v <= MAX_KRW).ok_or_else(|| ServiceError::invalid("unit_price_krw", "the order's total must stay below 10^15 KRW"))?;
+        o.quantity
+            .checked_mul(o.unit_price_krw)
+            .filter(|v| *v <= MAX_KRW)
+            .ok_or_else(|| ServiceError::invalid("unit_price_krw", "the order's total must stay below 10^15 KRW"))?;
         let now = fc_core::time::now_ms();
         if !(now - 366 * fc_ledger::settle::DAY_MS..=now + 5 * 366 * fc_ledger::settle::DAY_MS).contains(&o.due_date_ms) {
             return Err(ServiceError::invalid("due_date_ms", "must be within a year before and five years after today"));
@@ -564,7 +614,12 @@ impl Settlement {
         self.record(network, actor, |s| {
             match s.version(&o.design_id, o.design_version) {
                 Some(v) if v.recipients.contains(&o.supplier_org) => {}
-                Some(_) => return Err(ServiceError::new(ErrorCode::FailedPrecondition, format!("share design {} v{} with the supplier first", o.design_id, o.design_version))),
+                Some(_) => {
+                    return Err(ServiceError::new(
+                        ErrorCode::FailedPrecondition,
+                        format!("share design {} v{} with the supplier first", o.design_id, o.design_version),
+                    ));
+                }
                 None => return Err(ServiceError::not_found(format!("design {} version {}", o.design_id, o.design_version))),
             }
             Ok(vec![Event::OrderIssued(terms)])
@@ -581,25 +636,56 @@ impl Settlement {
     /// The supplier sends a shipment.
     pub async fn send_shipment(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, quantity: u64) -> Res<OrderView> {
         check_id("shipment_id", shipment_id)?;
-        let e = Event::ShipmentSent(ShipmentMoved { order_id: order_id.into(), shipment_id: shipment_id.into(), quantity, at_ms: fc_core::time::now_ms() });
+        let e = Event::ShipmentSent(ShipmentMoved {
+            order_id: order_id.into(),
+            shipment_id: shipment_id.into(),
+            quantity,
+            at_ms: fc_core::time::now_ms(),
+        });
         self.order_event(network, actor, order_id, e).await
     }
 
     /// The buyer records receipt of a shipment (now: lateness counts from this entry).
     pub async fn receive_shipment(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, quantity: u64) -> Res<OrderView> {
-        let e = Event::ShipmentReceived(ShipmentMoved { order_id: order_id.into(), shipment_id: shipment_id.into(), quantity, at_ms: fc_core::time::now_ms() });
+        let e = Event::ShipmentReceived(ShipmentMoved {
+            order_id: order_id.into(),
+            shipment_id: shipment_id.into(),
+            quantity,
+            at_ms: fc_core::time::now_ms(),
+        });
         self.order_event(network, actor, order_id, e).await
     }
 
     /// The buyer records an inspection it entered.
-    pub async fn record_inspection(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, sampled: u32, defects: u32) -> Res<OrderView> {
-        let e = Event::InspectionRecorded(InspectionRecorded { order_id: order_id.into(), shipment_id: shipment_id.into(), sampled, defects, source: InspectionSource::Manual });
+    pub async fn record_inspection(
+        &self,
+        network: &str,
+        actor: &str,
+        order_id: &str,
+        shipment_id: &str,
+        sampled: u32,
+        defects: u32,
+    ) -> Res<OrderView> {
+        let e = Event::InspectionRecorded(InspectionRecorded {
+            order_id: order_id.into(),
+            shipment_id: shipment_id.into(),
+            sampled,
+            defects,
+            source: InspectionSource::Manual,
+        });
         self.order_event(network, actor, order_id, e).await
     }
 
     /// The buyer records an inspection computed from its inspection station's
     /// telemetry (see [`TelemetryInspection`]).
-    pub async fn inspect_from_telemetry(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, t: &TelemetryInspection) -> Res<OrderView> {
+    pub async fn inspect_from_telemetry(
+        &self,
+        network: &str,
+        actor: &str,
+        order_id: &str,
+        shipment_id: &str,
+        t: &TelemetryInspection,
+    ) -> Res<OrderView> {
         self.member(network, actor)?;
         if actor != network {
             return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the buyer inspects deliveries"));
@@ -613,8 +699,15 @@ impl Settlement {
         // A sample is at most the units received: read no more readings than that.
         let received = self
             .with_state(network, |s| {
-                let shipment = s.fold.order(order_id).and_then(|o| o.shipments.get(shipment_id)).ok_or_else(|| ServiceError::not_found(format!("shipment {shipment_id} of order {order_id}")))?;
-                shipment.received.map(|(q, _)| q).ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, "record the shipment's receipt first"))
+                let shipment = s
+                    .fold
+                    .order(order_id)
+                    .and_then(|o| o.shipments.get(shipment_id))
+                    .ok_or_else(|| ServiceError::not_found(format!("shipment {shipment_id} of order {order_id}")))?;
+                shipment
+                    .received
+                    .map(|(q, _)| q)
+                    .ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, "record the shipment's receipt first"))
             })
             .await?;
         let limit = received.min(MAX_INSPECTED_READINGS);
@@ -624,25 +717,44 @@ impl Settlement {
             return Err(ServiceError::not_found(format!("series {}/{}", t.machine, t.metric)));
         }
         if range.points.len() as u64 > limit {
-            return Err(ServiceError::invalid("from_ms", format!("the window holds more readings than the {limit} units that can be sampled; narrow it to this shipment's inspection")));
+            return Err(ServiceError::invalid(
+                "from_ms",
+                format!(
+                    "the window holds more readings than the {limit} units that can be sampled; narrow it to this shipment's inspection"
+                ),
+            ));
         }
         let sampled = range.points.len() as u32;
         let defects = range.points.iter().filter(|p| !(t.min..=t.max).contains(&p.value)).count() as u32;
-        let e = Event::InspectionRecorded(InspectionRecorded { order_id: order_id.into(), shipment_id: shipment_id.into(), sampled, defects, source: InspectionSource::Telemetry });
+        let e = Event::InspectionRecorded(InspectionRecorded {
+            order_id: order_id.into(),
+            shipment_id: shipment_id.into(),
+            sampled,
+            defects,
+            source: InspectionSource::Telemetry,
+        });
         self.order_event(network, actor, order_id, e).await
     }
 
     /// The buyer accepts (part of) a delivery; the payment instruction is
     /// appended with it.
     pub async fn accept_delivery(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, quantity: u64) -> Res<OrderView> {
-        let e = Event::DeliveryAccepted(DeliveryAccepted { order_id: order_id.into(), shipment_id: shipment_id.into(), accepted_quantity: quantity });
+        let e = Event::DeliveryAccepted(DeliveryAccepted {
+            order_id: order_id.into(),
+            shipment_id: shipment_id.into(),
+            accepted_quantity: quantity,
+        });
         self.order_event(network, actor, order_id, e).await
     }
 
     /// The buyer rejects a delivery.
     pub async fn reject_delivery(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, reason: &str) -> Res<OrderView> {
         check_text("reason", reason, 500)?;
-        let e = Event::DeliveryRejected(DeliveryRejected { order_id: order_id.into(), shipment_id: shipment_id.into(), reason: reason.trim().into() });
+        let e = Event::DeliveryRejected(DeliveryRejected {
+            order_id: order_id.into(),
+            shipment_id: shipment_id.into(),
+            reason: reason.trim().into(),
+        });
         self.order_event(network, actor, order_id, e).await
     }
 
@@ -670,7 +782,10 @@ impl Settlement {
     /// The orders `org` is party to in `network` (all of them for the buyer).
     pub async fn orders(&self, network: &str, org: &str) -> Res<Vec<OrderView>> {
         self.member(network, org)?;
-        self.with_state(network, |s| Ok(s.fold.orders().values().filter(|o| org == network || o.terms.supplier_org == org).map(|o| order_view(network, o)).collect())).await
+        self.with_state(network, |s| {
+            Ok(s.fold.orders().values().filter(|o| org == network || o.terms.supplier_org == org).map(|o| order_view(network, o)).collect())
+        })
+        .await
     }
 
     // ---- payments ---------------------------------------------------------------
@@ -706,7 +821,11 @@ impl Settlement {
             Ok(vec![Event::PaymentConfirmed(PaymentConfirmed { instruction_id: id.clone(), bank_reference: bank_reference.to_string() })])
         })
         .await?;
-        self.payments(network, actor).await?.into_iter().find(|p| p.instruction_id == instruction_id).ok_or_else(|| ServiceError::internal("payment vanished"))
+        self.payments(network, actor)
+            .await?
+            .into_iter()
+            .find(|p| p.instruction_id == instruction_id)
+            .ok_or_else(|| ServiceError::internal("payment vanished"))
     }
 
     /// The buyer's bank file (ISO 20022 `pain.001.001.09`) of every instructed,
@@ -729,7 +848,11 @@ impl Settlement {
         if open.is_empty() {
             return Err(ServiceError::new(ErrorCode::FailedPrecondition, "no instructed payment is waiting for the bank"));
         }
-        let debtor = self.registry.org_profile(network)?.bank.ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, "enter your bank account first (organisation profile)"))?;
+        let debtor = self
+            .registry
+            .org_profile(network)?
+            .bank
+            .ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, "enter your bank account first (organisation profile)"))?;
         // Each supplier's account is read once, however many payments it gets.
         let mut creditors: HashMap<String, pain001::Party> = HashMap::new();
         let mut transfers = Vec::with_capacity(open.len());
@@ -737,7 +860,9 @@ impl Settlement {
             let creditor = match creditors.get(&supplier) {
                 Some(c) => c.clone(),
                 None => {
-                    let bank = self.registry.org_profile(&supplier)?.bank.ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, format!("supplier {supplier} has not entered its bank account")))?;
+                    let bank = self.registry.org_profile(&supplier)?.bank.ok_or_else(|| {
+                        ServiceError::new(ErrorCode::FailedPrecondition, format!("supplier {supplier} has not entered its bank account"))
+                    })?;
                     creditors.entry(supplier).or_insert(party(&bank)).clone()
                 }
             };
@@ -745,7 +870,8 @@ impl Settlement {
         }
         let now = fc_core::time::now_ms();
         let msg_id = format!("FC{now}{}", &network[2..network.len().min(12)]);
-        let batch = pain001::Batch::new(msg_id.clone(), now, party(&debtor), transfers).map_err(|e| ServiceError::new(ErrorCode::FailedPrecondition, e.to_string()))?;
+        let batch = pain001::Batch::new(msg_id.clone(), now, party(&debtor), transfers)
+            .map_err(|e| ServiceError::new(ErrorCode::FailedPrecondition, e.to_string()))?;
         Ok((msg_id, batch.to_xml()))
     }
 
@@ -793,7 +919,12 @@ impl Settlement {
             return Ok(Vec::new());
         }
         let raw = self.ledger.entries(network, start, end)?;
-        let decoded: Vec<(u64, Entry)> = raw.iter().enumerate().map(|(i, b)| Entry::from_bytes(b).map(|e| (start + i as u64, e))).collect::<Result<_, _>>().map_err(|e| ServiceError::internal(format!("ledger {network}: {e}")))?;
+        let decoded: Vec<(u64, Entry)> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Entry::from_bytes(b).map(|e| (start + i as u64, e)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ServiceError::internal(format!("ledger {network}: {e}")))?;
         self.with_state(network, |s| {
             Ok(decoded
                 .into_iter()
@@ -825,7 +956,13 @@ impl Settlement {
 
 /// Applies `events` (then the payment instructions they make due) to the
 /// state and appends them. On error, says whether the state was changed.
-async fn decide_and_append(guard: &mut Option<Network>, ledger: &Ledger, network: &str, actor: &str, events: Vec<Event>) -> Result<Vec<Entry>, (bool, ServiceError)> {
+async fn decide_and_append(
+    guard: &mut Option<Network>,
+    ledger: &Ledger,
+    network: &str,
+    actor: &str,
+    events: Vec<Event>,
+) -> Result<Vec<Entry>, (bool, ServiceError)> {
     let state = guard.as_mut().expect("loaded");
     let now = fc_core::time::now_ms();
     let mut entries = Vec::new();

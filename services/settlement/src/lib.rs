@@ -33,7 +33,9 @@ mod engine;
 mod grpc;
 mod network;
 
-pub use engine::{payment_view, DesignView, EntryView, NetworkView, OrderInput, OrderView, PaymentView, Settlement, ShipmentView, TelemetryInspection};
+pub use engine::{
+    DesignView, EntryView, NetworkView, OrderInput, OrderView, PaymentView, Settlement, ShipmentView, TelemetryInspection, payment_view,
+};
 
 use fc_core::Shutdown;
 use fc_registry::Registry;
@@ -61,7 +63,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { grpc_addr: "127.0.0.1:50052".into(), checkpoint_interval_ms: 1000, origin_prefix: "factorychain.local/ledger".into(), max_design_bytes: 32 << 20 }
+        Self {
+            grpc_addr: "127.0.0.1:50052".into(),
+            checkpoint_interval_ms: 1000,
+            origin_prefix: "factorychain.local/ledger".into(),
+            max_design_bytes: 32 << 20,
+        }
     }
 }
 
@@ -103,16 +110,30 @@ impl Running {
 /// Opens the ledger (`<data_dir>/settlement.redb`, key `<data_dir>/ledger.key`)
 /// and the design store (`<data_dir>/designs/`), starts the checkpointer and
 /// the gRPC server.
-pub async fn serve(config: Config, data_dir: &Path, registry: Arc<Registry>, store: DynStore, shutdown: Shutdown) -> Result<Running, StartError> {
+pub async fn serve(
+    config: Config,
+    data_dir: &Path,
+    registry: Arc<Registry>,
+    store: DynStore,
+    shutdown: Shutdown,
+) -> Result<Running, StartError> {
     let settlement = Settlement::open(config.clone(), data_dir, registry, store)?;
-    let checkpointer = tokio::spawn(settlement.ledger().clone().run_checkpointer(Duration::from_millis(config.checkpoint_interval_ms.max(1)), shutdown.clone()));
-    let listener = tokio::net::TcpListener::bind(&config.grpc_addr).await.map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
+    let checkpointer = tokio::spawn(
+        settlement.ledger().clone().run_checkpointer(Duration::from_millis(config.checkpoint_interval_ms.max(1)), shutdown.clone()),
+    );
+    let listener = tokio::net::TcpListener::bind(&config.grpc_addr)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
     let grpc_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
     let svc = grpc::service(settlement.clone());
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        if let Err(e) = tonic::transport::Server::builder().add_service(svc).serve_with_incoming_shutdown(incoming, async move { stop.wait().await }).await {
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(incoming, async move { stop.wait().await })
+            .await
+        {
             tracing::error!(error = %e, "settlement gRPC server failed");
         }
     });

@@ -57,7 +57,12 @@ impl Network {
                     return Err(Refusal::Design(format!("only the network's buyer publishes designs, not {}", entry.actor_org)));
                 }
                 if d.version != self.next_version(&d.design_id) {
-                    return Err(Refusal::Design(format!("design {} version {} out of order (next is {})", d.design_id, d.version, self.next_version(&d.design_id))));
+                    return Err(Refusal::Design(format!(
+                        "design {} version {} out of order (next is {})",
+                        d.design_id,
+                        d.version,
+                        self.next_version(&d.design_id)
+                    )));
                 }
                 if d.recipients.is_empty() {
                     return Err(Refusal::Design("a design needs at least one recipient".into()));
@@ -72,7 +77,10 @@ impl Network {
                 };
                 // The file is encrypted to the publication's recipients; nobody else could read it.
                 if let Some(other) = d.recipients.iter().find(|r| !v.encrypted_to.contains(r)) {
-                    return Err(Refusal::Design(format!("design {} v{} is not encrypted to {other}: publish a new version for it", d.design_id, d.version)));
+                    return Err(Refusal::Design(format!(
+                        "design {} v{} is not encrypted to {other}: publish a new version for it",
+                        d.design_id, d.version
+                    )));
                 }
             }
             _ => {}
