@@ -23,6 +23,14 @@ pub struct Plan {
     pub max_partners: u32,
     /// Most portal users.
     pub max_users: u32,
+    /// Most distinct series (machine, metric) the tenant may hold; a reading of a
+    /// new series beyond it is refused.
+    pub max_series: u32,
+    /// Most ciphertext bytes of designs the tenant may store, all versions together.
+    pub max_design_bytes: u64,
+    /// Whether the public sign-up page offers this plan; the others are granted by
+    /// the operator (`factorychain admin tenant set-plan`).
+    pub self_service: bool,
 }
 
 /// Every plan, cheapest first.
@@ -37,6 +45,9 @@ pub const PLANS: [Plan; 3] = [
         retention_days: 30,
         max_partners: 3,
         max_users: 5,
+        max_series: 1_000,
+        max_design_bytes: 1 << 30,
+        self_service: true,
     },
     Plan {
         id: "growth",
@@ -48,6 +59,9 @@ pub const PLANS: [Plan; 3] = [
         retention_days: 365,
         max_partners: 30,
         max_users: 50,
+        max_series: 20_000,
+        max_design_bytes: 20 << 30,
+        self_service: true,
     },
     Plan {
         id: "enterprise",
@@ -59,8 +73,16 @@ pub const PLANS: [Plan; 3] = [
         retention_days: 1_825,
         max_partners: 500,
         max_users: 1_000,
+        max_series: 1_000_000,
+        max_design_bytes: 500 << 30,
+        self_service: false,
     },
 ];
+
+/// The plans a tenant may choose on the public sign-up page.
+pub fn self_service_plans() -> impl Iterator<Item = &'static Plan> {
+    PLANS.iter().filter(|p| p.self_service)
+}
 
 /// The plan with `id`.
 pub fn plan(id: &str) -> Option<&'static Plan> {
