@@ -23,6 +23,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -99,6 +100,8 @@ struct Inner {
     /// hundreds of threads and an unfair, long-tailed queue.
     readers: tokio::sync::Semaphore,
     state: Mutex<State>,
+    /// Blocks decoded by range reads since open (diagnostics: reads stop at their limit).
+    blocks_decoded: AtomicU64,
 }
 
 /// The embedded telemetry store. Cheap to clone.
@@ -163,7 +166,16 @@ impl EmbeddedStore {
             tracing::info!(readings = replayed, path = %path.display(), "replayed write-ahead log");
         }
         let readers = tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()) * 2);
-        Ok(Self(Arc::new(Inner { db, path, cfg, writer: Mutex::new(()), flusher: Mutex::new(()), readers, state: Mutex::new(st) })))
+        Ok(Self(Arc::new(Inner {
+            db,
+            path,
+            cfg,
+            writer: Mutex::new(()),
+            flusher: Mutex::new(()),
+            readers,
+            state: Mutex::new(st),
+            blocks_decoded: AtomicU64::new(0),
+        })))
     }
 
     /// Rewrite the file without free pages (the store must not be open elsewhere).
@@ -178,6 +190,11 @@ impl EmbeddedStore {
         use redb::ReadableTableMetadata;
         let read = self.0.db.begin_read().map_err(be)?;
         read.open_table(BLOCKS).map_err(be)?.len().map_err(be)
+    }
+
+    /// Blocks range reads have decoded since the store was opened.
+    pub fn blocks_decoded(&self) -> u64 {
+        self.0.blocks_decoded.load(Ordering::Relaxed)
     }
 
     /// Readings in the in-memory head (not yet in blocks).
@@ -318,71 +335,86 @@ impl EmbeddedStore {
             newest: Point,
         }
         let mut plans = Vec::with_capacity(head.series.len());
+        let mut carried: Vec<(u64, Vec<Point>)> = Vec::new();
         {
             let read = inner.db.begin_read().map_err(be)?;
             let blocks = read.open_table(BLOCKS).map_err(be)?;
             for (sid, raw) in &head.series {
-                let tenant = &*tenants[sid];
-                let new = merge_ranked(raw.iter().map(|p| (RANK_ACTIVE, *p)).collect());
-                let (first, last) = (new[0].ts_ms, new[new.len() - 1].ts_ms);
-                // Tiered merge, like a binary counter: absorb the series' newest small blocks
-                // while each is at most twice the run built so far, so a reading is re-encoded
-                // O(log n) times on its way into a full block (not once per flush).
-                let mut merge_keys: Vec<(i64, u64)> = Vec::new();
-                let mut ranked: Vec<(u64, Point)> = Vec::new();
-                let (mut lo, mut hi, mut acc) = (first, last, new.len());
-                let mut absorbed = 0usize;
-                for row in blocks.range((tenant, *sid, i64::MIN, 0u64)..=(tenant, *sid, i64::MAX, u64::MAX)).map_err(be)?.rev().take(32) {
-                    let (_, v) = row.map_err(be)?;
-                    let h = codec::header(v.value())?;
-                    let (nlo, nhi) = (lo.min(h.min_ts), hi.max(h.max_ts));
-                    if h.count >= SMALL_BLOCK_POINTS
-                        || h.count as usize > acc * 2
-                        || nhi - nlo > MAX_BLOCK_SPAN_MS
-                        || acc + h.count as usize > MAX_BLOCK_POINTS
+                // A series whose blocks cannot be read (a bad block, an I/O error) must not
+                // hold back every other series: its readings stay in the log and the head,
+                // and the next flush tries it again.
+                let planned = (|| -> Result<Plan, StoreError> {
+                    let tenant = &*tenants[sid];
+                    let new = merge_ranked(raw.iter().map(|p| (RANK_ACTIVE, *p)).collect());
+                    let (first, last) = (new[0].ts_ms, new[new.len() - 1].ts_ms);
+                    // Tiered merge, like a binary counter: absorb the series' newest small blocks
+                    // while each is at most twice the run built so far, so a reading is re-encoded
+                    // O(log n) times on its way into a full block (not once per flush).
+                    let mut merge_keys: Vec<(i64, u64)> = Vec::new();
+                    let mut ranked: Vec<(u64, Point)> = Vec::new();
+                    let (mut lo, mut hi, mut acc) = (first, last, new.len());
+                    let mut absorbed = 0usize;
+                    for row in blocks.range((tenant, *sid, i64::MIN, 0u64)..=(tenant, *sid, i64::MAX, u64::MAX)).map_err(be)?.rev().take(32)
                     {
-                        break;
-                    }
-                    (lo, hi, acc) = (nlo, nhi, acc + h.count as usize);
-                    absorbed += 1;
-                }
-                if absorbed > 0 {
-                    // Every block overlapping the merged range must join it, or an older value
-                    // would come back with the merged block's newer sequence number.
-                    let mut all_small = true;
-                    let mut cands = Vec::new();
-                    for row in blocks
-                        .range((tenant, *sid, lo, 0u64)..=(tenant, *sid, hi.saturating_add(MAX_BLOCK_SPAN_MS), u64::MAX))
-                        .map_err(be)?
-                    {
-                        let (k, v) = row.map_err(be)?;
+                        let (_, v) = row.map_err(be)?;
                         let h = codec::header(v.value())?;
-                        if h.min_ts > hi {
-                            continue;
+                        let (nlo, nhi) = (lo.min(h.min_ts), hi.max(h.max_ts));
+                        if h.count >= SMALL_BLOCK_POINTS
+                            || h.count as usize > acc * 2
+                            || nhi - nlo > MAX_BLOCK_SPAN_MS
+                            || acc + h.count as usize > MAX_BLOCK_POINTS
+                        {
+                            break;
                         }
-                        all_small &= h.count < SMALL_BLOCK_POINTS;
-                        let (_, _, max_ts, seq) = k.value();
-                        cands.push((max_ts, seq, codec::decode(v.value())?));
+                        (lo, hi, acc) = (nlo, nhi, acc + h.count as usize);
+                        absorbed += 1;
                     }
-                    if all_small {
-                        for (max_ts, seq, pts) in cands {
-                            merge_keys.push((max_ts, seq));
-                            ranked.extend(pts.into_iter().map(|p| (seq, p)));
+                    if absorbed > 0 {
+                        // Every block overlapping the merged range must join it, or an older value
+                        // would come back with the merged block's newer sequence number.
+                        let mut all_small = true;
+                        let mut cands = Vec::new();
+                        for row in blocks
+                            .range((tenant, *sid, lo, 0u64)..=(tenant, *sid, hi.saturating_add(MAX_BLOCK_SPAN_MS), u64::MAX))
+                            .map_err(be)?
+                        {
+                            let (k, v) = row.map_err(be)?;
+                            let h = codec::header(v.value())?;
+                            if h.min_ts > hi {
+                                continue;
+                            }
+                            all_small &= h.count < SMALL_BLOCK_POINTS;
+                            let (_, _, max_ts, seq) = k.value();
+                            cands.push((max_ts, seq, codec::decode(v.value())?));
                         }
+                        if all_small {
+                            for (max_ts, seq, pts) in cands {
+                                merge_keys.push((max_ts, seq));
+                                ranked.extend(pts.into_iter().map(|p| (seq, p)));
+                            }
+                        }
+                    }
+                    let merged = if merge_keys.is_empty() {
+                        new
+                    } else {
+                        ranked.extend(new.into_iter().map(|p| (RANK_ACTIVE, p)));
+                        merge_ranked(ranked)
+                    };
+                    let mut insert = Vec::new();
+                    for chunk in chunk_points(&merged) {
+                        insert.push((chunk[chunk.len() - 1].ts_ms, next_seq, codec::encode(chunk)?));
+                        next_seq += 1;
+                    }
+                    Ok(Plan { tenant: tenants[sid].clone(), sid: *sid, remove: merge_keys, insert, newest: merged[merged.len() - 1] })
+                })();
+                match planned {
+                    Ok(plan) => plans.push(plan),
+                    Err(e) => {
+                        metrics::counter!("store_flush_series_failures_total").increment(1);
+                        tracing::error!(error = %e, tenant = %tenants[sid], series_id = sid, "flushing a series failed; its readings stay in the log");
+                        carried.push((*sid, raw.clone()));
                     }
                 }
-                let merged = if merge_keys.is_empty() {
-                    new
-                } else {
-                    ranked.extend(new.into_iter().map(|p| (RANK_ACTIVE, p)));
-                    merge_ranked(ranked)
-                };
-                let mut insert = Vec::new();
-                for chunk in chunk_points(&merged) {
-                    insert.push((chunk[chunk.len() - 1].ts_ms, next_seq, codec::encode(chunk)?));
-                    next_seq += 1;
-                }
-                plans.push(Plan { tenant: tenants[sid].clone(), sid: *sid, remove: merge_keys, insert, newest: merged[merged.len() - 1] });
             }
         }
         let txn = inner.db.begin_write().map_err(be)?;
@@ -407,12 +439,30 @@ impl EmbeddedStore {
             }
             let mut wal = txn.open_table(WAL).map_err(be)?;
             wal.retain_in(..=head.last_wal_seq, |_, _| false).map_err(be)?;
+            if !carried.is_empty() {
+                // The series that failed keep their readings in one log record under the
+                // head's last sequence number: older than every record written since, so
+                // a replay still applies them before newer writes.
+                let refs: Vec<(u64, &[Point])> = carried.iter().map(|(sid, p)| (*sid, p.as_slice())).collect();
+                wal.insert(head.last_wal_seq, codec::encode_wal(&refs).as_slice()).map_err(be)?;
+            }
             txn.open_table(META).map_err(be)?.insert("next_block_seq", next_seq).map_err(be)?;
         }
         txn.commit().map_err(be)?;
         let mut st = inner.state.lock().expect("state lock");
         st.next_block_seq = next_seq;
         st.flushing = None;
+        if !carried.is_empty() {
+            // Back into the active head, before its newer readings of the same series.
+            let active = &mut st.active;
+            active.last_wal_seq = active.last_wal_seq.max(head.last_wal_seq);
+            active.started.get_or_insert_with(Instant::now);
+            for (sid, mut points) in carried {
+                active.readings += points.len();
+                points.extend(active.series.remove(&sid).unwrap_or_default());
+                active.series.insert(sid, points);
+            }
+        }
         tracing::debug!(readings = head.readings, series = head.series.len(), "flushed head into blocks");
         Ok(())
     }
@@ -438,17 +488,36 @@ impl EmbeddedStore {
             }
             (sid, st.by_id[&sid].unit.clone())
         };
+        // Blocks come in key order, by their last timestamp. Once `limit + 1`
+        // readings are known, only blocks that may hold earlier ones are decoded,
+        // and the scan ends at the first block that cannot: `limit=1` over all of
+        // history decodes a block or two, not the whole series.
+        let mut cutoff = end;
+        let keep = limit.saturating_add(1);
+        compact_ranked(&mut ranked, keep, &mut cutoff);
+        let mut compacted = false;
         let read = inner.db.begin_read().map_err(be)?;
         let blocks = read.open_table(BLOCKS).map_err(be)?;
         for row in blocks.range((tenant, sid, start, 0u64)..(tenant, sid, end.saturating_add(MAX_BLOCK_SPAN_MS), 0u64)).map_err(be)? {
             let (k, v) = row.map_err(be)?;
-            if codec::header(v.value())?.min_ts >= end {
+            let (_, _, max_ts, seq) = k.value();
+            if max_ts.saturating_sub(MAX_BLOCK_SPAN_MS) >= cutoff {
+                break; // this block and every later one start at or after the cutoff
+            }
+            if codec::header(v.value())?.min_ts >= cutoff {
                 continue;
             }
-            let seq = k.value().3;
-            ranked.extend(codec::decode(v.value())?.into_iter().filter(|p| p.ts_ms >= start && p.ts_ms < end).map(|p| (seq, p)));
+            inner.blocks_decoded.fetch_add(1, Ordering::Relaxed);
+            ranked.extend(codec::decode(v.value())?.into_iter().filter(|p| p.ts_ms >= start && p.ts_ms < cutoff).map(|p| (seq, p)));
+            // The first time enough readings are known, cut at once (that sets the cutoff);
+            // after that, only when the kept readings doubled, so sorting stays amortised.
+            if ranked.len() >= keep && (!compacted || ranked.len() >= keep.saturating_mul(2)) {
+                compact_ranked(&mut ranked, keep, &mut cutoff);
+                compacted = true;
+            }
         }
-        let mut points = merge_ranked(ranked);
+        compact_ranked(&mut ranked, keep, &mut cutoff);
+        let mut points: Vec<Point> = ranked.into_iter().map(|(_, p)| p).collect();
         let truncated = points.len() > limit;
         points.truncate(limit);
         Ok(RangeResult { unit: Some(unit), points, truncated })
@@ -494,6 +563,25 @@ impl State {
     }
 }
 
+/// Sort `ranked` by time, keep the highest-ranked reading of each timestamp (with its
+/// rank, so later sources still override it), and keep at most `keep` of them. When
+/// that cut anything, `cutoff` becomes the first timestamp no longer wanted.
+fn compact_ranked(ranked: &mut Vec<(u64, Point)>, keep: usize, cutoff: &mut i64) {
+    ranked.sort_by(|a, b| a.1.ts_ms.cmp(&b.1.ts_ms).then(a.0.cmp(&b.0)));
+    let mut out: Vec<(u64, Point)> = Vec::with_capacity(ranked.len().min(keep));
+    for (rank, p) in ranked.drain(..) {
+        if out.last().is_some_and(|last| last.1.ts_ms == p.ts_ms) {
+            *out.last_mut().expect("checked") = (rank, p);
+        } else if out.len() == keep {
+            *cutoff = (*cutoff).min(p.ts_ms);
+            break;
+        } else {
+            out.push((rank, p));
+        }
+    }
+    *ranked = out;
+}
+
 /// Cut sorted points into runs that respect the block limits.
 fn chunk_points(points: &[Point]) -> Vec<&[Point]> {
     let mut out = Vec::new();
@@ -516,13 +604,17 @@ impl TelemetryStore for EmbeddedStore {
 
     async fn write(&self, batches: Vec<TenantBatch>) -> Result<(), StoreError> {
         let this = self.clone();
-        let r = tokio::task::spawn_blocking(move || this.write_blocking(batches)).await.map_err(be)?;
-        if r.is_ok() && self.needs_flush() && self.0.state.lock().expect("state lock").active.readings >= self.0.cfg.flush_max_readings * 2
-        {
+        tokio::task::spawn_blocking(move || this.write_blocking(batches)).await.map_err(be)??;
+        // The write is durable from here on: whatever happens to the flush below, the
+        // caller must hear success, or it would write (and never ack) the same
+        // readings again and again.
+        if self.needs_flush() && self.0.state.lock().expect("state lock").active.readings >= self.0.cfg.flush_max_readings * 2 {
             // Back-pressure: the head grows faster than maintenance flushes it.
-            self.flush().await?;
+            if let Err(e) = self.flush().await {
+                tracing::warn!(error = %e, "back-pressure flush failed; the readings stay in the log");
+            }
         }
-        r
+        Ok(())
     }
 
     async fn range(&self, tenant: &str, key: &SeriesKey, start_ms: i64, end_ms: i64, limit: usize) -> Result<RangeResult, StoreError> {
@@ -566,13 +658,17 @@ impl TelemetryStore for EmbeddedStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let r = tokio::task::spawn_blocking(move || {
             // A failed earlier flush leaves its head in place: flush it, then the active one.
             this.flush_blocking()?;
             this.flush_blocking()
         })
         .await
-        .map_err(be)?
+        .map_err(be)?;
+        if r.is_err() {
+            metrics::counter!("store_flush_failures_total").increment(1);
+        }
+        r
     }
 
     async fn disk_bytes(&self) -> Result<Option<u64>, StoreError> {
@@ -610,6 +706,112 @@ mod tests {
             assert!(c.len() <= MAX_BLOCK_POINTS);
             assert!(c[c.len() - 1].ts_ms - c[0].ts_ms <= MAX_BLOCK_SPAN_MS);
         }
+    }
+
+    fn points(n: usize, t0: i64, step: i64) -> Vec<(i64, f64)> {
+        (0..n).map(|i| (t0 + i as i64 * step, i as f64)).collect()
+    }
+
+    #[tokio::test]
+    async fn a_small_limit_decodes_a_few_blocks_not_all_of_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path().join("t.redb"), EmbeddedConfig::default()).unwrap();
+        // 20 full-size blocks (too big to be merged), one day apart.
+        for day in 0..20i64 {
+            s.write(batch("t1", "temp", &points(3000, day * 86_400_000, 1000))).await.unwrap();
+            s.flush().await.unwrap();
+        }
+        assert_eq!(s.block_count().unwrap(), 20);
+        let key = SeriesKey::new("m1", "temp");
+        let before = s.blocks_decoded();
+        let r = s.range("t1", &key, i64::MIN, i64::MAX, 1).await.unwrap();
+        assert_eq!((r.points.len(), r.points[0].ts_ms, r.truncated), (1, 0, true));
+        assert!(s.blocks_decoded() - before <= 1, "limit=1 decoded {} blocks", s.blocks_decoded() - before);
+        // A limit inside the third block stops there.
+        let before = s.blocks_decoded();
+        let r = s.range("t1", &key, 0, i64::MAX, 6500).await.unwrap();
+        assert_eq!((r.points.len(), r.truncated), (6500, true));
+        assert_eq!(r.points[6499].ts_ms, 2 * 86_400_000 + 499 * 1000);
+        assert!(s.blocks_decoded() - before <= 3, "decoded {} blocks", s.blocks_decoded() - before);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+        /// A range cut at `limit` equals the first `limit` readings of the whole
+        /// range, whatever the rewrites across blocks and the head.
+        #[test]
+        fn a_limited_range_is_a_prefix_of_the_whole(
+            rounds in proptest::collection::vec(proptest::collection::vec((0i64..5_000, -100i32..100), 1..400), 1..6),
+            limit in 1usize..600,
+            start in 0i64..2_000,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let s = EmbeddedStore::open(dir.path().join("t.redb"), EmbeddedConfig::default()).unwrap();
+                for (i, round) in rounds.iter().enumerate() {
+                    let mut pts: Vec<(i64, f64)> = round.iter().map(|&(t, v)| (t * 1000, f64::from(v))).collect();
+                    pts.sort_by_key(|p| p.0);
+                    pts.dedup_by_key(|p| p.0);
+                    s.write(batch("t1", "temp", &pts)).await.unwrap();
+                    if i + 1 < rounds.len() { s.flush().await.unwrap(); }
+                }
+                let key = SeriesKey::new("m1", "temp");
+                let all = s.range("t1", &key, start * 1000, i64::MAX, usize::MAX - 1).await.unwrap();
+                let cut = s.range("t1", &key, start * 1000, i64::MAX, limit).await.unwrap();
+                let want: Vec<_> = all.points.iter().take(limit).map(|p| (p.ts_ms, p.value)).collect();
+                assert_eq!(cut.points.iter().map(|p| (p.ts_ms, p.value)).collect::<Vec<_>>(), want);
+                assert_eq!(cut.truncated, all.points.len() > limit);
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_series_that_cannot_flush_holds_back_no_other_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        let (a, b) = (SeriesKey::new("m1", "temp"), SeriesKey::new("m1", "press"));
+        {
+            let s = EmbeddedStore::open(&path, EmbeddedConfig { flush_max_readings: 4, ..Default::default() }).unwrap();
+            s.write(batch("t1", "temp", &[(1, 1.0), (2, 2.0)])).await.unwrap();
+            s.write(batch("t1", "press", &[(1, 10.0)])).await.unwrap();
+            s.flush().await.unwrap();
+            // Damage series a's only block.
+            let sid = s.0.state.lock().unwrap().by_key["t1"][&a];
+            let txn = s.0.db.begin_write().unwrap();
+            {
+                let mut blocks = txn.open_table(BLOCKS).unwrap();
+                let keys: Vec<_> = blocks
+                    .iter()
+                    .unwrap()
+                    .map(|r| {
+                        let (k, _) = r.unwrap();
+                        let (t, i, m, q) = k.value();
+                        (t.to_string(), i, m, q)
+                    })
+                    .collect();
+                let (t, i, m, q) = keys.into_iter().find(|k| k.1 == sid).unwrap();
+                blocks.insert((t.as_str(), i, m, q), b"not a block".as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+            // Writes still succeed, also those whose back-pressure flush fails.
+            for t in 3..10 {
+                s.write(batch("t1", "temp", &[(t, t as f64)])).await.unwrap();
+                s.write(batch("t1", "press", &[(t, 10.0 * t as f64)])).await.unwrap();
+            }
+            s.flush().await.expect("the healthy series flushes");
+            assert_eq!(s.head_readings(), 7, "only the damaged series' new readings stay in the head");
+            let r = s.range("t1", &b, 0, 100, 100).await.unwrap();
+            assert_eq!(r.points.len(), 8);
+        }
+        // Nothing acknowledged was lost: the damaged series' readings come back from the log.
+        let s = EmbeddedStore::open(&path, EmbeddedConfig::default()).unwrap();
+        assert_eq!(s.head_readings(), 7);
+        let st = s.0.state.lock().unwrap();
+        let sid = st.by_key["t1"][&a];
+        let mut ts: Vec<i64> = st.active.series[&sid].iter().map(|p| p.ts_ms).collect();
+        ts.sort();
+        assert_eq!(ts, (3..10).collect::<Vec<_>>());
     }
 
     #[tokio::test]

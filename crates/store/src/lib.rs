@@ -15,6 +15,7 @@
 pub mod codec;
 pub mod conformance;
 pub mod embedded;
+pub mod range;
 pub mod scylla;
 
 use async_trait::async_trait;

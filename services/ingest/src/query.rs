@@ -7,17 +7,9 @@ use fc_proto::v1::{
     Reading, SeriesInfo as PbSeriesInfo, SeriesKey as PbSeriesKey,
 };
 use fc_store::SeriesKey;
+use fc_store::range::RangeSpec;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
-
-/// Number of raw readings one Range answers when the request sets no limit.
-pub const DEFAULT_RAW_LIMIT: u32 = 100_000;
-/// Largest raw answer a client may ask for.
-pub const MAX_RAW_LIMIT: u32 = 1_000_000;
-/// Most readings an aggregation folds in one call.
-pub const MAX_AGGREGATE_INPUT: usize = 20_000_000;
-/// Most buckets one aggregation may produce.
-pub const MAX_BUCKETS: i64 = 100_000;
 
 /// The Query service.
 pub struct QueryService {
@@ -48,51 +40,33 @@ impl fc_proto::v1::query_server::Query for QueryService {
         let who = auth::device(&self.state, request.metadata())?;
         let req = request.into_inner();
         let k = key(req.series.clone())?;
-        if req.end_ms <= req.start_ms {
-            return Err(ServiceError::invalid("end_ms", "must be greater than start_ms").into());
-        }
-        if req.step_ms < 0 {
-            return Err(ServiceError::invalid("step_ms", "must not be negative").into());
-        }
-        let store = &self.state.store;
-        if req.step_ms == 0 {
-            if req.limit > MAX_RAW_LIMIT {
-                return Err(ServiceError::invalid("limit", format!("must be at most {MAX_RAW_LIMIT}")).into());
-            }
-            let limit = if req.limit == 0 { DEFAULT_RAW_LIMIT } else { req.limit } as usize;
-            let r = store.range(&who.tenant_id, &k, req.start_ms, req.end_ms, limit).await.map_err(ServiceError::from)?;
-            let readings = r
-                .points
-                .iter()
-                .map(|p| Reading { timestamp_ms: p.ts_ms, value: p.value, quality: i32::from(p.quality), ..Default::default() })
-                .collect();
-            return Ok(Response::new(RangeResponse {
-                series: req.series,
-                unit: r.unit.unwrap_or_default(),
-                readings,
-                points: vec![],
-                truncated: r.truncated,
-            }));
-        }
-        let buckets = (req.end_ms - req.start_ms) / req.step_ms;
-        if buckets > MAX_BUCKETS {
-            return Err(ServiceError::invalid("step_ms", format!("the range would give {buckets} buckets; at most {MAX_BUCKETS}")).into());
-        }
         for (i, a) in req.aggregations.iter().enumerate() {
             if Aggregation::try_from(*a).is_err() {
                 return Err(ServiceError::invalid(&format!("aggregations[{i}]"), format!("unknown aggregation {a}")).into());
             }
         }
-        let r = store.range(&who.tenant_id, &k, req.start_ms, req.end_ms, MAX_AGGREGATE_INPUT).await.map_err(ServiceError::from)?;
-        let points = fc_store::aggregate(&r.points, req.step_ms)
-            .into_iter()
-            .map(|b| AggregatePoint { bucket_start_ms: b.start_ms, min: b.min, max: b.max, avg: b.avg(), count: b.count, last: b.last })
-            .collect();
+        // proto3 cannot tell an unset limit from 0: 0 means the default.
+        let spec = RangeSpec {
+            start_ms: req.start_ms,
+            end_ms: req.end_ms,
+            step_ms: req.step_ms,
+            limit: (req.limit > 0).then_some(u64::from(req.limit)),
+        };
+        let plan = spec.plan().map_err(ServiceError::from)?;
+        let r = fc_store::range::read(&self.state.store, &who.tenant_id, &k, plan).await.map_err(ServiceError::from)?;
         Ok(Response::new(RangeResponse {
             series: req.series,
             unit: r.unit.unwrap_or_default(),
-            readings: vec![],
-            points,
+            readings: r
+                .points
+                .iter()
+                .map(|p| Reading { timestamp_ms: p.ts_ms, value: p.value, quality: i32::from(p.quality), ..Default::default() })
+                .collect(),
+            points: r
+                .buckets
+                .into_iter()
+                .map(|b| AggregatePoint { bucket_start_ms: b.start_ms, min: b.min, max: b.max, avg: b.avg(), count: b.count, last: b.last })
+                .collect(),
             truncated: r.truncated,
         }))
     }

@@ -401,7 +401,7 @@ pub struct RangeParams {
     step_ms: Option<i64>,
     /// CSV export of buckets: only this aggregate (min, max, avg, count, last) instead of all five.
     agg: Option<String>,
-    /// Most raw readings (default and maximum 100,000).
+    /// Most raw readings (default 100,000, at most 1,000,000; raw reads only).
     limit: Option<u32>,
 }
 
@@ -435,37 +435,17 @@ pub struct RangeOut {
     truncated: bool,
 }
 
-const MAX_RAW: u32 = 100_000;
-
 async fn fetch(s: &PortalState, tenant: &str, machine: String, metric: String, q: &RangeParams) -> ApiResult<RangeOut> {
     let end = q.end_ms.unwrap_or_else(|| fc_core::time::now_ms() + 1000);
     let start = q.start_ms.unwrap_or(end.saturating_sub(3_600_000));
-    let step = q.step_ms.unwrap_or(0);
-    let Some(span) = end.checked_sub(start).filter(|s| *s > 0) else {
-        return Err(Problem::bad_request("end_ms: must be greater than start_ms (and the range must fit in 64 bits)"));
-    };
-    if step < 0 || (step > 0 && span / step > 100_000) {
-        return Err(Problem::bad_request("step_ms: must be 0 or give at most 100000 buckets"));
-    }
-    let limit = q.limit.unwrap_or(MAX_RAW);
-    if limit == 0 || limit > MAX_RAW {
-        return Err(Problem::bad_request(format!("limit: must be 1..={MAX_RAW}")));
-    }
+    let spec = fc_store::range::RangeSpec { start_ms: start, end_ms: end, step_ms: q.step_ms.unwrap_or(0), limit: q.limit.map(u64::from) };
+    let plan = spec.plan().map_err(|e| Problem::bad_request(e.to_string()))?;
     let key = SeriesKey::new(machine.clone(), metric.clone());
-    let raw_limit = if step > 0 { 20_000_000 } else { limit as usize };
-    let r = s.store.range(tenant, &key, start, end, raw_limit).await?;
+    let r = fc_store::range::read(&s.store, tenant, &key, plan).await?;
     let Some(unit) = r.unit else { return Err(Problem::not_found()) };
-    let (readings, buckets) = if step > 0 {
-        (
-            Vec::new(),
-            fc_store::aggregate(&r.points, step)
-                .into_iter()
-                .map(|b| BucketOut { t: b.start_ms, min: b.min, max: b.max, avg: b.avg(), count: b.count, last: b.last })
-                .collect(),
-        )
-    } else {
-        (r.points.iter().map(|p| PointOut { t: p.ts_ms, v: p.value, q: p.quality }).collect(), Vec::new())
-    };
+    let readings = r.points.iter().map(|p| PointOut { t: p.ts_ms, v: p.value, q: p.quality }).collect();
+    let buckets =
+        r.buckets.iter().map(|b| BucketOut { t: b.start_ms, min: b.min, max: b.max, avg: b.avg(), count: b.count, last: b.last }).collect();
     Ok(RangeOut { machine, metric, unit, readings, buckets, truncated: r.truncated })
 }
 
