@@ -67,7 +67,8 @@ async fn answers(host: &str, port: u16) -> bool {
     matches!(tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect((host, port))).await, Ok(Ok(_)))
 }
 
-async fn ensure_nats(url: &str, data_dir: &Path) -> Result<Option<OwnedNats>> {
+async fn ensure_nats(bus: &fc_bus::BusConfig, data_dir: &Path) -> Result<Option<OwnedNats>> {
+    let url = &bus.url;
     let (host, port) = host_port(url)?;
     if answers(&host, port).await {
         tracing::info!(%url, "using the NATS server that answers there");
@@ -83,8 +84,27 @@ async fn ensure_nats(url: &str, data_dir: &Path) -> Result<Option<OwnedNats>> {
     let store = data_dir.join("nats");
     std::fs::create_dir_all(&store)?;
     let log = std::fs::File::create(data_dir.join("nats-server.log"))?;
+    // A generated config file, since the fsync policy has no command-line flag.
+    let version = fc_bus::nats_server_version(&bin);
+    let sync = match version {
+        Some(v) if fc_bus::supports_sync_interval(v) => Some(bus.sync.as_str()),
+        _ => {
+            tracing::warn!(
+                nats_server = %bin.display(),
+                version = ?version,
+                wanted = %bus.sync,
+                "this nats-server (before 2.10) cannot be told when to fsync: it syncs every 2 minutes, so a power cut \
+                 can lose readings acknowledged since. Point FC_NATS_SERVER at nats-server 2.10 or later, or run a \
+                 3-node cluster (docs/operations.md, Durability)"
+            );
+            None
+        }
+    };
+    let conf = data_dir.join("nats-server.conf");
+    let text = fc_bus::single_server_config(&host, port, &store, sync).with_context(|| format!("bus.sync {:?}", bus.sync))?;
+    std::fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
     let mut cmd = Command::new(&bin);
-    cmd.args(["-js", "-a", &host, "-p", &port.to_string(), "-sd"]).arg(&store);
+    cmd.arg("-c").arg(&conf);
     // Its own process group: Ctrl-C reaches only us, and we stop NATS after the service drained.
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -97,7 +117,7 @@ async fn ensure_nats(url: &str, data_dir: &Path) -> Result<Option<OwnedNats>> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tracing::info!(%url, store = %store.display(), "started a local nats-server");
+    tracing::info!(%url, store = %store.display(), sync = %bus.sync, "started a local nats-server");
     Ok(Some(owned))
 }
 
@@ -155,7 +175,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let settlement_cfg: fc_settlement_service::Config = fc_core::config::load_table(settlement_file, "FC_SETTLEMENT__", settlement_env)?;
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let _nats = ensure_nats(&cfg.bus.url, &cfg.data_dir).await?;
+    let _nats = ensure_nats(&cfg.bus, &cfg.data_dir).await?;
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     let running = fc_ingest::serve(cfg.clone(), shutdown.clone()).await?;

@@ -4,7 +4,7 @@
 
 use fc_proto::v1::{AckStatus, CreateDeviceRequest, CreateTenantRequest, RangeRequest, ReadingBatch, SeriesKey, SeriesReadings};
 use fc_proto::v1::{admin_client::AdminClient, ingest_client::IngestClient, query_client::QueryClient};
-use fc_testkit::{NatsServer, bearer, free_port, wait_until};
+use fc_testkit::{NatsServer, bearer, wait_until};
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -18,24 +18,31 @@ struct Service {
     grpc: String,
 }
 
-fn start(nats: &NatsServer, data: &std::path::Path, grpc_port: u16) -> Service {
-    let child = Command::new(env!("CARGO_BIN_EXE_factorychain"))
+const ADMIN_TOKEN: &str = "test-admin-token-of-at-least-32-characters";
+
+/// `factorychain up` with every listener on port 0; the gRPC address is read
+/// from what `up` prints, so a second test run (or `make run`) never collides.
+fn start(nats: &NatsServer, data: &std::path::Path) -> Service {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_factorychain"))
         .arg("up")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("FC_DATA_DIR", data)
         .env("FC_BUS__URL", &nats.url)
-        .env("FC_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+        .env("FC_GRPC_ADDR", "127.0.0.1:0")
         .env("FC_HTTP_ADDR", "127.0.0.1:0")
         .env("FC_PORTAL__LISTEN_ADDR", "127.0.0.1:0")
-        .env("FC_ADMIN_TOKEN", "test-admin-token")
+        .env("FC_SETTLEMENT__GRPC_ADDR", "127.0.0.1:0")
+        .env("FC_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("FC_WRITER__ACK_WAIT_MS", "3000")
         .env("FC_LOG", if std::env::var("TEST_LOG").is_ok() { "info" } else { "warn" })
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
         .spawn()
         .expect("spawn factorychain up");
-    Service { child, grpc: format!("http://127.0.0.1:{grpc_port}") }
+    let grpc = fc_testkit::printed_address(child.stdout.take().expect("piped stdout"), "gRPC (Ingest, Query, Admin):")
+        .unwrap_or_else(|e| panic!("factorychain up: {e}"));
+    Service { child, grpc }
 }
 
 async fn connect(url: &str) -> Channel {
@@ -107,11 +114,10 @@ async fn stream(grpc: &str, token: &str, seqs: Vec<u64>, t0: i64, mut kill: Opti
 async fn acked_readings_survive_a_kill_and_resends_are_stored_once() {
     let nats = NatsServer::start().await.unwrap();
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut svc = start(&nats, data.path(), port);
+    let mut svc = start(&nats, data.path());
 
     let admin_channel = connect(&svc.grpc).await;
-    let mut admin = AdminClient::with_interceptor(admin_channel, bearer("test-admin-token").unwrap());
+    let mut admin = AdminClient::with_interceptor(admin_channel, bearer(ADMIN_TOKEN).unwrap());
     let tenant =
         admin.create_tenant(CreateTenantRequest { name: "Crash Test Steel".into(), plan: "enterprise".into() }).await.unwrap().into_inner();
     let device = admin.create_device(CreateDeviceRequest { tenant_id: tenant.id.clone(), name: "gw".into() }).await.unwrap().into_inner();
@@ -123,7 +129,7 @@ async fn acked_readings_survive_a_kill_and_resends_are_stored_once() {
     assert!(acked_before.len() >= 300 && acked_before.len() < BATCHES as usize, "kill landed mid-stream: {} acked", acked_before.len());
 
     // Phase 2: restart on the same data; the device re-sends everything not acknowledged.
-    let mut svc = start(&nats, data.path(), port);
+    let mut svc = start(&nats, data.path());
     let mut acked = acked_before.clone();
     for _round in 0..200 {
         let rest: Vec<u64> = (1..=BATCHES).filter(|s| !acked.contains(s)).collect();

@@ -5,7 +5,11 @@
 //! - every subject carries the tenant: `fc.<tenant>.<kind>.<...>`;
 //! - a publish counts only once JetStream's PubAck arrived; a duplicate
 //!   (same message id inside the duplicate window) is reported, not stored twice;
-//! - consumers are durable, named after their service, with explicit acks.
+//! - consumers are durable, named after their service, with explicit acks;
+//! - an acknowledged message is never discarded before its consumers acked it:
+//!   TELEMETRY keeps a message while a consumer still needs it (interest
+//!   retention) and, when full, refuses new messages (discard new) rather than
+//!   dropping old ones, so publishers see the refusal and devices retry.
 
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
@@ -25,12 +29,21 @@ pub struct BusConfig {
     pub url: String,
     /// Repeats of a message id inside this window are dropped by JetStream.
     pub duplicate_window_ms: u64,
-    /// Telemetry older than this leaves the stream (the store keeps it).
+    /// Messages no consumer has acked are dropped after this long; 0 (default)
+    /// never drops them (a full stream refuses new messages instead).
     pub telemetry_max_age_ms: u64,
-    /// Upper bound of the telemetry stream's size on the NATS server.
+    /// Most bytes of not yet consumed telemetry the NATS server holds; past it,
+    /// publishes are refused (discard new) and ingest answers UNAVAILABLE.
     pub telemetry_max_bytes: i64,
-    /// Stream replicas (1 for a single server, 3 in production clusters).
+    /// Stream replicas: 1 for a single server, 3 on a JetStream cluster (a
+    /// publish is acked once a majority stored it).
     pub replicas: usize,
+    /// When the nats-server that `factorychain up` starts writes to disk:
+    /// `always` (fsync every message before its PubAck: an acked reading
+    /// survives power loss) or an interval such as `2m` or `500ms` (nats-server's
+    /// own default is `2m`: a power cut loses what arrived since the last sync).
+    /// A server you run yourself takes `sync_interval` from its own config.
+    pub sync: String,
     /// Publishes in flight per connection before publishers wait.
     pub max_ack_inflight: usize,
 }
@@ -40,11 +53,99 @@ impl Default for BusConfig {
         Self {
             url: "nats://127.0.0.1:4222".into(),
             duplicate_window_ms: 10 * 60_000,
-            telemetry_max_age_ms: 24 * 3_600_000,
+            telemetry_max_age_ms: 0,
             telemetry_max_bytes: 8 * 1024 * 1024 * 1024,
             replicas: 1,
+            sync: "always".into(),
             max_ack_inflight: 20_000,
         }
+    }
+}
+
+impl BusConfig {
+    /// Problems with the settings, every one (empty when valid).
+    pub fn problems(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if sync_interval(&self.sync).is_none() {
+            errs.push(format!("bus.sync: {:?} is neither \"always\" nor an interval like \"1s\", \"500ms\" or \"2m\"", self.sync));
+        }
+        if !(1..=5).contains(&self.replicas) {
+            errs.push(format!("bus.replicas: {} is not in 1..=5", self.replicas));
+        }
+        if self.telemetry_max_bytes < 1 << 20 {
+            errs.push("bus.telemetry_max_bytes: must be at least 1 MiB".into());
+        }
+        errs
+    }
+
+    /// The URLs of every server in `url` (comma-separated for a cluster).
+    pub fn urls(&self) -> Vec<String> {
+        self.url.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_string).collect()
+    }
+}
+
+/// `sync` as nats-server's `sync_interval` value: `always`, or a whole number
+/// followed by `ms`, `s`, `m` or `h`.
+pub fn sync_interval(sync: &str) -> Option<&str> {
+    if sync == "always" {
+        return Some(sync);
+    }
+    let digits = sync.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &sync[digits.len()..];
+    let n: u64 = digits.parse().ok()?;
+    (n > 0 && ["ms", "s", "m", "h"].contains(&unit)).then_some(sync)
+}
+
+/// The nats-server configuration `factorychain up` writes for its own server:
+/// JetStream on, its store in `store_dir`, and the fsync policy `sync` when the
+/// server can take one (`None`: nats-server 2.9, which has no such setting and
+/// syncs every 2 minutes).
+pub fn single_server_config(host: &str, port: u16, store_dir: &std::path::Path, sync: Option<&str>) -> Option<String> {
+    // JSON strings are valid in nats-server's config syntax and escape the path safely.
+    let dir = serde_json::to_string(&store_dir.display().to_string()).ok()?;
+    let host = serde_json::to_string(host).ok()?;
+    let sync = match sync {
+        Some(s) => format!("  sync_interval: \"{}\"\n", sync_interval(s)?),
+        None => String::new(),
+    };
+    Some(format!("host: {host}\nport: {port}\njetstream {{\n  store_dir: {dir}\n{sync}}}\n"))
+}
+
+/// The version a nats-server binary reports (`nats-server: v2.9.10`).
+pub fn nats_server_version(bin: &std::path::Path) -> Option<(u32, u32, u32)> {
+    let out = std::process::Command::new(bin).arg("--version").output().ok()?;
+    parse_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let v = text.split_whitespace().find_map(|w| w.strip_prefix('v'))?;
+    let mut parts = v.split(['.', '-']).map(|p| p.parse::<u32>());
+    Some((parts.next()?.ok()?, parts.next()?.ok()?, parts.next().and_then(Result::ok).unwrap_or(0)))
+}
+
+/// Whether that nats-server version takes `jetstream.sync_interval` (2.10 and later).
+pub fn supports_sync_interval(version: (u32, u32, u32)) -> bool {
+    version >= (2, 10, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_settings_and_versions() {
+        for (s, ok) in
+            [("always", true), ("1s", true), ("500ms", true), ("2m", true), ("0s", false), ("s", false), ("1d", false), ("", false)]
+        {
+            assert_eq!(sync_interval(s).is_some(), ok, "{s}");
+        }
+        assert_eq!(parse_version("nats-server: v2.9.10\n"), Some((2, 9, 10)));
+        assert_eq!(parse_version("nats-server: v2.15.1-RC.1"), Some((2, 15, 1)));
+        assert!(!supports_sync_interval((2, 9, 10)) && supports_sync_interval((2, 10, 0)));
+        let with = single_server_config("127.0.0.1", 4222, std::path::Path::new("/d/n\"x"), Some("always")).unwrap();
+        assert!(with.contains("sync_interval: \"always\"") && with.contains(r#"store_dir: "/d/n\"x""#), "{with}");
+        let without = single_server_config("127.0.0.1", 4222, std::path::Path::new("/d"), None).unwrap();
+        assert!(!without.contains("sync_interval"), "{without}");
     }
 }
 
@@ -109,10 +210,19 @@ pub fn tenant_telemetry_filter(tenant: &str) -> String {
 impl Bus {
     /// Connect and make sure the streams exist.
     pub async fn connect(cfg: &BusConfig) -> Result<Self, BusError> {
+        // Every server of a cluster is a seed: the client reconnects to another when one dies.
+        let addrs: Vec<async_nats::ServerAddr> = cfg
+            .urls()
+            .iter()
+            .map(|u| u.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| BusError::JetStream(format!("bus.url {:?}: {e}", cfg.url)))?;
         let client = async_nats::ConnectOptions::new()
             .name("factorychain")
             .connection_timeout(Duration::from_secs(5))
-            .connect(&cfg.url)
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connect(addrs)
             .await
             .map_err(|source| BusError::Connect { url: cfg.url.clone(), source })?;
         let js = jetstream::ContextBuilder::new()
@@ -140,7 +250,9 @@ impl Bus {
             name: TELEMETRY_STREAM.into(),
             subjects: vec!["fc.*.telemetry.>".into()],
             storage: stream::StorageType::File,
-            retention: stream::RetentionPolicy::Limits,
+            // Kept until every consumer acked it; when full, new messages are refused.
+            retention: stream::RetentionPolicy::Interest,
+            discard: stream::DiscardPolicy::New,
             duplicate_window: Duration::from_millis(self.cfg.duplicate_window_ms),
             max_age: Duration::from_millis(self.cfg.telemetry_max_age_ms),
             max_bytes: self.cfg.telemetry_max_bytes,
@@ -156,9 +268,51 @@ impl Bus {
             num_replicas: self.cfg.replicas,
             ..Default::default()
         };
-        for cfg in [telemetry, events] {
-            self.js.get_or_create_stream(cfg).await.map_err(js)?;
+        self.ensure_stream(telemetry).await?;
+        self.js.get_or_create_stream(events).await.map_err(js)?;
+        Ok(())
+    }
+
+    /// Create the stream, or bring an existing one to `want`. JetStream cannot change
+    /// a stream's retention in place: a stream made by an older version (limits
+    /// retention, discard old) is replaced, but only while no consumer has anything
+    /// left to read, so nothing acknowledged is lost by the change.
+    async fn ensure_stream(&self, want: stream::Config) -> Result<(), BusError> {
+        let mut existing = match self.js.get_stream(&want.name).await {
+            Ok(s) => s,
+            Err(_) => {
+                self.js.create_stream(want).await.map_err(js)?;
+                return Ok(());
+            }
+        };
+        let have = existing.info().await.map_err(js)?.config.clone();
+        if have.retention == want.retention {
+            if have.discard != want.discard
+                || have.max_age != want.max_age
+                || have.max_bytes != want.max_bytes
+                || have.num_replicas != want.num_replicas
+            {
+                tracing::info!(stream = %want.name, "updating stream limits");
+                self.js.update_stream(&want).await.map_err(js)?;
+            }
+            return Ok(());
         }
+        let mut consumers = existing.consumers();
+        while let Some(info) = futures::StreamExt::next(&mut consumers).await {
+            let info = info.map_err(js)?;
+            if info.num_pending + info.num_ack_pending as u64 > 0 {
+                return Err(BusError::JetStream(format!(
+                    "stream {} must move to {:?} retention, but consumer {} still has {} messages to read; start the previous version until it caught up, then retry",
+                    want.name,
+                    want.retention,
+                    info.name,
+                    info.num_pending + info.num_ack_pending as u64
+                )));
+            }
+        }
+        tracing::warn!(stream = %want.name, from = ?have.retention, to = ?want.retention, "replacing a fully consumed stream to change its retention");
+        self.js.delete_stream(&want.name).await.map_err(js)?;
+        self.js.create_stream(want).await.map_err(js)?;
         Ok(())
     }
 
@@ -190,6 +344,14 @@ impl Bus {
             ..Default::default()
         };
         s.get_or_create_consumer(durable, cfg).await.map_err(js)
+    }
+
+    /// Bytes and messages the stream holds: under interest retention, what some
+    /// consumer has not acked yet.
+    pub async fn stream_backlog(&self, stream: &str) -> Result<(u64, u64), BusError> {
+        let mut s = self.js.get_stream(stream).await.map_err(js)?;
+        let info = s.info().await.map_err(js)?;
+        Ok((info.state.bytes, info.state.messages))
     }
 
     /// Messages of `durable` not yet delivered plus those delivered but not acked.

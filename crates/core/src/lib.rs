@@ -2,10 +2,12 @@
 //! that maps to gRPC and HTTP, config layering (defaults < TOML < `FC_*`
 //! environment), tracing set-up and the shutdown token.
 //!
-//! Invariant: this crate does no network or storage I/O of its own.
+//! Invariant: this crate does no network I/O, and no file I/O but [`fsutil`]'s
+//! private-file creation.
 
 pub mod config;
 pub mod error;
+pub mod fsutil;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;

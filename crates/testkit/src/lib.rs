@@ -4,7 +4,6 @@
 //!
 //! Waits poll a condition with a deadline; there is no fixed sleep.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,9 +15,21 @@ use tonic::transport::Channel;
 
 pub use fc_bus::nats_server_binary;
 
-/// A free TCP port on loopback (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+/// Read a child's stdout until a line starting with `label` (after spaces) appears, and
+/// return the rest of that line: how tests learn the port-0 addresses `factorychain up`
+/// prints. The rest of the output is drained in the background so the child never blocks.
+pub fn printed_address(stdout: std::process::ChildStdout, label: &str) -> anyhow::Result<String> {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(rest) = line.trim_start().strip_prefix(label) {
+            let addr = rest.trim().to_string();
+            std::thread::spawn(move || for _ in lines {});
+            return Ok(addr);
+        }
+    }
+    anyhow::bail!("the output ended before {label:?} was printed (did it start?)")
 }
 
 /// Poll `cond` every 20 ms until it holds or `timeout` passes.
@@ -39,45 +50,161 @@ where
     }
 }
 
-/// A private nats-server with JetStream, stopped (killed) on drop.
+/// A private nats-server with JetStream, stopped (killed) on drop. It binds a
+/// port the kernel picks (`-p -1`) and reports it in a ports file, so nothing
+/// can take the port between choosing and binding it.
 pub struct NatsServer {
     child: Child,
     /// `nats://127.0.0.1:<port>`.
     pub url: String,
-    /// The port.
+    /// The client port.
     pub port: u16,
-    _store: tempfile::TempDir,
+    /// The route (cluster) port, when the server is part of a cluster.
+    pub cluster_port: Option<u16>,
+    /// The server's name (its JetStream identity in a cluster).
+    pub name: String,
+    args: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+fn port_of(url: &str) -> Option<u16> {
+    url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
 }
 
 impl NatsServer {
     /// Start one and wait until it accepts connections.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::spawn("standalone".into(), Vec::new(), None).await
+    }
+
+    async fn spawn(name: String, extra: Vec<String>, port: Option<u16>) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut me = Self {
+            child: Self::launch(dir.path(), &name, &extra, port)?,
+            url: String::new(),
+            port: 0,
+            cluster_port: None,
+            name,
+            args: extra,
+            dir,
+        };
+        me.learn_ports().await?;
+        Ok(me)
+    }
+
+    fn launch(dir: &std::path::Path, name: &str, extra: &[String], port: Option<u16>) -> anyhow::Result<Child> {
         let bin = nats_server_binary()
             .ok_or_else(|| anyhow::anyhow!("nats-server not found: `make test` installs it (apt-get install nats-server)"))?;
-        let store = tempfile::tempdir()?;
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
+        let ports = dir.join("ports");
+        let _ = std::fs::remove_dir_all(&ports);
+        std::fs::create_dir_all(&ports)?;
+        let port = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
+        let log = std::env::var("TEST_LOG").is_ok();
+        Command::new(&bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port, "-n", name, "-sd"])
+            .arg(dir.join("store"))
+            .arg("--ports_file_dir")
+            .arg(&ports)
+            .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(if log { Stdio::inherit() } else { Stdio::null() })
             .spawn()
-            .map_err(|e| anyhow::anyhow!("starting {}: {e}", bin.display()))?;
-        let me = Self { child, url: format!("nats://127.0.0.1:{port}"), port, _store: store };
-        let addr = format!("127.0.0.1:{port}");
+            .map_err(|e| anyhow::anyhow!("starting {}: {e}", bin.display()))
+    }
+
+    async fn learn_ports(&mut self) -> anyhow::Result<()> {
+        let ports_dir = self.dir.path().join("ports");
+        let mut found = None;
+        wait_until(Duration::from_secs(15), "nats-server to report its ports", || {
+            let entry = std::fs::read_dir(&ports_dir).ok().and_then(|mut d| d.next()).and_then(Result::ok);
+            found =
+                entry.and_then(|e| std::fs::read_to_string(e.path()).ok()).and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+            std::future::ready(found.as_ref().is_some_and(|v| v["nats"][0].is_string()))
+        })
+        .await?;
+        let ports = found.expect("waited for it");
+        let url = ports["nats"][0].as_str().unwrap_or_default().to_string();
+        self.port = port_of(&url).ok_or_else(|| anyhow::anyhow!("bad ports file: {ports}"))?;
+        self.url = url;
+        self.cluster_port = ports["cluster"][0].as_str().and_then(port_of);
+        let addr = format!("127.0.0.1:{}", self.port);
         wait_until(Duration::from_secs(15), "nats-server to listen", || {
             let addr = addr.clone();
             async move { tokio::net::TcpStream::connect(addr).await.is_ok() }
         })
-        .await?;
-        Ok(me)
+        .await
+    }
+
+    /// SIGKILL: no shutdown, no final sync (what a crash or power cut does to the process).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start it again on the same ports and store (after [`NatsServer::kill`]).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let mut extra = self.args.clone();
+        if let Some(cp) = self.cluster_port {
+            // Same route port as before, so the other nodes' routes find it again.
+            if let Some(i) = extra.iter().position(|a| a == "--cluster") {
+                extra[i + 1] = format!("nats://127.0.0.1:{cp}");
+            }
+        }
+        self.child = Self::launch(self.dir.path(), &self.name, &extra, Some(self.port))?;
+        self.learn_ports().await
     }
 }
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
+    }
+}
+
+/// Three (or more) nats-servers on loopback, clustered with JetStream.
+pub struct NatsCluster {
+    /// The nodes, in start order.
+    pub nodes: Vec<NatsServer>,
+    /// A JetStream cluster node refuses to start without a configured route, and the
+    /// first node's peers have no ports yet: it gets this never-answering listener as
+    /// its route until the others join it (they gossip the full mesh).
+    _placeholder: std::net::TcpListener,
+}
+
+impl NatsCluster {
+    /// Start `n` nodes: the first on kernel-chosen ports, the others routed to it.
+    pub async fn start(n: usize) -> anyhow::Result<Self> {
+        let placeholder = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let mut nodes: Vec<NatsServer> = Vec::new();
+        for i in 0..n {
+            let mut extra = vec!["--cluster_name".to_string(), "fc-test".into(), "--cluster".into(), "nats://127.0.0.1:-1".into()];
+            let routes: Vec<String> = if nodes.is_empty() {
+                vec![format!("nats://{}", placeholder.local_addr()?)]
+            } else {
+                nodes.iter().filter_map(|n| n.cluster_port).map(|p| format!("nats://127.0.0.1:{p}")).collect()
+            };
+            anyhow::ensure!(!routes.is_empty(), "the seed node reported no route port");
+            extra.extend(["--routes".into(), routes.join(",")]);
+            nodes.push(NatsServer::spawn(format!("n{i}"), extra, None).await?);
+        }
+        // Every node routes to every other (the seed learns the rest by gossip; an
+        // explicit list lets a restarted node find them all again).
+        let all: Vec<String> = nodes.iter().filter_map(|n| n.cluster_port).map(|p| format!("nats://127.0.0.1:{p}")).collect();
+        for node in &mut nodes {
+            let own = node.cluster_port.map(|p| format!("nats://127.0.0.1:{p}"));
+            let routes: Vec<&String> = all.iter().filter(|r| Some(*r) != own.as_ref()).collect();
+            match node.args.iter().position(|a| a == "--routes") {
+                Some(i) => node.args[i + 1] = routes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","),
+                None => node.args.extend(["--routes".into(), routes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")]),
+            }
+        }
+        Ok(Self { nodes, _placeholder: placeholder })
+    }
+
+    /// Every node's client URL, comma-separated (the form `bus.url` takes).
+    pub fn url(&self) -> String {
+        self.nodes.iter().map(|n| n.url.as_str()).collect::<Vec<_>>().join(",")
     }
 }
 
@@ -99,8 +226,10 @@ pub type DeviceQuery = QueryClient<InterceptedService<Channel, Bearer>>;
 
 /// NATS plus the ingest service on temporary directories.
 pub struct Harness {
-    /// The private NATS server.
+    /// The private NATS server (unused when the harness runs on a cluster).
     pub nats: NatsServer,
+    /// `bus.url` of the service: the private server's, or a cluster's.
+    pub bus_url: String,
     /// The data directory (kept across restarts).
     pub data: tempfile::TempDir,
     /// The running service, if started.
@@ -123,7 +252,25 @@ impl Harness {
         fc_core::telemetry::init_for_tests();
         let nats = NatsServer::start().await?;
         let data = tempfile::tempdir()?;
-        let mut h = Self { nats, data, svc: None, shutdown: Shutdown::new(), tweak, settlement: tokio::sync::OnceCell::new() };
+        let mut h = Self {
+            bus_url: nats.url.clone(),
+            nats,
+            data,
+            svc: None,
+            shutdown: Shutdown::new(),
+            tweak,
+            settlement: tokio::sync::OnceCell::new(),
+        };
+        h.boot().await?;
+        Ok(h)
+    }
+
+    /// Start the service on an existing bus (a cluster's URLs), adjusting the config first.
+    pub async fn start_on(bus_url: String, tweak: fn(&mut Config)) -> anyhow::Result<Self> {
+        fc_core::telemetry::init_for_tests();
+        let nats = NatsServer::start().await?;
+        let data = tempfile::tempdir()?;
+        let mut h = Self { bus_url, nats, data, svc: None, shutdown: Shutdown::new(), tweak, settlement: tokio::sync::OnceCell::new() };
         h.boot().await?;
         Ok(h)
     }
@@ -136,7 +283,7 @@ impl Harness {
             http_addr: "127.0.0.1:0".into(),
             ..Config::default()
         };
-        c.bus.url = self.nats.url.clone();
+        c.bus.url = self.bus_url.clone();
         c.shutdown_deadline_ms = 5_000;
         (self.tweak)(&mut c);
         c

@@ -4,7 +4,7 @@ use crate::{AppState, auth};
 use fc_core::ServiceError;
 use fc_proto::v1::{
     CreateDeviceRequest, CreateDeviceResponse, CreateTenantRequest, InviteUserRequest, InviteUserResponse, ListTenantsRequest,
-    ListTenantsResponse, RevokeDeviceRequest, RevokeDeviceResponse, Tenant as PbTenant,
+    ListTenantsResponse, RevokeDeviceRequest, RevokeDeviceResponse, SetTenantPlanRequest, Tenant as PbTenant,
 };
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -66,5 +66,13 @@ impl fc_proto::v1::admin_server::Admin for AdminService {
         let (token, inv) = self.state.registry.invite(&req.tenant_id, &req.email, role).map_err(ServiceError::from)?;
         tracing::info!(tenant_id = %inv.tenant_id, invitation_id = %inv.id, role = role.as_str(), "invitation created by the operator");
         Ok(Response::new(InviteUserResponse { invitation_id: inv.id, token, expires_ms: inv.expires_ms }))
+    }
+
+    async fn set_tenant_plan(&self, request: Request<SetTenantPlanRequest>) -> Result<Response<PbTenant>, Status> {
+        auth::admin(&self.state, request.metadata())?;
+        let req = request.into_inner();
+        let t = self.state.registry.set_plan(&req.tenant_id, &req.plan).map_err(ServiceError::from)?;
+        tracing::info!(tenant_id = %t.id, plan = %t.plan_id, "tenant plan set by the operator");
+        Ok(Response::new(pb(t)))
     }
 }

@@ -47,9 +47,11 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) {
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::SeqCst) && !state.shutdown.is_triggered() {
-        (StatusCode::OK, "ready\n")
-    } else {
+    if !state.ready.load(Ordering::SeqCst) || state.shutdown.is_triggered() {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    } else if !state.bus_ready.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the telemetry bus is nearly full while the store writer catches up\n")
+    } else {
+        (StatusCode::OK, "ready\n")
     }
 }

@@ -28,13 +28,15 @@ impl IngestService {
 
 /// A validated batch, encoded as one bus message per machine.
 struct Prepared {
+    tenant: String,
     readings: u32,
     /// `(subject, Nats-Msg-Id, payload)`.
     parts: Vec<(String, String, bytes::Bytes)>,
 }
 
-/// Validate and encode one batch (no I/O).
-fn prepare(state: &AppState, who: &DeviceIdentity, batch: ReadingBatch) -> Result<Prepared, ServiceError> {
+/// Validate, check against the plan and encode one batch (no bus I/O; the first
+/// batch of a tenant loads its series list from the store).
+async fn prepare(state: &AppState, who: &DeviceIdentity, batch: ReadingBatch) -> Result<Prepared, ServiceError> {
     let limit = state.config.limits.max_message_bytes;
     let size = batch.encoded_len();
     if size > limit {
@@ -44,7 +46,16 @@ fn prepare(state: &AppState, who: &DeviceIdentity, batch: ReadingBatch) -> Resul
     let seq = batch.device_seq;
     let ValidBatch { readings, machines } = validate(batch, now, &state.config.limits)?;
     state.quotas.admit(&state.registry, who, readings as u32)?;
-    let parts = machines
+    let max_series = state.quotas.max_series(&who.tenant_id).unwrap_or(u32::MAX);
+    let plan = state.quotas.plan_name(&who.tenant_id).unwrap_or("current");
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for (machine, series) in &machines {
+        for s in series {
+            keys.push((machine, &s.metric));
+        }
+    }
+    state.series.admit(&state.store, &who.tenant_id, plan, max_series, keys.into_iter()).await?;
+    let parts: Vec<(String, String, bytes::Bytes)> = machines
         .into_iter()
         .map(|(machine, series)| {
             let msg = TelemetryMessage {
@@ -58,7 +69,9 @@ fn prepare(state: &AppState, who: &DeviceIdentity, batch: ReadingBatch) -> Resul
             (fc_bus::telemetry_subject(&who.tenant_id, &machine), msg_id, msg.encode_to_vec().into())
         })
         .collect();
-    Ok(Prepared { readings: readings as u32, parts })
+    let bytes = parts.iter().map(|p| p.2.len() as u64).sum();
+    state.admission.check(&who.tenant_id, bytes)?;
+    Ok(Prepared { tenant: who.tenant_id.to_string(), readings: readings as u32, parts })
 }
 
 /// Publish every part, then wait for every PubAck: `Ok(true)` when all parts were duplicates.
@@ -67,13 +80,18 @@ fn prepare(state: &AppState, who: &DeviceIdentity, batch: ReadingBatch) -> Resul
 /// publish permit while holding un-polled PubAck futures: that deadlocks the
 /// client's in-flight limit under load).
 async fn publish(state: &AppState, prepared: Prepared) -> Result<(u32, bool), ServiceError> {
-    let mut acks: Vec<PendingAck> = Vec::with_capacity(prepared.parts.len());
+    let mut acks: Vec<(PendingAck, u64)> = Vec::with_capacity(prepared.parts.len());
     for (subject, msg_id, payload) in prepared.parts {
-        acks.push(state.bus.publish(subject, &msg_id, payload).await?);
+        let len = payload.len() as u64;
+        acks.push((state.bus.publish(subject, &msg_id, payload).await?, len));
     }
     let mut all_dup = true;
-    for a in acks {
-        all_dup &= a.wait().await?;
+    for (a, len) in acks {
+        let duplicate = a.wait().await?;
+        if !duplicate {
+            state.admission.published(&prepared.tenant, len);
+        }
+        all_dup &= duplicate;
     }
     Ok((prepared.readings, all_dup))
 }
@@ -153,7 +171,7 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
                                     }
                                     let started = std::time::Instant::now();
                                     let seq = batch.device_seq;
-                                    match prepare(&state, &who, batch) {
+                                    match prepare(&state, &who, batch).await {
                                         Ok(prepared) => {
                                             let state = state.clone();
                                             inflight.push_back(futures::future::Either::Left(async move {
@@ -192,7 +210,7 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
         let started = std::time::Instant::now();
         let batch = request.into_inner();
         let seq = batch.device_seq;
-        let outcome = match prepare(&self.state, &who, batch) {
+        let outcome = match prepare(&self.state, &who, batch).await {
             Ok(prepared) => publish(&self.state, prepared).await,
             Err(e) => Err(e),
         };

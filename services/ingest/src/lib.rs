@@ -13,11 +13,13 @@
 //! - the writer acks a NATS message only after the store committed it.
 
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod http;
 pub mod ingest;
 pub mod query;
 pub mod quota;
+pub mod series;
 pub mod validate;
 pub mod writer;
 
@@ -59,6 +61,8 @@ pub struct Config {
     pub writer: writer::WriterConfig,
     /// Batches one device stream may have waiting for their PubAck.
     pub stream_inflight_batches: usize,
+    /// Each tenant's share of the telemetry bus.
+    pub admission: admission::AdmissionConfig,
 }
 
 impl Default for Config {
@@ -75,6 +79,7 @@ impl Default for Config {
             limits: validate::Limits::default(),
             writer: writer::WriterConfig::default(),
             stream_inflight_batches: 64,
+            admission: admission::AdmissionConfig::default(),
         }
     }
 }
@@ -104,9 +109,19 @@ impl Config {
         if !["embedded", "scylla"].contains(&self.store.backend.as_str()) {
             errs.push(format!("store.backend: {:?} is not embedded or scylla", self.store.backend));
         }
+        if !self.admin_token.is_empty() && self.admin_token.len() < MIN_ADMIN_TOKEN_LEN {
+            errs.push(format!(
+                "admin_token: must be at least {MIN_ADMIN_TOKEN_LEN} characters (leave it empty to have one generated into <data_dir>/admin.token)"
+            ));
+        }
+        errs.extend(self.bus.problems());
+        errs.extend(self.admission.problems());
         if errs.is_empty() { Ok(()) } else { Err(fc_core::config::ConfigError(errs)) }
     }
 }
+
+/// Shortest admin token accepted from the configuration (a generated one has 68 characters).
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 
 /// Registry backend settings.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -153,6 +168,12 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Plan rate limits.
     pub quotas: quota::Quotas,
+    /// Each tenant's series, for the plan's `max_series`.
+    pub series: series::SeriesCatalog,
+    /// Each tenant's share of the telemetry bus.
+    pub admission: admission::Admission,
+    /// False while the telemetry bus is nearly full (`/readyz` answers 503).
+    pub bus_ready: AtomicBool,
 }
 
 /// A running service.
@@ -199,20 +220,20 @@ fn load_or_create_admin_token(cfg: &Config) -> Result<String, StartError> {
         return Ok(cfg.admin_token.clone());
     }
     let path = cfg.data_dir.join("admin.token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        let t = t.trim().to_string();
-        if !t.is_empty() {
-            return Ok(t);
-        }
-    }
     let token = format!("fca_{}", fc_registry::random_hex(32));
-    std::fs::write(&path, format!("{token}\n")).map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    let text = match fc_core::fsutil::create_private_once(&path, &format!("{token}\n")) {
+        Ok(fc_core::fsutil::Created::New) => return Ok(token),
+        Ok(fc_core::fsutil::Created::Existing(text)) => text,
+        Err(e) => return Err(StartError::Io(format!("{}: {e}", path.display()))),
+    };
+    if fc_core::fsutil::is_shared(&path) {
+        tracing::warn!(path = %path.display(), "the admin token file is readable by others; chmod 600 it");
     }
-    Ok(token)
+    let t = text.trim();
+    if t.len() < MIN_ADMIN_TOKEN_LEN {
+        return Err(StartError::Io(format!("{}: holds no valid admin token (delete it to have one generated)", path.display())));
+    }
+    Ok(t.to_string())
 }
 
 /// Start every part of the service; returns once it listens and is ready.
@@ -223,6 +244,17 @@ pub async fn serve(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     let registry = Arc::new(open_registry(&config).await?);
     let store = fc_store::open(&config.store, &config.data_dir).await?;
     let bus = Bus::connect(&config.bus).await?;
+    // The store writer's consumer exists before the first publish: the stream keeps a
+    // message only for the consumers that exist when it arrives.
+    bus.durable_consumer(
+        fc_bus::TELEMETRY_STREAM,
+        &config.writer.durable,
+        None,
+        config.writer.max_ack_pending,
+        Duration::from_millis(config.writer.ack_wait_ms),
+    )
+    .await?;
+    let admission = admission::Admission::new(&config.admission, config.bus.telemetry_max_bytes as u64);
     let grpc_listener = tokio::net::TcpListener::bind(&config.grpc_addr)
         .await
         .map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
@@ -241,13 +273,19 @@ pub async fn serve(config: Config, shutdown: Shutdown) -> Result<Running, StartE
         shutdown: shutdown.clone(),
         ready: AtomicBool::new(false),
         quotas: quota::Quotas::default(),
+        series: series::SeriesCatalog::default(),
+        admission,
+        bus_ready: AtomicBool::new(true),
     });
-    let tasks = vec![
-        ("store-writer", tokio::spawn(writer::run(state.clone()))),
+    let mut tasks = vec![("bus-backlog", tokio::spawn(watch_backlog(state.clone())))];
+    if state.config.writer.enabled {
+        tasks.push(("store-writer", tokio::spawn(writer::run(state.clone()))));
+    }
+    tasks.extend([
         ("store-maintenance", tokio::spawn(maintenance(state.clone()))),
         ("http", tokio::spawn(http::serve(http_listener, state.clone()))),
         ("grpc", tokio::spawn(grpc(grpc_listener, state.clone()))),
-    ];
+    ]);
     state.ready.store(true, Ordering::SeqCst);
     tracing::info!(%grpc_addr, %http_addr, store = state.store.backend(), nats = %state.config.bus.url, "ingest service ready");
     Ok(Running { grpc_addr, http_addr, state, tasks })
@@ -323,6 +361,32 @@ async fn grpc(listener: tokio::net::TcpListener, state: Arc<AppState>) {
     }
 }
 
+/// Read the bus backlog every `admission.backlog_poll_ms`: metrics, admission, readiness.
+async fn watch_backlog(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.admission.backlog_poll_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        match state.bus.stream_backlog(fc_bus::TELEMETRY_STREAM).await {
+            Ok((bytes, messages)) => {
+                metrics::gauge!("ingest_bus_backlog_bytes").set(bytes as f64);
+                metrics::gauge!("ingest_bus_backlog_messages").set(messages as f64);
+                let ok = state.admission.observe_stream(bytes);
+                if state.bus_ready.swap(ok, Ordering::SeqCst) != ok {
+                    tracing::warn!(bytes, ready = ok, "telemetry bus backlog crossed the readiness mark");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the telemetry stream's size"),
+        }
+        if let Ok(n) = state.bus.consumer_backlog(fc_bus::TELEMETRY_STREAM, &state.config.writer.durable).await {
+            metrics::gauge!("store_writer_backlog_messages").set(n as f64);
+        }
+    }
+}
+
 async fn maintenance(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_purge = tokio::time::Instant::now() - Duration::from_secs(3600);
@@ -335,6 +399,7 @@ async fn maintenance(state: Arc<AppState>) {
             tracing::warn!(error = %e, "store maintenance failed");
         }
         state.quotas.prune(quota::IDLE_LIMITER);
+        state.series.prune(quota::IDLE_LIMITER);
         if last_purge.elapsed() >= Duration::from_secs(3600) {
             last_purge = tokio::time::Instant::now();
             purge_expired(&state).await;
@@ -419,5 +484,29 @@ mod tests {
         let c = Config { grpc_addr: "nope".into(), http_addr: "x".into(), stream_inflight_batches: 0, ..Config::default() };
         let err = c.validate().unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
+        let mut c = Config { admin_token: "short-token".into(), ..Config::default() };
+        c.bus.sync = "sometimes".into();
+        c.bus.replicas = 0;
+        let err = c.validate().unwrap_err().to_string();
+        for field in ["admin_token: must be at least 32", "bus.sync", "bus.replicas"] {
+            assert!(err.contains(field), "{field}: {err}");
+        }
+        for sync in ["always", "1s", "500ms", "2m"] {
+            let mut c = Config::default();
+            c.bus.sync = sync.into();
+            c.validate().unwrap_or_else(|e| panic!("{sync}: {e}"));
+        }
+    }
+
+    #[test]
+    fn the_generated_admin_token_is_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        let first = load_or_create_admin_token(&cfg).unwrap();
+        assert!(first.len() >= MIN_ADMIN_TOKEN_LEN);
+        assert_eq!(load_or_create_admin_token(&cfg).unwrap(), first, "read back, not replaced");
+        assert!(!fc_core::fsutil::is_shared(&dir.path().join("admin.token")));
+        std::fs::write(dir.path().join("admin.token"), "x\n").unwrap();
+        assert!(load_or_create_admin_token(&cfg).is_err(), "a truncated token file is an error, not a weak token");
     }
 }

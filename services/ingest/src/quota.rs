@@ -18,6 +18,8 @@ struct TenantLimits {
     tenant: Arc<DefaultDirectRateLimiter>,
     tenant_rate: u32,
     device_rate: u32,
+    max_series: u32,
+    plan_name: &'static str,
 }
 
 /// The limiters of every tenant and device seen.
@@ -57,6 +59,8 @@ impl Quotas {
                         tenant: keep.unwrap_or_else(|| limiter(plan.max_readings_per_s)),
                         tenant_rate: plan.max_readings_per_s,
                         device_rate: plan.max_device_readings_per_s,
+                        max_series: plan.max_series,
+                        plan_name: plan.name,
                     },
                 );
             }
@@ -103,6 +107,16 @@ impl Quotas {
                 format!("a batch of {readings} readings exceeds the tenant quota of {tenant_rate} readings/s"),
             )),
         }
+    }
+
+    /// The series limit of `tenant`'s plan, as read by the last [`Quotas::admit`].
+    pub fn max_series(&self, tenant: &str) -> Option<u32> {
+        self.tenants.lock().expect("quota lock").get(tenant).map(|l| l.max_series)
+    }
+
+    /// The display name of `tenant`'s plan, as read by the last [`Quotas::admit`].
+    pub fn plan_name(&self, tenant: &str) -> Option<&'static str> {
+        self.tenants.lock().expect("quota lock").get(tenant).map(|l| l.plan_name)
     }
 
     /// Drop the limiters of tenants and devices not seen for `idle`; returns how many went.

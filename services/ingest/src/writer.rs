@@ -18,6 +18,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct WriterConfig {
+    /// Run the store writer in this process (off: another process consumes the stream).
+    pub enabled: bool,
     /// Durable consumer name.
     pub durable: String,
     /// Most messages written to the store in one commit.
@@ -31,7 +33,7 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { durable: "store-writer".into(), max_messages_per_write: 2000, max_ack_pending: 50_000, ack_wait_ms: 30_000 }
+        Self { enabled: true, durable: "store-writer".into(), max_messages_per_write: 2000, max_ack_pending: 50_000, ack_wait_ms: 30_000 }
     }
 }
 
@@ -140,6 +142,7 @@ pub async fn run(state: Arc<AppState>) {
                 continue;
             }
             let readings: usize = batches.iter().map(TenantBatch::len).sum();
+            let sizes: Vec<(String, u64)> = batches.iter().zip(&good).map(|(b, m)| (b.tenant.clone(), m.payload.len() as u64)).collect();
             let started = std::time::Instant::now();
             // Retry the commit in place: the messages stay unacked (and so safe) until it
             // succeeds. A failed write consumed its batches; decode them again from the messages.
@@ -165,6 +168,9 @@ pub async fn run(state: Arc<AppState>) {
             }
             metrics::histogram!("store_writer_commit_seconds").record(started.elapsed().as_secs_f64());
             metrics::counter!("store_writer_readings_total").increment(readings as u64);
+            for (tenant, bytes) in &sizes {
+                state.admission.stored(tenant, *bytes);
+            }
             let acks = good.iter().map(|m| m.ack());
             for r in futures::future::join_all(acks).await {
                 if let Err(e) = r {

@@ -1,0 +1,107 @@
+//! The R3 guarantee on a real 3-node JetStream cluster: devices stream while
+//! the TELEMETRY stream's leader is killed with SIGKILL; they re-send what was
+//! not acknowledged, and every reading is stored exactly once.
+
+use fc_proto::v1::{AckStatus, RangeRequest, SeriesKey};
+use fc_testkit::{Harness, NatsCluster, wait_until};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+const BATCHES: u64 = 400;
+const PER_BATCH: usize = 50;
+
+/// Stream `seqs` once; return the ones acknowledged (OK or DUPLICATE).
+async fn stream_once(h: &Harness, token: &str, seqs: Vec<u64>, t0: i64, acks_seen: Arc<AtomicUsize>) -> BTreeSet<u64> {
+    let mut acked = BTreeSet::new();
+    let Ok(mut ingest) = h.ingest(token).await else { return acked };
+    let batches: Vec<_> =
+        seqs.iter().map(|&s| fc_testkit::series_batch(s, t0, (0..PER_BATCH).map(|i| (s * 1000 + i as u64) as f64).collect())).collect();
+    let Ok(resp) = ingest.stream(tokio_stream::iter(batches)).await else { return acked };
+    let mut acks = resp.into_inner();
+    while let Ok(Some(a)) = acks.message().await {
+        if a.status == AckStatus::Ok as i32 || a.status == AckStatus::Duplicate as i32 {
+            acked.insert(a.device_seq);
+            acks_seen.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_stream_leader_mid_stream_loses_no_acked_reading() -> anyhow::Result<()> {
+    let mut cluster = NatsCluster::start(3).await?;
+    let h = Harness::start_on(cluster.url(), |c| {
+        c.bus.replicas = 3;
+        c.writer.ack_wait_ms = 3_000;
+    })
+    .await?;
+    let reg = &h.svc().state.registry;
+    let t = reg.create_tenant("Cluster Steel", "enterprise")?;
+    let (_, token) = reg.create_device(&t.id, "gw")?;
+    let t0 = fc_core::time::now_ms() - 3_600_000;
+
+    // Find the stream's leader, then kill it once the device is part-way through.
+    let leader = {
+        let mut s = h.svc().state.bus.jetstream().get_stream(fc_bus::TELEMETRY_STREAM).await?;
+        s.info().await?.cluster.as_ref().and_then(|c| c.leader.clone()).ok_or_else(|| anyhow::anyhow!("no stream leader"))?
+    };
+    let seen = Arc::new(AtomicUsize::new(0));
+    let mut acked = BTreeSet::new();
+    let first: Vec<u64> = (1..=BATCHES).collect();
+    let killer = {
+        let seen = seen.clone();
+        async move {
+            wait_until(Duration::from_secs(60), "the device to be part-way", || std::future::ready(seen.load(Ordering::SeqCst) >= 60)).await
+        }
+    };
+    let (got, waited) = tokio::join!(stream_once(&h, &token, first, t0, seen.clone()), async {
+        let r = killer.await;
+        let node = cluster.nodes.iter_mut().find(|n| n.name == leader).expect("the leader is one of ours");
+        node.kill();
+        r
+    });
+    waited?;
+    acked.extend(got);
+    assert!(acked.len() < BATCHES as usize, "the kill landed mid-stream ({} acked)", acked.len());
+    for _round in 0..120 {
+        let rest: Vec<u64> = (1..=BATCHES).filter(|s| !acked.contains(s)).collect();
+        if rest.is_empty() {
+            break;
+        }
+        acked.extend(stream_once(&h, &token, rest, t0, seen.clone()).await);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(acked.len(), BATCHES as usize, "every batch is eventually acknowledged on the surviving nodes");
+
+    let mut q = h.query(&token).await?;
+    let req = RangeRequest {
+        series: Some(SeriesKey { machine: "m".into(), metric: "x".into() }),
+        start_ms: t0,
+        end_ms: t0 + (BATCHES as i64 + 2) * PER_BATCH as i64,
+        limit: 1_000_000,
+        ..Default::default()
+    };
+    let expected = BATCHES as usize * PER_BATCH;
+    let stored = Arc::new(AtomicUsize::new(0));
+    let waited = wait_until(Duration::from_secs(90), "every reading to be stored", || {
+        let (mut q, req, stored) = (q.clone(), req.clone(), stored.clone());
+        async move {
+            let n = q.range(req).await.map(|r| r.into_inner().readings.len()).unwrap_or(0);
+            stored.store(n, Ordering::SeqCst);
+            n >= expected
+        }
+    })
+    .await;
+    if let Err(e) = waited {
+        panic!("{e}: {} of {expected} readings stored", stored.load(Ordering::SeqCst));
+    }
+    let readings = q.range(req).await?.into_inner().readings;
+    assert_eq!(readings.len(), expected, "stored exactly once");
+    for (i, r) in readings.iter().enumerate() {
+        let (seq, j) = (1 + (i / PER_BATCH) as u64, (i % PER_BATCH) as u64);
+        assert_eq!((r.timestamp_ms, r.value), (t0 + (seq as i64) * PER_BATCH as i64 + j as i64 + 1, (seq * 1000 + j) as f64));
+    }
+    Ok(())
+}
