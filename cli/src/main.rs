@@ -5,8 +5,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use fc_proto::v1::{
     Aggregation, CreateDeviceRequest, CreateTenantRequest, InviteUserRequest, LatestRequest, ListSeriesRequest, ListTenantsRequest,
-    RangeRequest, Reading, ReadingBatch, RevokeDeviceRequest, SeriesKey, admin_client::AdminClient, ingest_client::IngestClient,
-    query_client::QueryClient,
+    RangeRequest, Reading, ReadingBatch, RevokeDeviceRequest, SeriesKey, SetTenantPlanRequest, admin_client::AdminClient,
+    ingest_client::IngestClient, query_client::QueryClient,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -180,6 +180,13 @@ enum TenantCmd {
     },
     /// List tenants.
     List,
+    /// Move a tenant to another plan (the only way to grant enterprise).
+    SetPlan {
+        /// Tenant id.
+        tenant: String,
+        /// starter, growth or enterprise.
+        plan: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -372,6 +379,18 @@ async fn admin(conn: AdminConn, what: AdminCmd) -> Result<()> {
                 out!("{}", serde_json::json!({"invitation_id": i.invitation_id, "link": link, "expires_ms": i.expires_ms}));
             } else {
                 out!("invitation {} (shown once, valid 7 days): {link}", i.invitation_id);
+            }
+        }
+        AdminCmd::Tenant { what: TenantCmd::SetPlan { tenant, plan } } => {
+            let t = client
+                .set_tenant_plan(with_bearer(&token, SetTenantPlanRequest { tenant_id: tenant, plan })?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if conn.json {
+                out!("{}", serde_json::json!({"id": t.id, "name": t.name, "plan": t.plan}));
+            } else {
+                out!("tenant {} ({}) is on the {} plan", t.id, t.name, t.plan);
             }
         }
         AdminCmd::Tenant { what: TenantCmd::List } => {

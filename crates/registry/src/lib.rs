@@ -237,8 +237,17 @@ impl Registry {
         self.get_json(Table::Tenants, id)?.ok_or_else(|| RegistryError::NotFound("tenant".into()))
     }
 
-    /// Sign-up: a tenant on `plan_id` with its first user as owner.
+    /// Sign-up: a tenant on `plan_id` with its first user as owner. Only plans
+    /// offered to self-service tenants may be chosen; the operator grants the others
+    /// ([`Registry::set_plan`]).
     pub fn sign_up(&self, company: &str, plan_id: &str, email: &str, name: &str, password: &str) -> Result<(Tenant, User), RegistryError> {
+        if plans::plan(plan_id).is_some_and(|p| !p.self_service) {
+            let offered: Vec<&str> = plans::self_service_plans().map(|p| p.id).collect();
+            return Err(RegistryError::Invalid(format!(
+                "plan: {plan_id} is granted by the operator; sign up on {} and ask for an upgrade",
+                offered.join(" or ")
+            )));
+        }
         // Validate the user's fields before creating anything.
         validate_name("name", name)?;
         validate_name("company", company)?;

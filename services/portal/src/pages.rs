@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use fc_registry::{PLANS, Role};
+use fc_registry::Role;
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -189,7 +189,7 @@ fn signup_page(lang: Lang, error: Option<&str>) -> Response {
             form.stack method="post" action="/signup" {
                 label { (lang.t("company")) input name="company" required maxlength="100"; }
                 label { (lang.t("plan"))
-                    select name="plan" { @for p in &PLANS { option value=(p.id) { (p.name) " — " (p.max_devices) " devices, ₩" (p.price_krw_month) "/month" } } } }
+                    select name="plan" { @for p in fc_registry::plans::self_service_plans() { option value=(p.id) { (p.name) " — " (p.max_devices) " devices, ₩" (p.price_krw_month) "/month" } } } }
                 label { (lang.t("name")) input name="name" required maxlength="100"; }
                 label { (lang.t("email")) input name="email" type="email" required; }
                 label { (lang.t("password")) input name="password" type="password" required minlength="10"; }
