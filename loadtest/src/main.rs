@@ -12,6 +12,7 @@
 mod datasets;
 mod fleet;
 mod ledger;
+mod noisy;
 mod portal;
 mod raw;
 
@@ -42,12 +43,15 @@ enum Cmd {
     Portal(portal::PortalArgs),
     /// Durable appends/s (group commit, checkpoint every second) and inclusion-proof latency of the settlement ledger.
     Ledger(ledger::LedgerArgs),
+    /// Tenant B's ack latency alone and while tenant A offers 10x its plan and runs huge queries.
+    Noisy(noisy::NoisyArgs),
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Ingest(a) => fleet::run(a).await,
+        Cmd::Noisy(a) => noisy::run(a).await,
         Cmd::RawJetstream(a) => raw::run(a).await,
         Cmd::Replay(a) => datasets::replay(a).await,
         Cmd::Storage(a) => datasets::storage(a).await,
