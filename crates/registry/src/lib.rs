@@ -17,7 +17,7 @@ pub mod partners;
 pub mod plans;
 pub mod scylla;
 
-pub use identity::{ApiKey, Invitation, Role, Session, User};
+pub use identity::{ApiKey, Invitation, PasswordWorkStats, Role, Session, User};
 pub use kv::{KvStore, RedbKv, Table};
 pub use orgs::{AccountKind, BankAccount, BankKind, OrgProfile};
 pub use partners::Partnership;
@@ -134,6 +134,7 @@ pub struct Registry {
     /// process sharing the backend (ScyllaDB) takes effect here within that time.
     cache: Mutex<HashMap<[u8; 32], (DeviceIdentity, std::time::Instant)>>,
     token_cache_ttl: std::time::Duration,
+    password_work: identity::PasswordWork,
 }
 
 /// How long a verified device token is trusted without reading the backend
@@ -193,7 +194,7 @@ impl Registry {
 
     /// A registry over any backend.
     pub fn with_backend(kv: Box<dyn KvStore>) -> Self {
-        Self { kv, cache: Mutex::new(HashMap::new()), token_cache_ttl: TOKEN_CACHE_TTL }
+        Self { kv, cache: Mutex::new(HashMap::new()), token_cache_ttl: TOKEN_CACHE_TTL, password_work: Default::default() }
     }
 
     /// Trust verified device tokens for `ttl` instead of [`TOKEN_CACHE_TTL`].

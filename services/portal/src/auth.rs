@@ -10,10 +10,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use fc_registry::Role;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use subtle_eq::eq;
+use tokio::sync::Semaphore;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "fc_session";
@@ -132,7 +135,30 @@ pub fn check_csrf(p: &Principal, sent: &str) -> Result<(), Problem> {
     }
 }
 
-/// A per-key attempt throttle (login attempts per e-mail, sign-ups per client address).
+/// The address of the client that sent the request: the one place that decides
+/// it, so every throttle (sign-up, login) counts the same client the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+impl ClientAddr {
+    /// The key of this client in a per-address throttle.
+    pub fn throttle_key(self) -> String {
+        self.0.to_canonical().to_string()
+    }
+}
+
+impl FromRequestParts<Arc<PortalState>> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &Arc<PortalState>) -> Result<Self, Self::Rejection> {
+        // Without connection info (a router served without it, as in some tests) every
+        // request is one client: throttles then bound the whole portal, never nobody.
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(Self(peer))
+    }
+}
+
+/// A per-key attempt throttle (sign-ups per client address; the parts of [`LoginThrottle`]).
 pub struct Throttle(DefaultKeyedRateLimiter<String>);
 
 impl Throttle {
@@ -168,10 +194,166 @@ impl Throttle {
     }
 }
 
+/// The login throttle: three budgets, all of which must allow an attempt.
+///
+/// - per (e-mail, client address): slows guessing one account from one place.
+///   The e-mail alone is deliberately not a key: anyone could then lock a user out
+///   by failing on purpose from elsewhere. (The alternative, letting a correct
+///   password pass an exhausted account bucket, would have to run argon2 for every
+///   over-limit attempt to find out, which gives guessing back its full speed.)
+/// - per client address: one client cannot spread guesses over many e-mails;
+/// - global: bounds the argon2 work all clients together can cause.
+///
+/// Budgets are checked most specific first and stop at the first refusal, so a
+/// client over its own budget does not spend the global one.
+pub struct LoginThrottle {
+    per_account: Throttle,
+    per_address: Throttle,
+    global: DefaultDirectRateLimiter,
+}
+
+impl LoginThrottle {
+    /// Budgets per minute (each with a burst of the same size).
+    pub fn per_minute(per_account: u32, per_address: u32, global: u32) -> Self {
+        let n = NonZeroU32::new(global.max(1)).expect("positive");
+        Self {
+            per_account: Throttle::per_minute(per_account),
+            per_address: Throttle::per_minute(per_address),
+            global: RateLimiter::direct(Quota::per_minute(n).allow_burst(n)),
+        }
+    }
+    /// Whether `client` may try to sign in as `email` now. Takes one attempt from each budget it passes.
+    pub fn allow(&self, client: ClientAddr, email: &str) -> bool {
+        let address = client.throttle_key();
+        self.per_address.allow(&address) && self.per_account.allow(&format!("{}\n{address}", email.trim())) && self.global.check().is_ok()
+    }
+    /// Forget keys whose budget is full again.
+    pub fn prune(&self) {
+        self.per_account.prune();
+        self.per_address.prune();
+    }
+}
+
+/// Refusal of [`PasswordHashing::run`]: every slot is busy and the queue is full.
+#[derive(Debug, thiserror::Error)]
+#[error("too many password checks at once; try again in a moment")]
+pub struct HashingBusy;
+
+/// The process's budget for argon2id: at most `concurrency` hashes or verifications
+/// run at once (on the blocking pool), and at most `queue` more wait for a slot.
+/// Anything beyond is refused at once instead of piling onto the blocking pool,
+/// which the store's reads and writes also use: a flood of sign-ins costs those at
+/// most `concurrency` threads and cores.
+pub struct PasswordHashing {
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    queue: usize,
+}
+
+impl PasswordHashing {
+    /// `concurrency` (at least 1) at once, `queue` waiting.
+    pub fn new(concurrency: u32, queue: u32) -> Self {
+        Self { slots: Arc::new(Semaphore::new(concurrency.max(1) as usize)), waiting: AtomicUsize::new(0), queue: queue as usize }
+    }
+
+    /// Slots free right now.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    /// Run `work` (which hashes or verifies a password) in a slot on the blocking pool.
+    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashingBusy> {
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(HashingBusy);
+                }
+                // Leaves the queue when served or when the request is dropped while waiting.
+                let _queued = Queued(&self.waiting);
+                self.slots.clone().acquire_owned().await.map_err(|_| HashingBusy)?
+            }
+        };
+        // The slot moves into the blocking task: it is held until the hash is done,
+        // even if the client has gone away meanwhile.
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            work()
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "password hashing task failed");
+            HashingBusy
+        })
+    }
+}
+
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 mod subtle_eq {
     /// Equality that does not stop at the first differing byte.
     pub fn eq(a: &str, b: &str) -> bool {
         use subtle::ConstantTimeEq;
         a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn password_hashing_refuses_beyond_its_slots_and_queue() {
+        // (slots, queue): how many blocked jobs are taken before the next is refused.
+        for (slots, queue) in [(1, 0), (1, 2), (2, 1)] {
+            let hashing = Arc::new(PasswordHashing::new(slots, queue));
+            let (release, gate) = std::sync::mpsc::channel::<()>();
+            let gate = Arc::new(std::sync::Mutex::new(gate));
+            let mut held = Vec::new();
+            for _ in 0..slots + queue {
+                let (hashing, gate) = (hashing.clone(), gate.clone());
+                held.push(tokio::spawn(async move { hashing.run(move || gate.lock().unwrap().recv().is_ok()).await }));
+            }
+            // Wait until every slot is taken and the queue is full.
+            fc_wait(|| hashing.slots.available_permits() == 0 && hashing.waiting.load(Ordering::SeqCst) == queue as usize).await;
+            assert!(hashing.run(|| ()).await.is_err(), "slots {slots} queue {queue}: one more is refused");
+            for _ in 0..slots + queue {
+                release.send(()).unwrap();
+            }
+            for h in held {
+                assert!(h.await.unwrap().unwrap(), "the admitted jobs ran");
+            }
+            assert!(hashing.run(|| ()).await.is_ok(), "slots free up");
+            assert_eq!(hashing.waiting.load(Ordering::SeqCst), 0);
+        }
+    }
+
+    async fn fc_wait(mut cond: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "condition not reached");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    #[test]
+    fn login_budgets_are_per_account_and_address_per_address_and_global() {
+        let a = ClientAddr("192.0.2.1".parse().unwrap());
+        let b = ClientAddr("192.0.2.2".parse().unwrap());
+        let t = LoginThrottle::per_minute(2, 3, 100);
+        assert!(t.allow(a, "kim@x.example") && t.allow(a, "KIM@x.example "));
+        assert!(!t.allow(a, "kim@x.example"), "the account budget at this address is spent");
+        assert!(t.allow(b, "kim@x.example"), "another address still may try that account");
+        assert!(!t.allow(a, "lee@x.example"), "the address budget is spent (three attempts)");
+        let g = LoginThrottle::per_minute(10, 10, 2);
+        assert!(g.allow(a, "x@x.example") && g.allow(b, "y@x.example"));
+        assert!(!g.allow(ClientAddr("192.0.2.3".parse().unwrap()), "z@x.example"), "the global budget is spent");
     }
 }

@@ -43,10 +43,18 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
-    /// Login attempts per e-mail per minute.
+    /// Login attempts per e-mail and client address per minute.
     pub login_attempts_per_minute: u32,
+    /// Login attempts per client address per minute, whatever the e-mail.
+    pub login_attempts_per_address_per_minute: u32,
+    /// Login attempts per minute across the portal.
+    pub login_attempts_global_per_minute: u32,
     /// Sign-ups per client address per hour.
     pub signups_per_ip_per_hour: u32,
+    /// Password hashes or checks (argon2id) that run at once.
+    pub password_hash_concurrency: u32,
+    /// Password hashes or checks that may wait for a slot; more are refused with 503.
+    pub password_hash_queue: u32,
 }
 
 impl Default for Config {
@@ -56,7 +64,11 @@ impl Default for Config {
             secure_cookies: false,
             max_body_bytes: 64 * 1024,
             login_attempts_per_minute: 5,
+            login_attempts_per_address_per_minute: 20,
+            login_attempts_global_per_minute: 600,
             signups_per_ip_per_hour: 10,
+            password_hash_concurrency: 2,
+            password_hash_queue: 16,
         }
     }
 }
@@ -73,10 +85,12 @@ pub struct PortalState {
     pub settlement: Arc<fc_settlement_service::Settlement>,
     /// Settings.
     pub config: Config,
-    /// Login throttling per e-mail.
-    pub login_limiter: auth::Throttle,
+    /// Login throttling per (e-mail, client address), per client address and in all.
+    pub login_limiter: auth::LoginThrottle,
     /// Sign-up throttling per client address.
     pub signup_limiter: auth::Throttle,
+    /// The bound on argon2id work (sign-up, login, invitation acceptance).
+    pub hashing: auth::PasswordHashing,
     /// Live-view fan-out.
     pub hub: Arc<live::Hub>,
     /// Fires at shutdown (ends live views).
@@ -208,8 +222,13 @@ pub async fn serve(
         .map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
     let state = Arc::new(PortalState {
-        login_limiter: auth::Throttle::per_minute(config.login_attempts_per_minute),
+        login_limiter: auth::LoginThrottle::per_minute(
+            config.login_attempts_per_minute,
+            config.login_attempts_per_address_per_minute,
+            config.login_attempts_global_per_minute,
+        ),
         signup_limiter: auth::Throttle::per_hour(config.signups_per_ip_per_hour),
+        hashing: auth::PasswordHashing::new(config.password_hash_concurrency, config.password_hash_queue),
         hub: Arc::new(live::Hub::new(nats.clone())),
         registry,
         store,
