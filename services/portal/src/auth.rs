@@ -141,20 +141,107 @@ pub fn check_csrf(p: &Principal, sent: &str) -> Result<(), Problem> {
 pub struct ClientAddr(pub IpAddr);
 
 impl ClientAddr {
-    /// The key of this client in a per-address throttle.
-    pub fn throttle_key(self) -> String {
-        self.0.to_canonical().to_string()
+    /// The client behind a request from `peer`: the peer itself, unless it is one of
+    /// the `trusted` proxies. Then `X-Forwarded-For` is walked from the right (each
+    /// proxy appends the address it got the request from), past the trusted proxies,
+    /// to the first address that is not one: everything left of it was written by
+    /// the client and proves nothing. An entry that does not parse stops the walk at
+    /// the last address a trusted proxy vouched for.
+    pub fn of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpRange]) -> Self {
+        let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
+        let mut client = peer.to_canonical();
+        if !is_trusted(client) {
+            return Self(client);
+        }
+        let hops: Vec<&str> =
+            headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+        for hop in hops.iter().rev() {
+            let Some(ip) = parse_hop(hop) else { break };
+            client = ip;
+            if !is_trusted(ip) {
+                break;
+            }
+        }
+        Self(client)
     }
+
+    /// The key of this client in a per-address throttle. An IPv6 client counts by
+    /// its /64: one host usually holds a whole /64, and would otherwise get a fresh
+    /// budget for each of its 2^64 addresses.
+    pub fn throttle_key(self) -> String {
+        match self.0.to_canonical() {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            v4 => v4.to_string(),
+        }
+    }
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`[::1]:443`, `192.0.2.1:80`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = hop
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| hop.strip_prefix('[').and_then(|h| h.strip_suffix(']')).and_then(|h| h.parse().ok()))?;
+    Some(ip.to_canonical())
 }
 
 impl FromRequestParts<Arc<PortalState>> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &Arc<PortalState>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<PortalState>) -> Result<Self, Self::Rejection> {
         // Without connection info (a router served without it, as in some tests) every
         // request is one client: throttles then bound the whole portal, never nobody.
         let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        Ok(Self(peer))
+        Ok(Self::of(peer, &parts.headers, &state.trusted_proxies))
+    }
+}
+
+/// An address range of `portal.trusted_proxies`: `10.0.0.0/8`, `2001:db8::/32`, or a
+/// single address (`192.0.2.7`, `::1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpRange {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for IpRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not an IP address or CIDR range");
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (s.trim(), None),
+        };
+        let net = addr.parse::<IpAddr>().map_err(|_| bad())?.to_canonical();
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Self { net, prefix })
+    }
+}
+
+impl IpRange {
+    /// Whether `ip` is in the range (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
     }
 }
 
@@ -340,6 +427,72 @@ mod tests {
         while !cond() {
             assert!(std::time::Instant::now() < deadline, "condition not reached");
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_a_trusted_proxy_forwarded_the_request() {
+        let trusted: Vec<IpRange> = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"].iter().map(|r| r.parse().unwrap()).collect();
+        // (peer, X-Forwarded-For lines, the client)
+        let cases: [(&str, &[&str], &str); 14] = [
+            ("203.0.113.5", &[], "203.0.113.5"),
+            ("203.0.113.5", &["198.51.100.1"], "203.0.113.5"),
+            ("192.0.2.8", &["198.51.100.1"], "192.0.2.8"),
+            ("192.0.2.7", &[], "192.0.2.7"),
+            ("192.0.2.7", &["198.51.100.1"], "198.51.100.1"),
+            ("10.1.2.3", &["198.51.100.9, 198.51.100.1, 10.0.0.2"], "198.51.100.1"),
+            ("10.1.2.3", &["198.51.100.9", "198.51.100.1, 10.0.0.2"], "198.51.100.1"),
+            ("10.1.2.3", &["10.0.0.4, 10.0.0.2"], "10.0.0.4"),
+            ("10.1.2.3", &["198.51.100.1, garbage, 10.0.0.2"], "10.0.0.2"),
+            ("10.1.2.3", &["garbage"], "10.1.2.3"),
+            ("10.1.2.3", &["198.51.100.1:4711"], "198.51.100.1"),
+            ("10.1.2.3", &["[2001:db9::1]:443"], "2001:db9::1"),
+            ("::ffff:10.1.2.3", &["::ffff:198.51.100.1"], "198.51.100.1"),
+            ("2001:db8::5", &["2001:db9::1, 2001:db8::9"], "2001:db9::1"),
+        ];
+        for (peer, lines, want) in cases {
+            let mut headers = HeaderMap::new();
+            for l in lines {
+                headers.append("x-forwarded-for", l.parse().unwrap());
+            }
+            let got = ClientAddr::of(peer.parse().unwrap(), &headers, &trusted);
+            assert_eq!(got.0, want.parse::<IpAddr>().unwrap(), "peer {peer}, X-Forwarded-For {lines:?}");
+        }
+        assert_eq!(ClientAddr::of("10.1.2.3".parse().unwrap(), &HeaderMap::new(), &[]).0.to_string(), "10.1.2.3");
+    }
+
+    #[test]
+    fn ranges_parse_and_contain() {
+        // (range, address, contained)
+        for (range, ip, want) in [
+            ("10.0.0.0/8", "10.255.0.1", true),
+            ("10.0.0.0/8", "11.0.0.1", false),
+            ("0.0.0.0/0", "198.51.100.1", true),
+            ("192.0.2.7", "192.0.2.7", true),
+            ("192.0.2.7", "192.0.2.8", false),
+            ("192.0.2.7/32", "::ffff:192.0.2.7", true),
+            ("2001:db8::/32", "2001:db8:ffff::1", true),
+            ("2001:db8::/32", "2001:db9::1", false),
+            ("::/0", "::1", true),
+            ("::1", "127.0.0.1", false),
+        ] {
+            let r: IpRange = range.parse().unwrap();
+            assert_eq!(r.contains(ip.parse().unwrap()), want, "{range} contains {ip}");
+        }
+        for bad in ["", "10.0.0.0/33", "::/129", "10.0.0.0/x", "example.com", "10.0.0/8"] {
+            assert!(bad.parse::<IpRange>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        for (ip, key) in [
+            ("198.51.100.1", "198.51.100.1"),
+            ("::ffff:198.51.100.1", "198.51.100.1"),
+            ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+            ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
+        ] {
+            assert_eq!(ClientAddr(ip.parse().unwrap()).throttle_key(), key);
         }
     }
 

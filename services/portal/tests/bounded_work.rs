@@ -204,3 +204,49 @@ async fn password_hashing_is_bounded_and_refuses_beyond_its_queue() -> anyhow::R
     assert_eq!(login(portal.addr, 41, EMAIL, PASSWORD).await?.status, 303, "the slot is free again");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_counts_only_when_a_trusted_proxy_sent_it() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let reg = h.svc().state.registry.clone();
+    // 127.0.0.2 is the reverse proxy; 127.0.0.3 is a client that reaches the portal directly.
+    let portal = h
+        .portal_with(|c| {
+            c.signups_per_ip_per_hour = 1;
+            c.trusted_proxies = vec!["127.0.0.2".into()];
+        })
+        .await?;
+    // (from, X-Forwarded-For, expected status, why)
+    let cases: [(u8, Option<&str>, u16, &str); 7] = [
+        (3, Some("198.51.100.1"), 303, "a direct client's first sign-up"),
+        (3, Some("198.51.100.2"), 429, "a direct client cannot claim another address"),
+        (2, Some("198.51.100.1"), 303, "forwarded by the proxy: the forwarded client's own budget"),
+        (2, Some("198.51.100.2"), 303, "another forwarded client: another budget"),
+        (2, Some("198.51.100.2"), 429, "that forwarded client's budget is spent"),
+        (2, Some("203.0.113.9, 198.51.100.2"), 429, "an address the client prepended is not believed"),
+        (2, None, 303, "the proxy's own request: the proxy's budget"),
+    ];
+    for (i, (from, xff, want, why)) in cases.iter().enumerate() {
+        let body = format!("company=Co+{i}&plan=starter&name=N&email=n{i}%40proxy.example&password=long+enough+password");
+        let mut headers = vec![FORM];
+        if let Some(xff) = xff {
+            headers.push(("x-forwarded-for", xff));
+        }
+        let r = request_from(portal.addr, *from, "POST", "/signup", &headers, body.as_bytes()).await?;
+        assert_eq!(r.status, *want, "{why}: {}", r.body);
+    }
+    assert_eq!(reg.list_tenants()?.len(), 4, "the refused sign-ups created nothing");
+    // Login keys on the same client address: two forwarded clients, two budgets.
+    let portal = h
+        .portal_with(|c| {
+            c.login_attempts_per_address_per_minute = 1;
+            c.trusted_proxies = vec!["127.0.0.0/8".into()];
+        })
+        .await?;
+    let form = login_form("n0@proxy.example", "wrong password here");
+    for (xff, want) in [("198.51.100.7", 401), ("198.51.100.7", 429), ("198.51.100.8", 401)] {
+        let r = request_from(portal.addr, 4, "POST", "/login", &[FORM, ("x-forwarded-for", xff)], form.as_bytes()).await?;
+        assert_eq!(r.status, want, "login forwarded for {xff}");
+    }
+    Ok(())
+}
