@@ -54,6 +54,12 @@ pub struct Config {
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the
     /// client; empty: the TCP peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// Live views (`/machines/{machine}/live`) one session may hold open.
+    pub live_views_per_session: u32,
+    /// Live views one tenant may hold open, all sessions together.
+    pub live_views_per_tenant: u32,
+    /// How often an open live view re-checks its session (logout, expiry, role).
+    pub live_session_check_ms: u64,
     /// Password hashes or checks (argon2id) that run at once.
     pub password_hash_concurrency: u32,
     /// Password hashes or checks that may wait for a slot; more are refused with 503.
@@ -84,6 +90,9 @@ impl Default for Config {
             login_attempts_global_per_minute: 600,
             signups_per_ip_per_hour: 10,
             trusted_proxies: Vec::new(),
+            live_views_per_session: 8,
+            live_views_per_tenant: 200,
+            live_session_check_ms: 5_000,
             password_hash_concurrency: 2,
             password_hash_queue: 16,
         }
@@ -110,6 +119,8 @@ pub struct PortalState {
     pub hashing: auth::PasswordHashing,
     /// Live-view fan-out.
     pub hub: Arc<live::Hub>,
+    /// Open live views, against their caps.
+    pub live_views: Arc<live::LiveViews>,
     /// `config.trusted_proxies`, parsed.
     pub trusted_proxies: Vec<auth::IpRange>,
     /// Fires at shutdown (ends live views).
@@ -254,6 +265,7 @@ pub async fn serve(
         hashing: auth::PasswordHashing::new(config.password_hash_concurrency, config.password_hash_queue),
         trusted_proxies,
         hub: Arc::new(live::Hub::new(nats.clone())),
+        live_views: Arc::default(),
         registry,
         store,
         nats,

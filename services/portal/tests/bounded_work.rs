@@ -250,3 +250,108 @@ async fn x_forwarded_for_counts_only_when_a_trusted_proxy_sent_it() -> anyhow::R
     }
     Ok(())
 }
+
+/// A live view being received: the open connection, after the response head.
+struct LiveView {
+    status: u16,
+    conn: tokio::net::TcpStream,
+    seen: String,
+}
+
+/// Open `/machines/{machine}/live` with a session cookie and read the response head.
+async fn open_live(addr: SocketAddr, cookie: &str, machine: &str) -> anyhow::Result<LiveView> {
+    let mut conn = connect_from(addr, 1).await?;
+    let path = format!("/machines/{machine}/live");
+    conn.write_all(head(addr, "GET", &path, &[("cookie", cookie), ("accept", "text/event-stream")], 0).as_bytes()).await?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&raw).contains("\r\n\r\n") {
+        let n = conn.read(&mut buf).await?;
+        anyhow::ensure!(n > 0, "the connection closed before the response head");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (status, _) = parse_head(text.split_once("\r\n\r\n").map_or(text.as_str(), |(h, _)| h));
+    Ok(LiveView { status, conn, seen: text })
+}
+
+impl LiveView {
+    /// Read until the server ends the stream (bounded by a generous deadline).
+    async fn ended(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        let until_end = async {
+            loop {
+                match self.conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(20), until_end).await.is_ok()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_views_end_with_their_session_and_are_capped() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let reg = h.svc().state.registry.clone();
+    let (t, owner) = reg.sign_up("Live Co", "growth", EMAIL, "Owner", PASSWORD)?;
+    let portal = h
+        .portal_with(|c| {
+            c.live_views_per_session = 2;
+            c.live_views_per_tenant = 3;
+            c.live_session_check_ms = 50;
+        })
+        .await?;
+    let addr = portal.addr;
+    let session = |u: &fc_registry::User| -> anyhow::Result<(String, String)> {
+        let (sid, s) = reg.create_session(u)?;
+        Ok((format!("fc_session={sid}"), s.csrf))
+    };
+    let (a, a_csrf) = session(&owner)?;
+    let (b, _) = session(&owner)?;
+    let views = || portal.state.live_views.len();
+
+    // Per session: the third view of session A is refused; per tenant: the fourth of the tenant.
+    let mut a1 = open_live(addr, &a, "press-1").await?;
+    let mut a2 = open_live(addr, &a, "press-2").await?;
+    assert_eq!((a1.status, a2.status), (200, 200), "{} {}", a1.seen, a2.seen);
+    let mut refused = open_live(addr, &a, "press-3").await?;
+    assert_eq!(refused.status, 429, "{}", refused.seen);
+    refused.ended().await;
+    assert!(refused.seen.contains("live views open"), "says why: {}", refused.seen);
+    let b1 = open_live(addr, &b, "press-1").await?;
+    assert_eq!(b1.status, 200);
+    let mut refused = open_live(addr, &b, "press-2").await?;
+    assert_eq!(refused.status, 429, "the tenant's cap: {}", refused.seen);
+    refused.ended().await;
+    assert!(refused.seen.contains("organisation"), "{}", refused.seen);
+
+    // A view that closes frees its place.
+    drop(a1);
+    fc_testkit::wait_until(std::time::Duration::from_secs(20), "the closed view to be counted out", || async { views() == 2 }).await?;
+    a1 = open_live(addr, &a, "press-3").await?;
+    assert_eq!(a1.status, 200, "{}", a1.seen);
+
+    // Logout ends every open view of that session, and only those.
+    let form = format!("csrf={a_csrf}");
+    let r = request_from(addr, 1, "POST", "/logout", &[FORM, ("cookie", &a)], form.as_bytes()).await?;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(a1.ended().await && a2.ended().await, "logout ends the session's live views");
+    fc_testkit::wait_until(std::time::Duration::from_secs(20), "the ended views to be counted out", || async { views() == 1 }).await?;
+    assert_eq!(b1.status, 200);
+    let mut b1 = b1;
+
+    // A lower role ends the view (the page reconnects with what the session allows now);
+    // so does the user's session expiring or going away (the same check).
+    let op = reg.create_user(&t.id, "op@limits.example", "Op", fc_registry::Role::Operator, PASSWORD)?;
+    let (c, _) = session(&op)?;
+    let mut c1 = open_live(addr, &c, "press-1").await?;
+    assert_eq!(c1.status, 200);
+    reg.set_role(&t.id, &op.id, fc_registry::Role::Viewer)?;
+    assert!(c1.ended().await, "demotion ends the view");
+    reg.delete_session(b.trim_start_matches("fc_session="))?;
+    assert!(b1.ended().await, "a deleted session ends the view");
+    fc_testkit::wait_until(std::time::Duration::from_secs(20), "every view to be counted out", || async { views() == 0 }).await?;
+    Ok(())
+}
