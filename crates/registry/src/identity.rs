@@ -11,6 +11,7 @@ use crate::kv::Table;
 use crate::{Registry, RegistryError, random_hex, sha256, validate_name};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Sessions last this long.
 pub const SESSION_TTL_MS: i64 = 12 * 3_600_000;
@@ -139,6 +140,36 @@ pub(crate) fn check_password(pw: &str) -> Result<(), RegistryError> {
     Ok(())
 }
 
+/// Counts the argon2id work of a registry: how much ran, and the most that ran at
+/// once. The portal bounds that concurrency; this is how tests (and a debugger) see
+/// that the bound holds.
+#[derive(Debug, Default)]
+pub(crate) struct PasswordWork {
+    running: AtomicUsize,
+    peak: AtomicUsize,
+    total: AtomicU64,
+}
+
+/// What [`Registry::password_work`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PasswordWorkStats {
+    /// Hashes and verifications run since the registry was opened.
+    pub total: u64,
+    /// The most that ran at the same time.
+    pub peak_concurrent: usize,
+}
+
+impl PasswordWork {
+    fn run<T>(&self, work: impl FnOnce() -> T) -> T {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        self.total.fetch_add(1, Ordering::SeqCst);
+        let out = work();
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+}
+
 fn hash_password(pw: &str) -> Result<String, RegistryError> {
     Argon2::default().hash_password(pw.as_bytes()).map(|h| h.to_string()).map_err(|e| RegistryError::Storage(format!("argon2: {e}")))
 }
@@ -161,7 +192,7 @@ impl Registry {
             name,
             role,
             created_ms: fc_core::time::now_ms(),
-            password_phc: hash_password(password)?,
+            password_phc: self.password_work.run(|| hash_password(password))?,
         };
         if !self.kv.insert_new(Table::Emails, "", &email, user.id.as_bytes())? {
             return Err(RegistryError::AlreadyExists("a user with this e-mail".into()));
@@ -206,15 +237,20 @@ impl Registry {
             Some(id) => self.get_json::<User>(Table::Users, &id)?,
             None => None,
         };
+        // Spend the same time on an unknown e-mail as on a real check (a dummy hash),
+        // so timing does not reveal which e-mails exist.
+        let phc = user.as_ref().map_or(DUMMY_PHC, |u| u.password_phc.as_str());
+        let verified = self.password_work.run(|| Argon2::default().verify_password(password.as_bytes(), phc).is_ok());
         match user {
-            Some(u) if Argon2::default().verify_password(password.as_bytes(), u.password_phc.as_str()).is_ok() => Ok(u),
-            Some(_) => Err(RegistryError::Unauthenticated),
-            None => {
-                // Spend the same time as a real check, so timing does not reveal unknown e-mails.
-                let _ = Argon2::default().verify_password(password.as_bytes(), DUMMY_PHC);
-                Err(RegistryError::Unauthenticated)
-            }
+            Some(u) if verified => Ok(u),
+            _ => Err(RegistryError::Unauthenticated),
         }
+    }
+
+    /// The argon2id work done so far (see [`PasswordWorkStats`]).
+    pub fn password_work(&self) -> PasswordWorkStats {
+        let w = &self.password_work;
+        PasswordWorkStats { total: w.total.load(Ordering::SeqCst), peak_concurrent: w.peak.load(Ordering::SeqCst) }
     }
 
     /// Start a session for `user`: returns the session id (cookie value, shown once) and the session.

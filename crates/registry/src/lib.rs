@@ -17,7 +17,7 @@ pub mod partners;
 pub mod plans;
 pub mod scylla;
 
-pub use identity::{ApiKey, Invitation, Role, Session, User};
+pub use identity::{ApiKey, Invitation, PasswordWorkStats, Role, Session, User};
 pub use kv::{KvStore, RedbKv, Table};
 pub use orgs::{AccountKind, BankAccount, BankKind, OrgProfile};
 pub use partners::Partnership;
@@ -129,19 +129,126 @@ pub struct DeviceIdentity {
 /// The tenant and device registry, over a [`KvStore`] backend.
 pub struct Registry {
     kv: Box<dyn KvStore>,
-    /// Verified tokens (by SHA-256 of the whole token) -> identity; cleared on revoke.
-    /// Entries expire after [`TOKEN_CACHE_TTL`], so a revocation made by another
-    /// process sharing the backend (ScyllaDB) takes effect here within that time.
-    cache: Mutex<HashMap<[u8; 32], (DeviceIdentity, std::time::Instant)>>,
+    /// Verified device tokens, and what bounds the backend reads of unverified ones.
+    /// Never held across a backend call: one slow read must not hold up every
+    /// other device's authentication.
+    tokens: Mutex<TokenCache>,
     token_cache_ttl: std::time::Duration,
+    /// Serialises this process's read-modify-writes of a device (revoke, rotate), so
+    /// one cannot write back a copy that lacks the other's change. Authentication
+    /// never takes it.
+    device_writes: Mutex<()>,
+    password_work: identity::PasswordWork,
+}
+
+/// The in-memory side of device authentication.
+struct TokenCache {
+    /// Verified tokens (by SHA-256 of the whole token) -> identity and when verified;
+    /// cleared per device on revoke and rotate. An entry older than the TTL is re-read
+    /// from the backend (so a revocation made by another process sharing the backend,
+    /// ScyllaDB, applies here within that time), but as a known token: it passes the
+    /// look-up limits below, which only an unverified token must fit.
+    verified: HashMap<[u8; 32], (DeviceIdentity, std::time::Instant)>,
+    /// Bumped after a revoke or rotate has committed and evicted. A check caches what
+    /// it read only if no bump happened since before its read; otherwise the read may
+    /// predate the change, and it reads again. This is what keeps a revoked token out
+    /// of the cache now that the read happens outside the lock.
+    generation: u64,
+    /// Backend look-ups for unverified tokens, for all devices together.
+    unknown_lookups: Budget,
+    /// Failed look-ups per device id in the current minute: `(count, window start)`.
+    failures: HashMap<String, (u32, std::time::Instant)>,
+    failures_per_device: u32,
+}
+
+/// A token bucket: `burst` at most, refilled at `burst` per `per`.
+struct Budget {
+    tokens: f64,
+    burst: f64,
+    per: std::time::Duration,
+    last: std::time::Instant,
+}
+
+impl Budget {
+    fn new(burst: u32, per: std::time::Duration) -> Self {
+        Self { tokens: f64::from(burst), burst: f64::from(burst), per, last: std::time::Instant::now() }
+    }
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() / self.per.as_secs_f64().max(f64::MIN_POSITIVE) * self.burst;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl TokenCache {
+    fn new(lookups_per_second: u32, failures_per_device_per_minute: u32) -> Self {
+        Self {
+            verified: HashMap::new(),
+            generation: 0,
+            unknown_lookups: Budget::new(lookups_per_second.max(1), std::time::Duration::from_secs(1)),
+            failures: HashMap::new(),
+            failures_per_device: failures_per_device_per_minute.max(1),
+        }
+    }
+
+    /// Whether an unverified token of `device_id` may be looked up now. Takes one
+    /// look-up from the global budget when the device's own failures allow it.
+    fn may_look_up(&mut self, device_id: &str) -> bool {
+        let failed =
+            self.failures.get(device_id).is_some_and(|(n, since)| since.elapsed() < FAILURE_WINDOW && *n >= self.failures_per_device);
+        !failed && self.unknown_lookups.take()
+    }
+
+    fn failed(&mut self, device_id: &str) {
+        if self.failures.len() >= TOKEN_CACHE_MAX && !self.failures.contains_key(device_id) {
+            // Bounded like the cache: drop finished windows, and everything if that is not enough.
+            self.failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+            if self.failures.len() >= TOKEN_CACHE_MAX {
+                self.failures.clear();
+            }
+        }
+        let (n, since) = self.failures.entry(device_id.to_string()).or_insert((0, std::time::Instant::now()));
+        if since.elapsed() >= FAILURE_WINDOW {
+            (*n, *since) = (0, std::time::Instant::now());
+        }
+        *n += 1;
+    }
+
+    fn insert(&mut self, whole: [u8; 32], ident: DeviceIdentity, ttl: std::time::Duration) {
+        if self.verified.len() >= TOKEN_CACHE_MAX && !self.verified.contains_key(&whole) {
+            // Bounded: drop expired entries, and everything if that is not enough.
+            self.verified.retain(|_, (_, at)| at.elapsed() < ttl);
+            if self.verified.len() >= TOKEN_CACHE_MAX {
+                self.verified.clear();
+            }
+        }
+        self.verified.insert(whole, (ident, std::time::Instant::now()));
+    }
 }
 
 /// How long a verified device token is trusted without reading the backend
 /// again. Revocations in this process apply at once; revocations by another
 /// process sharing the backend apply within this time.
 pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
-/// Most cached tokens.
+/// Most cached tokens (and most device ids with counted failures).
 const TOKEN_CACHE_MAX: usize = 100_000;
+/// Backend look-ups per second for device tokens this process has not verified
+/// (new devices, new tokens, restarts, and guesses), all devices together, with a
+/// burst of the same size. Beyond it such a token is refused without a look-up, so a
+/// flood of random tokens cannot hammer the backend; verified tokens are unaffected.
+pub const UNKNOWN_TOKEN_LOOKUPS_PER_SECOND: u32 = 1_000;
+/// Failed look-ups per device id per minute; beyond them, unverified tokens naming
+/// that device are refused without a look-up until the minute is over.
+pub const FAILED_TOKENS_PER_DEVICE_PER_MINUTE: u32 = 10;
 
 /// Random lowercase hex of `bytes` random bytes.
 pub fn random_hex(bytes: usize) -> String {
@@ -193,7 +300,25 @@ impl Registry {
 
     /// A registry over any backend.
     pub fn with_backend(kv: Box<dyn KvStore>) -> Self {
-        Self { kv, cache: Mutex::new(HashMap::new()), token_cache_ttl: TOKEN_CACHE_TTL }
+        Self {
+            kv,
+            tokens: Mutex::new(TokenCache::new(UNKNOWN_TOKEN_LOOKUPS_PER_SECOND, FAILED_TOKENS_PER_DEVICE_PER_MINUTE)),
+            token_cache_ttl: TOKEN_CACHE_TTL,
+            device_writes: Mutex::new(()),
+            password_work: Default::default(),
+        }
+    }
+
+    /// Look-up limits for unverified device tokens other than
+    /// [`UNKNOWN_TOKEN_LOOKUPS_PER_SECOND`] and [`FAILED_TOKENS_PER_DEVICE_PER_MINUTE`]:
+    /// `lookups` per `per`, all devices together, and `failures_per_device` per minute.
+    pub fn with_token_lookup_limits(self, lookups: u32, per: std::time::Duration, failures_per_device: u32) -> Self {
+        {
+            let mut tokens = self.tokens.lock().expect("token cache lock");
+            tokens.unknown_lookups = Budget::new(lookups.max(1), per);
+            tokens.failures_per_device = failures_per_device.max(1);
+        }
+        self
     }
 
     /// Trust verified device tokens for `ttl` instead of [`TOKEN_CACHE_TTL`].
@@ -339,56 +464,85 @@ impl Registry {
 
     /// Revoke a device of `tenant_id`. A device of another tenant is "not found".
     pub fn revoke_device(&self, tenant_id: &str, device_id: &str) -> Result<(), RegistryError> {
-        let mut cache = self.cache.lock().expect("cache lock");
+        let _writes = self.device_writes.lock().expect("device writes lock");
         let mut d = self.get_device(tenant_id, device_id)?;
         d.revoked_ms.get_or_insert(fc_core::time::now_ms());
         self.put_json(Table::Devices, tenant_id, device_id, &d, None)?;
-        cache.retain(|_, (ident, _)| &*ident.device_id != device_id);
+        self.forget_device_tokens(device_id);
         Ok(())
     }
 
     /// Replace a device's token: the old one stops working at once (open streams
     /// included), the new one is returned (the only time it exists in clear).
     pub fn rotate_device_token(&self, tenant_id: &str, device_id: &str) -> Result<(Device, String), RegistryError> {
+        let _writes = self.device_writes.lock().expect("device writes lock");
         let mut d = self.get_device(tenant_id, device_id)?;
         if d.revoked_ms.is_some() {
             return Err(RegistryError::FailedPrecondition("a revoked device cannot get a new token; create a new device".into()));
         }
         let secret = random_hex(32);
         d.token_sha256 = hex::encode(sha256(secret.as_bytes()));
-        let mut cache = self.cache.lock().expect("cache lock");
         self.put_json(Table::Devices, tenant_id, device_id, &d, None)?;
-        cache.retain(|_, (ident, _)| &*ident.device_id != device_id);
+        self.forget_device_tokens(device_id);
         Ok((d.clone(), format!("fcd_{}_{secret}", d.id)))
     }
 
+    /// After a committed change of a device: evict its verified tokens and tell
+    /// checks reading meanwhile that their read may predate the change.
+    fn forget_device_tokens(&self, device_id: &str) {
+        let mut tokens = self.tokens.lock().expect("token cache lock");
+        tokens.generation += 1;
+        tokens.verified.retain(|_, (ident, _)| &*ident.device_id != device_id);
+    }
+
     /// Who `token` speaks for, or `Unauthenticated` (malformed, unknown, wrong secret or revoked alike).
+    ///
+    /// The cache lock is never held across the backend read. A token this process
+    /// has not verified is looked up only within the device's failure limit and the
+    /// global look-up budget; beyond them it is refused without a read.
     pub fn authenticate_device(&self, token: &str) -> Result<DeviceIdentity, RegistryError> {
         let whole = sha256(token.as_bytes());
-        // The cache lock is held across a miss's read and insert; revoke and rotate
-        // hold it across their commit and eviction. So a revoked token can never be
-        // put back into the cache by a check that read the device before the revoke.
-        let mut cache = self.cache.lock().expect("cache lock");
-        if let Some((id, at)) = cache.get(&whole)
-            && at.elapsed() < self.token_cache_ttl
-        {
-            return Ok(id.clone());
-        }
-        let (device_id, secret) = split_credential(token, "fcd", "d_")?;
-        let d: Device = self.get_json(Table::Devices, device_id)?.ok_or(RegistryError::Unauthenticated)?;
-        if !secret_matches(secret, &d.token_sha256)? || d.revoked_ms.is_some() {
-            return Err(RegistryError::Unauthenticated);
-        }
-        let ident = DeviceIdentity { tenant_id: d.tenant_id.into(), device_id: d.id.into() };
-        if cache.len() >= TOKEN_CACHE_MAX {
-            // Bounded: drop expired entries, and everything if that is not enough.
-            cache.retain(|_, (_, at)| at.elapsed() < self.token_cache_ttl);
-            if cache.len() >= TOKEN_CACHE_MAX {
-                cache.clear();
+        let mut generation = {
+            let mut tokens = self.tokens.lock().expect("token cache lock");
+            match tokens.verified.get(&whole) {
+                Some((id, at)) if at.elapsed() < self.token_cache_ttl => return Ok(id.clone()),
+                Some(_) => tokens.generation, // verified before: re-read, outside the look-up limits
+                None => {
+                    let (device_id, _) = split_credential(token, "fcd", "d_")?;
+                    if !tokens.may_look_up(device_id) {
+                        return Err(RegistryError::Unauthenticated);
+                    }
+                    tokens.generation
+                }
             }
+        };
+        let (device_id, secret) = split_credential(token, "fcd", "d_")?;
+        // A read that overlapped a revoke or rotate is done again (at most twice), so
+        // the answer reflects every change committed before the check ends.
+        for attempt in 0..3 {
+            let d: Option<Device> = self.get_json(Table::Devices, device_id)?;
+            let valid = match &d {
+                Some(d) => secret_matches(secret, &d.token_sha256)? && d.revoked_ms.is_none(),
+                None => false,
+            };
+            let mut tokens = self.tokens.lock().expect("token cache lock");
+            let unchanged = tokens.generation == generation;
+            if !unchanged && attempt < 2 {
+                generation = tokens.generation;
+                continue;
+            }
+            let Some(d) = d.filter(|_| valid) else {
+                tokens.verified.remove(&whole);
+                tokens.failed(device_id);
+                return Err(RegistryError::Unauthenticated);
+            };
+            let ident = DeviceIdentity { tenant_id: d.tenant_id.into(), device_id: d.id.into() };
+            if unchanged {
+                tokens.insert(whole, ident.clone(), self.token_cache_ttl);
+            }
+            return Ok(ident);
         }
-        cache.insert(whole, (ident.clone(), std::time::Instant::now()));
-        Ok(ident)
+        unreachable!("the last attempt always answers")
     }
 }
 
@@ -562,5 +716,191 @@ mod identity_tests {
             r.create_user(&a.id, "u9@a.example", "U", Role::Viewer, "long enough password"),
             Err(RegistryError::QuotaExceeded(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod token_lookup_tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A backend that counts device reads by key, and can hold one read of a chosen
+    /// device (after reading it) until released.
+    struct Watched {
+        inner: RedbKv,
+        reads: Mutex<HashMap<String, usize>>,
+        hold_once: Mutex<Option<String>>,
+        holding: Mutex<Option<mpsc::Sender<()>>>,
+        release: Mutex<Option<mpsc::Receiver<()>>>,
+    }
+
+    impl Watched {
+        fn open(dir: &std::path::Path) -> Arc<Self> {
+            Arc::new(Self {
+                inner: RedbKv::open(&dir.join("r.redb")).unwrap(),
+                reads: Mutex::new(HashMap::new()),
+                hold_once: Mutex::new(None),
+                holding: Mutex::new(None),
+                release: Mutex::new(None),
+            })
+        }
+        fn reads(&self, key: &str) -> usize {
+            self.reads.lock().unwrap().get(key).copied().unwrap_or(0)
+        }
+        fn all_reads(&self) -> usize {
+            self.reads.lock().unwrap().values().sum()
+        }
+        /// Hold the next read of `device`; returns (is being held, release).
+        fn hold_next_read(&self, device: &str) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+            let (held_tx, held_rx) = mpsc::channel();
+            let (release_tx, release_rx) = mpsc::channel();
+            *self.hold_once.lock().unwrap() = Some(device.to_string());
+            *self.holding.lock().unwrap() = Some(held_tx);
+            *self.release.lock().unwrap() = Some(release_rx);
+            (held_rx, release_tx)
+        }
+    }
+
+    impl KvStore for Watched {
+        fn backend(&self) -> &'static str {
+            "watched"
+        }
+        fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+            let value = self.inner.get(table, key)?;
+            if table == Table::Devices {
+                *self.reads.lock().unwrap().entry(key.to_string()).or_default() += 1;
+                let hold = { self.hold_once.lock().unwrap().take_if(|k| k == key) };
+                if hold.is_some() {
+                    let release = self.release.lock().unwrap().take().unwrap();
+                    self.holding.lock().unwrap().take().unwrap().send(()).unwrap();
+                    let _ = release.recv();
+                }
+            }
+            Ok(value)
+        }
+        fn put(&self, table: Table, scope: &str, key: &str, value: &[u8], expires_ms: Option<i64>) -> Result<(), RegistryError> {
+            self.inner.put(table, scope, key, value, expires_ms)
+        }
+        fn insert_new(&self, table: Table, scope: &str, key: &str, value: &[u8]) -> Result<bool, RegistryError> {
+            self.inner.insert_new(table, scope, key, value)
+        }
+        fn remove(&self, table: Table, scope: &str, key: &str) -> Result<(), RegistryError> {
+            self.inner.remove(table, scope, key)
+        }
+        fn list(&self, table: Table, scope: &str) -> Result<Vec<Vec<u8>>, RegistryError> {
+            self.inner.list(table, scope)
+        }
+        fn prune_expired(&self, now_ms: i64) -> Result<u64, RegistryError> {
+            self.inner.prune_expired(now_ms)
+        }
+    }
+
+    fn unauthenticated(r: Result<DeviceIdentity, RegistryError>) -> bool {
+        matches!(r, Err(RegistryError::Unauthenticated))
+    }
+
+    #[test]
+    fn a_slow_backend_read_holds_up_no_other_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Watched::open(dir.path());
+        let r = Arc::new(Registry::with_backend(Box::new(kv.clone())));
+        let t = r.create_tenant("A", "growth").unwrap();
+        let (slow, slow_token) = r.create_device(&t.id, "slow").unwrap();
+        let (_, cached_token) = r.create_device(&t.id, "cached").unwrap();
+        let (_, new_token) = r.create_device(&t.id, "new").unwrap();
+        r.authenticate_device(&cached_token).unwrap();
+        let (held, release) = kv.hold_next_read(&slow.id);
+        let slow_check = std::thread::spawn({
+            let r = r.clone();
+            move || r.authenticate_device(&slow_token)
+        });
+        held.recv_timeout(Duration::from_secs(10)).expect("the slow read started");
+        // Meanwhile, a cached token and a token never seen before both get their answer.
+        let (done_tx, done) = mpsc::channel();
+        std::thread::spawn({
+            let r = r.clone();
+            move || done_tx.send((r.authenticate_device(&cached_token).is_ok(), r.authenticate_device(&new_token).is_ok())).unwrap()
+        });
+        let others = done.recv_timeout(Duration::from_secs(10));
+        release.send(()).unwrap();
+        assert_eq!(others, Ok((true, true)), "other devices authenticated while one backend read was slow");
+        assert!(slow_check.join().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_revocation_wins_over_a_check_that_read_before_it() {
+        for change in ["revoke", "rotate"] {
+            let dir = tempfile::tempdir().unwrap();
+            let kv = Watched::open(dir.path());
+            let r = Arc::new(Registry::with_backend(Box::new(kv.clone())));
+            let t = r.create_tenant("A", "growth").unwrap();
+            let (d, token) = r.create_device(&t.id, "gw").unwrap();
+            // The check reads the device (still valid), then stalls before it caches.
+            let (held, release) = kv.hold_next_read(&d.id);
+            let check = std::thread::spawn({
+                let (r, token) = (r.clone(), token.clone());
+                move || r.authenticate_device(&token)
+            });
+            held.recv_timeout(Duration::from_secs(10)).expect("the check read the device");
+            let (changed_tx, changed) = mpsc::channel();
+            std::thread::spawn({
+                let (r, tenant, device) = (r.clone(), t.id.clone(), d.id.clone());
+                move || {
+                    match change {
+                        "revoke" => r.revoke_device(&tenant, &device).unwrap(),
+                        _ => drop(r.rotate_device_token(&tenant, &device).unwrap()),
+                    }
+                    changed_tx.send(()).unwrap();
+                }
+            });
+            let waited = changed.recv_timeout(Duration::from_secs(10));
+            release.send(()).unwrap();
+            assert!(waited.is_ok(), "{change}: it waited for a check's backend read");
+            assert!(unauthenticated(check.join().unwrap()), "{change}: the overlapping check read again and saw it");
+            assert!(unauthenticated(r.authenticate_device(&token)), "{change}: the old token was not cached");
+        }
+    }
+
+    #[test]
+    fn a_flood_of_bad_tokens_costs_at_most_the_look_up_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Watched::open(dir.path());
+        // 40 look-ups an hour (no refill during the test), 5 failures per device; every
+        // verified token is re-read on each use (TTL 0), the slowest path valid devices take.
+        let r = Registry::with_backend(Box::new(kv.clone())).with_token_cache_ttl(Duration::ZERO).with_token_lookup_limits(
+            40,
+            Duration::from_secs(3600),
+            5,
+        );
+        let t = r.create_tenant("A", "growth").unwrap();
+        let (known, known_token) = r.create_device(&t.id, "known").unwrap();
+        let (target, target_token) = r.create_device(&t.id, "target").unwrap();
+        r.authenticate_device(&known_token).unwrap();
+        r.authenticate_device(&target_token).unwrap();
+        let spent = kv.all_reads(); // 2 look-ups of the budget
+        let guess = |device: &str| format!("fcd_{device}_{}", random_hex(32));
+        for i in 0..2_000 {
+            // Guesses at one real device, and at random device ids.
+            assert!(unauthenticated(r.authenticate_device(&guess(&target.id))));
+            assert!(unauthenticated(r.authenticate_device(&guess(&format!("d_{}", random_hex(8))))));
+            if i % 100 == 0 {
+                assert!(r.authenticate_device(&known_token).is_ok(), "a verified device keeps authenticating");
+                assert!(r.authenticate_device(&target_token).is_ok(), "so does the device whose id is guessed at");
+            }
+        }
+        let known_reads = kv.reads(&known.id);
+        let guessed = kv.all_reads() - spent - known_reads - kv.reads(&target.id);
+        assert!(kv.reads(&target.id) <= 5 + 20 + 1, "guesses at one device stop after its 5 failures (besides its own 20 checks)");
+        assert!(guessed + 5 <= 40 - 2, "guesses cost at most the budget: {guessed} random-id look-ups");
+        // Revocation still applies, with the budget spent and the token verified before.
+        r.revoke_device(&t.id, &known.id).unwrap();
+        assert!(unauthenticated(r.authenticate_device(&known_token)));
+        // A malformed token never costs a look-up.
+        let before = kv.all_reads();
+        for bad in ["", "fcd_", "Bearer x", "fcd_d_00_11"] {
+            assert!(unauthenticated(r.authenticate_device(bad)));
+        }
+        assert_eq!(kv.all_reads(), before);
     }
 }

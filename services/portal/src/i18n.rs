@@ -93,6 +93,11 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("language", "한국어", "English"),
     ("invalid_login", "E-mail or password is wrong.", "이메일 또는 비밀번호가 올바르지 않습니다."),
     ("too_many", "Too many attempts. Wait a minute.", "시도가 너무 많습니다. 잠시 후 다시 시도하세요."),
+    (
+        "busy",
+        "The server is busy checking other sign-ins. Try again in a moment.",
+        "다른 로그인을 확인하느라 서버가 바쁩니다. 잠시 후 다시 시도하세요.",
+    ),
     ("your_org_id", "Your organisation id (give it to a buyer)", "우리 회사 조직 ID (구매사에 알려 주세요)"),
     ("suppliers", "Suppliers", "공급사"),
     ("buyers", "Buyers", "구매사"),

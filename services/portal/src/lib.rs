@@ -43,10 +43,40 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
-    /// Login attempts per e-mail per minute.
+    /// Login attempts per e-mail and client address per minute.
     pub login_attempts_per_minute: u32,
+    /// Login attempts per client address per minute, whatever the e-mail.
+    pub login_attempts_per_address_per_minute: u32,
+    /// Login attempts per minute across the portal.
+    pub login_attempts_global_per_minute: u32,
     /// Sign-ups per client address per hour.
     pub signups_per_ip_per_hour: u32,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the
+    /// client; empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// Live views (`/machines/{machine}/live`) one session may hold open.
+    pub live_views_per_session: u32,
+    /// Live views one tenant may hold open, all sessions together.
+    pub live_views_per_tenant: u32,
+    /// How often an open live view re-checks its session (logout, expiry, role).
+    pub live_session_check_ms: u64,
+    /// Password hashes or checks (argon2id) that run at once.
+    pub password_hash_concurrency: u32,
+    /// Password hashes or checks that may wait for a slot; more are refused with 503.
+    pub password_hash_queue: u32,
+}
+
+impl Config {
+    /// `trusted_proxies` as ranges; every entry that is not an address or CIDR range is named.
+    pub fn trusted_proxy_ranges(&self) -> Result<Vec<auth::IpRange>, StartError> {
+        let (ranges, bad): (Vec<_>, Vec<_>) = self.trusted_proxies.iter().map(|r| r.parse::<auth::IpRange>()).partition(Result::is_ok);
+        if bad.is_empty() {
+            Ok(ranges.into_iter().flatten().collect())
+        } else {
+            let bad: Vec<String> = bad.into_iter().filter_map(Result::err).collect();
+            Err(StartError::Config(format!("portal.trusted_proxies: {}", bad.join("; "))))
+        }
+    }
 }
 
 impl Default for Config {
@@ -56,7 +86,15 @@ impl Default for Config {
             secure_cookies: false,
             max_body_bytes: 64 * 1024,
             login_attempts_per_minute: 5,
+            login_attempts_per_address_per_minute: 20,
+            login_attempts_global_per_minute: 600,
             signups_per_ip_per_hour: 10,
+            trusted_proxies: Vec::new(),
+            live_views_per_session: 8,
+            live_views_per_tenant: 200,
+            live_session_check_ms: 5_000,
+            password_hash_concurrency: 2,
+            password_hash_queue: 16,
         }
     }
 }
@@ -73,12 +111,18 @@ pub struct PortalState {
     pub settlement: Arc<fc_settlement_service::Settlement>,
     /// Settings.
     pub config: Config,
-    /// Login throttling per e-mail.
-    pub login_limiter: auth::Throttle,
+    /// Login throttling per (e-mail, client address), per client address and in all.
+    pub login_limiter: auth::LoginThrottle,
     /// Sign-up throttling per client address.
     pub signup_limiter: auth::Throttle,
+    /// The bound on argon2id work (sign-up, login, invitation acceptance).
+    pub hashing: auth::PasswordHashing,
     /// Live-view fan-out.
     pub hub: Arc<live::Hub>,
+    /// Open live views, against their caps.
+    pub live_views: Arc<live::LiveViews>,
+    /// `config.trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<auth::IpRange>,
     /// Fires at shutdown (ends live views).
     pub shutdown: Shutdown,
 }
@@ -102,6 +146,9 @@ impl Running {
 /// Errors that stop the portal from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// A setting is wrong.
+    #[error("{0}")]
+    Config(String),
     /// Could not bind.
     #[error("portal bind {addr}: {source}")]
     Bind {
@@ -203,14 +250,22 @@ pub async fn serve(
     settlement: Arc<fc_settlement_service::Settlement>,
     shutdown: Shutdown,
 ) -> Result<Running, StartError> {
+    let trusted_proxies = config.trusted_proxy_ranges()?;
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await
         .map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
     let state = Arc::new(PortalState {
-        login_limiter: auth::Throttle::per_minute(config.login_attempts_per_minute),
+        login_limiter: auth::LoginThrottle::per_minute(
+            config.login_attempts_per_minute,
+            config.login_attempts_per_address_per_minute,
+            config.login_attempts_global_per_minute,
+        ),
         signup_limiter: auth::Throttle::per_hour(config.signups_per_ip_per_hour),
+        hashing: auth::PasswordHashing::new(config.password_hash_concurrency, config.password_hash_queue),
+        trusted_proxies,
         hub: Arc::new(live::Hub::new(nats.clone())),
+        live_views: Arc::default(),
         registry,
         store,
         nats,
@@ -258,5 +313,19 @@ mod tests {
         };
         let cfg: Config = fc_core::config::load_table(Some(section), "FC_PORTAL__", Vec::new()).expect("the [portal] table parses");
         assert_eq!(cfg, Config::default(), "the example documents the defaults");
+    }
+
+    #[test]
+    fn bad_trusted_proxies_are_all_named() {
+        let cfg = Config {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "proxy.example".into(), "::1".into(), "10.0.0.0/40".into()],
+            ..Config::default()
+        };
+        let err = cfg.trusted_proxy_ranges().unwrap_err().to_string();
+        assert!(err.contains("proxy.example") && err.contains("10.0.0.0/40") && !err.contains("::1"), "{err}");
+        assert_eq!(
+            Config { trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()], ..Config::default() }.trusted_proxy_ranges().unwrap().len(),
+            2
+        );
     }
 }

@@ -1,11 +1,21 @@
 //! Live machine views: one NATS subscription per watched machine, fanned out
 //! to every open page over SSE (no polling). A subscription ends when its last
 //! viewer leaves.
+//!
+//! Invariants:
+//! - a live view lives no longer than its session: it re-checks the session every
+//!   `live_session_check_ms` and ends on logout, expiry, removal of the user or a
+//!   lower role (the browser reconnects with what the session allows now);
+//! - open views are capped per session and per tenant, so neither one page nor one
+//!   tenant can hold unbounded streams and NATS subscriptions.
 
 use crate::PortalState;
 use crate::auth::PageAuth;
+use crate::problem::Problem;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use fc_core::ErrorCode;
 use fc_proto::v1::TelemetryMessage;
 use futures::StreamExt;
 use prost::Message;
@@ -100,35 +110,146 @@ fn summarise(t: &TelemetryMessage) -> String {
 pub async fn sse(
     State(s): State<Arc<PortalState>>,
     PageAuth(p): PageAuth,
+    headers: HeaderMap,
     Path(machine): Path<String>,
-) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, crate::problem::Problem> {
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, Problem> {
     if machine.is_empty() || machine.len() > 64 || !machine.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-        return Err(crate::problem::Problem::bad_request("machine: not a machine identifier"));
+        return Err(Problem::bad_request("machine: not a machine identifier"));
     }
+    // PageAuth admitted a session cookie, so both are there.
+    let (Some(sid), Some(csrf)) = (crate::auth::cookie(&headers, crate::auth::SESSION_COOKIE), p.csrf.as_deref()) else {
+        return Err(Problem::new(ErrorCode::Unauthenticated, "sign in to watch a machine"));
+    };
+    // The CSRF token names the session in the counts, so the cookie is kept only by the stream.
+    let view = s.live_views.open(csrf, &p.tenant_id, s.config.live_views_per_session, s.config.live_views_per_tenant)?;
     // The subject carries the session's tenant: another tenant's machine is simply silent.
     let rx = s.hub.subscribe(fc_bus::telemetry_subject(&p.tenant_id, &machine));
-    let shutdown = s.shutdown.clone();
-    let client = LiveClient::open();
-    // Ends at shutdown, or open live views would keep the server from stopping.
-    let stream = tokio_stream::wrappers::BroadcastStream::new(rx).take_until(async move { shutdown.wait().await }).filter_map(move |m| {
-        let _counted = &client;
-        async move { m.ok().map(|data| Ok(Event::default().event("readings").data(&*data))) }
+    let period = Duration::from_millis(s.config.live_session_check_ms.max(1));
+    let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let live = Live {
+        readings: tokio_stream::wrappers::BroadcastStream::new(rx),
+        check,
+        state: s.clone(),
+        session_id: sid.to_string(),
+        tenant_id: p.tenant_id,
+        role: p.role,
+        _view: view,
+    };
+    let stream = futures::stream::unfold(live, |mut live| async move {
+        let event = live.next().await?;
+        Some((Ok(event), live))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// Counts an open live view in `portal_live_clients` for as long as it lives.
-struct LiveClient;
+/// One open live view.
+struct Live {
+    readings: tokio_stream::wrappers::BroadcastStream<Arc<str>>,
+    check: tokio::time::Interval,
+    state: Arc<PortalState>,
+    session_id: String,
+    tenant_id: String,
+    role: fc_registry::Role,
+    _view: LiveView,
+}
 
-impl LiveClient {
-    fn open() -> Self {
-        metrics::gauge!("portal_live_clients").increment(1.0);
-        Self
+impl Live {
+    /// The next event, or `None` when the view ends: at shutdown (or open views
+    /// would keep the server from stopping), when the session no longer allows
+    /// it, or when the feed ends.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            tokio::select! {
+                _ = self.state.shutdown.wait() => return None,
+                m = self.readings.next() => match m? {
+                    Ok(data) => return Some(Event::default().event("readings").data(&*data)),
+                    Err(_lagged) => continue, // skipped readings; the next ones follow
+                },
+                _ = self.check.tick() => {
+                    if !self.session_still_allows() {
+                        return None;
+                    }
+                    // A comment line: a write is how a client that went away is noticed,
+                    // which frees its place under the caps.
+                    return Some(Event::default().comment(""));
+                }
+            }
+        }
+    }
+
+    fn session_still_allows(&self) -> bool {
+        match self.state.registry.session(&self.session_id) {
+            Ok(s) => s.tenant_id == self.tenant_id && s.role >= self.role,
+            Err(_) => false, // logged out, expired, or the user is gone
+        }
     }
 }
 
-impl Drop for LiveClient {
+/// Open live views, counted per session and per tenant.
+#[derive(Default)]
+pub struct LiveViews {
+    open: Mutex<OpenViews>,
+}
+
+#[derive(Default)]
+struct OpenViews {
+    per_session: HashMap<String, u32>,
+    per_tenant: HashMap<String, u32>,
+}
+
+impl LiveViews {
+    /// Count one more view of `session` in `tenant`, or refuse it (429) when either cap is reached.
+    pub fn open(self: &Arc<Self>, session: &str, tenant: &str, per_session: u32, per_tenant: u32) -> Result<LiveView, Problem> {
+        let mut open = self.open.lock().expect("live views lock");
+        if open.per_session.get(session).copied().unwrap_or(0) >= per_session {
+            return Err(Problem::new(
+                ErrorCode::ResourceExhausted,
+                format!("this session already has {per_session} live views open; close a machine page and try again"),
+            ));
+        }
+        if open.per_tenant.get(tenant).copied().unwrap_or(0) >= per_tenant {
+            return Err(Problem::new(
+                ErrorCode::ResourceExhausted,
+                format!("your organisation already has {per_tenant} live views open; close some machine pages and try again"),
+            ));
+        }
+        *open.per_session.entry(session.to_string()).or_default() += 1;
+        *open.per_tenant.entry(tenant.to_string()).or_default() += 1;
+        metrics::gauge!("portal_live_clients").increment(1.0);
+        Ok(LiveView { views: self.clone(), session: session.to_string(), tenant: tenant.to_string() })
+    }
+
+    /// Views open now.
+    pub fn len(&self) -> usize {
+        self.open.lock().expect("live views lock").per_tenant.values().map(|n| *n as usize).sum()
+    }
+
+    /// Whether no view is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One counted live view (and one in `portal_live_clients`), for as long as it lives.
+pub struct LiveView {
+    views: Arc<LiveViews>,
+    session: String,
+    tenant: String,
+}
+
+impl Drop for LiveView {
     fn drop(&mut self) {
         metrics::gauge!("portal_live_clients").decrement(1.0);
+        let mut guard = self.views.open.lock().expect("live views lock");
+        let open = &mut *guard;
+        for (map, key) in [(&mut open.per_session, &self.session), (&mut open.per_tenant, &self.tenant)] {
+            if let Some(n) = map.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(key); // the maps hold only sessions and tenants with open views
+                }
+            }
+        }
     }
 }

@@ -200,14 +200,22 @@ fn signup_page(lang: Lang, error: Option<&str>) -> Response {
     )
 }
 
-/// Run a registry call that hashes a password on the blocking pool: argon2 is
-/// deliberately slow and must not hold an async worker.
+/// Run a registry call that hashes or verifies a password within the process's
+/// argon2 budget ([`auth::PasswordHashing`]): argon2 is deliberately slow, must not
+/// hold an async worker, and must not crowd the store out of the blocking pool.
 async fn hashing<T: Send + 'static>(
     s: &PortalState,
     call: impl FnOnce(&fc_registry::Registry) -> Result<T, fc_registry::RegistryError> + Send + 'static,
-) -> Result<Result<T, fc_registry::RegistryError>, Problem> {
+) -> Result<Result<T, fc_registry::RegistryError>, auth::HashingBusy> {
     let registry = s.registry.clone();
-    tokio::task::spawn_blocking(move || call(&registry)).await.map_err(|e| Problem::new(fc_core::ErrorCode::Internal, e.to_string()))
+    s.hashing.run(move || call(&registry)).await
+}
+
+/// A page refused for now, with its status and how long to wait (`Retry-After`, seconds).
+fn try_later(mut page: Response, status: StatusCode, retry_after_s: u32) -> Response {
+    *page.status_mut() = status;
+    page.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_s));
+    page
 }
 
 /// Start a session for `user` and go to the dashboard.
@@ -220,20 +228,16 @@ async fn signup_form(headers: HeaderMap) -> Response {
     signup_page(auth::lang(&headers), None)
 }
 
-async fn signup(State(s): St, headers: HeaderMap, ext: axum::http::Extensions, Form(f): Form<SignupForm>) -> Response {
+async fn signup(State(s): St, headers: HeaderMap, client: auth::ClientAddr, Form(f): Form<SignupForm>) -> Response {
     let lang = auth::lang(&headers);
     // Each sign-up costs an argon2 hash and creates a tenant: throttled per client address.
-    let client =
-        ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
-    if !s.signup_limiter.allow(&client) {
+    if !s.signup_limiter.allow(&client.throttle_key()) {
         metrics::counter!("portal_signups_total", "result" => "throttled").increment(1);
-        let mut r = signup_page(lang, Some(lang.t("too_many_signups")));
-        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        return r;
+        return try_later(signup_page(lang, Some(lang.t("too_many_signups"))), StatusCode::TOO_MANY_REQUESTS, 3600);
     }
-    let signed = match hashing(&s, move |r| r.sign_up(&f.company, &f.plan, &f.email, &f.name, &f.password)).await {
-        Ok(r) => r,
-        Err(p) => return PageError::from(p).into_response(),
+    let Ok(signed) = hashing(&s, move |r| r.sign_up(&f.company, &f.plan, &f.email, &f.name, &f.password)).await else {
+        metrics::counter!("portal_signups_total", "result" => "busy").increment(1);
+        return try_later(signup_page(lang, Some(lang.t("busy"))), StatusCode::SERVICE_UNAVAILABLE, 1);
     };
     match signed {
         Ok((_, user)) => {
@@ -276,20 +280,24 @@ async fn login_form(headers: HeaderMap) -> Response {
     login_page(auth::lang(&headers), None)
 }
 
-async fn login(State(s): St, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+async fn login(State(s): St, headers: HeaderMap, client: auth::ClientAddr, Form(f): Form<LoginForm>) -> Response {
     let lang = auth::lang(&headers);
-    if !s.login_limiter.allow(&f.email) {
-        let mut r = login_page(lang, Some(lang.t("too_many")));
-        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        return r;
+    // Before any argon2 work: a refused attempt costs a few map lookups, nothing more.
+    if !s.login_limiter.allow(client, &f.email) {
+        metrics::counter!("portal_logins_total", "result" => "throttled").increment(1);
+        return try_later(login_page(lang, Some(lang.t("too_many"))), StatusCode::TOO_MANY_REQUESTS, 60);
     }
     let (email, password) = (f.email.clone(), f.password.clone());
     match hashing(&s, move |r| r.login(&email, &password)).await {
+        Err(auth::HashingBusy) => {
+            metrics::counter!("portal_logins_total", "result" => "busy").increment(1);
+            try_later(login_page(lang, Some(lang.t("busy"))), StatusCode::SERVICE_UNAVAILABLE, 1)
+        }
         Ok(Ok(user)) => {
             metrics::counter!("portal_logins_total", "result" => "ok").increment(1);
             signed_in(&s, &user).into_response()
         }
-        _ => {
+        Ok(Err(_)) => {
             metrics::counter!("portal_logins_total", "result" => "refused").increment(1);
             let mut r = login_page(lang, Some(lang.t("invalid_login")));
             *r.status_mut() = StatusCode::UNAUTHORIZED;
@@ -679,7 +687,11 @@ struct AcceptForm {
 }
 
 async fn accept_invite(State(s): St, Path(token): Path<String>, Form(f): Form<AcceptForm>) -> PageResult {
-    let user = hashing(&s, move |r| r.accept_invitation(&token, &f.name, &f.password)).await??;
+    // A cheap check first: an unknown or withdrawn token never takes a hashing slot.
+    s.registry.invitation(&token)?;
+    let user = hashing(&s, move |r| r.accept_invitation(&token, &f.name, &f.password))
+        .await
+        .map_err(|busy| Problem::new(fc_core::ErrorCode::Unavailable, busy.to_string()))??;
     signed_in(&s, &user)
 }
 
