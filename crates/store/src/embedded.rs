@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 /// Most readings in one block.
@@ -88,7 +88,10 @@ struct State {
 }
 
 struct Inner {
-    db: redb::Database,
+    /// The open file. After a failed commit (a full disk, an I/O error) redb refuses
+    /// every later write until the file is reopened; [`EmbeddedStore::begin_write`]
+    /// does that, so the store recovers once the disk does, without a restart.
+    db: RwLock<Option<Arc<redb::Database>>>,
     path: PathBuf,
     cfg: EmbeddedConfig,
     /// Serialises writers and the head rotation of a flush.
@@ -119,10 +122,7 @@ impl EmbeddedStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
         }
-        let db = redb::Database::builder()
-            .set_cache_size(cfg.cache_mb.max(1) * 1024 * 1024)
-            .create(&path)
-            .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        let db = Self::open_db(&path, &cfg)?;
         let txn = db.begin_write().map_err(be)?;
         {
             txn.open_table(BLOCKS).map_err(be)?;
@@ -167,7 +167,7 @@ impl EmbeddedStore {
         }
         let readers = tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()) * 2);
         Ok(Self(Arc::new(Inner {
-            db,
+            db: RwLock::new(Some(Arc::new(db))),
             path,
             cfg,
             writer: Mutex::new(()),
@@ -176,6 +176,68 @@ impl EmbeddedStore {
             state: Mutex::new(st),
             blocks_decoded: AtomicU64::new(0),
         })))
+    }
+
+    fn open_db(path: &Path, cfg: &EmbeddedConfig) -> Result<redb::Database, StoreError> {
+        redb::Database::builder()
+            .set_cache_size(cfg.cache_mb.max(1) * 1024 * 1024)
+            .create(path)
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))
+    }
+
+    /// The open database (briefly absent while it is being reopened).
+    fn db(&self) -> Result<Arc<redb::Database>, StoreError> {
+        self.0
+            .db
+            .read()
+            .expect("db lock")
+            .clone()
+            .ok_or_else(|| StoreError::Backend("the store file is being reopened after an I/O error".into()))
+    }
+
+    /// A write transaction; after an earlier I/O failure, reopen the file first.
+    fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        let db = self.db()?;
+        match db.begin_write() {
+            Ok(txn) => Ok(txn),
+            Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo)) => {
+                drop(db);
+                self.reopen()?;
+                self.db()?.begin_write().map_err(be)
+            }
+            Err(e) => Err(be(e)),
+        }
+    }
+
+    /// Close the file (once nobody else holds it) and open it again: redb repairs it
+    /// to its last commit, which is what the in-memory state reflects (that state
+    /// changes only after a commit succeeded).
+    fn reopen(&self) -> Result<(), StoreError> {
+        let inner = &*self.0;
+        let mut slot = inner.db.write().expect("db lock");
+        if let Some(mut held) = slot.take() {
+            let deadline = Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                match Arc::try_unwrap(held) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still) if Instant::now() < deadline => {
+                        held = still;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(still) => {
+                        *slot = Some(still);
+                        return Err(StoreError::Backend("cannot reopen the store file: it is still in use".into()));
+                    }
+                }
+            }
+        }
+        metrics::counter!("store_reopens_total").increment(1);
+        tracing::warn!(path = %inner.path.display(), "reopening the store file after an I/O error");
+        *slot = Some(Arc::new(Self::open_db(&inner.path, &inner.cfg)?));
+        Ok(())
     }
 
     /// Rewrite the file without free pages (the store must not be open elsewhere).
@@ -188,7 +250,7 @@ impl EmbeddedStore {
     /// Number of stored blocks (all tenants), for tests and diagnostics.
     pub fn block_count(&self) -> Result<u64, StoreError> {
         use redb::ReadableTableMetadata;
-        let read = self.0.db.begin_read().map_err(be)?;
+        let read = self.db()?.begin_read().map_err(be)?;
         read.open_table(BLOCKS).map_err(be)?.len().map_err(be)
     }
 
@@ -257,7 +319,7 @@ impl EmbeddedStore {
         }
         let refs: Vec<(u64, &[Point])> = entries.iter().map(|(s, p)| (*s, p.as_slice())).collect();
         let record = codec::encode_wal(&refs);
-        let txn = inner.db.begin_write().map_err(be)?;
+        let txn = self.begin_write()?;
         {
             txn.open_table(WAL).map_err(be)?.insert(seq, record.as_slice()).map_err(be)?;
             let mut series = txn.open_table(SERIES).map_err(be)?;
@@ -337,7 +399,7 @@ impl EmbeddedStore {
         let mut plans = Vec::with_capacity(head.series.len());
         let mut carried: Vec<(u64, Vec<Point>)> = Vec::new();
         {
-            let read = inner.db.begin_read().map_err(be)?;
+            let read = self.db()?.begin_read().map_err(be)?;
             let blocks = read.open_table(BLOCKS).map_err(be)?;
             for (sid, raw) in &head.series {
                 // A series whose blocks cannot be read (a bad block, an I/O error) must not
@@ -417,7 +479,7 @@ impl EmbeddedStore {
                 }
             }
         }
-        let txn = inner.db.begin_write().map_err(be)?;
+        let txn = self.begin_write()?;
         {
             let mut blocks = txn.open_table(BLOCKS).map_err(be)?;
             let mut latest = txn.open_table(LATEST).map_err(be)?;
@@ -496,7 +558,7 @@ impl EmbeddedStore {
         let keep = limit.saturating_add(1);
         compact_ranked(&mut ranked, keep, &mut cutoff);
         let mut compacted = false;
-        let read = inner.db.begin_read().map_err(be)?;
+        let read = self.db()?.begin_read().map_err(be)?;
         let blocks = read.open_table(BLOCKS).map_err(be)?;
         for row in blocks.range((tenant, sid, start, 0u64)..(tenant, sid, end.saturating_add(MAX_BLOCK_SPAN_MS), 0u64)).map_err(be)? {
             let (k, v) = row.map_err(be)?;
@@ -525,7 +587,7 @@ impl EmbeddedStore {
 
     fn purge_blocking(&self, cutoffs: &Cutoffs) -> Result<u64, StoreError> {
         let _flusher = self.0.flusher.lock().expect("flusher lock");
-        let txn = self.0.db.begin_write().map_err(be)?;
+        let txn = self.begin_write()?;
         let mut dropped = 0u64;
         {
             let mut blocks = txn.open_table(BLOCKS).map_err(be)?;
@@ -778,7 +840,7 @@ mod tests {
             s.flush().await.unwrap();
             // Damage series a's only block.
             let sid = s.0.state.lock().unwrap().by_key["t1"][&a];
-            let txn = s.0.db.begin_write().unwrap();
+            let txn = s.begin_write().unwrap();
             {
                 let mut blocks = txn.open_table(BLOCKS).unwrap();
                 let keys: Vec<_> = blocks
@@ -831,7 +893,7 @@ mod tests {
         assert_eq!(r.points.iter().map(|p| (p.ts_ms, p.value)).collect::<Vec<_>>(), vec![(1, 1.0), (2, 20.0), (3, 3.0)]);
         s.flush().await.unwrap();
         assert_eq!(s.head_readings(), 0);
-        let read = s.0.db.begin_read().unwrap();
+        let read = s.db().unwrap().begin_read().unwrap();
         assert_eq!(read.open_table(BLOCKS).unwrap().len().unwrap(), 1, "small tail block merged");
         assert_eq!(read.open_table(WAL).unwrap().len().unwrap(), 0, "log truncated after flush");
         drop(read);
