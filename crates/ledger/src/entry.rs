@@ -155,6 +155,8 @@ pub enum Event {
     PaymentInstructed(PaymentInstruction),
     /// The bank confirmed an instructed payment.
     PaymentConfirmed(PaymentConfirmed),
+    /// The buyer exported instructed payments to a bank file.
+    PaymentsExported(PaymentsExported),
 }
 
 /// `design_published`.
@@ -325,6 +327,25 @@ pub struct PaymentConfirmed {
     pub instruction_id: String,
     /// The bank's reference for the transfer.
     pub bank_reference: String,
+}
+
+/// `payments_exported`: the buyer took a bank file (ISO 20022 `pain.001`)
+/// paying these instructions. [`crate::settle`] refuses a payment in a second
+/// export unless the export says it re-issues the one the payment is in, so
+/// a payment reaches the bank once per explicit decision of the buyer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsExported {
+    /// The file's `GrpHdr/MsgId`, unique in the ledger.
+    pub message_id: String,
+    /// The instructions the file pays, in file order.
+    pub instruction_ids: Vec<String>,
+    /// SHA-256 of the file's bytes, so a later download can be checked to be
+    /// the very file this entry recorded.
+    pub file_sha256: Sha256Hex,
+    /// The export whose payments this one pays again (the bank refused or
+    /// lost that file); `None` for a first export.
+    pub reissue_of: Option<String>,
 }
 
 /// A SHA-256 digest written as 64 lowercase hex digits.

@@ -21,6 +21,10 @@
 //!   the sample is at least the contract's sample size and holds at most the
 //!   allowed defects. The buyer may reject any received delivery; a rejected
 //!   shipment's quantity may be shipped again under a new shipment ID.
+//! - A bank file pays instructed, unconfirmed payments above zero
+//!   (`payments_exported`). A payment is in at most one export, unless a
+//!   later export names the one it is in as the export it re-issues: paying
+//!   twice takes the buyer's explicit decision, never a second download.
 //!
 //! Invariant: every `payment_instructed` entry equals the instruction these
 //! rules compute for its shipment; a mismatch fails the replay, naming the
@@ -44,7 +48,7 @@ use sha2::{Digest, Sha256};
 
 use crate::entry::{
     DeliveryAccepted, DeliveryRejected, ENTRY_VERSION, Entry, Event, InspectionRecorded, OrderIssued, PaymentConfirmed, PaymentInstruction,
-    ShipmentMoved,
+    PaymentsExported, Sha256Hex, ShipmentMoved,
 };
 
 /// One day in milliseconds.
@@ -151,6 +155,15 @@ pub enum SettleError {
         seq: u64,
         /// The shipment or instruction named.
         what: String,
+    },
+    /// A bank-file export the rules refuse (a payment already exported, not
+    /// payable, or a repeated or unknown message id).
+    #[error("entry {seq}: export refused: {reason}")]
+    Export {
+        /// The entry.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
     },
     /// Integer arithmetic left the range of its type.
     #[error("entry {seq}: arithmetic overflow computing {what}")]
@@ -327,6 +340,32 @@ pub struct Payment {
     pub instruction: PaymentInstruction,
     /// Where it stands.
     pub status: PaymentStatus,
+    /// The message id of the latest bank file that pays it, once exported.
+    pub export: Option<String>,
+}
+
+/// A bank file the buyer exported (`payments_exported`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    /// The file's message id.
+    pub message_id: String,
+    /// The instructions it pays, in file order.
+    pub instruction_ids: Vec<String>,
+    /// SHA-256 of the file.
+    pub file_sha256: Sha256Hex,
+    /// The export it re-issues, if any.
+    pub reissue_of: Option<String>,
+    /// The recording entry.
+    pub seq: u64,
+    /// When it was recorded.
+    pub at_ms: i64,
+}
+
+impl Payment {
+    /// Whether a bank file may pay it: instructed, not confirmed, above zero.
+    pub fn is_payable(&self) -> bool {
+        matches!(self.status, PaymentStatus::Instructed { .. }) && self.instruction.amount_krw > 0
+    }
 }
 
 /// The settlement state the entries imply (read-only: only entries change
@@ -347,6 +386,8 @@ pub struct Ledger {
     payment_by_id: BTreeMap<String, usize>,
     /// Indexes of the payments still `Due`, in acceptance order.
     due: BTreeSet<usize>,
+    /// Bank-file exports by message id.
+    exports: BTreeMap<String, Export>,
     next_seq: u64,
     /// Accept gaps in `seq` (a member's view of the log: only the entries it
     /// may read), still refusing any seq at or below one already applied.
@@ -425,6 +466,17 @@ impl Ledger {
         self.payments.get(index)
     }
 
+    /// Bank-file exports by message id.
+    pub fn exports(&self) -> &BTreeMap<String, Export> {
+        &self.exports
+    }
+
+    /// Payments a new bank file pays: instructed, unconfirmed, above zero and
+    /// in no export yet, in acceptance order.
+    pub fn exportable(&self) -> impl Iterator<Item = &Payment> {
+        self.payments.iter().filter(|p| p.is_payable() && p.export.is_none())
+    }
+
     /// Applies the next entry. On error the ledger is unchanged, so a service
     /// can check an entry before appending it.
     ///
@@ -457,6 +509,7 @@ impl Ledger {
             Event::DeliveryRejected(rejected) => self.delivery_rejected(ctx, rejected),
             Event::PaymentInstructed(instruction) => self.payment_instructed(ctx, instruction),
             Event::PaymentConfirmed(confirmed) => self.payment_confirmed(ctx, confirmed),
+            Event::PaymentsExported(exported) => self.payments_exported(ctx, exported),
         }
     }
 
@@ -603,7 +656,7 @@ impl Ledger {
         self.payment_by_shipment.insert((instruction.order_id.clone(), instruction.shipment_id.clone()), index);
         self.payment_by_id.insert(instruction.instruction_id.clone(), index);
         self.due.insert(index);
-        self.payments.push(Payment { instruction, status: PaymentStatus::Due });
+        self.payments.push(Payment { instruction, status: PaymentStatus::Due, export: None });
     }
 
     fn delivery_rejected(&mut self, ctx: Context<'_>, rejected: &DeliveryRejected) -> Result<(), SettleError> {
@@ -657,6 +710,58 @@ impl Ledger {
         order.unconfirmed_payments -= 1; // this payment was counted, unconfirmed
         let order_id = payment.instruction.order_id.clone();
         self.refresh_status(&order_id);
+        Ok(())
+    }
+
+    fn payments_exported(&mut self, ctx: Context<'_>, exported: &PaymentsExported) -> Result<(), SettleError> {
+        let refuse = |reason: String| SettleError::Export { seq: ctx.seq, reason };
+        if self.exports.contains_key(&exported.message_id) {
+            return Err(ctx.duplicate(format!("export {:?} already recorded", exported.message_id)));
+        }
+        if exported.instruction_ids.is_empty() {
+            return Err(refuse("an export pays at least one payment".to_owned()));
+        }
+        if let Some(original) = &exported.reissue_of
+            && !self.exports.contains_key(original)
+        {
+            return Err(refuse(format!("export {original:?} to re-issue does not exist")));
+        }
+        let mut indexes = Vec::with_capacity(exported.instruction_ids.len());
+        for id in &exported.instruction_ids {
+            let index =
+                *self.payment_by_id.get(id).ok_or_else(|| SettleError::NothingDue { seq: ctx.seq, what: format!("instruction {id:?}") })?;
+            if indexes.contains(&index) {
+                return Err(refuse(format!("payment {id} is listed twice")));
+            }
+            let payment = &self.payments[index];
+            let buyer = self.orders.get(&payment.instruction.order_id).map(|o| o.terms.buyer_org.as_str()).unwrap_or_default();
+            ctx.require_actor("payments_exported", buyer)?;
+            if !payment.is_payable() {
+                return Err(refuse(format!("payment {id} is not payable (not instructed, already confirmed, or 0 KRW)")));
+            }
+            if payment.export != exported.reissue_of {
+                return Err(refuse(match &payment.export {
+                    Some(m) => format!("payment {id} is already in export {m}; re-issue that export to pay it again"),
+                    None => format!("payment {id} was never exported, so it cannot be re-issued"),
+                }));
+            }
+            indexes.push(index);
+        }
+        // Checks done; commit.
+        for index in indexes {
+            self.payments[index].export = Some(exported.message_id.clone());
+        }
+        self.exports.insert(
+            exported.message_id.clone(),
+            Export {
+                message_id: exported.message_id.clone(),
+                instruction_ids: exported.instruction_ids.clone(),
+                file_sha256: exported.file_sha256,
+                reissue_of: exported.reissue_of.clone(),
+                seq: ctx.seq,
+                at_ms: ctx.at_ms,
+            },
+        );
         Ok(())
     }
 

@@ -584,3 +584,69 @@ fn a_members_view_with_gaps_settles_to_the_same_payments() {
     backwards.push(view[1].clone());
     assert!(matches!(fc_ledger::settle::replay_sparse(&backwards), Err(SettleError::OutOfSequence { .. })));
 }
+
+fn exported(message_id: &str, shipments: &[&str], reissue_of: Option<&str>) -> Event {
+    Event::PaymentsExported(fc_ledger::entry::PaymentsExported {
+        message_id: message_id.into(),
+        instruction_ids: shipments.iter().map(|s| instruction_id(ORDER, s)).collect(),
+        file_sha256: fc_ledger::entry::Sha256Hex([7; 32]),
+        reissue_of: reissue_of.map(str::to_string),
+    })
+}
+
+#[test]
+fn a_payment_is_exported_once_unless_its_export_is_reissued() {
+    let export_refused = |seq, reason: &str| Expect::Fails(SettleError::Export { seq, reason: reason.into() });
+    let instructed = Log::new().order(40).accept_order().send("s1", 20).send("s2", 20);
+    let instructed = instructed.receive("s1", 20, DUE).inspect("s1", 13, 0).accept("s1", 20, DUE).instruct_due();
+    let instructed = instructed.receive("s2", 20, DUE).inspect("s2", 13, 0).accept("s2", 20, DUE).instruct_due();
+    let id1 = instruction_id(ORDER, "s1");
+    let first = accepted_clone(&instructed).push(BUYER, exported("M1", &["s1", "s2"], None));
+    check(&first.entries, settled(OrderStatus::Delivered, 40, 40, vec![]));
+    let ledger = replay(&first.entries).unwrap();
+    assert_eq!(ledger.payment(&id1).unwrap().export.as_deref(), Some("M1"));
+    assert_eq!(ledger.exportable().count(), 0, "nothing is left for a new file");
+    assert_eq!(ledger.exports()["M1"].seq, 12);
+    // A second export of the same payments is refused: a second download never pays twice.
+    check(
+        &accepted_clone(&first).push(BUYER, exported("M2", &["s1"], None)).entries,
+        export_refused(13, &format!("payment {id1} is already in export M1; re-issue that export to pay it again")),
+    );
+    // The buyer re-issues M1 explicitly; then M1 may not be re-issued for the same payment again, M2 may.
+    let reissued = accepted_clone(&first).push(BUYER, exported("M2", &["s1"], Some("M1")));
+    assert_eq!(replay(&reissued.entries).unwrap().payment(&id1).unwrap().export.as_deref(), Some("M2"));
+    check(
+        &accepted_clone(&reissued).push(BUYER, exported("M3", &["s1"], Some("M1"))).entries,
+        export_refused(14, &format!("payment {id1} is already in export M2; re-issue that export to pay it again")),
+    );
+    check(
+        &accepted_clone(&reissued).push(BUYER, exported("M3", &["s1"], Some("M2"))).entries,
+        settled(OrderStatus::Delivered, 40, 40, vec![]),
+    );
+    // Confirmed payments, unknown exports, repeated ids and other actors are refused.
+    check(
+        &accepted_clone(&first).confirm("s1").push(BUYER, exported("M2", &["s1"], Some("M1"))).entries,
+        export_refused(14, &format!("payment {id1} is not payable (not instructed, already confirmed, or 0 KRW)")),
+    );
+    check(
+        &accepted_clone(&first).push(BUYER, exported("M2", &["s1"], Some("M9"))).entries,
+        export_refused(13, "export \"M9\" to re-issue does not exist"),
+    );
+    check(
+        &accepted_clone(&first).push(BUYER, exported("M1", &["s1"], Some("M1"))).entries,
+        Expect::Fails(SettleError::Duplicate { seq: 13, what: "export \"M1\" already recorded".into() }),
+    );
+    check(
+        &accepted_clone(&instructed).push(BUYER, exported("M1", &["s1", "s1"], None)).entries,
+        export_refused(12, &format!("payment {id1} is listed twice")),
+    );
+    check(
+        &accepted_clone(&instructed).push(SUPPLIER, exported("M1", &["s1"], None)).entries,
+        Expect::Fails(SettleError::WrongActor { seq: 12, event: "payments_exported", actor: SUPPLIER.into(), allowed: BUYER.into() }),
+    );
+    // A refused export leaves the ledger as it was.
+    let mut ledger = replay(&first.entries).unwrap();
+    let before = ledger.clone();
+    assert!(ledger.apply(&Entry::new(13, 0, BUYER, exported("M2", &["s2", "s1"], None))).is_err());
+    assert_eq!(ledger, before);
+}

@@ -20,7 +20,9 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use fc_registry::{BankAccount, Role};
 use fc_settlement::{ConsistencyProof, InclusionProof};
-use fc_settlement_service::{DesignView, EntryView, NetworkView, OrderInput, OrderView, PaymentView, TelemetryInspection};
+use fc_settlement_service::{
+    BankFile, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, TelemetryInspection,
+};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -54,7 +56,9 @@ pub fn routes(max_design_bytes: usize) -> Router<Arc<PortalState>> {
         .route("/api/v1/networks/{network}/orders/{order_id}/shipments/{shipment_id}/accept", post(accept_delivery))
         .route("/api/v1/networks/{network}/orders/{order_id}/shipments/{shipment_id}/reject", post(reject_delivery))
         .route("/api/v1/networks/{network}/payments", get(payments))
-        .route("/api/v1/networks/{network}/payments/pain001", get(bank_file))
+        .route("/api/v1/networks/{network}/payments/exports", get(exports).post(export_payments))
+        .route("/api/v1/networks/{network}/payments/exports/{message_id}", get(export_file))
+        .route("/api/v1/networks/{network}/payments/exports/{message_id}/reissue", post(reissue_export))
         .route("/api/v1/networks/{network}/payments/{instruction_id}/confirm", post(confirm_payment))
 }
 
@@ -406,11 +410,49 @@ pub(crate) async fn payments(State(s): St, ApiAuth(p): ApiAuth, Path(network): P
     Ok(Json(s.settlement.payments(&network, &p.tenant_id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/networks/{network}/payments/pain001", params(("network" = String, Path)), responses((status = 200, description = "ISO 20022 pain.001.001.09 of every instructed, unconfirmed payment", content_type = "application/xml"), (status = 409, body = Problem)))]
-pub(crate) async fn bank_file(State(s): St, ApiAuth(p): ApiAuth, Path(network): Path<String>) -> Result<Response, Problem> {
+fn bank_file(file: BankFile) -> Response {
+    attachment("application/xml; charset=utf-8", &format!("{}.xml", file.message_id), file.xml)
+}
+
+#[utoipa::path(post, path = "/api/v1/networks/{network}/payments/exports", params(("network" = String, Path)), responses((status = 201, description = "a new bank file (ISO 20022 pain.001.001.09) of every instructed, unconfirmed payment above 0 KRW that no export holds yet; recorded on the ledger", content_type = "application/xml"), (status = 409, body = Problem)))]
+pub(crate) async fn export_payments(State(s): St, ApiAuth(p): ApiAuth, Path(network): Path<String>) -> Result<Response, Problem> {
     p.require(Role::Operator)?;
-    let (msg_id, xml) = s.settlement.bank_file(&network, &p.tenant_id).await?;
-    Ok(attachment("application/xml; charset=utf-8", &format!("{msg_id}.xml"), xml))
+    let file = s.settlement.export_payments(&network, &p.tenant_id).await?;
+    let location = format!("/api/v1/networks/{network}/payments/exports/{}", file.message_id);
+    let mut r = bank_file(file);
+    *r.status_mut() = StatusCode::CREATED;
+    if let Ok(v) = header::HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+#[utoipa::path(get, path = "/api/v1/networks/{network}/payments/exports", params(("network" = String, Path)), responses((status = 200, body = Vec<ExportView>), (status = 403, body = Problem)))]
+pub(crate) async fn exports(State(s): St, ApiAuth(p): ApiAuth, Path(network): Path<String>) -> Result<Json<Vec<ExportView>>, Problem> {
+    p.require(Role::Operator)?;
+    Ok(Json(s.settlement.exports(&network, &p.tenant_id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/networks/{network}/payments/exports/{message_id}", params(("network" = String, Path), ("message_id" = String, Path)), responses((status = 200, description = "the export's bank file, byte for byte as first exported", content_type = "application/xml"), (status = 404, body = Problem)))]
+pub(crate) async fn export_file(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, message_id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    p.require(Role::Operator)?;
+    Ok(bank_file(s.settlement.export_file(&network, &p.tenant_id, &message_id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/networks/{network}/payments/exports/{message_id}/reissue", params(("network" = String, Path), ("message_id" = String, Path)), responses((status = 201, description = "a new bank file paying again the unconfirmed payments of that export; recorded on the ledger", content_type = "application/xml"), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub(crate) async fn reissue_export(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, message_id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    p.require(Role::Operator)?;
+    let mut r = bank_file(s.settlement.reissue_export(&network, &p.tenant_id, &message_id).await?);
+    *r.status_mut() = StatusCode::CREATED;
+    Ok(r)
 }
 
 /// The bank's confirmation.

@@ -34,7 +34,9 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/designs", get(designs_page))
         .route("/designs/{network}/{design_id}/{version}", get(design_download))
         .route("/statements", get(statements_page))
-        .route("/statements/{network}/pain001", get(bank_file))
+        .route("/statements/{network}/exports", post(export_payments))
+        .route("/statements/{network}/exports/{message_id}", get(export_file))
+        .route("/statements/{network}/exports/{message_id}/reissue", post(reissue_export))
         .route("/statements/{network}/{instruction_id}/confirm", post(confirm))
         .route("/ledger", get(ledger_page))
         .route("/org", get(org_page).post(org_save))
@@ -422,11 +424,12 @@ async fn statements_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {
 async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>) -> PageResult {
     let lang = p.lang;
     let networks = s.settlement.networks(&p.tenant_id)?;
+    let owner = p.role.allows(Role::Operator);
     let mut sections = Vec::new();
     for n in &networks {
-        sections.push((n.clone(), s.settlement.payments(&n.network, &p.tenant_id).await?));
+        let exports = if owner && n.role == "buyer" { s.settlement.exports(&n.network, &p.tenant_id).await? } else { Vec::new() };
+        sections.push((n.clone(), s.settlement.payments(&n.network, &p.tenant_id).await?, exports));
     }
-    let owner = p.role.allows(Role::Operator);
     Ok(page(
         lang,
         lang.t("statements"),
@@ -434,7 +437,7 @@ async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>
         html! {
             h1 { (lang.t("statements")) }
             @if let Some(e) = &error { p.error role="alert" { (e) } }
-            @for (n, payments) in &sections {
+            @for (n, payments, exports) in &sections {
                 h2 { (n.buyer_name) " · " (role_label(lang, n)) }
                 @if payments.is_empty() { p.muted { (lang.t("no_payments")) } } @else {
                     @let total: u64 = payments.iter().map(|x| x.amount_krw).sum();
@@ -450,17 +453,61 @@ async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>
                         } } }
                         tfoot { tr { th colspan="3" { (lang.t("total")) } th { (krw(total)) } th colspan="4" {} } }
                     }
-                    @if owner && n.role == "buyer" { p { a href={ "/statements/" (n.network) "/pain001" } download { (lang.t("download_bank_file")) } " (ISO 20022 pain.001.001.09)" } }
+                    @if owner && n.role == "buyer" {
+                        form.inline method="post" action={ "/statements/" (n.network) "/exports" } { (csrf_field(p)) button type="submit" { (lang.t("export_bank_file")) } " (ISO 20022 pain.001.001.09)" }
+                        @if !exports.is_empty() {
+                            h3 { (lang.t("bank_files")) }
+                            table.exports { tbody { @for e in exports { tr {
+                                td { a href={ "/statements/" (n.network) "/exports/" (e.message_id) } download { (e.message_id) ".xml" } }
+                                td { (day(e.exported_ms)) } td.amount { (krw(e.amount_krw)) } td { (e.instruction_ids.len()) }
+                                td { @if e.unconfirmed > 0 {
+                                    form.inline method="post" action={ "/statements/" (n.network) "/exports/" (e.message_id) "/reissue" } { (csrf_field(p)) button type="submit" { (lang.t("reissue")) } }
+                                } }
+                            } } } }
+                        }
+                    }
                 }
             }
         },
     ))
 }
 
-async fn bank_file(State(s): St, PageAuth(p): PageAuth, Path(network): Path<String>) -> PageResult {
+fn bank_file(file: fc_settlement_service::BankFile) -> axum::response::Response {
+    attachment("application/xml; charset=utf-8", &format!("{}.xml", file.message_id), file.xml)
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn export_payments(State(s): St, PageAuth(p): PageAuth, Path(network): Path<String>, Form(f): Form<CsrfForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
     p.require(Role::Operator)?;
-    match s.settlement.bank_file(&network, &p.tenant_id).await {
-        Ok((msg_id, xml)) => Ok(attachment("application/xml; charset=utf-8", &format!("{msg_id}.xml"), xml)),
+    match s.settlement.export_payments(&network, &p.tenant_id).await {
+        Ok(file) => Ok(bank_file(file)),
+        Err(e) => statements_refused(&s, &p, e.into()).await,
+    }
+}
+
+async fn export_file(State(s): St, PageAuth(p): PageAuth, Path((network, message_id)): Path<(String, String)>) -> PageResult {
+    p.require(Role::Operator)?;
+    match s.settlement.export_file(&network, &p.tenant_id, &message_id).await {
+        Ok(file) => Ok(bank_file(file)),
+        Err(e) => statements_refused(&s, &p, e.into()).await,
+    }
+}
+
+async fn reissue_export(
+    State(s): St,
+    PageAuth(p): PageAuth,
+    Path((network, message_id)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    p.require(Role::Operator)?;
+    match s.settlement.reissue_export(&network, &p.tenant_id, &message_id).await {
+        Ok(file) => Ok(bank_file(file)),
         Err(e) => statements_refused(&s, &p, e.into()).await,
     }
 }

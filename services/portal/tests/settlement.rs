@@ -379,8 +379,8 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
     );
 
     // the bank file: refused until both sides entered accounts, then exact
-    let pain = format!("/api/v1/networks/{net}/payments/pain001");
-    assert_eq!(api(w.addr, "GET", &pain, &b.key, None).await?.status, 409);
+    let pain = format!("/api/v1/networks/{net}/payments/exports");
+    assert_eq!(api(w.addr, "POST", &pain, &b.key, None).await?.status, 409);
     // bank accounts are the owners' (signed in); an operator key is refused
     let buyer_bank = json!({ "holder": "(주)바이어모터스", "account_kind": "domestic", "account": "110-123-456789", "bank_kind": "bank_code", "bank": "088" });
     assert_eq!(api(w.addr, "PUT", "/api/v1/org/bank", &b.key, Some(buyer_bank.clone())).await?.status, 403);
@@ -390,11 +390,11 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
         json!({ "holder": "Supplier One", "account_kind": "iban", "account": "DE00000000000000000000", "bank_kind": "bic", "bank": "DEUTDEFF" }),
     )?;
     assert_eq!(st.set_bank_account(&s1.id, bad_iban).unwrap_err().code, fc_core::ErrorCode::InvalidArgument, "bad IBAN check digits");
-    assert_eq!(api(w.addr, "GET", &pain, &b.key, None).await?.status, 409, "the supplier has no account yet");
+    assert_eq!(api(w.addr, "POST", &pain, &b.key, None).await?.status, 409, "the supplier has no account yet");
     st.set_bank_account(&s1.id, serde_json::from_value(json!({ "holder": "Supplier One", "account_kind": "domestic", "account": "356-0987-6543-21", "bank_kind": "bank_code", "bank": "004" }))?)?;
-    assert_eq!(api(w.addr, "GET", &pain, &s1.key, None).await?.status, 403, "only the buyer exports");
-    let r = api(w.addr, "GET", &pain, &b.key, None).await?;
-    ok(&r, "bank file");
+    assert_eq!(api(w.addr, "POST", &pain, &s1.key, None).await?.status, 403, "only the buyer exports");
+    let r = api(w.addr, "POST", &pain, &b.key, None).await?;
+    assert_eq!(r.status, 201, "bank file: {}", r.body);
     let doc = fc_ledger::pain001::parse(&r.body)?;
     let xfers: Vec<_> = doc.payment_information.iter().flat_map(|pi| pi.transfers.iter()).collect();
     assert_eq!(xfers.len(), all_payments.len());
@@ -431,7 +431,10 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
         .status,
         409
     );
-    let doc = fc_ledger::pain001::parse(&api(w.addr, "GET", &pain, &b.key, None).await?.body)?;
+    // the confirmed payment leaves a re-issue of its export
+    let reissued = api(w.addr, "POST", &format!("{pain}/{}/reissue", doc.message_id), &b.key, None).await?;
+    assert_eq!(reissued.status, 201, "{}", reissued.body);
+    let doc = fc_ledger::pain001::parse(&reissued.body)?;
     assert!(doc.payment_information.iter().flat_map(|pi| pi.transfers.iter()).all(|x| &x.end_to_end_id != first));
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/orders/PO-0"), &s1.key, None).await?.json()["status"], "settled");
     Ok(())
@@ -573,5 +576,95 @@ async fn requests_dropped_mid_append_never_split_the_state_from_the_log() -> any
     assert_eq!(u64::from(done.version), size, "every stored entry is a version, and the next version follows the log");
     let versions: Vec<u32> = st.designs(&net, &net).await?.iter().map(|d| d.version).collect();
     assert_eq!(versions, (1..=size as u32).collect::<Vec<_>>());
+    Ok(())
+}
+
+/// Issues, ships, receives, inspects and accepts one order of `quantity`
+/// units at `price` from `supplier`: one instructed payment.
+async fn deliver(w: &World, supplier: &Org, order_id: &str, quantity: u64, price: u64) -> anyhow::Result<()> {
+    let net = &w.buyer.id;
+    let terms = json!({ "order_id": order_id, "supplier_org": supplier.id, "part": "bracket", "design_id": "BRK-7", "design_version": 1,
+        "quantity": quantity, "unit_price_krw": price, "due_date_ms": fc_core::time::now_ms() + DAY, "sample_size": 1, "allowed_defects": 0,
+        "payment_term_days": 30, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0 });
+    let r = api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &w.buyer.key, Some(terms)).await?;
+    assert_eq!(r.status, 201, "order {order_id}: {}", r.body);
+    let base = format!("/api/v1/networks/{net}/orders/{order_id}");
+    ok(&api(w.addr, "POST", &format!("{base}/accept"), &supplier.key, None).await?, "accept order");
+    let ship = json!({ "shipment_id": "S1", "quantity": quantity });
+    ok(&api(w.addr, "POST", &format!("{base}/shipments"), &supplier.key, Some(ship)).await?, "ship");
+    let q = json!({ "quantity": quantity });
+    ok(&api(w.addr, "POST", &format!("{base}/shipments/S1/receive"), &w.buyer.key, Some(q.clone())).await?, "receive");
+    let inspection = json!({ "sampled": 1, "defects": 0 });
+    ok(&api(w.addr, "POST", &format!("{base}/shipments/S1/inspection"), &w.buyer.key, Some(inspection)).await?, "inspect");
+    ok(&api(w.addr, "POST", &format!("{base}/shipments/S1/accept"), &w.buyer.key, Some(q)).await?, "accept delivery");
+    Ok(())
+}
+
+fn end_to_end_ids(xml: &str) -> Vec<String> {
+    let doc = fc_ledger::pain001::parse(xml).expect("a pain.001 file");
+    let mut ids: Vec<String> = doc.payment_information.iter().flat_map(|pi| pi.transfers.iter()).map(|x| x.end_to_end_id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_file_pays_each_payment_once_and_downloads_again_unchanged() -> anyhow::Result<()> {
+    let w = world().await?;
+    let net = w.buyer.id.clone();
+    let b = &w.buyer;
+    ok(&publish(&w, "BRK-7", &[&w.s1], b"drawing").await?, "publish");
+    let st = w.h.settlement().await?.settlement.clone();
+    let account = |holder: &str, account: &str| {
+        serde_json::from_value::<fc_registry::BankAccount>(
+            json!({ "holder": holder, "account_kind": "domestic", "account": account, "bank_kind": "bank_code", "bank": "004" }),
+        )
+    };
+    st.set_bank_account(&b.id, account("Buyer Motors", "110-123-456789")?)?;
+    st.set_bank_account(&w.s1.id, account("Supplier One", "356-0987-6543-21")?)?;
+    deliver(&w, &w.s1, "PO-A", 10, 100).await?;
+    deliver(&w, &w.s1, "PO-B", 10, 200).await?;
+    let exports = format!("/api/v1/networks/{net}/payments/exports");
+    let first = api(w.addr, "POST", &exports, &b.key, None).await?;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let doc = fc_ledger::pain001::parse(&first.body)?;
+    let msg_id = doc.message_id.clone();
+    assert_eq!(first.header("location").map(str::to_string), Some(format!("{exports}/{msg_id}")));
+    assert_eq!(end_to_end_ids(&first.body).len(), 2);
+    // exporting again pays nothing twice: there is nothing new to pay
+    let again = api(w.addr, "POST", &exports, &b.key, None).await?;
+    assert_eq!(again.status, 409, "a second export of the same payments: {}", again.body);
+    // downloading the export again gives the very same file, MsgId included
+    let download = api(w.addr, "GET", &format!("{exports}/{msg_id}"), &b.key, None).await?;
+    ok(&download, "download again");
+    assert_eq!(download.body, first.body, "the same bytes, the same MsgId");
+    assert_eq!(download.header("content-disposition").map(str::to_string), Some(format!("attachment; filename=\"{msg_id}.xml\"")));
+    // a new payment goes into a new export, alone
+    deliver(&w, &w.s1, "PO-C", 10, 300).await?;
+    let second = api(w.addr, "POST", &exports, &b.key, None).await?;
+    assert_eq!(second.status, 201, "{}", second.body);
+    let second_id = fc_ledger::pain001::parse(&second.body)?.message_id;
+    assert_ne!(second_id, msg_id);
+    assert_eq!(end_to_end_ids(&second.body), vec![fc_ledger::settle::instruction_id("PO-C", "S1")]);
+    // the buyer re-issues the first export explicitly: a new file, recorded, with the same payments
+    let reissue = api(w.addr, "POST", &format!("{exports}/{msg_id}/reissue"), &b.key, None).await?;
+    assert_eq!(reissue.status, 201, "{}", reissue.body);
+    assert_eq!(end_to_end_ids(&reissue.body), end_to_end_ids(&first.body));
+    assert_eq!(api(w.addr, "POST", &format!("{exports}/{msg_id}/reissue"), &b.key, None).await?.status, 409, "re-issued already");
+    assert_eq!(api(w.addr, "POST", &format!("{exports}/{msg_id}/reissue"), &w.s1.key, None).await?.status, 403);
+    assert_eq!(api(w.addr, "GET", &format!("{exports}/FCNOSUCHEXPORT"), &b.key, None).await?.status, 404);
+    let list = api(w.addr, "GET", &exports, &b.key, None).await?.json();
+    let listed: Vec<(&str, Option<&str>)> =
+        list.as_array().unwrap().iter().map(|e| (e["message_id"].as_str().unwrap(), e["reissue_of"].as_str())).collect();
+    assert_eq!(listed.len(), 3);
+    assert_eq!((listed[0], listed[1].0, listed[2].1), ((msg_id.as_str(), None), second_id.as_str(), Some(msg_id.as_str())));
+    // the exports are ledger entries: the fold of the log knows them, and suppliers do not read them
+    let entries = api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries"), &b.key, None).await?.json();
+    let kinds = entries.as_array().unwrap().iter().filter(|e| e["entry"]["event"]["type"] == "payments_exported").count();
+    assert_eq!(kinds, 3);
+    let supplier_entries = api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries"), &w.s1.key, None).await?.json();
+    assert!(supplier_entries.as_array().unwrap().iter().all(|e| e["entry"]["event"]["type"] != "payments_exported"));
+    let pays = api(w.addr, "GET", &format!("/api/v1/networks/{net}/payments"), &b.key, None).await?.json();
+    let po_c = pays.as_array().unwrap().iter().find(|p| p["order_id"] == "PO-C").unwrap();
+    assert_eq!(po_c["export_message_id"].as_str(), Some(second_id.as_str()));
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! Design ciphertext files, content-addressed per network:
-//! `<data_dir>/designs/<network>/<sha256>.age`.
+//! Content-addressed files per network: design ciphertext
+//! (`<data_dir>/designs/<network>/<sha256>.age`) and the bank files the
+//! buyer exported (`<data_dir>/exports/<network>/<sha256>.xml`).
 //!
 //! Invariant: a file is written to a temporary name, synced, then renamed, so
 //! a crash leaves either the whole ciphertext or none; the ledger entry that
@@ -16,16 +17,18 @@ pub(crate) const AGE_HEADER: &[u8] = b"age-encryption.org/v1\n";
 
 pub(crate) struct BlobStore {
     dir: PathBuf,
+    /// File name extension, without the dot (`age`, `xml`).
+    extension: &'static str,
 }
 
 impl BlobStore {
-    pub fn open(dir: PathBuf) -> std::io::Result<Self> {
+    pub fn open(dir: PathBuf, extension: &'static str) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        Ok(Self { dir })
+        Ok(Self { dir, extension })
     }
 
     fn path(&self, network: &str, sha256: &str) -> PathBuf {
-        self.dir.join(network).join(format!("{sha256}.age"))
+        self.dir.join(network).join(format!("{sha256}.{}", self.extension))
     }
 
     /// Stores `bytes` under their SHA-256 (hex) and returns it.

@@ -7,10 +7,10 @@ use crate::{Config, StartError};
 use fc_core::{ErrorCode, ServiceError};
 use fc_ledger::entry::{
     AcceptancePlan, DeliveryAccepted, DeliveryRejected, DesignAccessChanged, DesignPublished, Entry, Event, InspectionRecorded,
-    InspectionSource, OrderAccepted, OrderIssued, PaymentConfirmed, Sha256Hex, ShipmentMoved,
+    InspectionSource, OrderAccepted, OrderIssued, PaymentConfirmed, PaymentsExported, Sha256Hex, ShipmentMoved,
 };
 use fc_ledger::pain001;
-use fc_ledger::settle::{Decision, OrderStatus, PaymentStatus, SettleError};
+use fc_ledger::settle::{Decision, OrderStatus, Payment, PaymentStatus, SettleError};
 use fc_registry::{AccountKind, BankAccount, BankKind, Registry};
 use fc_settlement::{ConsistencyProof, InclusionProof, Ledger, LedgerError};
 use fc_store::{DynStore, SeriesKey};
@@ -186,6 +186,38 @@ pub struct PaymentView {
     pub status: String,
     /// The bank's reference, once confirmed.
     pub bank_reference: Option<String>,
+    /// The message id of the latest bank file that pays it (shown to the buyer only).
+    pub export_message_id: Option<String>,
+}
+
+/// A bank file the buyer exported (a `payments_exported` entry).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ExportView {
+    /// The file's `GrpHdr/MsgId`; also its file name (`<message_id>.xml`).
+    pub message_id: String,
+    /// The instructions it pays.
+    pub instruction_ids: Vec<String>,
+    /// Their total, KRW.
+    pub amount_krw: u64,
+    /// How many of them are not confirmed yet.
+    pub unconfirmed: usize,
+    /// SHA-256 of the file (lowercase hex), as the ledger recorded it.
+    pub file_sha256: String,
+    /// The export this one re-issues, if any.
+    pub reissue_of: Option<String>,
+    /// When it was exported, Unix ms.
+    pub exported_ms: i64,
+    /// The ledger entry that recorded it.
+    pub seq: u64,
+}
+
+/// A bank file: its message id and its XML.
+#[derive(Clone, Debug)]
+pub struct BankFile {
+    /// `GrpHdr/MsgId`.
+    pub message_id: String,
+    /// The ISO 20022 `pain.001.001.09` document.
+    pub xml: String,
 }
 
 /// An entry the caller may read.
@@ -224,6 +256,8 @@ pub struct Settlement {
     registry: Arc<Registry>,
     store: DynStore,
     blobs: Arc<BlobStore>,
+    /// The bank files exported, by SHA-256 (the ledger names the hash).
+    exports: BlobStore,
     networks: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Network>>>>>,
     config: Config,
 }
@@ -239,6 +273,7 @@ fn settle_error(e: SettleError) -> ServiceError {
         SettleError::OutOfOrder { .. } | SettleError::AcceptanceRefused { .. } | SettleError::NothingDue { .. } => {
             ErrorCode::FailedPrecondition
         }
+        SettleError::Export { .. } => ErrorCode::FailedPrecondition,
         SettleError::Quantity { .. } | SettleError::Overflow { .. } => ErrorCode::InvalidArgument,
         SettleError::OutOfSequence { .. } | SettleError::UnsupportedVersion { .. } | SettleError::InstructionMismatch { .. } => {
             return ServiceError::internal(text);
@@ -275,6 +310,14 @@ fn not_found_network(network: &str) -> ServiceError {
     ServiceError::not_found(format!("supply network {network}"))
 }
 
+/// A bank file's message id: `FC`, the buyer's id (16 characters) and `E`
+/// with the seq of the entry that records the export, in hex: unique in the
+/// network, deterministic, and at most 35 characters (`Max35Text`).
+fn export_message_id(network: &str, seq: u64) -> String {
+    let org: String = network.strip_prefix("t_").unwrap_or(network).chars().filter(char::is_ascii_alphanumeric).take(16).collect();
+    format!("FC{org}E{seq:X}")
+}
+
 fn random_id(prefix: &str) -> String {
     let mut b = [0u8; 6];
     getrandom::fill(&mut b).expect("the operating system's random source failed");
@@ -304,8 +347,9 @@ impl Settlement {
             Ledger::load_or_create_signer(&data_dir.join("ledger.key"), &key_name).map_err(|e| StartError::Storage(e.to_string()))?;
         let ledger = Ledger::open(&data_dir.join("settlement.redb"), signer, &config.origin_prefix)
             .map_err(|e| StartError::Storage(e.to_string()))?;
-        let blobs = Arc::new(BlobStore::open(data_dir.join("designs")).map_err(|e| StartError::Storage(format!("designs: {e}")))?);
-        Ok(Arc::new(Self { ledger, registry, store, blobs, networks: Default::default(), config }))
+        let blobs = Arc::new(BlobStore::open(data_dir.join("designs"), "age").map_err(|e| StartError::Storage(format!("designs: {e}")))?);
+        let exports = BlobStore::open(data_dir.join("exports"), "xml").map_err(|e| StartError::Storage(format!("exports: {e}")))?;
+        Ok(Arc::new(Self { ledger, registry, store, blobs, exports, networks: Default::default(), config }))
     }
 
     /// The registry (tenants, partnerships, credentials).
@@ -799,7 +843,12 @@ impl Settlement {
                 .iter()
                 .filter_map(|p| {
                     let supplier = s.supplier_of(&p.instruction.order_id)?;
-                    (org == network || org == supplier).then(|| payment_view(p, supplier))
+                    let mut view = (org == network || org == supplier).then(|| payment_view(p, supplier))?;
+                    if org != network {
+                        // Exports are the buyer's entries; a supplier's fold never sees them.
+                        view.export_message_id = None;
+                    }
+                    Some(view)
                 })
                 .collect())
         })
@@ -828,51 +877,155 @@ impl Settlement {
             .ok_or_else(|| ServiceError::internal("payment vanished"))
     }
 
-    /// The buyer's bank file (ISO 20022 `pain.001.001.09`) of every instructed,
-    /// unconfirmed payment above zero: `(message id, XML)`.
-    pub async fn bank_file(&self, network: &str, actor: &str) -> Res<(String, String)> {
+    /// Only the buyer handles its bank files.
+    fn require_buyer(&self, network: &str, actor: &str) -> Res<()> {
         if actor != network {
             self.member(network, actor)?;
-            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the buyer exports its bank file"));
+            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the buyer exports and reads its bank files"));
         }
-        let open: Vec<(fc_ledger::entry::PaymentInstruction, String)> = self
-            .with_state(network, |s| {
-                Ok(s.fold
-                    .payments()
-                    .iter()
-                    .filter(|p| matches!(p.status, PaymentStatus::Instructed { .. }) && p.instruction.amount_krw > 0)
-                    .filter_map(|p| Some((p.instruction.clone(), s.supplier_of(&p.instruction.order_id)?.to_string())))
-                    .collect())
-            })
-            .await?;
-        if open.is_empty() {
-            return Err(ServiceError::new(ErrorCode::FailedPrecondition, "no instructed payment is waiting for the bank"));
-        }
+        Ok(())
+    }
+
+    /// Exports every instructed, unconfirmed payment above zero that no bank
+    /// file holds yet into a new bank file (ISO 20022 `pain.001.001.09`), and
+    /// records it on the ledger (`payments_exported`) in the same step.
+    ///
+    /// Invariant: a payment is in one export only, unless the buyer re-issues
+    /// that export ([`Settlement::reissue_export`]), so downloading twice never
+    /// pays twice; [`Settlement::export_file`] returns an export's file again.
+    pub async fn export_payments(&self, network: &str, actor: &str) -> Res<BankFile> {
+        self.export(network, actor, None).await
+    }
+
+    /// A new bank file paying again the still unconfirmed payments of export
+    /// `message_id` (the bank refused or lost that file).
+    pub async fn reissue_export(&self, network: &str, actor: &str, message_id: &str) -> Res<BankFile> {
+        self.export(network, actor, Some(message_id)).await
+    }
+
+    async fn export(&self, network: &str, actor: &str, reissue_of: Option<&str>) -> Res<BankFile> {
+        self.require_buyer(network, actor)?;
         let debtor = self
             .registry
             .org_profile(network)?
             .bank
             .ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, "enter your bank account first (organisation profile)"))?;
-        // Each supplier's account is read once, however many payments it gets.
-        let mut creditors: HashMap<String, pain001::Party> = HashMap::new();
-        let mut transfers = Vec::with_capacity(open.len());
-        for (instruction, supplier) in open {
-            let creditor = match creditors.get(&supplier) {
-                Some(c) => c.clone(),
-                None => {
-                    let bank = self.registry.org_profile(&supplier)?.bank.ok_or_else(|| {
-                        ServiceError::new(ErrorCode::FailedPrecondition, format!("supplier {supplier} has not entered its bank account"))
-                    })?;
-                    creditors.entry(supplier).or_insert(party(&bank)).clone()
+        let mut file = None;
+        self.record(network, actor, |s| {
+            let payments: Vec<&Payment> = match reissue_of {
+                None => s.fold.exportable().collect(),
+                Some(m) => {
+                    let export = s.fold.exports().get(m).ok_or_else(|| ServiceError::not_found(format!("export {m}")))?;
+                    export
+                        .instruction_ids
+                        .iter()
+                        .filter_map(|id| s.fold.payment(id))
+                        .filter(|p| p.is_payable() && p.export.as_deref() == Some(m))
+                        .collect()
                 }
             };
-            transfers.push(pain001::CreditTransfer { instruction, creditor });
+            if payments.is_empty() {
+                let why = match reissue_of {
+                    None => {
+                        "no instructed payment is waiting for a bank file (each is in an export already: download or re-issue that one)"
+                            .to_string()
+                    }
+                    Some(m) => format!("export {m} has no payment left to re-issue (confirmed, or re-issued in a later export)"),
+                };
+                return Err(ServiceError::new(ErrorCode::FailedPrecondition, why));
+            }
+            // Each supplier's account is read once, however many payments it gets.
+            let mut creditors: HashMap<String, pain001::Party> = HashMap::new();
+            let mut transfers = Vec::with_capacity(payments.len());
+            for p in &payments {
+                let supplier = s.supplier_of(&p.instruction.order_id).unwrap_or_default().to_string();
+                let creditor = match creditors.get(&supplier) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let bank = self.registry.org_profile(&supplier)?.bank.ok_or_else(|| {
+                            ServiceError::new(
+                                ErrorCode::FailedPrecondition,
+                                format!("supplier {supplier} has not entered its bank account"),
+                            )
+                        })?;
+                        creditors.entry(supplier).or_insert(party(&bank)).clone()
+                    }
+                };
+                transfers.push(pain001::CreditTransfer { instruction: p.instruction.clone(), creditor });
+            }
+            // Derived from the entry's seq: unique in the network, and the same
+            // however often the file is downloaded.
+            let message_id = export_message_id(network, s.fold.next_seq());
+            let batch = pain001::Batch::new(message_id.clone(), fc_core::time::now_ms(), party(&debtor), transfers)
+                .map_err(|e| ServiceError::new(ErrorCode::FailedPrecondition, e.to_string()))?;
+            let xml = batch.to_xml();
+            let digest: [u8; 32] = Sha256::digest(xml.as_bytes()).into();
+            // Stored before the entry that names it is appended (a few KiB:
+            // written here, under the network's lock, so no other export can
+            // take the same seq meanwhile).
+            self.exports
+                .put(network, &hex::encode(digest), xml.as_bytes())
+                .map_err(|e| ServiceError::internal(format!("export store: {e}")))?;
+            let event = Event::PaymentsExported(PaymentsExported {
+                message_id: message_id.clone(),
+                instruction_ids: payments.iter().map(|p| p.instruction.instruction_id.clone()).collect(),
+                file_sha256: Sha256Hex(digest),
+                reissue_of: reissue_of.map(str::to_string),
+            });
+            file = Some(BankFile { message_id, xml });
+            Ok(vec![event])
+        })
+        .await?;
+        file.ok_or_else(|| ServiceError::internal("export recorded without a file"))
+    }
+
+    /// The bank files the buyer exported, oldest first.
+    pub async fn exports(&self, network: &str, actor: &str) -> Res<Vec<ExportView>> {
+        self.require_buyer(network, actor)?;
+        self.with_state(network, |s| {
+            let mut out: Vec<ExportView> = s
+                .fold
+                .exports()
+                .values()
+                .map(|e| {
+                    let payments: Vec<&Payment> = e.instruction_ids.iter().filter_map(|id| s.fold.payment(id)).collect();
+                    ExportView {
+                        message_id: e.message_id.clone(),
+                        instruction_ids: e.instruction_ids.clone(),
+                        amount_krw: payments.iter().map(|p| p.instruction.amount_krw).sum(),
+                        unconfirmed: payments.iter().filter(|p| matches!(p.status, PaymentStatus::Instructed { .. })).count(),
+                        file_sha256: hex::encode(e.file_sha256.0),
+                        reissue_of: e.reissue_of.clone(),
+                        exported_ms: e.at_ms,
+                        seq: e.seq,
+                    }
+                })
+                .collect();
+            out.sort_by_key(|e| e.seq);
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Export `message_id`'s bank file again: the very bytes the ledger
+    /// recorded the hash of (same `MsgId`, same payments).
+    pub async fn export_file(&self, network: &str, actor: &str, message_id: &str) -> Res<BankFile> {
+        self.require_buyer(network, actor)?;
+        let sha = self
+            .with_state(network, |s| {
+                s.fold
+                    .exports()
+                    .get(message_id)
+                    .map(|e| hex::encode(e.file_sha256.0))
+                    .ok_or_else(|| ServiceError::not_found(format!("export {message_id}")))
+            })
+            .await?;
+        let bytes = self.exports.get(network, &sha).map_err(|e| ServiceError::internal(format!("export store: {e}")))?;
+        if hex::encode(Sha256::digest(&bytes)) != sha {
+            return Err(ServiceError::internal(format!("export {message_id}: stored file does not match its ledger hash")));
         }
-        let now = fc_core::time::now_ms();
-        let msg_id = format!("FC{now}{}", &network[2..network.len().min(12)]);
-        let batch = pain001::Batch::new(msg_id.clone(), now, party(&debtor), transfers)
-            .map_err(|e| ServiceError::new(ErrorCode::FailedPrecondition, e.to_string()))?;
-        Ok((msg_id, batch.to_xml()))
+        let xml = String::from_utf8(bytes).map_err(|_| ServiceError::internal(format!("export {message_id}: not UTF-8")))?;
+        Ok(BankFile { message_id: message_id.to_string(), xml })
     }
 
     /// Checks bank details the way the bank file will, then saves them.
@@ -1085,5 +1238,6 @@ pub fn payment_view(p: &fc_ledger::settle::Payment, supplier: &str) -> PaymentVi
         due_date_ms: i.due_date_ms,
         status: status.into(),
         bank_reference,
+        export_message_id: p.export.clone(),
     }
 }
