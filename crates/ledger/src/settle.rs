@@ -18,7 +18,8 @@
 //! - The instruction ID is [`instruction_id`]: hex of SHA-256 over order and
 //!   shipment IDs, truncated to 16 bytes.
 //! - A delivery may be accepted only when its inspection passes [`judge`]:
-//!   the sample is at least the contract's sample size and holds at most the
+//!   the sample is at least the contract's sample size, or every unit
+//!   received when the shipment is smaller than that, and holds at most the
 //!   allowed defects. The buyer may reject any received delivery; a rejected
 //!   shipment's quantity may be shipped again under a new shipment ID.
 //! - A bank file pays instructed, unconfirmed payments above zero
@@ -211,11 +212,21 @@ impl fmt::Display for Verdict {
 }
 
 /// The acceptance rule: accept only if the inspection sampled at least the
-/// contract's sample size and found at most the allowed defects.
-pub fn judge(order: &OrderIssued, inspection: &InspectionRecorded) -> Verdict {
+/// contract's sample size, capped at the `received_quantity` units of the
+/// shipment, and found at most the allowed defects.
+///
+/// The cap matters for a shipment smaller than the sample size (the last
+/// few units of an order): a sample can never be larger than what arrived,
+/// so without it such a shipment could never be accepted. Inspecting every
+/// unit received is the strictest inspection possible. (Logs written under
+/// the uncapped rule still replay: it accepted a subset of what this one
+/// accepts.)
+pub fn judge(order: &OrderIssued, inspection: &InspectionRecorded, received_quantity: u64) -> Verdict {
     let plan = order.acceptance;
-    if inspection.sampled < plan.sample_size {
-        return Verdict::SampleTooSmall { sampled: inspection.sampled, required: plan.sample_size };
+    // A received quantity above u32::MAX cannot cap a u32 sample size.
+    let required = u32::try_from(received_quantity).map_or(plan.sample_size, |received| plan.sample_size.min(received));
+    if inspection.sampled < required {
+        return Verdict::SampleTooSmall { sampled: inspection.sampled, required };
     }
     if inspection.defects > plan.allowed_defects {
         return Verdict::TooManyDefects { defects: inspection.defects, allowed: plan.allowed_defects };
@@ -625,7 +636,7 @@ impl Ledger {
         let Some(inspection) = &shipment.inspection else {
             return Err(ctx.out_of_order("delivery_accepted", "the shipment was not inspected"));
         };
-        let verdict = judge(&order.terms, inspection);
+        let verdict = judge(&order.terms, inspection, received_quantity);
         if verdict != Verdict::Accept {
             return Err(SettleError::AcceptanceRefused { seq: ctx.seq, verdict });
         }

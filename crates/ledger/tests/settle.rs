@@ -300,6 +300,17 @@ fn acceptance_follows_the_inspection_rule() {
         &too_small.entries,
         Expect::Fails(SettleError::AcceptanceRefused { seq: 5, verdict: Verdict::SampleTooSmall { sampled: 12, required: 13 } }),
     );
+    // The last 5 units of an order, below the sample size of 13: all 5 inspected is enough.
+    let small = Log::new().order(50).accept_order().send("s1", 5).receive("s1", 5, DUE).inspect("s1", 5, 1).accept("s1", 5, DUE);
+    check(&small.entries, settled(OrderStatus::InDelivery, 5, 5, vec![instruction("s1", 5 * PRICE, 0, DUE)]));
+    let short = Log::new().order(50).accept_order().send("s1", 5).receive("s1", 5, DUE).inspect("s1", 4, 0).accept("s1", 5, DUE);
+    check(
+        &short.entries,
+        Expect::Fails(SettleError::AcceptanceRefused { seq: 5, verdict: Verdict::SampleTooSmall { sampled: 4, required: 5 } }),
+    );
+    // Received fewer than were sent: the cap is what arrived.
+    let partial = Log::new().order(50).accept_order().send("s1", 10).receive("s1", 6, DUE).inspect("s1", 6, 0).accept("s1", 6, DUE);
+    check(&partial.entries, settled(OrderStatus::InDelivery, 6, 6, vec![instruction("s1", 6 * PRICE, 0, DUE)]));
     let uninspected = Log::new().order(50).accept_order().send("s1", 50).receive("s1", 50, DUE).accept("s1", 50, DUE);
     check(
         &uninspected.entries,
@@ -310,18 +321,27 @@ fn acceptance_follows_the_inspection_rule() {
 #[test]
 fn judge_applies_the_sampling_plan() {
     let order = terms(100);
+    // (sampled, defects, received, verdict); the plan samples 13 and allows 1 defect.
     let cases = [
-        (13, 0, Verdict::Accept),
-        (13, 1, Verdict::Accept),
-        (50, 1, Verdict::Accept),
-        (13, 2, Verdict::TooManyDefects { defects: 2, allowed: 1 }),
-        (12, 0, Verdict::SampleTooSmall { sampled: 12, required: 13 }),
-        (0, 0, Verdict::SampleTooSmall { sampled: 0, required: 13 }),
+        (13, 0, 100, Verdict::Accept),
+        (13, 1, 100, Verdict::Accept),
+        (50, 1, 100, Verdict::Accept),
+        (13, 2, 100, Verdict::TooManyDefects { defects: 2, allowed: 1 }),
+        (12, 0, 100, Verdict::SampleTooSmall { sampled: 12, required: 13 }),
+        (0, 0, 100, Verdict::SampleTooSmall { sampled: 0, required: 13 }),
+        (13, 0, 13, Verdict::Accept),
+        // A shipment smaller than the sample size: every unit received is the whole sample.
+        (5, 0, 5, Verdict::Accept),
+        (5, 1, 5, Verdict::Accept),
+        (5, 2, 5, Verdict::TooManyDefects { defects: 2, allowed: 1 }),
+        (4, 0, 5, Verdict::SampleTooSmall { sampled: 4, required: 5 }),
+        (1, 0, 1, Verdict::Accept),
+        (12, 0, u64::from(u32::MAX) + 1, Verdict::SampleTooSmall { sampled: 12, required: 13 }),
     ];
-    for (sampled, defects, expected) in cases {
+    for (sampled, defects, received, expected) in cases {
         let inspection =
             InspectionRecorded { order_id: ORDER.into(), shipment_id: "s1".into(), sampled, defects, source: InspectionSource::Telemetry };
-        assert_eq!(judge(&order, &inspection), expected, "sampled {sampled}, defects {defects}");
+        assert_eq!(judge(&order, &inspection, received), expected, "sampled {sampled}, defects {defects}, received {received}");
     }
 }
 
@@ -519,7 +539,7 @@ proptest! {
                 defects,
                 source: InspectionSource::Manual,
             };
-            if judge(&terms(quantity), &inspection) == Verdict::Accept {
+            if judge(&terms(quantity), &inspection, sent) == Verdict::Accept {
                 let keep = (sent * d.keep_percent / 100).max(1);
                 accepted_total += keep;
                 let now = log.now_ms + DAY;
