@@ -11,6 +11,15 @@
 //!
 //! Invariant: version 1 is the only version; decoding refuses other versions,
 //! unknown fields, missing fields and non-canonical spellings.
+//!
+//! Versioning of version 1: a field added to an event after entries were
+//! written without it (so far `order_issued.transit_days`) is an `Option`
+//! whose `None` the fold treats exactly as the behaviour before the field
+//! existed, and the encoder omits it when it is `None`. So old
+//! entries decode, re-encode to their own bytes and keep their leaf hashes;
+//! an entry that spells the default out is not canonical (one value, one
+//! encoding); and a verifier that predates the field refuses an entry that
+//! uses it (an unknown field) instead of settling it wrongly.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -216,6 +225,13 @@ pub struct OrderIssued {
     pub late_penalty_per_day_krw: u64,
     /// Most penalty charged on the whole order, in KRW.
     pub late_penalty_cap_krw: u64,
+    /// Days a shipment may spend in transit: lateness counts from the
+    /// earlier of its recorded receipt and its sending plus these days, so
+    /// the buyer cannot make a delivery late by recording it late. `None`
+    /// (absent, as in every entry written before the field) counts from the
+    /// receipt alone, as before; `Some(0)` from the sending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transit_days: Option<u32>,
 }
 
 /// The acceptance sampling plan of an order.

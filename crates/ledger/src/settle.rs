@@ -7,8 +7,12 @@
 //! Rules (all amounts integer KRW, checked arithmetic: an overflow is an
 //! error, never a wrap):
 //! - An accepted shipment owes `accepted quantity x unit price - penalty`.
-//! - `late days = ceil((received_at - order due date) / 1 day)`, at least 0;
-//!   the received time is the `at_ms` of `shipment_received`.
+//! - `late days = ceil((arrived_at - order due date) / 1 day)`, at least 0;
+//!   `arrived_at` is the earlier of the `at_ms` of `shipment_received` and
+//!   the `at_ms` of `shipment_sent` plus the order's `transit_days`: the
+//!   buyer alone cannot make a delivery late by recording its receipt late.
+//!   An order without `transit_days` (every order written before it
+//!   existed) counts from the receipt alone.
 //! - `penalty = late days x penalty per day`, limited so that the penalties of
 //!   all shipments of the order together stay within the order's cap, and
 //!   never more than the shipment's gross amount (a payment is never
@@ -633,6 +637,7 @@ impl Ledger {
         ctx.require_actor("delivery_accepted", &order.terms.buyer_org)?;
         let shipment = shipment_of(ctx, order, &accepted.order_id, &accepted.shipment_id)?;
         let (received_quantity, received_at_ms) = open_received(ctx, shipment, "delivery_accepted")?;
+        let arrived_at_ms = arrival(&order.terms, shipment.sent_at_ms, received_at_ms);
         let Some(inspection) = &shipment.inspection else {
             return Err(ctx.out_of_order("delivery_accepted", "the shipment was not inspected"));
         };
@@ -648,7 +653,7 @@ impl Ledger {
         }
         let accepted_total = order.accepted_quantity.checked_add(quantity).ok_or_else(|| ctx.overflow("units accepted"))?;
         let instruction =
-            compute_instruction(ctx, &order.terms, &accepted.shipment_id, quantity, received_at_ms, order.penalty_charged_krw)?;
+            compute_instruction(ctx, &order.terms, &accepted.shipment_id, quantity, arrived_at_ms, order.penalty_charged_krw)?;
         // Checks done; commit.
         order.accepted_quantity = accepted_total;
         // Cannot overflow: compute_instruction keeps the sum within the cap.
@@ -869,11 +874,11 @@ fn compute_instruction(
     terms: &OrderIssued,
     shipment_id: &str,
     accepted_quantity: u64,
-    received_at_ms: i64,
+    arrived_at_ms: i64,
     penalty_charged_krw: u64,
 ) -> Result<PaymentInstruction, SettleError> {
     let gross = accepted_quantity.checked_mul(terms.unit_price_krw).ok_or_else(|| ctx.overflow("accepted quantity x unit price"))?;
-    let days = late_days(received_at_ms, terms.due_date_ms);
+    let days = late_days(arrived_at_ms, terms.due_date_ms);
     let uncapped = days.checked_mul(terms.late_penalty_per_day_krw).ok_or_else(|| ctx.overflow("late days x penalty per day"))?;
     let cap_left = terms.late_penalty_cap_krw.saturating_sub(penalty_charged_krw);
     let penalty = uncapped.min(cap_left).min(gross);
@@ -887,6 +892,17 @@ fn compute_instruction(
         due_date_ms,
         instruction_id: instruction_id(&terms.order_id, shipment_id),
     })
+}
+
+/// When lateness counts from: the recorded receipt, or the sending plus the
+/// order's transit allowance when that is earlier.
+pub fn arrival(terms: &OrderIssued, sent_at_ms: i64, received_at_ms: i64) -> i64 {
+    let Some(days) = terms.transit_days else {
+        return received_at_ms;
+    };
+    // At most 2^32 days in ms, far inside i64; saturating only near i64::MAX,
+    // where the receipt is the earlier anyway.
+    received_at_ms.min(sent_at_ms.saturating_add(i64::from(days) * DAY_MS))
 }
 
 /// Started days between the due date and the receipt, 0 when on time.

@@ -136,13 +136,13 @@ fn order_issued() -> impl Strategy<Value = OrderIssued> {
     (
         (text(), text(), text(), text(), text(), any::<u32>()),
         (any::<u64>(), any::<u64>(), any::<i64>(), any::<u32>(), any::<u32>()),
-        (any::<u32>(), any::<u64>(), any::<u64>()),
+        (any::<u32>(), any::<u64>(), any::<u64>(), any::<Option<u32>>()),
     )
         .prop_map(
             |(
                 (order_id, buyer_org, supplier_org, part, design_id, design_version),
                 (quantity, unit_price_krw, due_date_ms, sample_size, allowed_defects),
-                (payment_term_days, late_penalty_per_day_krw, late_penalty_cap_krw),
+                (payment_term_days, late_penalty_per_day_krw, late_penalty_cap_krw, transit_days),
             )| OrderIssued {
                 order_id,
                 buyer_org,
@@ -157,6 +157,7 @@ fn order_issued() -> impl Strategy<Value = OrderIssued> {
                 payment_term_days,
                 late_penalty_per_day_krw,
                 late_penalty_cap_krw,
+                transit_days,
             },
         )
 }
@@ -228,4 +229,34 @@ proptest! {
     fn decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let _ = Entry::from_bytes(&bytes);
     }
+}
+
+/// An `order_issued` entry as written before `transit_days` existed.
+const ORDER_BEFORE_TRANSIT_DAYS: &str = concat!(
+    r#"{"actor_org":"b","at_ms":1,"event":{"acceptance":{"allowed_defects":1,"sample_size":8},"buyer_org":"b","design_id":"d","#,
+    r#""design_version":1,"due_date_ms":5,"late_penalty_cap_krw":9,"late_penalty_per_day_krw":3,"order_id":"o","part":"p","#,
+    r#""payment_term_days":30,"quantity":10,"supplier_org":"s",TRANSIT"type":"order_issued","unit_price_krw":100},"seq":0,"version":1}"#
+);
+
+#[test]
+fn transit_days_is_optional_and_absent_when_none() {
+    let bytes = |transit: &str| ORDER_BEFORE_TRANSIT_DAYS.replace("TRANSIT", transit);
+    let transit_days = |e: &Entry| match &e.event {
+        Event::OrderIssued(o) => o.transit_days,
+        other => panic!("not an order: {other:?}"),
+    };
+    // Old entries decode, with no allowance, and keep their exact bytes (and leaf hash).
+    let old = Entry::from_bytes(bytes("").as_bytes()).unwrap();
+    assert_eq!(transit_days(&old), None);
+    assert_eq!(old.to_bytes(), bytes("").as_bytes());
+    // An allowance, zero included, is written and read back.
+    for days in [0, 2] {
+        let spelled = bytes(&format!(r#""transit_days":{days},"#));
+        let new = Entry::from_bytes(spelled.as_bytes()).unwrap();
+        assert_eq!(transit_days(&new), Some(days));
+        assert_eq!(new.to_bytes(), spelled.as_bytes());
+    }
+    // `null` is a second encoding of the old entry: refused.
+    assert_eq!(Entry::from_bytes(bytes(r#""transit_days":null,"#).as_bytes()), Err(EntryError::NonCanonical));
+    check_decode(&bytes(r#""transit_days":-1,"#), Err(|e| matches!(e, EntryError::Schema(_))));
 }

@@ -33,6 +33,7 @@ fn terms(quantity: u64) -> OrderIssued {
         payment_term_days: TERM_DAYS,
         late_penalty_per_day_krw: PER_DAY,
         late_penalty_cap_krw: CAP,
+        transit_days: None,
     }
 }
 
@@ -237,6 +238,33 @@ fn late_delivery_is_penalised_per_started_day_up_to_the_cap() {
     // 20 days late: 200 000 KRW, capped at 50 000.
     let over = late(DUE + 20 * DAY);
     check(&over.entries, settled(OrderStatus::Delivered, 20, 20, vec![instruction("s1", gross - CAP, CAP, DUE + 21 * DAY)]));
+}
+
+#[test]
+fn lateness_counts_from_the_earlier_of_receipt_and_sending_plus_transit() {
+    // Sent one day before the due date; (transit days, received at, late days).
+    let sent_at = DUE - DAY;
+    let cases = [
+        (None, DUE + 5 * DAY, 5),           // no allowance (every older order): the receipt decides, as before
+        (Some(2), DUE + 5 * DAY, 1),        // receipt recorded late: sent + 2 days is the arrival
+        (Some(2), DUE - DAY / 2, 0),        // received before sent + 2 days: the receipt decides
+        (Some(1), DUE + 5 * DAY, 0),        // sent + 1 day is the due date itself: on time
+        (Some(0), DUE + 5 * DAY, 0),        // no transit at all: sent before the due date is on time
+        (Some(30), DUE + 3 * DAY, 3),       // a long allowance never makes a receipt later
+        (Some(u32::MAX), DUE + 3 * DAY, 3), // nor overflows
+    ];
+    for (transit_days, received_at, late) in cases {
+        let order = OrderIssued { transit_days, late_penalty_cap_krw: 1_000_000, ..terms(20) };
+        let log = Log::new().order_with(order).accept_order().at(sent_at).send("s1", 20).receive("s1", 20, received_at);
+        let log = log.inspect("s1", 13, 0).accept("s1", 20, DUE + 10 * DAY);
+        let penalty = late * PER_DAY;
+        let expected = instruction("s1", 20 * PRICE - penalty, penalty, DUE + 10 * DAY);
+        assert_eq!(replay(&log.entries).unwrap().instructions_due(), vec![expected], "transit {transit_days:?} received {received_at}");
+        assert_eq!(
+            fc_ledger::settle::late_days(fc_ledger::settle::arrival(&OrderIssued { transit_days, ..terms(1) }, sent_at, received_at), DUE),
+            late
+        );
+    }
 }
 
 #[test]

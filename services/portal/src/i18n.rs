@@ -209,6 +209,7 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("statements", "Statements", "정산 내역"),
     ("supplier", "Supplier", "공급사"),
     ("total", "Total", "합계"),
+    ("transit_days", "Transit allowance (days; empty: none)", "운송 허용 일수(비우면 없음)"),
     ("unit_price", "Unit price", "단가"),
     ("verified", "The entry is in the ledger under the signed checkpoint.", "이 항목은 서명된 체크포인트 아래 원장에 있습니다."),
     ("verifier_key", "Ledger key", "원장 검증 키"),

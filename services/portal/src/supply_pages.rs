@@ -146,6 +146,7 @@ async fn render_orders(s: &PortalState, p: &Principal, error: Option<String>) ->
                         label { (lang.t("payment_term")) input name="payment_term_days" type="number" min="0" max="365" value="30" required; }
                         label { (lang.t("penalty_per_day")) " (KRW)" input name="late_penalty_per_day_krw" type="number" min="0" value="0" required; }
                         label { (lang.t("penalty_cap")) " (KRW)" input name="late_penalty_cap_krw" type="number" min="0" value="0" required; }
+                        label { (lang.t("transit_days")) input name="transit_days" type="number" min="0" max="365"; }
                         button type="submit" { (lang.t("issue_order")) }
                     }
                 }
@@ -168,6 +169,9 @@ struct NewOrderForm {
     payment_term_days: u32,
     late_penalty_per_day_krw: u64,
     late_penalty_cap_krw: u64,
+    /// Empty: no transit allowance.
+    #[serde(default)]
+    transit_days: String,
 }
 
 async fn new_order(State(s): St, PageAuth(p): PageAuth, Form(f): Form<NewOrderForm>) -> PageResult {
@@ -189,6 +193,10 @@ async fn new_order(State(s): St, PageAuth(p): PageAuth, Form(f): Form<NewOrderFo
             payment_term_days: f.payment_term_days,
             late_penalty_per_day_krw: f.late_penalty_per_day_krw,
             late_penalty_cap_krw: f.late_penalty_cap_krw,
+            transit_days: match f.transit_days.trim() {
+                "" => None,
+                d => Some(d.parse().map_err(|_| Problem::bad_request("transit_days: a number of days from 0 to 365, or empty"))?),
+            },
         };
         Ok(s.settlement.issue_order(&p.tenant_id, &p.tenant_id, input).await?)
     }
@@ -227,6 +235,7 @@ async fn render_order(s: &PortalState, p: &Principal, network: &str, order_id: &
                     tr { th { (lang.t("acceptance_rule")) } td { (lang.t("sample_size")) " " (o.sample_size) ", " (lang.t("allowed_defects")) " " (o.allowed_defects) } }
                     tr { th { (lang.t("payment_term")) } td { (o.payment_term_days) } }
                     tr { th { (lang.t("penalty_per_day")) } td { (krw(o.late_penalty_per_day_krw)) " (" (lang.t("penalty_cap")) " " (krw(o.late_penalty_cap_krw)) ")" } }
+                    tr { th { (lang.t("transit_days")) } td { @match o.transit_days { Some(d) => { (d) }, None => { "—" } } } }
                     tr { th { (lang.t("accepted_units")) } td { (o.accepted_quantity) " / " (o.quantity) ", " (lang.t("penalty")) " " (krw(o.penalty_charged_krw)) } }
                 }
             }

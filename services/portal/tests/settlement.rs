@@ -377,6 +377,17 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
         400,
         "a sample larger than the order"
     );
+    // a transit allowance is part of the contract, shown to both sides; absent, the order has none
+    let mut transit = json!({ "order_id": "PO-T", "supplier_org": s1.id, "part": "x", "design_id": "BRK-7", "design_version": 1, "quantity": 3, "unit_price_krw": 1, "due_date_ms": now + DAY, "sample_size": 1, "allowed_defects": 0, "payment_term_days": 1, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0, "transit_days": 366 });
+    let r = api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(transit.clone())).await?;
+    assert_eq!((r.status, r.json()["detail"].as_str().is_some_and(|d| d.contains("transit_days"))), (400, true), "{}", r.body);
+    transit["transit_days"] = json!(2);
+    assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(transit)).await?.status, 201);
+    assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/orders/PO-T"), &s1.key, None).await?.json()["transit_days"], 2);
+    assert_eq!(
+        api(w.addr, "GET", &format!("/api/v1/networks/{net}/orders/PO-0"), &s1.key, None).await?.json()["transit_days"],
+        json!(null)
+    );
 
     // the bank file: refused until both sides entered accounts, then exact
     let pain = format!("/api/v1/networks/{net}/payments/exports");

@@ -91,6 +91,11 @@ pub struct OrderInput {
     pub late_penalty_per_day_krw: u64,
     /// Most penalty on the whole order, KRW.
     pub late_penalty_cap_krw: u64,
+    /// Days a shipment may spend in transit (0-365): lateness counts from the
+    /// earlier of the recorded receipt and the sending plus these days.
+    /// Absent: from the recorded receipt alone.
+    #[serde(default)]
+    pub transit_days: Option<u32>,
 }
 
 /// A shipment of an order.
@@ -153,6 +158,8 @@ pub struct OrderView {
     pub late_penalty_per_day_krw: u64,
     /// Penalty cap, KRW.
     pub late_penalty_cap_krw: u64,
+    /// Transit allowance in days, if the order has one.
+    pub transit_days: Option<u32>,
     /// `issued`, `accepted`, `in_delivery`, `delivered` or `settled`.
     pub status: String,
     /// Units received.
@@ -640,6 +647,9 @@ impl Settlement {
         if o.payment_term_days > 365 {
             return Err(ServiceError::invalid("payment_term_days", "at most 365"));
         }
+        if o.transit_days.is_some_and(|d| d > 365) {
+            return Err(ServiceError::invalid("transit_days", "at most 365"));
+        }
         let terms = OrderIssued {
             order_id: order_id.clone(),
             buyer_org: network.to_string(),
@@ -654,6 +664,7 @@ impl Settlement {
             payment_term_days: o.payment_term_days,
             late_penalty_per_day_krw: o.late_penalty_per_day_krw,
             late_penalty_cap_krw: o.late_penalty_cap_krw,
+            transit_days: o.transit_days,
         };
         self.record(network, actor, |s| {
             match s.version(&o.design_id, o.design_version) {
@@ -689,7 +700,8 @@ impl Settlement {
         self.order_event(network, actor, order_id, e).await
     }
 
-    /// The buyer records receipt of a shipment (now: lateness counts from this entry).
+    /// The buyer records receipt of a shipment (now: lateness counts from this
+    /// entry, or from the sending plus the order's transit days if earlier).
     pub async fn receive_shipment(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, quantity: u64) -> Res<OrderView> {
         let e = Event::ShipmentReceived(ShipmentMoved {
             order_id: order_id.into(),
@@ -1212,6 +1224,7 @@ fn order_view(network: &str, o: &fc_ledger::settle::OrderState) -> OrderView {
         payment_term_days: t.payment_term_days,
         late_penalty_per_day_krw: t.late_penalty_per_day_krw,
         late_penalty_cap_krw: t.late_penalty_cap_krw,
+        transit_days: t.transit_days,
         status: status.into(),
         received_quantity: o.received_quantity,
         accepted_quantity: o.accepted_quantity,
