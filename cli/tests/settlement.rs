@@ -112,7 +112,7 @@ async fn designs_travel_encrypted_and_replay_equals_the_service() -> anyhow::Res
     let now = fc_core::time::now_ms();
     for (i, s) in [sa, sa].iter().enumerate() {
         let id = format!("PO-{i}");
-        post(portal, &format!("/api/v1/networks/{net}/orders"), &buyer.1, json!({ "order_id": id, "supplier_org": s.0, "part": "bracket", "design_id": "BRK-7", "design_version": 1, "quantity": 40, "unit_price_krw": 2_500, "due_date_ms": now - 86_400_000 * i as i64 - 1, "sample_size": 5, "allowed_defects": 0, "payment_term_days": 30, "late_penalty_per_day_krw": 7_000, "late_penalty_cap_krw": 20_000 })).await?;
+        post(portal, &format!("/api/v1/networks/{net}/orders"), &buyer.1, json!({ "order_id": id, "supplier_org": s.0, "part": "bracket", "design_id": "BRK-7", "design_version": 1, "quantity": 40, "unit_price_krw": 2_500, "due_date_ms": now - 86_400_000 * i as i64 - 1, "sample_size": 5, "allowed_defects": 0, "payment_term_days": 30, "late_penalty_per_day_krw": 7_000, "late_penalty_cap_krw": 20_000, "allow_past_due": true })).await?;
         let base = format!("/api/v1/networks/{net}/orders/{id}");
         post(portal, &format!("{base}/accept"), &s.1, json!(null)).await?;
         post(portal, &format!("{base}/shipments"), &s.1, json!({ "shipment_id": "S1", "quantity": 40 })).await?;

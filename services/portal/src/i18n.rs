@@ -121,6 +121,7 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("amount", "Amount", "금액"),
     ("as_buyer", "as buyer", "구매사로서"),
     ("as_supplier", "as supplier", "공급사로서"),
+    ("allow_past_due", "The due date is in the past: issue anyway", "납기가 이미 지났지만 발행"),
     ("bank_account", "Bank account", "지급 계좌"),
     ("bank_code", "Bank code (or BIC)", "은행 코드(또는 BIC)"),
     ("bank_files", "Bank files", "은행 이체 파일"),

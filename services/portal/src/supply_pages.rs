@@ -147,6 +147,7 @@ async fn render_orders(s: &PortalState, p: &Principal, error: Option<String>) ->
                         label { (lang.t("penalty_per_day")) " (KRW)" input name="late_penalty_per_day_krw" type="number" min="0" value="0" required; }
                         label { (lang.t("penalty_cap")) " (KRW)" input name="late_penalty_cap_krw" type="number" min="0" value="0" required; }
                         label { (lang.t("transit_days")) input name="transit_days" type="number" min="0" max="365"; }
+                        label { input name="allow_past_due" type="checkbox" value="yes"; " " (lang.t("allow_past_due")) }
                         button type="submit" { (lang.t("issue_order")) }
                     }
                 }
@@ -172,6 +173,9 @@ struct NewOrderForm {
     /// Empty: no transit allowance.
     #[serde(default)]
     transit_days: String,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    allow_past_due: Option<String>,
 }
 
 async fn new_order(State(s): St, PageAuth(p): PageAuth, Form(f): Form<NewOrderForm>) -> PageResult {
@@ -197,6 +201,7 @@ async fn new_order(State(s): St, PageAuth(p): PageAuth, Form(f): Form<NewOrderFo
                 "" => None,
                 d => Some(d.parse().map_err(|_| Problem::bad_request("transit_days: a number of days from 0 to 365, or empty"))?),
             },
+            allow_past_due: f.allow_past_due.is_some(),
         };
         Ok(s.settlement.issue_order(&p.tenant_id, &p.tenant_id, input).await?)
     }

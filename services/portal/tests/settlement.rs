@@ -282,7 +282,8 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
         let terms = json!({
             "order_id": order_id, "supplier_org": s1.id, "part": "bracket", "design_id": "BRK-7", "design_version": 1,
             "quantity": c.quantity, "unit_price_krw": c.price, "due_date_ms": now + c.due_in_ms, "sample_size": 8, "allowed_defects": 1,
-            "payment_term_days": 30, "late_penalty_per_day_krw": c.penalty_per_day, "late_penalty_cap_krw": c.penalty_cap
+            "payment_term_days": 30, "late_penalty_per_day_krw": c.penalty_per_day, "late_penalty_cap_krw": c.penalty_cap,
+            "allow_past_due": c.due_in_ms < 0
         });
         let r = api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(terms)).await?;
         assert_eq!(r.status, 201, "{}: {}", c.name, r.body);
@@ -377,6 +378,15 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
         400,
         "a sample larger than the order"
     );
+    // a due date already past is refused, naming the field, unless the request confirms it
+    let past = json!({ "order_id": "PO-P", "supplier_org": s1.id, "part": "x", "design_id": "BRK-7", "design_version": 1, "quantity": 3, "unit_price_krw": 1, "due_date_ms": now - DAY, "sample_size": 1, "allowed_defects": 0, "payment_term_days": 1, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0 });
+    let r = api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(past.clone())).await?;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.starts_with("due_date_ms:") && detail.contains("allow_past_due"), "{detail}");
+    let mut confirmed = past;
+    confirmed["allow_past_due"] = json!(true);
+    assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(confirmed)).await?.status, 201);
     // a transit allowance is part of the contract, shown to both sides; absent, the order has none
     let mut transit = json!({ "order_id": "PO-T", "supplier_org": s1.id, "part": "x", "design_id": "BRK-7", "design_version": 1, "quantity": 3, "unit_price_krw": 1, "due_date_ms": now + DAY, "sample_size": 1, "allowed_defects": 0, "payment_term_days": 1, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0, "transit_days": 366 });
     let r = api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(transit.clone())).await?;

@@ -96,6 +96,10 @@ pub struct OrderInput {
     /// Absent: from the recorded receipt alone.
     #[serde(default)]
     pub transit_days: Option<u32>,
+    /// Confirms a due date already in the past (e.g. an order recorded after
+    /// the fact); without it such an order is refused.
+    #[serde(default)]
+    pub allow_past_due: bool,
 }
 
 /// A shipment of an order.
@@ -634,6 +638,14 @@ impl Settlement {
         let now = fc_core::time::now_ms();
         if !(now - 366 * fc_ledger::settle::DAY_MS..=now + 5 * 366 * fc_ledger::settle::DAY_MS).contains(&o.due_date_ms) {
             return Err(ServiceError::invalid("due_date_ms", "must be within a year before and five years after today"));
+        }
+        // An order due before it is issued is late on arrival and pays
+        // penalties from its first shipment: almost always a typo.
+        if o.due_date_ms < now && !o.allow_past_due {
+            return Err(ServiceError::invalid(
+                "due_date_ms",
+                "is in the past; set \"allow_past_due\": true to issue an order that is already due",
+            ));
         }
         if o.allowed_defects > o.sample_size {
             return Err(ServiceError::invalid("allowed_defects", "cannot exceed sample_size"));
