@@ -13,6 +13,7 @@ use crate::auth::ApiAuth;
 use crate::pages::attachment;
 use crate::problem::Problem;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -161,13 +162,59 @@ pub(crate) async fn entries(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path(network): Path<String>,
-    Query(q): Query<RangeQ>,
+    q: Result<Query<RangeQ>, QueryRejection>,
 ) -> Result<Json<Vec<EntryView>>, Problem> {
-    let end = q.end.unwrap_or(q.start.saturating_add(1000));
-    if end < q.start || end - q.start > 1000 {
-        return Err(Problem::bad_request("end: at most 1000 entries after start"));
-    }
+    let q = query(q)?;
+    let end = q.end.unwrap_or(q.start.saturating_add(MAX_ENTRIES));
+    check_range(q.start, end)?;
     Ok(Json(s.settlement.entries(&network, &p.tenant_id, q.start, end).await?))
+}
+
+/// Most entries one `entries` call returns.
+const MAX_ENTRIES: u64 = 1000;
+
+/// A query string that does not parse (a missing or non-numeric parameter),
+/// as a problem naming the parameter (serde's message does).
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+    q.map(|Query(q)| q).map_err(|e| Problem::bad_request(e.body_text()))
+}
+
+/// `[start, end)` of the entries route. Each refusal says which parameter is
+/// wrong and how, with the values received.
+fn check_range(start: u64, end: u64) -> Result<(), Problem> {
+    if end < start {
+        return Err(Problem::bad_request(format!("end ({end}) is before start ({start}): end must be greater than start")));
+    }
+    if end - start > MAX_ENTRIES {
+        return Err(Problem::bad_request(format!(
+            "end ({end}) is {} entries after start ({start}): at most {MAX_ENTRIES} entries per call; page with start",
+            end - start
+        )));
+    }
+    Ok(())
+}
+
+/// `index` and `size` of the inclusion route.
+fn check_inclusion(index: u64, size: u64) -> Result<(), Problem> {
+    if index >= size {
+        return Err(Problem::bad_request(format!(
+            "index ({index}) must be less than size ({size}): the leaf must be in the tree the proof is for"
+        )));
+    }
+    Ok(())
+}
+
+/// `from` and `to` of the consistency route.
+fn check_consistency(from: u64, to: u64) -> Result<(), Problem> {
+    if from == 0 {
+        return Err(Problem::bad_request(
+            "from must be at least 1: an empty tree is consistent with every tree, there is nothing to prove",
+        ));
+    }
+    if from > to {
+        return Err(Problem::bad_request(format!("from ({from}) is greater than to ({to}): from must not be greater than to")));
+    }
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/api/v1/ledger/{network}/entries/{index}", params(("network" = String, Path), ("index" = u64, Path)), responses((status = 200, description = "the entry's canonical bytes (its leaf is SHA-256(0x00 || body))", content_type = "application/json"), (status = 404, body = Problem)))]
@@ -190,8 +237,10 @@ pub(crate) async fn inclusion(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path(network): Path<String>,
-    Query(q): Query<InclusionQ>,
+    q: Result<Query<InclusionQ>, QueryRejection>,
 ) -> Result<Json<InclusionProof>, Problem> {
+    let q = query(q)?;
+    check_inclusion(q.index, q.size)?;
     Ok(Json(s.settlement.inclusion_proof(&network, &p.tenant_id, q.index, q.size)?))
 }
 
@@ -209,8 +258,10 @@ pub(crate) async fn consistency(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path(network): Path<String>,
-    Query(q): Query<ConsistencyQ>,
+    q: Result<Query<ConsistencyQ>, QueryRejection>,
 ) -> Result<Json<ConsistencyProof>, Problem> {
+    let q = query(q)?;
+    check_consistency(q.from, q.to)?;
     Ok(Json(s.settlement.consistency_proof(&network, &p.tenant_id, q.from, q.to)?))
 }
 

@@ -505,7 +505,26 @@ async fn the_ledger_proves_every_entry_to_members_and_hides_others_entries() -> 
     }
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/inclusion?index=5&size=2"), &w.s1.key, None).await?.status, 400);
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/consistency?from=2&to=9"), &w.s1.key, None).await?.status, 404);
-    assert_eq!(api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries?start=0&end=5000"), &w.s1.key, None).await?.status, 400);
+    // every refused parameter says which one is wrong, and how
+    let bad = [
+        ("entries?start=5&end=3", "end (3) is before start (5): end must be greater than start"),
+        ("entries?start=0&end=5000", "end (5000) is 5000 entries after start (0): at most 1000 entries per call"),
+        ("entries?start=x", "start"),
+        ("proof/inclusion?index=5&size=2", "index (5) must be less than size (2)"),
+        ("proof/inclusion?index=2&size=2", "index (2) must be less than size (2)"),
+        ("proof/inclusion?index=0", "missing field `size`"),
+        ("proof/consistency?from=0&to=2", "from must be at least 1"),
+        ("proof/consistency?from=2&to=1", "from (2) is greater than to (1): from must not be greater than to"),
+        ("proof/consistency?from=1&to=-2", "to"),
+    ];
+    for (query, expected) in bad {
+        let r = api(w.addr, "GET", &format!("/api/v1/ledger/{net}/{query}"), &w.s1.key, None).await?;
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        assert!(r.header("content-type").unwrap_or("").starts_with("application/problem+json"), "{query}: a problem");
+        let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+        assert!(detail.contains(expected), "{query}: {detail:?} should say {expected:?}");
+    }
+    ok(&api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries?start=1&end=1"), &w.s1.key, None).await?, "an empty range");
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/ledger/{net}/checkpoint"), "fck_wrong", None).await?.status, 401);
 
     // the same over gRPC
