@@ -174,6 +174,11 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("no_designs", "No designs.", "도면이 없습니다."),
     ("no_key_yet", "No design key registered yet.", "등록된 도면 키가 없습니다."),
     ("no_orders", "No orders.", "발주가 없습니다."),
+    (
+        "no_bank_account",
+        "These suppliers have not entered a bank account: a bank file leaves their payments out until they do.",
+        "다음 공급사는 지급 계좌를 등록하지 않았습니다. 등록할 때까지 은행 이체 파일에서 해당 지급이 빠집니다.",
+    ),
     ("no_payments", "No payments.", "지급 내역이 없습니다."),
     ("order", "Order", "발주"),
     ("orders", "Orders", "발주"),

@@ -22,7 +22,7 @@ use axum::{Json, Router};
 use fc_registry::{BankAccount, Role};
 use fc_settlement::{ConsistencyProof, InclusionProof};
 use fc_settlement_service::{
-    BankFile, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, TelemetryInspection,
+    BankFile, BlockedView, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, TelemetryInspection,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -58,6 +58,7 @@ pub fn routes(max_design_bytes: usize) -> Router<Arc<PortalState>> {
         .route("/api/v1/networks/{network}/orders/{order_id}/shipments/{shipment_id}/reject", post(reject_delivery))
         .route("/api/v1/networks/{network}/payments", get(payments))
         .route("/api/v1/networks/{network}/payments/exports", get(exports).post(export_payments))
+        .route("/api/v1/networks/{network}/payments/blocked", get(blocked_payments))
         .route("/api/v1/networks/{network}/payments/exports/{message_id}", get(export_file))
         .route("/api/v1/networks/{network}/payments/exports/{message_id}/reissue", post(reissue_export))
         .route("/api/v1/networks/{network}/payments/{instruction_id}/confirm", post(confirm_payment))
@@ -461,8 +462,26 @@ pub(crate) async fn payments(State(s): St, ApiAuth(p): ApiAuth, Path(network): P
     Ok(Json(s.settlement.payments(&network, &p.tenant_id).await?))
 }
 
+/// The file as an attachment; with `fc-blocked-payments: <n>` when a new
+/// file left out `n` payments of suppliers without a bank account (`GET
+/// …/payments/blocked` names them).
 fn bank_file(file: BankFile) -> Response {
-    attachment("application/xml; charset=utf-8", &format!("{}.xml", file.message_id), file.xml)
+    let blocked: usize = file.blocked.iter().map(|b| b.instruction_ids.len()).sum();
+    let mut r = attachment("application/xml; charset=utf-8", &format!("{}.xml", file.message_id), file.xml);
+    if blocked > 0 {
+        r.headers_mut().insert("fc-blocked-payments", header::HeaderValue::from(blocked));
+    }
+    r
+}
+
+#[utoipa::path(get, path = "/api/v1/networks/{network}/payments/blocked", params(("network" = String, Path)), responses((status = 200, body = Vec<BlockedView>, description = "payments a new bank file leaves out, by supplier without a bank account"), (status = 403, body = Problem)))]
+pub(crate) async fn blocked_payments(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(network): Path<String>,
+) -> Result<Json<Vec<BlockedView>>, Problem> {
+    p.require(Role::Operator)?;
+    Ok(Json(s.settlement.blocked_payments(&network, &p.tenant_id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/networks/{network}/payments/exports", params(("network" = String, Path)), responses((status = 201, description = "a new bank file (ISO 20022 pain.001.001.09) of every instructed, unconfirmed payment above 0 KRW that no export holds yet; recorded on the ledger", content_type = "application/xml"), (status = 409, body = Problem)))]

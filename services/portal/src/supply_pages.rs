@@ -441,8 +441,12 @@ async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>
     let owner = p.role.allows(Role::Operator);
     let mut sections = Vec::new();
     for n in &networks {
-        let exports = if owner && n.role == "buyer" { s.settlement.exports(&n.network, &p.tenant_id).await? } else { Vec::new() };
-        sections.push((n.clone(), s.settlement.payments(&n.network, &p.tenant_id).await?, exports));
+        let (exports, blocked) = if owner && n.role == "buyer" {
+            (s.settlement.exports(&n.network, &p.tenant_id).await?, s.settlement.blocked_payments(&n.network, &p.tenant_id).await?)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        sections.push((n.clone(), s.settlement.payments(&n.network, &p.tenant_id).await?, exports, blocked));
     }
     Ok(page(
         lang,
@@ -451,7 +455,7 @@ async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>
         html! {
             h1 { (lang.t("statements")) }
             @if let Some(e) = &error { p.error role="alert" { (e) } }
-            @for (n, payments, exports) in &sections {
+            @for (n, payments, exports, blocked) in &sections {
                 h2 { (n.buyer_name) " · " (role_label(lang, n)) }
                 @if payments.is_empty() { p.muted { (lang.t("no_payments")) } } @else {
                     @let total: u64 = payments.iter().map(|x| x.amount_krw).sum();
@@ -468,6 +472,12 @@ async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>
                         tfoot { tr { th colspan="3" { (lang.t("total")) } th { (krw(total)) } th colspan="4" {} } }
                     }
                     @if owner && n.role == "buyer" {
+                        @if !blocked.is_empty() {
+                            div.warning id="no-bank-account" role="status" {
+                                p { (lang.t("no_bank_account")) }
+                                ul { @for b in blocked { li { strong { (b.supplier_name) } " · " (b.instruction_ids.len()) " · " (krw(b.amount_krw)) } } }
+                            }
+                        }
                         form.inline method="post" action={ "/statements/" (n.network) "/exports" } { (csrf_field(p)) button type="submit" { (lang.t("export_bank_file")) } " (ISO 20022 pain.001.001.09)" }
                         @if !exports.is_empty() {
                             h3 { (lang.t("bank_files")) }

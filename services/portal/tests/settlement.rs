@@ -708,3 +708,54 @@ async fn a_bank_file_pays_each_payment_once_and_downloads_again_unchanged() -> a
     assert_eq!(po_c["export_message_id"].as_str(), Some(second_id.as_str()));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supplier_without_a_bank_account_holds_back_only_its_own_payments() -> anyhow::Result<()> {
+    let w = world().await?;
+    let net = w.buyer.id.clone();
+    let b = &w.buyer;
+    ok(&publish(&w, "BRK-7", &[&w.s1, &w.s2], b"drawing").await?, "publish");
+    let st = w.h.settlement().await?.settlement.clone();
+    let account = |holder: &str| {
+        serde_json::from_value::<fc_registry::BankAccount>(
+            json!({ "holder": holder, "account_kind": "domestic", "account": "110-123-456789", "bank_kind": "bank_code", "bank": "004" }),
+        )
+    };
+    st.set_bank_account(&b.id, account("Buyer Motors")?)?;
+    st.set_bank_account(&w.s1.id, account("Supplier One")?)?;
+    deliver(&w, &w.s1, "PO-1", 10, 100).await?;
+    deliver(&w, &w.s2, "PO-2", 10, 200).await?;
+    // before exporting, the buyer sees who holds payments back, by name (API and page)
+    let blocked = api(w.addr, "GET", &format!("/api/v1/networks/{net}/payments/blocked"), &b.key, None).await?;
+    ok(&blocked, "blocked payments");
+    let blocked = blocked.json();
+    assert_eq!(blocked[0]["supplier_name"], "Supplier Two");
+    assert_eq!(blocked[0]["supplier_org"], w.s2.id.as_str());
+    assert_eq!((blocked[0]["amount_krw"].as_u64(), blocked.as_array().map(Vec::len)), (Some(2_000), Some(1)));
+    let reg = w.h.svc().state.registry.clone();
+    let owner = reg.create_user(&b.id, "owner@buyer.example", "Owner", Role::Owner, "long enough password")?;
+    let (sid, _) = reg.create_session(&owner)?;
+    let page = request(w.addr, "GET", "/statements", &[("cookie", &format!("fc_session={sid}"))], b"").await?;
+    ok(&page, "statements page");
+    let warning = page.body.split("id=\"no-bank-account\"").nth(1).unwrap_or_default();
+    assert!(warning.contains("Supplier Two") && !warning.contains("Supplier One"), "{}", page.body);
+    // the export pays supplier one and leaves supplier two's payment for later
+    let exports = format!("/api/v1/networks/{net}/payments/exports");
+    let r = api(w.addr, "POST", &exports, &b.key, None).await?;
+    assert_eq!(r.status, 201, "one supplier without an account does not block the file: {}", r.body);
+    assert_eq!(end_to_end_ids(&r.body), vec![fc_ledger::settle::instruction_id("PO-1", "S1")]);
+    assert_eq!(r.header("fc-blocked-payments"), Some("1"));
+    // with only blocked payments left, the refusal names the supplier, not its id
+    let r = api(w.addr, "POST", &exports, &b.key, None).await?;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("Supplier Two") && !detail.contains(&w.s2.id), "{detail}");
+    // once it enters its account, its payment goes into the next file
+    st.set_bank_account(&w.s2.id, account("Supplier Two")?)?;
+    let r = api(w.addr, "POST", &exports, &b.key, None).await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(end_to_end_ids(&r.body), vec![fc_ledger::settle::instruction_id("PO-2", "S1")]);
+    assert_eq!(r.header("fc-blocked-payments"), None);
+    assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/payments/blocked"), &b.key, None).await?.json(), json!([]));
+    Ok(())
+}

@@ -229,6 +229,66 @@ pub struct BankFile {
     pub message_id: String,
     /// The ISO 20022 `pain.001.001.09` document.
     pub xml: String,
+    /// Payable payments left out of a new file because their supplier has no
+    /// bank account (empty for a file downloaded again).
+    pub blocked: Vec<BlockedView>,
+}
+
+/// Payments no bank file can pay yet: their supplier has not entered a bank
+/// account.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct BlockedView {
+    /// The supplier's organisation id.
+    pub supplier_org: String,
+    /// Its name, as people know it.
+    pub supplier_name: String,
+    /// The payments waiting for its account.
+    pub instruction_ids: Vec<String>,
+    /// Their total, KRW.
+    pub amount_krw: u64,
+}
+
+/// What a supplier's payments go to.
+enum Creditor {
+    Account(pain001::Party),
+    NoAccount { name: String },
+}
+
+impl Creditor {
+    fn of(registry: &Registry, supplier: &str) -> Res<Self> {
+        Ok(match registry.org_profile(supplier)?.bank {
+            Some(bank) => Creditor::Account(party(&bank)),
+            // The name, not the id: the buyer's people know their suppliers by name.
+            None => Creditor::NoAccount { name: registry.get_tenant(supplier).map(|t| t.name).unwrap_or_else(|_| supplier.to_string()) },
+        })
+    }
+}
+
+/// Payments left out, grouped by supplier in the order first met.
+#[derive(Default)]
+struct BlockedSuppliers(Vec<BlockedView>);
+
+impl BlockedSuppliers {
+    fn add(&mut self, supplier_org: &str, name: &str, p: &Payment) {
+        let i = match self.0.iter().position(|b| b.supplier_org == supplier_org) {
+            Some(i) => i,
+            None => {
+                self.0.push(BlockedView {
+                    supplier_org: supplier_org.to_string(),
+                    supplier_name: name.to_string(),
+                    instruction_ids: Vec::new(),
+                    amount_krw: 0,
+                });
+                self.0.len() - 1
+            }
+        };
+        self.0[i].instruction_ids.push(p.instruction.instruction_id.clone());
+        self.0[i].amount_krw += p.instruction.amount_krw;
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|b| b.supplier_name.as_str()).collect()
+    }
 }
 
 /// An entry the caller may read.
@@ -958,27 +1018,29 @@ impl Settlement {
                 };
                 return Err(ServiceError::new(ErrorCode::FailedPrecondition, why));
             }
-            // Each supplier's account is read once, however many payments it gets.
-            let mut creditors: HashMap<String, pain001::Party> = HashMap::new();
-            let mut transfers = Vec::with_capacity(payments.len());
-            for p in &payments {
-                let supplier = s.supplier_of(&p.instruction.order_id).unwrap_or_default().to_string();
-                let creditor = match creditors.get(&supplier) {
-                    Some(c) => c.clone(),
-                    None => {
-                        let bank = self.registry.org_profile(&supplier)?.bank.ok_or_else(|| {
-                            ServiceError::new(
-                                ErrorCode::FailedPrecondition,
-                                format!("supplier {supplier} has not entered its bank account"),
-                            )
-                        })?;
-                        creditors.entry(supplier).or_insert(party(&bank)).clone()
-                    }
-                };
-                transfers.push(pain001::CreditTransfer { instruction: p.instruction.clone(), creditor });
+            // A supplier without a bank account holds back its own payments
+            // only (they wait for the next export), not the buyer's whole file.
+            let (creditors, blocked) = self.creditors(s, &payments)?;
+            let transfers: Vec<pain001::CreditTransfer> = payments
+                .iter()
+                .filter_map(|p| {
+                    let creditor = creditors.get(s.supplier_of(&p.instruction.order_id)?)?.clone();
+                    Some(pain001::CreditTransfer { instruction: p.instruction.clone(), creditor })
+                })
+                .collect();
+            if transfers.is_empty() {
+                return Err(ServiceError::new(
+                    ErrorCode::FailedPrecondition,
+                    format!(
+                        "no bank file: every payment waiting is to a supplier without a bank account ({}); they enter it on their organisation page",
+                        blocked.names().join(", ")
+                    ),
+                ));
             }
             // Derived from the entry's seq: unique in the network, and the same
             // however often the file is downloaded.
+            // Only what the file pays is exported; the blocked wait for the next export.
+            let instruction_ids: Vec<String> = transfers.iter().map(|t| t.instruction.instruction_id.clone()).collect();
             let message_id = export_message_id(network, s.fold.next_seq());
             let batch = pain001::Batch::new(message_id.clone(), fc_core::time::now_ms(), party(&debtor), transfers)
                 .map_err(|e| ServiceError::new(ErrorCode::FailedPrecondition, e.to_string()))?;
@@ -992,15 +1054,51 @@ impl Settlement {
                 .map_err(|e| ServiceError::internal(format!("export store: {e}")))?;
             let event = Event::PaymentsExported(PaymentsExported {
                 message_id: message_id.clone(),
-                instruction_ids: payments.iter().map(|p| p.instruction.instruction_id.clone()).collect(),
+                instruction_ids,
                 file_sha256: Sha256Hex(digest),
                 reissue_of: reissue_of.map(str::to_string),
             });
-            file = Some(BankFile { message_id, xml });
+            file = Some(BankFile { message_id, xml, blocked: blocked.0 });
             Ok(vec![event])
         })
         .await?;
         file.ok_or_else(|| ServiceError::internal("export recorded without a file"))
+    }
+
+    /// Each supplier's account (read once, however many payments it gets),
+    /// and the payments of suppliers without one.
+    fn creditors(&self, s: &Network, payments: &[&Payment]) -> Res<(HashMap<String, pain001::Party>, BlockedSuppliers)> {
+        let mut accounts: HashMap<String, Creditor> = HashMap::new();
+        let mut blocked = BlockedSuppliers::default();
+        for p in payments {
+            let Some(supplier) = s.supplier_of(&p.instruction.order_id) else { continue };
+            if !accounts.contains_key(supplier) {
+                accounts.insert(supplier.to_string(), Creditor::of(&self.registry, supplier)?);
+            }
+            if let Some(Creditor::NoAccount { name }) = accounts.get(supplier) {
+                blocked.add(supplier, name, p);
+            }
+        }
+        let parties = accounts
+            .into_iter()
+            .filter_map(|(org, c)| match c {
+                Creditor::Account(party) => Some((org, party)),
+                Creditor::NoAccount { .. } => None,
+            })
+            .collect();
+        Ok((parties, blocked))
+    }
+
+    /// The payments a new bank file would leave out because their supplier
+    /// has no bank account yet, by supplier: what the buyer chases before
+    /// exporting.
+    pub async fn blocked_payments(&self, network: &str, actor: &str) -> Res<Vec<BlockedView>> {
+        self.require_buyer(network, actor)?;
+        self.with_state(network, |s| {
+            let payments: Vec<&Payment> = s.fold.exportable().collect();
+            Ok(self.creditors(s, &payments)?.1.0)
+        })
+        .await
     }
 
     /// The bank files the buyer exported, oldest first.
@@ -1049,7 +1147,7 @@ impl Settlement {
             return Err(ServiceError::internal(format!("export {message_id}: stored file does not match its ledger hash")));
         }
         let xml = String::from_utf8(bytes).map_err(|_| ServiceError::internal(format!("export {message_id}: not UTF-8")))?;
-        Ok(BankFile { message_id: message_id.to_string(), xml })
+        Ok(BankFile { message_id: message_id.to_string(), xml, blocked: Vec::new() })
     }
 
     /// Checks bank details the way the bank file will, then saves them.

@@ -34,7 +34,7 @@ mod grpc;
 mod network;
 
 pub use engine::{
-    BankFile, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, Settlement, ShipmentView,
+    BankFile, BlockedView, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, Settlement, ShipmentView,
     TelemetryInspection, payment_view,
 };
 
