@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use fc_ledger::merkle::leaf_hash;
-use fc_ledger::note::{Checkpoint, Verifier, open_note};
+use fc_ledger::note::{Verifier, open_checkpoint};
 use fc_registry::{AccountKind, BankAccount, BankKind, Role};
 use fc_settlement_service::{NetworkView, OrderInput, OrderView};
 use maud::{Markup, html};
@@ -582,11 +582,12 @@ async fn verify_entry(s: &PortalState, network: &str, org: &str, index: u64) -> 
     let entry = s.settlement.entry(network, org, index).await?;
     let verifier =
         Verifier::from_vkey(&s.settlement.verifier_key()).map_err(|e| Problem::new(fc_core::ErrorCode::Internal, e.to_string()))?;
-    let checked = open_note(&note, std::slice::from_ref(&verifier))
-        .map_err(|e| format!("checkpoint signature: {e}"))
-        .and_then(|(text, _)| Checkpoint::parse(&text).map_err(|e| format!("checkpoint: {e}")));
+    // The origin too: the key signs every network's log, so the signature
+    // alone does not say the checkpoint is of this network.
+    let checked =
+        open_checkpoint(&note, std::slice::from_ref(&verifier), &s.settlement.origin(network)).map_err(|e| format!("checkpoint: {e}"));
     let (proof, outcome) = match checked {
-        Ok(cp) if index < cp.size => {
+        Ok((cp, _)) if index < cp.size => {
             let proof = s.settlement.inclusion_proof(network, org, index, cp.size)?;
             let outcome = if proof.leaf_hash != leaf_hash(&entry) {
                 Err("the entry's hash differs from the proof's leaf".to_string())
@@ -595,7 +596,7 @@ async fn verify_entry(s: &PortalState, network: &str, org: &str, index: u64) -> 
             };
             (serde_json::to_string_pretty(&proof).unwrap_or_default(), outcome)
         }
-        Ok(cp) => {
+        Ok((cp, _)) => {
             (String::new(), Err(format!("entry {index} is not yet under the latest checkpoint (size {}); try again in a second", cp.size)))
         }
         Err(e) => (String::new(), Err(e)),
@@ -659,7 +660,7 @@ fn cli_help(network: &str, index: u64) -> Markup {
     html! {
         h3 { "factorychain verify" }
         pre { "curl -H \"Authorization: Bearer $FC_API_KEY\" $PORTAL/api/v1/ledger/" (network) "/checkpoint > checkpoint.txt\n"
-              "factorychain verify checkpoint checkpoint.txt --key \"$(curl -s -H \"Authorization: Bearer $FC_API_KEY\" $PORTAL/api/v1/ledger/key)\"\n"
+              "factorychain verify checkpoint checkpoint.txt --network " (network) " --key \"$(curl -s -H \"Authorization: Bearer $FC_API_KEY\" $PORTAL/api/v1/ledger/key)\"\n"
               "curl -H \"Authorization: Bearer $FC_API_KEY\" \"$PORTAL/api/v1/ledger/" (network) "/proof/inclusion?index=" (index) "&size=SIZE\" > proof.json\n"
               "factorychain verify inclusion proof.json\n"
               "factorychain verify follow $PORTAL/api/v1/ledger/" (network) " --key VKEY --state witness.txt" }

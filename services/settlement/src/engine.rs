@@ -438,6 +438,12 @@ impl Settlement {
         self.ledger.verifier_key()
     }
 
+    /// The origin a network's checkpoints name (`<origin_prefix>/<network>`):
+    /// what a verifier must expect, since one key signs every network's log.
+    pub fn origin(&self, network: &str) -> String {
+        self.ledger.origin(network)
+    }
+
     /// Largest design accepted, in bytes.
     pub fn max_design_bytes(&self) -> usize {
         self.config.max_design_bytes
