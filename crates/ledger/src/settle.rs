@@ -52,8 +52,8 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::entry::{
-    DeliveryAccepted, DeliveryRejected, ENTRY_VERSION, Entry, Event, InspectionRecorded, OrderIssued, PaymentConfirmed, PaymentInstruction,
-    PaymentsExported, Sha256Hex, ShipmentMoved,
+    DeliveryAccepted, DeliveryRejected, ENTRY_VERSION, ENTRY_VERSION_UNSALTED, Entry, Event, InspectionRecorded, OrderIssued,
+    PaymentConfirmed, PaymentInstruction, PaymentsExported, Sha256Hex, ShipmentMoved,
 };
 
 /// One day in milliseconds.
@@ -503,7 +503,7 @@ impl Ledger {
         if seq != self.next_seq && !(self.sparse && seq > self.next_seq) {
             return Err(SettleError::OutOfSequence { seq, expected: self.next_seq });
         }
-        if entry.version != ENTRY_VERSION {
+        if entry.version != ENTRY_VERSION && entry.version != ENTRY_VERSION_UNSALTED {
             return Err(SettleError::UnsupportedVersion { seq, version: entry.version });
         }
         self.apply_event(entry)?;

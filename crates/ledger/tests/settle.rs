@@ -494,8 +494,8 @@ fn entries_must_be_the_log_in_order() {
     entries[1].seq = 5;
     assert_eq!(replay(&entries), Err(SettleError::OutOfSequence { seq: 5, expected: 1 }));
     let mut entries = Log::new().order(5).entries;
-    entries[0].version = 2;
-    assert_eq!(replay(&entries), Err(SettleError::UnsupportedVersion { seq: 0, version: 2 }));
+    entries[0].version = 3;
+    assert_eq!(replay(&entries), Err(SettleError::UnsupportedVersion { seq: 0, version: 3 }));
 }
 
 #[test]

@@ -547,6 +547,35 @@ async fn the_ledger_proves_every_entry_to_members_and_hides_others_entries() -> 
     ip.metadata_mut().insert("authorization", format!("Bearer {}", w.s2.key).parse().unwrap());
     let p = client.get_inclusion_proof(ip).await?.into_inner();
     assert_eq!(p.root_hash, cp.root.to_vec());
+
+    // Supplier two holds the leaf hash of supplier one's order_accepted (proofs carry it) and
+    // can guess every field of it but the salt: the entry is not confirmable by guessing.
+    let now = fc_core::time::now_ms();
+    let terms = json!({ "order_id": "PO-S", "supplier_org": w.s1.id, "part": "x", "design_id": "D1", "design_version": 1, "quantity": 1, "unit_price_krw": 1, "due_date_ms": now + DAY, "sample_size": 1, "allowed_defects": 0, "payment_term_days": 1, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0 });
+    ok(&api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &w.buyer.key, Some(terms)).await?, "order");
+    let t0 = fc_core::time::now_ms();
+    ok(&api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders/PO-S/accept"), &w.s1.key, None).await?, "accept");
+    let t1 = fc_core::time::now_ms();
+    let accepted_at = 3; // design D1, design D2, the order, then its acceptance
+    let proof: fc_settlement::InclusionProof = serde_json::from_str(
+        &api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/inclusion?index={accepted_at}&size=4"), &w.s2.key, None).await?.body,
+    )?;
+    let event = || fc_ledger::entry::Event::OrderAccepted(fc_ledger::entry::OrderAccepted { order_id: "PO-S".into() });
+    let guessed = (t0 - 1_000..=t1 + 1_000).any(|at_ms| {
+        let unsalted = fc_ledger::entry::Entry::new(accepted_at, at_ms, w.s1.id.clone(), event());
+        let zero_salt = fc_ledger::entry::Entry::salted(accepted_at, at_ms, w.s1.id.clone(), event(), [0; 32]);
+        [unsalted, zero_salt].iter().any(|e| fc_ledger::merkle::leaf_hash(&e.to_bytes()) == proof.leaf_hash)
+    });
+    assert!(!guessed, "a non-reader confirmed a hidden entry from its leaf hash");
+    // its reader receives it with the salt, and proves it as before
+    let own = api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries/{accepted_at}"), &w.s1.key, None).await?;
+    ok(&own, "the reader's entry");
+    let entry = fc_ledger::entry::Entry::from_bytes(own.body.as_bytes())?;
+    assert_eq!((entry.version, entry.salt.is_some(), entry.at_ms >= t0 && entry.at_ms <= t1), (2, true, true));
+    assert_eq!(fc_ledger::merkle::leaf_hash(own.body.as_bytes()), proof.leaf_hash);
+    let listed = api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries?start={accepted_at}"), &w.s1.key, None).await?.json();
+    assert_eq!(listed[0]["entry"]["salt"], serde_json::to_value(entry.salt)?, "listed with its salt");
+    assert_eq!(api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries/{accepted_at}"), &w.s2.key, None).await?.status, 404);
     Ok(())
 }
 

@@ -389,6 +389,15 @@ fn export_message_id(network: &str, seq: u64) -> String {
     format!("FC{org}E{seq:X}")
 }
 
+/// A fresh salt for one entry (see `fc_ledger::entry`: it keeps the entry's
+/// leaf hash from confirming a guess of its fields to members who may not
+/// read it).
+fn salt() -> [u8; 32] {
+    let mut salt = [0u8; 32];
+    getrandom::fill(&mut salt).expect("the operating system's random source failed");
+    salt
+}
+
 fn random_id(prefix: &str) -> String {
     let mut b = [0u8; 6];
     getrandom::fill(&mut b).expect("the operating system's random source failed");
@@ -1248,14 +1257,14 @@ async fn decide_and_append(
     let now = fc_core::time::now_ms();
     let mut entries = Vec::new();
     for event in events {
-        let entry = Entry::new(state.fold.next_seq(), now, actor, event);
+        let entry = Entry::salted(state.fold.next_seq(), now, actor, event, salt());
         // A refused first event changed nothing; a later one follows changes.
         state.apply(&entry).map_err(|e| (!entries.is_empty(), refusal(e)))?;
         entries.push(entry);
     }
     // Settlement's own entries: the instructions the acceptances made due.
     for instruction in state.fold.instructions_due() {
-        let entry = Entry::new(state.fold.next_seq(), now, network, Event::PaymentInstructed(instruction));
+        let entry = Entry::salted(state.fold.next_seq(), now, network, Event::PaymentInstructed(instruction), salt());
         state.apply(&entry).map_err(|e| (true, refusal(e)))?;
         entries.push(entry);
     }
