@@ -12,7 +12,7 @@ use crate::api::ApiJson;
 use crate::auth::ApiAuth;
 use crate::pages::attachment;
 use crate::problem::Problem;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -23,15 +23,18 @@ use fc_registry::{BankAccount, Role};
 use fc_settlement::{ConsistencyProof, InclusionProof};
 use fc_settlement_service::{
     BankFile, BlockedView, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, TelemetryInspection,
+    UploadError,
 };
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 type St = State<Arc<PortalState>>;
 
-/// REST routes; design uploads may be up to `max_design_bytes`.
-pub fn routes(max_design_bytes: usize) -> Router<Arc<PortalState>> {
+/// REST routes. Design uploads stream to disk; the settlement engine limits
+/// their size (per file and per plan).
+pub fn routes() -> Router<Arc<PortalState>> {
     Router::new()
         .route("/api/v1/org", get(org))
         .route("/api/v1/org/key", put(set_key))
@@ -45,7 +48,9 @@ pub fn routes(max_design_bytes: usize) -> Router<Arc<PortalState>> {
         .route("/api/v1/ledger/{network}/proof/inclusion", get(inclusion))
         .route("/api/v1/ledger/{network}/proof/consistency", get(consistency))
         .route("/api/v1/networks/{network}/designs", get(designs))
-        .route("/api/v1/networks/{network}/designs/{design_id}", post(publish_design).layer(DefaultBodyLimit::max(max_design_bytes)))
+        // No body limit here: the upload streams to disk under the engine's
+        // per-file limit and the plan's quota.
+        .route("/api/v1/networks/{network}/designs/{design_id}", post(publish_design).layer(DefaultBodyLimit::disable()))
         .route("/api/v1/networks/{network}/designs/{design_id}/versions/{version}", get(download_design))
         .route("/api/v1/networks/{network}/designs/{design_id}/versions/{version}/recipients", put(change_access))
         .route("/api/v1/networks/{network}/orders", get(orders).post(issue_order))
@@ -283,14 +288,29 @@ pub(crate) async fn publish_design(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path((network, design_id)): Path<(String, String)>,
-    Query(q): Query<ToQ>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    q: Result<Query<ToQ>, QueryRejection>,
+    headers: header::HeaderMap,
+    body: Body,
 ) -> Result<Response, Problem> {
+    // Who may publish is decided before a byte of the body is read, and the
+    // body goes to a temporary file as it arrives, never whole into memory.
     p.require(Role::Operator)?;
-    let body = body.map_err(|e| Problem::body_rejected(e.status(), e.body_text()))?;
+    let q = query(q)?;
     let to: Vec<String> = q.to.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
-    let d = s.settlement.publish_design(&network, &p.tenant_id, &design_id, &to, &body).await?;
+    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut upload = s.settlement.begin_design_upload(&network, &p.tenant_id, &design_id, &to, length).await.map_err(upload_problem)?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Problem::bad_request(format!("body: {e}")))?;
+        upload.write(&chunk).await.map_err(upload_problem)?;
+    }
+    let d = s.settlement.finish_design_upload(upload).await?;
     Ok((StatusCode::CREATED, Json(d)).into_response())
+}
+
+/// 413 for a file over the per-file limit; the error's own status otherwise.
+fn upload_problem(e: UploadError) -> Problem {
+    if e.too_large { Problem::body_rejected(StatusCode::PAYLOAD_TOO_LARGE, e.error.message) } else { e.error.into() }
 }
 
 #[utoipa::path(get, path = "/api/v1/networks/{network}/designs/{design_id}/versions/{version}", params(("network" = String, Path), ("design_id" = String, Path), ("version" = u32, Path)), responses((status = 200, description = "the age ciphertext (recipients only)", content_type = "application/octet-stream"), (status = 404, body = Problem)))]

@@ -788,3 +788,37 @@ async fn a_supplier_without_a_bank_account_holds_back_only_its_own_payments() ->
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/payments/blocked"), &b.key, None).await?.json(), json!([]));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn design_uploads_check_the_role_first_stream_to_disk_and_keep_to_the_plan_quota() -> anyhow::Result<()> {
+    let w = world().await?;
+    let net = w.buyer.id.clone();
+    let reg = w.h.svc().state.registry.clone();
+    let (_, viewer) = reg.create_api_key(&net, "viewer", Role::Viewer)?;
+    let path = format!("/api/v1/networks/{net}/designs/X?to={}", w.s1.id);
+    // Who may not publish is told so, whatever the body: the role and the side come first.
+    let big = [b"age-encryption.org/v1\n".as_slice(), &vec![0u8; 33 << 20]].concat();
+    // (API key, status): a viewer of the buyer, a supplier of the network, an outsider, the buyer's operator
+    for (key, status) in [(&viewer, 403), (&w.s1.key, 403), (&w.outsider.key, 404), (&w.buyer.key, 413)] {
+        let r = upload(w.addr, &path, key, &big).await?;
+        assert_eq!(r.status, status, "{}", r.body);
+    }
+    // The plan's quota counts every stored design file of the tenant; the refusal names the limit.
+    reg.set_plan(&net, "starter")?;
+    let limit = fc_registry::plans::plan("starter").unwrap().max_design_bytes;
+    ok(&publish(&w, "D1", &[&w.s1], b"first").await?, "within the quota");
+    let dir = w.h.data.path().join("designs").join(&net);
+    let stored: u64 = std::fs::read_dir(&dir)?.map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    // A sparse file stands for the designs stored so far: the quota is nearly used up.
+    std::fs::File::create(dir.join(format!("{}.age", "f".repeat(64))))?.set_len(limit - stored - 10)?;
+    let r = publish(&w, "D2", &[&w.s1], b"more than ten bytes of drawing").await?;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains(&limit.to_string()) && detail.contains("Starter"), "{detail}");
+    // Refused uploads leave no file behind, and nothing on the ledger.
+    let left: Vec<String> = std::fs::read_dir(&dir)?.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(left.iter().all(|name| !name.ends_with(".tmp")), "{left:?}");
+    let designs = api(w.addr, "GET", &format!("/api/v1/networks/{net}/designs"), &w.buyer.key, None).await?.json();
+    assert_eq!(designs.as_array().map(Vec::len), Some(1));
+    Ok(())
+}

@@ -222,6 +222,102 @@ pub struct ExportView {
     pub seq: u64,
 }
 
+/// Why a design upload was refused; `too_large` when the file is over the
+/// per-file limit (`settlement.max_design_bytes`), which HTTP answers 413.
+#[derive(Debug)]
+pub struct UploadError {
+    /// The file is over the per-file limit.
+    pub too_large: bool,
+    /// What to tell the caller.
+    pub error: ServiceError,
+}
+
+impl From<ServiceError> for UploadError {
+    fn from(error: ServiceError) -> Self {
+        Self { too_large: false, error }
+    }
+}
+
+/// A tenant's design storage: its plan's limit and what it stores.
+#[derive(Debug)]
+struct DesignQuota {
+    plan: String,
+    limit: u64,
+    stored: u64,
+}
+
+/// A design being uploaded: its ciphertext streams to a temporary file (never
+/// held whole in memory), hashed on the way; the file is removed unless
+/// [`Settlement::finish_design_upload`] stores it.
+pub struct DesignUpload {
+    network: String,
+    actor: String,
+    design_id: String,
+    recipients: Vec<String>,
+    tmp: std::path::PathBuf,
+    file: Option<tokio::fs::File>,
+    hasher: Sha256,
+    written: u64,
+    /// The first bytes, to check the age header.
+    head: Vec<u8>,
+    max_file: u64,
+    quota: DesignQuota,
+}
+
+impl DesignUpload {
+    /// Refuses a file of `size` bytes over the per-file limit or the plan's quota.
+    fn check_size(&self, size: u64) -> Result<(), UploadError> {
+        if size > self.max_file {
+            return Err(UploadError {
+                too_large: true,
+                error: ServiceError::invalid(
+                    "body",
+                    format!("the design is over the {} bytes limit of one design file (settlement.max_design_bytes)", self.max_file),
+                ),
+            });
+        }
+        // Counted as new bytes while streaming: the hash (and so whether the
+        // very file is stored already) is known only at the end.
+        let q = &self.quota;
+        if q.stored.saturating_add(size) > q.limit {
+            return Err(ServiceError::new(
+                ErrorCode::ResourceExhausted,
+                format!(
+                    "design storage quota: the {} plan stores at most {} bytes of designs; {} are stored and this file needs {} more",
+                    q.plan, q.limit, q.stored, size
+                ),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Appends the next part of the ciphertext.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), UploadError> {
+        self.check_size(self.written.saturating_add(chunk.len() as u64))?;
+        let missing = AGE_HEADER.len().saturating_sub(self.head.len());
+        self.head.extend_from_slice(&chunk[..missing.min(chunk.len())]);
+        self.hasher.update(chunk);
+        let file = self.file.as_mut().ok_or_else(|| ServiceError::internal("design upload already finished"))?;
+        tokio::io::AsyncWriteExt::write_all(file, chunk).await.map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// The temporary file became the stored file: nothing to remove.
+    fn committed(&mut self) {
+        self.tmp = std::path::PathBuf::new();
+    }
+}
+
+impl Drop for DesignUpload {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// A bank file: its message id and its XML.
 #[derive(Clone, Debug)]
 pub struct BankFile {
@@ -533,8 +629,9 @@ impl Settlement {
 
     // ---- designs ----------------------------------------------------------------
 
-    /// Publishes a new version of a design: `ciphertext` is an age file the
-    /// buyer encrypted to `recipients` (network members) on its own machine.
+    /// Publishes a new version of a design from bytes in memory (tests and
+    /// small files); the REST route streams instead
+    /// ([`Settlement::begin_design_upload`]).
     pub async fn publish_design(
         &self,
         network: &str,
@@ -543,36 +640,85 @@ impl Settlement {
         recipients: &[String],
         ciphertext: &[u8],
     ) -> Res<DesignView> {
-        check_id("design_id", design_id)?;
+        let mut upload =
+            self.begin_design_upload(network, actor, design_id, recipients, Some(ciphertext.len() as u64)).await.map_err(|e| e.error)?;
+        upload.write(ciphertext).await.map_err(|e| e.error)?;
+        self.finish_design_upload(upload).await
+    }
+
+    /// Starts publishing a new version of a design: `recipients` must be
+    /// network members, and the ciphertext (an age file the buyer encrypted
+    /// to them on its own machine) is then streamed with
+    /// [`DesignUpload::write`] to a temporary file and published with
+    /// [`Settlement::finish_design_upload`].
+    ///
+    /// Everything that does not need the body is checked here, before a byte
+    /// of it is read: the design id, that the actor is the network's buyer,
+    /// the recipients, and, from `content_length` when the client states it,
+    /// the per-file limit and the plan's design quota.
+    pub async fn begin_design_upload(
+        &self,
+        network: &str,
+        actor: &str,
+        design_id: &str,
+        recipients: &[String],
+        content_length: Option<u64>,
+    ) -> Result<DesignUpload, UploadError> {
         if actor != network {
             self.member(network, actor)?;
-            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the network's buyer publishes designs"));
+            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the network's buyer publishes designs").into());
         }
-        if ciphertext.len() > self.config.max_design_bytes {
-            return Err(ServiceError::new(
-                ErrorCode::InvalidArgument,
-                format!("the design is {} bytes; the limit is {}", ciphertext.len(), self.config.max_design_bytes),
-            ));
+        check_id("design_id", design_id)?;
+        let recipients = self.check_recipients(network, recipients)?;
+        let plan = self.registry.get_tenant(network).map_err(ServiceError::from)?.plan();
+        let (blobs, net) = (self.blobs.clone(), network.to_string());
+        let (stored, (tmp, file)) =
+            tokio::task::spawn_blocking(move || Ok::<_, std::io::Error>((blobs.stored_bytes(&net)?, blobs.temp_file(&net)?)))
+                .await
+                .map_err(ServiceError::internal)?
+                .map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
+        let upload = DesignUpload {
+            network: network.to_string(),
+            actor: actor.to_string(),
+            design_id: design_id.to_string(),
+            recipients,
+            tmp,
+            file: Some(tokio::fs::File::from_std(file)),
+            hasher: Sha256::new(),
+            written: 0,
+            head: Vec::with_capacity(AGE_HEADER.len()),
+            max_file: self.config.max_design_bytes as u64,
+            quota: DesignQuota { plan: plan.name.to_string(), limit: plan.max_design_bytes, stored },
+        };
+        if let Some(length) = content_length {
+            upload.check_size(length)?;
         }
-        if !ciphertext.starts_with(AGE_HEADER) {
+        Ok(upload)
+    }
+
+    /// Publishes a streamed design: checks it is an age file, moves it into
+    /// the store under its SHA-256 (synced), and records the
+    /// `design_published` entry.
+    pub async fn finish_design_upload(&self, mut upload: DesignUpload) -> Res<DesignView> {
+        if upload.head != AGE_HEADER {
             return Err(ServiceError::invalid("body", "not an age-encrypted file: encrypt it on your machine (factorychain design push)"));
         }
-        let recipients = self.check_recipients(network, recipients)?;
-        // Hashing and a synced write of up to max_design_bytes: off the async workers.
-        let (blobs, net, bytes) = (self.blobs.clone(), network.to_string(), ciphertext.to_vec());
-        let (digest, sha) = tokio::task::spawn_blocking(move || {
-            let digest: [u8; 32] = Sha256::digest(&bytes).into();
-            let sha = hex::encode(digest);
-            blobs.put(&net, &sha, &bytes).map(|()| (digest, sha))
-        })
-        .await
-        .map_err(ServiceError::internal)?
-        .map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
-        let id = design_id.to_string();
+        let file = upload.file.take().ok_or_else(|| ServiceError::internal("design upload finished twice"))?;
+        file.sync_all().await.map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
+        drop(file);
+        let digest: [u8; 32] = std::mem::take(&mut upload.hasher).finalize().into();
+        let sha = hex::encode(digest);
+        let (blobs, net, sha_c, tmp) = (self.blobs.clone(), upload.network.clone(), sha.clone(), upload.tmp.clone());
+        tokio::task::spawn_blocking(move || blobs.commit(&net, &sha_c, &tmp))
+            .await
+            .map_err(ServiceError::internal)?
+            .map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
+        upload.committed();
+        let (network, actor, id, recipients) = (&upload.network, &upload.actor, &upload.design_id, &upload.recipients);
         let entries = self
             .record(network, actor, |s| {
                 Ok(vec![Event::DesignPublished(DesignPublished {
-                    version: s.next_version(&id),
+                    version: s.next_version(id),
                     design_id: id.clone(),
                     ciphertext_sha256: Sha256Hex(digest),
                     recipients: recipients.clone(),
@@ -584,7 +730,7 @@ impl Settlement {
             design_id: d.design_id.clone(),
             version: d.version,
             ciphertext_sha256: sha,
-            recipients,
+            recipients: recipients.clone(),
             published_ms: entries[0].at_ms,
             seq: entries[0].seq,
             downloadable: d.recipients.iter().any(|r| r == actor),

@@ -34,8 +34,8 @@ mod grpc;
 mod network;
 
 pub use engine::{
-    BankFile, BlockedView, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, Settlement, ShipmentView,
-    TelemetryInspection, payment_view,
+    BankFile, BlockedView, DesignUpload, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, Settlement,
+    ShipmentView, TelemetryInspection, UploadError, payment_view,
 };
 
 use fc_core::Shutdown;
