@@ -8,7 +8,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use fc_ledger::entry::Entry;
-use fc_ledger::note::{Checkpoint, Verifier, open_note};
+use fc_ledger::note::{Verifier, open_checkpoint};
 use fc_settlement::InclusionProof;
 use fc_settlement_service::{DesignView, EntryView, PaymentView};
 use serde::de::DeserializeOwned;
@@ -100,6 +100,10 @@ pub enum SettlementCmd {
         /// The ledger's verifier key, obtained out of band (default: asked from the portal, with a warning).
         #[arg(long)]
         key: Option<String>,
+        /// The platform's origin prefix (`settlement.origin_prefix`): the checkpoint must be of
+        /// `<prefix>/<network>`. Default `<key name>/ledger`.
+        #[arg(long)]
+        origin_prefix: Option<String>,
     },
 }
 
@@ -236,10 +240,10 @@ pub fn design(p: &Portal, cmd: DesignCmd) -> Result<String> {
 
 /// Reads every entry the caller may see up to the checkpoint, checks each
 /// against the checkpoint's root, and folds them.
-fn replay_once(c: &Client, network: &str, verifier: &Verifier) -> Result<(u64, usize, Vec<PaymentView>)> {
+fn replay_once(c: &Client, network: &str, origin: &str, verifier: &Verifier) -> Result<(u64, usize, Vec<PaymentView>)> {
     let note = c.get_text(&format!("/api/v1/ledger/{network}/checkpoint"))?;
-    let (text, _) = open_note(&note, std::slice::from_ref(verifier)).map_err(|e| anyhow::anyhow!("the checkpoint's signature: {e}"))?;
-    let cp = Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("the checkpoint: {e}"))?;
+    // The origin, not only the signature: the one key signs every network's log.
+    let (cp, _) = open_checkpoint(&note, std::slice::from_ref(verifier), origin).map_err(|e| anyhow::anyhow!("the checkpoint: {e}"))?;
     let mut entries = Vec::new();
     let mut start = 0;
     while start < cp.size {
@@ -274,7 +278,7 @@ fn replay_once(c: &Client, network: &str, verifier: &Verifier) -> Result<(u64, u
 /// `settlement …`
 pub fn settlement(p: &Portal, cmd: SettlementCmd) -> Result<String> {
     let c = Client::new(p)?;
-    let SettlementCmd::Replay { network, key } = cmd;
+    let SettlementCmd::Replay { network, key, origin_prefix } = cmd;
     let key = match key {
         Some(k) => k,
         None => {
@@ -283,11 +287,13 @@ pub fn settlement(p: &Portal, cmd: SettlementCmd) -> Result<String> {
         }
     };
     let verifier = Verifier::from_vkey(&key).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+    let log = crate::verify::LogArgs { network: Some(network.clone()), origin: None, origin_prefix };
+    let origin = log.origin(&verifier, None)?;
     // Entries may arrive while we read: compare only against a statement that
     // did not move while the entries were read.
     for _ in 0..5 {
         let before: Vec<PaymentView> = c.get(&format!("/api/v1/networks/{network}/payments"))?;
-        let (size, read, mine) = replay_once(&c, &network, &verifier)?;
+        let (size, read, mine) = replay_once(&c, &network, &origin, &verifier)?;
         let after: Vec<PaymentView> = c.get(&format!("/api/v1/networks/{network}/payments"))?;
         if before != after {
             continue;

@@ -1,11 +1,16 @@
 //! `factorychain verify`: check the settlement ledger's checkpoints and proofs
 //! offline, trusting nothing the server says. Exit 0 when valid, 1 with the
 //! reason when not (malformed input included).
+//!
+//! Invariant: a checkpoint is accepted only for the log the user names
+//! (`--network` or `--origin`, or the network of the URL followed). The one
+//! ledger key signs every network's checkpoints, so a valid signature alone
+//! would let a server pass one network's tree head off as another's.
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use fc_ledger::merkle::{Hash, verify_consistency, verify_inclusion};
-use fc_ledger::note::{Checkpoint, Verifier, open_note};
+use fc_ledger::note::{Checkpoint, Verifier, open_checkpoint};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +24,8 @@ pub enum VerifyCmd {
         /// The log's verifier key (`name+hexid+base64key`).
         #[arg(long)]
         key: String,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// An inclusion proof: `{"leaf_index","tree_size","leaf_hash","root_hash","hashes":[hex...]}`.
     Inclusion {
@@ -39,6 +46,8 @@ pub enum VerifyCmd {
         /// The log's verifier key (`name+hexid+base64key`).
         #[arg(long)]
         key: String,
+        #[command(flatten)]
+        log: LogArgs,
         /// API key of a member organisation (or the `FC_API_KEY` environment variable).
         #[arg(long, env = "FC_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
@@ -52,6 +61,41 @@ pub enum VerifyCmd {
         #[arg(long)]
         once: bool,
     },
+}
+
+/// Which log a checkpoint must be of.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct LogArgs {
+    /// The supply network (buyer's organisation id) the checkpoint must be of: its origin is
+    /// `<origin prefix>/<network>`. `verify follow` takes it from the URL's last segment.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// The exact origin the checkpoint must name, instead of --network.
+    #[arg(long, conflicts_with = "network")]
+    pub origin: Option<String>,
+    /// The platform's origin prefix (its `settlement.origin_prefix`); default `<key name>/ledger`.
+    #[arg(long, conflicts_with = "origin")]
+    pub origin_prefix: Option<String>,
+}
+
+impl LogArgs {
+    /// The origin to expect; `network` is the fallback (e.g. from a URL) when
+    /// neither `--network` nor `--origin` is given.
+    pub fn origin(&self, verifier: &Verifier, network: Option<&str>) -> Result<String> {
+        if let Some(origin) = &self.origin {
+            return Ok(origin.clone());
+        }
+        let Some(network) = self.network.as_deref().or(network).filter(|n| !n.is_empty()) else {
+            bail!("name the log the checkpoint must be of: --network <organisation id> (or --origin)");
+        };
+        let prefix = self.origin_prefix.clone().unwrap_or_else(|| default_origin_prefix(verifier));
+        Ok(format!("{}/{network}", prefix.trim_end_matches('/')))
+    }
+}
+
+/// The service's default layout: origins `<key name>/ledger/<network>`.
+pub fn default_origin_prefix(verifier: &Verifier) -> String {
+    format!("{}/ledger", verifier.name())
 }
 
 #[derive(Deserialize)]
@@ -165,23 +209,23 @@ fn get(url: &str, api_key: Option<&str>) -> Result<String> {
 }
 
 /// `verify follow`: poll the log, judge every new checkpoint, keep the last good one.
-pub fn follow(url: &str, key: &str, api_key: Option<&str>, state: &Path, interval_s: u64, once: bool) -> Result<String> {
+pub fn follow(url: &str, key: &str, log: &LogArgs, api_key: Option<&str>, state: &Path, interval_s: u64, once: bool) -> Result<String> {
     let verifier = Verifier::from_vkey(key).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
     let base = url.trim_end_matches('/');
+    let origin = log.origin(&verifier, base.rsplit('/').next())?;
     let mut last: Option<Checkpoint> = match std::fs::read_to_string(state) {
-        Ok(note) => {
-            let (text, _) = open_note(&note, std::slice::from_ref(&verifier))
-                .map_err(|e| anyhow::anyhow!("{}: the kept checkpoint does not verify: {e}", state.display()))?;
-            Some(Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", state.display()))?)
-        }
+        Ok(note) => Some(
+            open_checkpoint(&note, std::slice::from_ref(&verifier), &origin)
+                .map_err(|e| anyhow::anyhow!("{}: the kept checkpoint does not verify: {e}", state.display()))?
+                .0,
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(anyhow::anyhow!("{}: {e}", state.display())),
     };
     loop {
         let note = get(&format!("{base}/checkpoint"), api_key)?;
-        let (text, _) =
-            open_note(&note, std::slice::from_ref(&verifier)).map_err(|e| anyhow::anyhow!("the served checkpoint's signature: {e}"))?;
-        let cp = Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("the served checkpoint: {e}"))?;
+        let (cp, _) =
+            open_checkpoint(&note, std::slice::from_ref(&verifier), &origin).map_err(|e| anyhow::anyhow!("the served checkpoint: {e}"))?;
         let proof = match &last {
             Some(old) if cp.size > old.size => {
                 let body = get(&format!("{base}/proof/consistency?from={}&to={}", old.size, cp.size), api_key)?;
@@ -217,12 +261,14 @@ pub fn follow(url: &str, key: &str, api_key: Option<&str>, state: &Path, interva
 /// Check and describe; `Err` carries the reason it is not valid.
 pub fn check(cmd: &VerifyCmd) -> Result<String> {
     match cmd {
-        VerifyCmd::Follow { url, key, api_key, state, interval_s, once } => follow(url, key, api_key.as_deref(), state, *interval_s, *once),
-        VerifyCmd::Checkpoint { note, key } => {
+        VerifyCmd::Follow { url, key, log, api_key, state, interval_s, once } => {
+            follow(url, key, log, api_key.as_deref(), state, *interval_s, *once)
+        }
+        VerifyCmd::Checkpoint { note, key, log } => {
             let verifier = Verifier::from_vkey(key).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+            let origin = log.origin(&verifier, None)?;
             let signed = read(note)?;
-            let (text, signers) = open_note(&signed, &[verifier]).map_err(|e| anyhow::anyhow!("signature: {e}"))?;
-            let cp = Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
+            let (cp, signers) = open_checkpoint(&signed, &[verifier], &origin).map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
             Ok(format!(
                 "valid checkpoint of {} signed by {}: size {}, root {}",
                 cp.origin,

@@ -112,7 +112,7 @@ async fn designs_travel_encrypted_and_replay_equals_the_service() -> anyhow::Res
     let now = fc_core::time::now_ms();
     for (i, s) in [sa, sa].iter().enumerate() {
         let id = format!("PO-{i}");
-        post(portal, &format!("/api/v1/networks/{net}/orders"), &buyer.1, json!({ "order_id": id, "supplier_org": s.0, "part": "bracket", "design_id": "BRK-7", "design_version": 1, "quantity": 40, "unit_price_krw": 2_500, "due_date_ms": now - 86_400_000 * i as i64 - 1, "sample_size": 5, "allowed_defects": 0, "payment_term_days": 30, "late_penalty_per_day_krw": 7_000, "late_penalty_cap_krw": 20_000 })).await?;
+        post(portal, &format!("/api/v1/networks/{net}/orders"), &buyer.1, json!({ "order_id": id, "supplier_org": s.0, "part": "bracket", "design_id": "BRK-7", "design_version": 1, "quantity": 40, "unit_price_krw": 2_500, "due_date_ms": now - 86_400_000 * i as i64 - 1, "sample_size": 5, "allowed_defects": 0, "payment_term_days": 30, "late_penalty_per_day_krw": 7_000, "late_penalty_cap_krw": 20_000, "allow_past_due": true })).await?;
         let base = format!("/api/v1/networks/{net}/orders/{id}");
         post(portal, &format!("{base}/accept"), &s.1, json!(null)).await?;
         post(portal, &format!("{base}/shipments"), &s.1, json!({ "shipment_id": "S1", "quantity": 40 })).await?;
@@ -226,6 +226,84 @@ async fn a_witness_follows_the_live_ledger_and_catches_a_rewritten_history() -> 
     assert!(out.contains("history was rewritten"), "{out}");
     // the witness kept the last good checkpoint
     let (code, out) = follow(url).await;
+    assert_eq!(code, 0, "{out}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_checkpoint_of_one_network_is_refused_as_another() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let portal = h.portal().await?.addr;
+    let reg = h.svc().state.registry.clone();
+    let st = h.settlement().await?.settlement.clone();
+    let vkey = st.verifier_key();
+    let sealed = fc_sealed::seal(b"d", &[fc_sealed::OrgKeys::generate().recipient()])?;
+    let (a, b) = (reg.create_tenant("Buyer A", "growth")?, reg.create_tenant("Buyer B", "growth")?);
+    for t in [&a, &b] {
+        st.publish_design(&t.id, &t.id, "D", std::slice::from_ref(&t.id), &sealed).await?;
+    }
+    let (_, key) = reg.create_api_key(&b.id, "verifier", Role::Viewer)?;
+    // A's checkpoint is validly signed by the one ledger key that also signs B's.
+    let a_note = st.checkpoint(&a.id, &a.id).await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("a.note");
+    std::fs::write(&file, &a_note)?;
+    let file = file.to_str().unwrap();
+    let verify = |args: Vec<String>| {
+        let key = key.clone();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_factorychain"))
+                .args(&args)
+                .env("FC_API_KEY", key)
+                .output()
+                .await
+                .expect("run");
+            (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        }
+    };
+    let args = |extra: &[&str]| -> Vec<String> {
+        ["verify", "checkpoint", file, "--key", &vkey].iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    // (arguments, exit code, what the output says)
+    let a_origin = format!("factorychain.local/ledger/{}", a.id);
+    let cases: Vec<(Vec<String>, i32, String)> = vec![
+        (args(&["--network", &a.id]), 0, format!("valid checkpoint of {a_origin}")),
+        (args(&["--origin", &a_origin]), 0, format!("valid checkpoint of {a_origin}")),
+        (args(&["--network", &b.id]), 1, format!("not of the expected \"factorychain.local/ledger/{}\"", b.id)),
+        (args(&["--network", &a.id, "--origin-prefix", "elsewhere/ledger"]), 1, "not of the expected".into()),
+        (args(&[]), 1, "--network".into()),
+    ];
+    for (args, code, says) in cases {
+        let (got, out) = verify(args.clone()).await;
+        assert_eq!(got, code, "{args:?}: {out}");
+        assert!(out.contains(&says), "{args:?}: {out}");
+    }
+    // A server that answers B's URLs with A's checkpoint: the witness and the replay refuse it.
+    let evil = forged_server(a_note, "[]".into()).await?;
+    let state = dir.path().join("witness.note");
+    let (code, out) = verify(
+        [
+            "verify",
+            "follow",
+            &format!("http://{evil}/api/v1/ledger/{}", b.id),
+            "--key",
+            &vkey,
+            "--state",
+            state.to_str().unwrap(),
+            "--once",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not of the expected"), "{out}");
+    assert!(!state.exists(), "nothing trusted");
+    let (code, out) = cli(evil, &key, &["settlement", "replay", "--network", &b.id, "--key", &vkey]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not of the expected"), "{out}");
+    // B's own checkpoint from the real portal passes
+    let (code, out) = cli(portal, &key, &["settlement", "replay", "--network", &b.id, "--key", &vkey]).await;
     assert_eq!(code, 0, "{out}");
     Ok(())
 }

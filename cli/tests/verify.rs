@@ -64,14 +64,26 @@ fn checkpoints_verify_against_the_key_only() {
     let other = Signer::generate("factorychain.example/settlement").unwrap();
     let mut tree = Tree::new(MemStore::new());
     tree.append(b"order issued");
-    let body = Checkpoint { origin: "factorychain.example/settlement".into(), size: 1, root: tree.root(), extensions: vec![] }.to_body();
+    const ORIGIN: &str = "factorychain.example/settlement";
+    let body = Checkpoint { origin: ORIGIN.into(), size: 1, root: tree.root(), extensions: vec![] }.to_body();
     let note = sign_note(&body, &[&signer]).unwrap();
     let path = write(dir.path(), "cp.note", &note);
-    let (code, out) = verify(&["checkpoint", &path, "--key", &signer.verifier_key()]);
+    let (code, out) = verify(&["checkpoint", &path, "--key", &signer.verifier_key(), "--origin", ORIGIN]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("size 1"), "{out}");
-    assert_eq!(verify(&["checkpoint", &path, "--key", &other.verifier_key()]).0, 1, "another key's checkpoint is refused");
+    assert_eq!(
+        verify(&["checkpoint", &path, "--key", &other.verifier_key(), "--origin", ORIGIN]).0,
+        1,
+        "another key's checkpoint is refused"
+    );
     let tampered = write(dir.path(), "t.note", &note.replacen("\n1\n", "\n2\n", 1));
-    assert_eq!(verify(&["checkpoint", &tampered, "--key", &signer.verifier_key()]).0, 1, "a changed size breaks the signature");
-    assert_eq!(verify(&["checkpoint", &path, "--key", "not-a-key"]).0, 1);
+    assert_eq!(
+        verify(&["checkpoint", &tampered, "--key", &signer.verifier_key(), "--origin", ORIGIN]).0,
+        1,
+        "a changed size breaks the signature"
+    );
+    let (code, out) = verify(&["checkpoint", &path, "--key", &signer.verifier_key()]);
+    assert_eq!(code, 1, "a checkpoint is verified only as the log it must be of: {out}");
+    assert_eq!(verify(&["checkpoint", &path, "--key", &signer.verifier_key(), "--origin", "factorychain.example/other"]).0, 1);
+    assert_eq!(verify(&["checkpoint", &path, "--key", "not-a-key", "--origin", ORIGIN]).0, 1);
 }

@@ -72,6 +72,7 @@ fn event_pool() -> Vec<Vec<u8>> {
                     payment_term_days: 30,
                     late_penalty_per_day_krw: 10_000,
                     late_penalty_cap_krw: 500_000,
+                    transit_days: None,
                 }),
                 1 => Event::OrderAccepted(OrderAccepted { order_id }),
                 2 => Event::ShipmentSent(ShipmentMoved { order_id, shipment_id, quantity: 100 + i % 400, at_ms }),

@@ -9,14 +9,35 @@
 //! [`Entry::from_bytes`] accepts only bytes that re-encode to themselves, so
 //! every entry has exactly one encoding and one leaf hash.
 //!
-//! Invariant: version 1 is the only version; decoding refuses other versions,
+//! Versions: version 2 (written since the salt) is version 1 plus `salt`, 32
+//! random bytes in hex that the writer draws per entry. The leaf commits to
+//! the salt, and only the entry's readers receive the entry (salt included),
+//! so a member holding a leaf hash of an entry hidden from it cannot confirm
+//! a guess of its content: the fields are guessable (ids, `at_ms`), 256
+//! random bits are not. Version 1 entries (no salt) are still read, folded
+//! and verified; their leaf hashes stay guessable, as they always were.
+//!
+//! Invariant: versions 1 and 2 are the only versions; decoding refuses other
+//! versions, a version 1 entry with a salt or a version 2 entry without one,
 //! unknown fields, missing fields and non-canonical spellings.
+//!
+//! Versioning of version 1: a field added to an event after entries were
+//! written without it (so far `order_issued.transit_days`) is an `Option`
+//! whose `None` the fold treats exactly as the behaviour before the field
+//! existed, and the encoder omits it when it is `None`. So old
+//! entries decode, re-encode to their own bytes and keep their leaf hashes;
+//! an entry that spells the default out is not canonical (one value, one
+//! encoding); and a verifier that predates the field refuses an entry that
+//! uses it (an unknown field) instead of settling it wrongly.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The only entry version this crate reads and writes.
-pub const ENTRY_VERSION: u8 = 1;
+/// The entry version the service writes: salted ([`Entry::salted`]).
+pub const ENTRY_VERSION: u8 = 2;
+
+/// The first version: no salt ([`Entry::new`]); still read and verified.
+pub const ENTRY_VERSION_UNSALTED: u8 = 1;
 
 /// Why bytes were refused as an entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,11 +46,12 @@ pub enum EntryError {
     #[error("entry is not a JSON object with a version: {0}")]
     Malformed(String),
     /// A version this crate does not know.
-    #[error("unsupported entry version {0} (this ledger reads version {ENTRY_VERSION})")]
+    #[error("unsupported entry version {0} (this ledger reads versions {ENTRY_VERSION_UNSALTED} and {ENTRY_VERSION})")]
     UnsupportedVersion(u64),
-    /// Valid JSON that does not match the version 1 schema (unknown or
-    /// missing field, wrong type, unknown event type).
-    #[error("entry does not match the version 1 schema: {0}")]
+    /// Valid JSON that does not match its version's schema (unknown or
+    /// missing field, wrong type, unknown event type, a salt in version 1 or
+    /// none in version 2).
+    #[error("entry does not match its version's schema: {0}")]
     Schema(String),
     /// The bytes decode, but are not the canonical encoding of what they
     /// decode to (key order, whitespace, escapes, duplicate keys).
@@ -41,8 +63,12 @@ pub enum EntryError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
-    /// Encoding version: [`ENTRY_VERSION`].
+    /// Encoding version: [`ENTRY_VERSION`], or [`ENTRY_VERSION_UNSALTED`].
     pub version: u8,
+    /// Version 2: random bytes that make the leaf hash unguessable to anyone
+    /// without the entry. Absent in version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<Salt>,
     /// The entry's index in the log (its leaf index).
     pub seq: u64,
     /// When the service appended it, in milliseconds since the Unix epoch.
@@ -54,9 +80,18 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// A version 1 entry.
+    /// A version 1 entry: no salt, so its leaf hash can be confirmed by
+    /// anyone who guesses its fields. For tests and for reading old logs;
+    /// the service writes [`Entry::salted`].
     pub fn new(seq: u64, at_ms: i64, actor_org: impl Into<String>, event: Event) -> Self {
-        Self { version: ENTRY_VERSION, seq, at_ms, actor_org: actor_org.into(), event }
+        Self { version: ENTRY_VERSION_UNSALTED, salt: None, seq, at_ms, actor_org: actor_org.into(), event }
+    }
+
+    /// A version 2 entry committing to `salt`, which the caller draws from a
+    /// cryptographic random source, fresh for every entry (this crate reads
+    /// no random source).
+    pub fn salted(seq: u64, at_ms: i64, actor_org: impl Into<String>, event: Event, salt: [u8; 32]) -> Self {
+        Self { version: ENTRY_VERSION, salt: Some(Salt(salt)), seq, at_ms, actor_org: actor_org.into(), event }
     }
 
     /// The canonical bytes: the leaf the log appends.
@@ -77,10 +112,15 @@ impl Entry {
         // are reported as a version problem, not as unknown fields.
         let version =
             value.get("version").and_then(Value::as_u64).ok_or_else(|| EntryError::Malformed("no numeric version field".to_owned()))?;
-        if version != u64::from(ENTRY_VERSION) {
+        if version != u64::from(ENTRY_VERSION) && version != u64::from(ENTRY_VERSION_UNSALTED) {
             return Err(EntryError::UnsupportedVersion(version));
         }
         let entry: Entry = serde_json::from_value(value).map_err(|e| EntryError::Schema(e.to_string()))?;
+        match (entry.version, &entry.salt) {
+            (ENTRY_VERSION, None) => return Err(EntryError::Schema("a version 2 entry needs a salt".to_owned())),
+            (ENTRY_VERSION_UNSALTED, Some(_)) => return Err(EntryError::Schema("a version 1 entry has no salt".to_owned())),
+            _ => {}
+        }
         if entry.to_bytes() != bytes {
             return Err(EntryError::NonCanonical);
         }
@@ -155,6 +195,8 @@ pub enum Event {
     PaymentInstructed(PaymentInstruction),
     /// The bank confirmed an instructed payment.
     PaymentConfirmed(PaymentConfirmed),
+    /// The buyer exported instructed payments to a bank file.
+    PaymentsExported(PaymentsExported),
 }
 
 /// `design_published`.
@@ -214,6 +256,13 @@ pub struct OrderIssued {
     pub late_penalty_per_day_krw: u64,
     /// Most penalty charged on the whole order, in KRW.
     pub late_penalty_cap_krw: u64,
+    /// Days a shipment may spend in transit: lateness counts from the
+    /// earlier of its recorded receipt and its sending plus these days, so
+    /// the buyer cannot make a delivery late by recording it late. `None`
+    /// (absent, as in every entry written before the field) counts from the
+    /// receipt alone, as before; `Some(0)` from the sending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transit_days: Option<u32>,
 }
 
 /// The acceptance sampling plan of an order.
@@ -325,6 +374,41 @@ pub struct PaymentConfirmed {
     pub instruction_id: String,
     /// The bank's reference for the transfer.
     pub bank_reference: String,
+}
+
+/// `payments_exported`: the buyer took a bank file (ISO 20022 `pain.001`)
+/// paying these instructions. [`crate::settle`] refuses a payment in a second
+/// export unless the export says it re-issues the one the payment is in, so
+/// a payment reaches the bank once per explicit decision of the buyer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsExported {
+    /// The file's `GrpHdr/MsgId`, unique in the ledger.
+    pub message_id: String,
+    /// The instructions the file pays, in file order.
+    pub instruction_ids: Vec<String>,
+    /// SHA-256 of the file's bytes, so a later download can be checked to be
+    /// the very file this entry recorded.
+    pub file_sha256: Sha256Hex,
+    /// The export whose payments this one pays again (the bank refused or
+    /// lost that file); `None` for a first export.
+    pub reissue_of: Option<String>,
+}
+
+/// An entry's salt: 32 random bytes, written as 64 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Salt(pub [u8; 32]);
+
+impl Serialize for Salt {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Sha256Hex(self.0).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Salt {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Sha256Hex::deserialize(deserializer).map(|h| Salt(h.0))
+    }
 }
 
 /// A SHA-256 digest written as 64 lowercase hex digits.

@@ -13,7 +13,13 @@
 //!   SHA-256(name || 0x0A || 0x01 || 32-byte public key).
 //!
 //! Invariant: [`open_note`] returns text only if at least one known key signed
-//! it, and refuses the whole note if any known key's signature fails. Unknown
+//! it, and refuses the whole note if any known key's signature fails.
+//!
+//! Invariant: [`open_checkpoint`] returns a checkpoint only of the origin its
+//! caller expects. One key may sign many logs (FactoryChain's ledger key
+//! signs one log per supply network), so a valid signature alone does not
+//! say which log a tree head belongs to; the origin does, and C2SP
+//! `tlog-checkpoint` leaves checking it to the verifier. Unknown
 //! keys' signatures are ignored, as the spec requires (witness cosignatures,
 //! key rotation).
 
@@ -98,6 +104,14 @@ pub enum NoteError {
     /// No known key signed the note.
     #[error("note has no signature from a known key")]
     NoKnownSignature,
+    /// A validly signed checkpoint of another log than the one expected.
+    #[error("checkpoint is of log {found:?}, not of the expected {expected:?}")]
+    WrongOrigin {
+        /// The origin the verifier expected.
+        expected: String,
+        /// The origin the checkpoint names.
+        found: String,
+    },
 }
 
 /// The body of a C2SP `tlog-checkpoint`: a log's tree head.
@@ -384,12 +398,28 @@ pub fn sign_note(text: &str, signers: &[&Signer]) -> Result<String, NoteError> {
 /// Opens a signed note: returns its text and the names of the known keys
 /// whose signatures verified, in note order.
 ///
+/// This checks who signed, not which log the text is about: verifiers of a
+/// checkpoint call [`open_checkpoint`], which also checks the origin.
+///
 /// Refuses notes over [`MAX_NOTE_BYTES`], with more than [`MAX_SIGNATURES`]
 /// signatures, with control characters other than `\n`, without the blank
 /// line before the signatures, with a malformed signature line, with a known
 /// key's signature that fails, or with no known key's signature at all.
 /// Signatures of unknown keys are ignored; repeated signatures of one key are
 /// checked once.
+/// Opens a signed checkpoint of the log named `origin`: the note must be
+/// signed by a known key ([`open_note`]), hold a well-formed checkpoint, and
+/// name exactly `origin`. A valid checkpoint of another log signed by the
+/// same key is refused with [`NoteError::WrongOrigin`].
+pub fn open_checkpoint(signed: &str, known: &[Verifier], origin: &str) -> Result<(Checkpoint, Vec<String>), NoteError> {
+    let (text, signers) = open_note(signed, known)?;
+    let checkpoint = Checkpoint::parse(&text)?;
+    if checkpoint.origin != origin {
+        return Err(NoteError::WrongOrigin { expected: origin.to_owned(), found: checkpoint.origin });
+    }
+    Ok((checkpoint, signers))
+}
+
 pub fn open_note(signed: &str, known: &[Verifier]) -> Result<(String, Vec<String>), NoteError> {
     let malformed = NoteError::MalformedNote;
     if signed.len() > MAX_NOTE_BYTES {

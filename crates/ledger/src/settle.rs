@@ -7,8 +7,12 @@
 //! Rules (all amounts integer KRW, checked arithmetic: an overflow is an
 //! error, never a wrap):
 //! - An accepted shipment owes `accepted quantity x unit price - penalty`.
-//! - `late days = ceil((received_at - order due date) / 1 day)`, at least 0;
-//!   the received time is the `at_ms` of `shipment_received`.
+//! - `late days = ceil((arrived_at - order due date) / 1 day)`, at least 0;
+//!   `arrived_at` is the earlier of the `at_ms` of `shipment_received` and
+//!   the `at_ms` of `shipment_sent` plus the order's `transit_days`: the
+//!   buyer alone cannot make a delivery late by recording its receipt late.
+//!   An order without `transit_days` (every order written before it
+//!   existed) counts from the receipt alone.
 //! - `penalty = late days x penalty per day`, limited so that the penalties of
 //!   all shipments of the order together stay within the order's cap, and
 //!   never more than the shipment's gross amount (a payment is never
@@ -18,9 +22,14 @@
 //! - The instruction ID is [`instruction_id`]: hex of SHA-256 over order and
 //!   shipment IDs, truncated to 16 bytes.
 //! - A delivery may be accepted only when its inspection passes [`judge`]:
-//!   the sample is at least the contract's sample size and holds at most the
+//!   the sample is at least the contract's sample size, or every unit
+//!   received when the shipment is smaller than that, and holds at most the
 //!   allowed defects. The buyer may reject any received delivery; a rejected
 //!   shipment's quantity may be shipped again under a new shipment ID.
+//! - A bank file pays instructed, unconfirmed payments above zero
+//!   (`payments_exported`). A payment is in at most one export, unless a
+//!   later export names the one it is in as the export it re-issues: paying
+//!   twice takes the buyer's explicit decision, never a second download.
 //!
 //! Invariant: every `payment_instructed` entry equals the instruction these
 //! rules compute for its shipment; a mismatch fails the replay, naming the
@@ -43,8 +52,8 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::entry::{
-    DeliveryAccepted, DeliveryRejected, ENTRY_VERSION, Entry, Event, InspectionRecorded, OrderIssued, PaymentConfirmed, PaymentInstruction,
-    ShipmentMoved,
+    DeliveryAccepted, DeliveryRejected, ENTRY_VERSION, ENTRY_VERSION_UNSALTED, Entry, Event, InspectionRecorded, OrderIssued,
+    PaymentConfirmed, PaymentInstruction, PaymentsExported, Sha256Hex, ShipmentMoved,
 };
 
 /// One day in milliseconds.
@@ -152,6 +161,15 @@ pub enum SettleError {
         /// The shipment or instruction named.
         what: String,
     },
+    /// A bank-file export the rules refuse (a payment already exported, not
+    /// payable, or a repeated or unknown message id).
+    #[error("entry {seq}: export refused: {reason}")]
+    Export {
+        /// The entry.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// Integer arithmetic left the range of its type.
     #[error("entry {seq}: arithmetic overflow computing {what}")]
     Overflow {
@@ -198,11 +216,21 @@ impl fmt::Display for Verdict {
 }
 
 /// The acceptance rule: accept only if the inspection sampled at least the
-/// contract's sample size and found at most the allowed defects.
-pub fn judge(order: &OrderIssued, inspection: &InspectionRecorded) -> Verdict {
+/// contract's sample size, capped at the `received_quantity` units of the
+/// shipment, and found at most the allowed defects.
+///
+/// The cap matters for a shipment smaller than the sample size (the last
+/// few units of an order): a sample can never be larger than what arrived,
+/// so without it such a shipment could never be accepted. Inspecting every
+/// unit received is the strictest inspection possible. (Logs written under
+/// the uncapped rule still replay: it accepted a subset of what this one
+/// accepts.)
+pub fn judge(order: &OrderIssued, inspection: &InspectionRecorded, received_quantity: u64) -> Verdict {
     let plan = order.acceptance;
-    if inspection.sampled < plan.sample_size {
-        return Verdict::SampleTooSmall { sampled: inspection.sampled, required: plan.sample_size };
+    // A received quantity above u32::MAX cannot cap a u32 sample size.
+    let required = u32::try_from(received_quantity).map_or(plan.sample_size, |received| plan.sample_size.min(received));
+    if inspection.sampled < required {
+        return Verdict::SampleTooSmall { sampled: inspection.sampled, required };
     }
     if inspection.defects > plan.allowed_defects {
         return Verdict::TooManyDefects { defects: inspection.defects, allowed: plan.allowed_defects };
@@ -327,6 +355,32 @@ pub struct Payment {
     pub instruction: PaymentInstruction,
     /// Where it stands.
     pub status: PaymentStatus,
+    /// The message id of the latest bank file that pays it, once exported.
+    pub export: Option<String>,
+}
+
+/// A bank file the buyer exported (`payments_exported`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    /// The file's message id.
+    pub message_id: String,
+    /// The instructions it pays, in file order.
+    pub instruction_ids: Vec<String>,
+    /// SHA-256 of the file.
+    pub file_sha256: Sha256Hex,
+    /// The export it re-issues, if any.
+    pub reissue_of: Option<String>,
+    /// The recording entry.
+    pub seq: u64,
+    /// When it was recorded.
+    pub at_ms: i64,
+}
+
+impl Payment {
+    /// Whether a bank file may pay it: instructed, not confirmed, above zero.
+    pub fn is_payable(&self) -> bool {
+        matches!(self.status, PaymentStatus::Instructed { .. }) && self.instruction.amount_krw > 0
+    }
 }
 
 /// The settlement state the entries imply (read-only: only entries change
@@ -347,6 +401,8 @@ pub struct Ledger {
     payment_by_id: BTreeMap<String, usize>,
     /// Indexes of the payments still `Due`, in acceptance order.
     due: BTreeSet<usize>,
+    /// Bank-file exports by message id.
+    exports: BTreeMap<String, Export>,
     next_seq: u64,
     /// Accept gaps in `seq` (a member's view of the log: only the entries it
     /// may read), still refusing any seq at or below one already applied.
@@ -425,6 +481,17 @@ impl Ledger {
         self.payments.get(index)
     }
 
+    /// Bank-file exports by message id.
+    pub fn exports(&self) -> &BTreeMap<String, Export> {
+        &self.exports
+    }
+
+    /// Payments a new bank file pays: instructed, unconfirmed, above zero and
+    /// in no export yet, in acceptance order.
+    pub fn exportable(&self) -> impl Iterator<Item = &Payment> {
+        self.payments.iter().filter(|p| p.is_payable() && p.export.is_none())
+    }
+
     /// Applies the next entry. On error the ledger is unchanged, so a service
     /// can check an entry before appending it.
     ///
@@ -436,7 +503,7 @@ impl Ledger {
         if seq != self.next_seq && !(self.sparse && seq > self.next_seq) {
             return Err(SettleError::OutOfSequence { seq, expected: self.next_seq });
         }
-        if entry.version != ENTRY_VERSION {
+        if entry.version != ENTRY_VERSION && entry.version != ENTRY_VERSION_UNSALTED {
             return Err(SettleError::UnsupportedVersion { seq, version: entry.version });
         }
         self.apply_event(entry)?;
@@ -457,6 +524,7 @@ impl Ledger {
             Event::DeliveryRejected(rejected) => self.delivery_rejected(ctx, rejected),
             Event::PaymentInstructed(instruction) => self.payment_instructed(ctx, instruction),
             Event::PaymentConfirmed(confirmed) => self.payment_confirmed(ctx, confirmed),
+            Event::PaymentsExported(exported) => self.payments_exported(ctx, exported),
         }
     }
 
@@ -569,10 +637,11 @@ impl Ledger {
         ctx.require_actor("delivery_accepted", &order.terms.buyer_org)?;
         let shipment = shipment_of(ctx, order, &accepted.order_id, &accepted.shipment_id)?;
         let (received_quantity, received_at_ms) = open_received(ctx, shipment, "delivery_accepted")?;
+        let arrived_at_ms = arrival(&order.terms, shipment.sent_at_ms, received_at_ms);
         let Some(inspection) = &shipment.inspection else {
             return Err(ctx.out_of_order("delivery_accepted", "the shipment was not inspected"));
         };
-        let verdict = judge(&order.terms, inspection);
+        let verdict = judge(&order.terms, inspection, received_quantity);
         if verdict != Verdict::Accept {
             return Err(SettleError::AcceptanceRefused { seq: ctx.seq, verdict });
         }
@@ -584,7 +653,7 @@ impl Ledger {
         }
         let accepted_total = order.accepted_quantity.checked_add(quantity).ok_or_else(|| ctx.overflow("units accepted"))?;
         let instruction =
-            compute_instruction(ctx, &order.terms, &accepted.shipment_id, quantity, received_at_ms, order.penalty_charged_krw)?;
+            compute_instruction(ctx, &order.terms, &accepted.shipment_id, quantity, arrived_at_ms, order.penalty_charged_krw)?;
         // Checks done; commit.
         order.accepted_quantity = accepted_total;
         // Cannot overflow: compute_instruction keeps the sum within the cap.
@@ -603,7 +672,7 @@ impl Ledger {
         self.payment_by_shipment.insert((instruction.order_id.clone(), instruction.shipment_id.clone()), index);
         self.payment_by_id.insert(instruction.instruction_id.clone(), index);
         self.due.insert(index);
-        self.payments.push(Payment { instruction, status: PaymentStatus::Due });
+        self.payments.push(Payment { instruction, status: PaymentStatus::Due, export: None });
     }
 
     fn delivery_rejected(&mut self, ctx: Context<'_>, rejected: &DeliveryRejected) -> Result<(), SettleError> {
@@ -657,6 +726,58 @@ impl Ledger {
         order.unconfirmed_payments -= 1; // this payment was counted, unconfirmed
         let order_id = payment.instruction.order_id.clone();
         self.refresh_status(&order_id);
+        Ok(())
+    }
+
+    fn payments_exported(&mut self, ctx: Context<'_>, exported: &PaymentsExported) -> Result<(), SettleError> {
+        let refuse = |reason: String| SettleError::Export { seq: ctx.seq, reason };
+        if self.exports.contains_key(&exported.message_id) {
+            return Err(ctx.duplicate(format!("export {:?} already recorded", exported.message_id)));
+        }
+        if exported.instruction_ids.is_empty() {
+            return Err(refuse("an export pays at least one payment".to_owned()));
+        }
+        if let Some(original) = &exported.reissue_of
+            && !self.exports.contains_key(original)
+        {
+            return Err(refuse(format!("export {original:?} to re-issue does not exist")));
+        }
+        let mut indexes = Vec::with_capacity(exported.instruction_ids.len());
+        for id in &exported.instruction_ids {
+            let index =
+                *self.payment_by_id.get(id).ok_or_else(|| SettleError::NothingDue { seq: ctx.seq, what: format!("instruction {id:?}") })?;
+            if indexes.contains(&index) {
+                return Err(refuse(format!("payment {id} is listed twice")));
+            }
+            let payment = &self.payments[index];
+            let buyer = self.orders.get(&payment.instruction.order_id).map(|o| o.terms.buyer_org.as_str()).unwrap_or_default();
+            ctx.require_actor("payments_exported", buyer)?;
+            if !payment.is_payable() {
+                return Err(refuse(format!("payment {id} is not payable (not instructed, already confirmed, or 0 KRW)")));
+            }
+            if payment.export != exported.reissue_of {
+                return Err(refuse(match &payment.export {
+                    Some(m) => format!("payment {id} is already in export {m}; re-issue that export to pay it again"),
+                    None => format!("payment {id} was never exported, so it cannot be re-issued"),
+                }));
+            }
+            indexes.push(index);
+        }
+        // Checks done; commit.
+        for index in indexes {
+            self.payments[index].export = Some(exported.message_id.clone());
+        }
+        self.exports.insert(
+            exported.message_id.clone(),
+            Export {
+                message_id: exported.message_id.clone(),
+                instruction_ids: exported.instruction_ids.clone(),
+                file_sha256: exported.file_sha256,
+                reissue_of: exported.reissue_of.clone(),
+                seq: ctx.seq,
+                at_ms: ctx.at_ms,
+            },
+        );
         Ok(())
     }
 
@@ -753,11 +874,11 @@ fn compute_instruction(
     terms: &OrderIssued,
     shipment_id: &str,
     accepted_quantity: u64,
-    received_at_ms: i64,
+    arrived_at_ms: i64,
     penalty_charged_krw: u64,
 ) -> Result<PaymentInstruction, SettleError> {
     let gross = accepted_quantity.checked_mul(terms.unit_price_krw).ok_or_else(|| ctx.overflow("accepted quantity x unit price"))?;
-    let days = late_days(received_at_ms, terms.due_date_ms);
+    let days = late_days(arrived_at_ms, terms.due_date_ms);
     let uncapped = days.checked_mul(terms.late_penalty_per_day_krw).ok_or_else(|| ctx.overflow("late days x penalty per day"))?;
     let cap_left = terms.late_penalty_cap_krw.saturating_sub(penalty_charged_krw);
     let penalty = uncapped.min(cap_left).min(gross);
@@ -771,6 +892,17 @@ fn compute_instruction(
         due_date_ms,
         instruction_id: instruction_id(&terms.order_id, shipment_id),
     })
+}
+
+/// When lateness counts from: the recorded receipt, or the sending plus the
+/// order's transit allowance when that is earlier.
+pub fn arrival(terms: &OrderIssued, sent_at_ms: i64, received_at_ms: i64) -> i64 {
+    let Some(days) = terms.transit_days else {
+        return received_at_ms;
+    };
+    // At most 2^32 days in ms, far inside i64; saturating only near i64::MAX,
+    // where the receipt is the earlier anyway.
+    received_at_ms.min(sent_at_ms.saturating_add(i64::from(days) * DAY_MS))
 }
 
 /// Started days between the due date and the receipt, 0 when on time.

@@ -52,7 +52,7 @@ fn decoding_refuses_everything_but_the_canonical_version_1_bytes() {
     let non_canonical: fn(&EntryError) -> bool = |e| *e == EntryError::NonCanonical;
     let schema: fn(&EntryError) -> bool = |e| matches!(e, EntryError::Schema(_));
     let malformed: fn(&EntryError) -> bool = |e| matches!(e, EntryError::Malformed(_));
-    let version_2: fn(&EntryError) -> bool = |e| *e == EntryError::UnsupportedVersion(2);
+    let version_3: fn(&EntryError) -> bool = |e| *e == EntryError::UnsupportedVersion(3);
     let version_0: fn(&EntryError) -> bool = |e| *e == EntryError::UnsupportedVersion(0);
     let event = r#"{"order_id":"po-1","type":"order_accepted"}"#;
     type Matcher = fn(&EntryError) -> bool;
@@ -95,8 +95,14 @@ fn decoding_refuses_everything_but_the_canonical_version_1_bytes() {
             Err(schema),
         ),
         // Versions.
-        (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"seq":0,"version":2}}"#), Err(version_2)),
-        (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"new_field":1,"seq":0,"version":2}}"#), Err(version_2)),
+        (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"salt":"{}","seq":0,"version":2}}"#, "ab".repeat(32)), Ok(())),
+        (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"seq":0,"version":2}}"#), Err(schema)),
+        (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"salt":"{}","seq":0,"version":1}}"#, "ab".repeat(32)), Err(schema)),
+        (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"salt":"{}","seq":0,"version":2}}"#, "AB".repeat(32)), Err(schema)),
+        (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"salt":"ab","seq":0,"version":2}}"#), Err(schema)),
+        (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"salt":null,"seq":0,"version":2}}"#), Err(schema)),
+        (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"seq":0,"version":3}}"#), Err(version_3)),
+        (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"new_field":1,"seq":0,"version":3}}"#), Err(version_3)),
         (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"seq":0,"version":0}}"#), Err(version_0)),
         (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"seq":0}}"#), Err(malformed)),
         (format!(r#"{{"actor_org":"a","at_ms":1,"event":{event},"seq":0,"version":"1"}}"#), Err(malformed)),
@@ -136,13 +142,13 @@ fn order_issued() -> impl Strategy<Value = OrderIssued> {
     (
         (text(), text(), text(), text(), text(), any::<u32>()),
         (any::<u64>(), any::<u64>(), any::<i64>(), any::<u32>(), any::<u32>()),
-        (any::<u32>(), any::<u64>(), any::<u64>()),
+        (any::<u32>(), any::<u64>(), any::<u64>(), any::<Option<u32>>()),
     )
         .prop_map(
             |(
                 (order_id, buyer_org, supplier_org, part, design_id, design_version),
                 (quantity, unit_price_krw, due_date_ms, sample_size, allowed_defects),
-                (payment_term_days, late_penalty_per_day_krw, late_penalty_cap_krw),
+                (payment_term_days, late_penalty_per_day_krw, late_penalty_cap_krw, transit_days),
             )| OrderIssued {
                 order_id,
                 buyer_org,
@@ -157,6 +163,7 @@ fn order_issued() -> impl Strategy<Value = OrderIssued> {
                 payment_term_days,
                 late_penalty_per_day_krw,
                 late_penalty_cap_krw,
+                transit_days,
             },
         )
 }
@@ -198,7 +205,10 @@ fn event() -> impl Strategy<Value = Event> {
 }
 
 fn entry() -> impl Strategy<Value = Entry> {
-    (any::<u64>(), any::<i64>(), text(), event()).prop_map(|(seq, at_ms, actor_org, event)| Entry::new(seq, at_ms, actor_org, event))
+    (any::<u64>(), any::<i64>(), text(), event(), any::<Option<[u8; 32]>>()).prop_map(|(seq, at_ms, actor_org, event, salt)| match salt {
+        Some(salt) => Entry::salted(seq, at_ms, actor_org, event, salt),
+        None => Entry::new(seq, at_ms, actor_org, event),
+    })
 }
 
 proptest! {
@@ -227,5 +237,67 @@ proptest! {
     #[test]
     fn decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let _ = Entry::from_bytes(&bytes);
+    }
+}
+
+/// An `order_issued` entry as written before `transit_days` existed.
+const ORDER_BEFORE_TRANSIT_DAYS: &str = concat!(
+    r#"{"actor_org":"b","at_ms":1,"event":{"acceptance":{"allowed_defects":1,"sample_size":8},"buyer_org":"b","design_id":"d","#,
+    r#""design_version":1,"due_date_ms":5,"late_penalty_cap_krw":9,"late_penalty_per_day_krw":3,"order_id":"o","part":"p","#,
+    r#""payment_term_days":30,"quantity":10,"supplier_org":"s",TRANSIT"type":"order_issued","unit_price_krw":100},"seq":0,"version":1}"#
+);
+
+#[test]
+fn transit_days_is_optional_and_absent_when_none() {
+    let bytes = |transit: &str| ORDER_BEFORE_TRANSIT_DAYS.replace("TRANSIT", transit);
+    let transit_days = |e: &Entry| match &e.event {
+        Event::OrderIssued(o) => o.transit_days,
+        other => panic!("not an order: {other:?}"),
+    };
+    // Old entries decode, with no allowance, and keep their exact bytes (and leaf hash).
+    let old = Entry::from_bytes(bytes("").as_bytes()).unwrap();
+    assert_eq!(transit_days(&old), None);
+    assert_eq!(old.to_bytes(), bytes("").as_bytes());
+    // An allowance, zero included, is written and read back.
+    for days in [0, 2] {
+        let spelled = bytes(&format!(r#""transit_days":{days},"#));
+        let new = Entry::from_bytes(spelled.as_bytes()).unwrap();
+        assert_eq!(transit_days(&new), Some(days));
+        assert_eq!(new.to_bytes(), spelled.as_bytes());
+    }
+    // `null` is a second encoding of the old entry: refused.
+    assert_eq!(Entry::from_bytes(bytes(r#""transit_days":null,"#).as_bytes()), Err(EntryError::NonCanonical));
+    check_decode(&bytes(r#""transit_days":-1,"#), Err(|e| matches!(e, EntryError::Schema(_))));
+}
+
+/// A supplier that may not read another supplier's `order_accepted` holds its
+/// leaf hash (inclusion proofs carry it) and can guess every field but the
+/// salt: the supplier, the order id, `seq` (its index) and `at_ms` within a
+/// few seconds.
+#[test]
+fn a_salted_leaf_cannot_be_confirmed_by_guessing_its_fields() {
+    use fc_ledger::merkle::{MemStore, Tree, leaf_hash};
+    let event = || Event::OrderAccepted(OrderAccepted { order_id: "PO-7".into() });
+    let at_ms = 1_763_800_000_123;
+    let hidden = Entry::salted(4, at_ms, "t_supplier_one", event(), [0x5a; 32]);
+    let leaf = leaf_hash(&hidden.to_bytes());
+    let guesses = |e: fn(i64) -> Entry| (at_ms - 5_000..at_ms + 5_000).any(|t| leaf_hash(&e(t).to_bytes()) == leaf);
+    // Before the salt, a guess over ten seconds of at_ms finds the entry...
+    let unsalted = leaf_hash(&Entry::new(4, at_ms, "t_supplier_one", event()).to_bytes());
+    assert!((at_ms - 5_000..at_ms + 5_000).any(|t| leaf_hash(&Entry::new(4, t, "t_supplier_one", event()).to_bytes()) == unsalted));
+    // ...with it, the same guess, unsalted or with any salt but the one drawn, finds nothing.
+    assert!(!guesses(|t| Entry::new(4, t, "t_supplier_one", Event::OrderAccepted(OrderAccepted { order_id: "PO-7".into() }))));
+    assert!(!guesses(|t| Entry::salted(4, t, "t_supplier_one", Event::OrderAccepted(OrderAccepted { order_id: "PO-7".into() }), [0; 32])));
+    // A reader, who receives the entry with its salt, verifies its inclusion as before,
+    // next to a version 1 entry, which verifies as it always did.
+    let old = Entry::new(3, at_ms - 1, "t_buyer", Event::OrderAccepted(OrderAccepted { order_id: "PO-6".into() }));
+    let mut tree = Tree::new(MemStore::new());
+    for e in [&old, &hidden] {
+        tree.append(&e.to_bytes());
+    }
+    for (index, e) in [(0, &old), (1, &hidden)] {
+        let received = Entry::from_bytes(&e.to_bytes()).unwrap();
+        let proof = tree.inclusion_proof(index, 2).unwrap();
+        fc_ledger::merkle::verify_inclusion(&leaf_hash(&received.to_bytes()), index, 2, &proof, &tree.root()).unwrap();
     }
 }

@@ -3,7 +3,7 @@
 //! C2SP `tlog-checkpoint` example.
 
 use fc_ledger::merkle::{MemStore, Tree};
-use fc_ledger::note::{Checkpoint, MAX_NOTE_BYTES, NoteError, Signer, Verifier, open_note, sign_note};
+use fc_ledger::note::{Checkpoint, MAX_NOTE_BYTES, NoteError, Signer, Verifier, open_checkpoint, open_note, sign_note};
 use proptest::prelude::*;
 
 // Go golang.org/x/mod/sumdb/note: note_test.go TestNewSigner / TestSign /
@@ -336,5 +336,36 @@ proptest! {
         }
         signed.insert_str(cut, &text);
         let _ = open_note(&signed, &[peter(), enoch()]);
+    }
+}
+
+#[test]
+fn a_checkpoint_opens_only_as_the_log_its_origin_names() {
+    // One key signs the checkpoints of two networks, as the ledger key does.
+    let signer = Signer::from_seed("factorychain.local", [9; 32]).unwrap();
+    let signed = |origin: &str| {
+        let body = Checkpoint { origin: origin.into(), size: 3, root: [1; 32], extensions: vec![] }.to_body();
+        sign_note(&body, &[&signer]).unwrap()
+    };
+    let (a, b) = ("factorychain.local/ledger/t_aaaaaaaaaaaaaaaa", "factorychain.local/ledger/t_bbbbbbbbbbbbbbbb");
+    let known = [signer.verifier()];
+    // (note's origin, expected origin, result)
+    let cases: [(&str, &str, Result<(), NoteError>); 4] = [
+        (a, a, Ok(())),
+        (b, b, Ok(())),
+        (a, b, Err(NoteError::WrongOrigin { expected: b.into(), found: a.into() })),
+        (
+            a,
+            "factorychain.local/ledger/t_aaaaaaaaaaaaaaa",
+            Err(NoteError::WrongOrigin { expected: a[..a.len() - 1].into(), found: a.into() }),
+        ),
+    ];
+    for (origin, expected, result) in cases {
+        let note = signed(origin);
+        assert!(open_note(&note, &known).is_ok(), "the signature alone is valid");
+        let got = open_checkpoint(&note, &known, expected).map(|(cp, signers)| {
+            assert_eq!((cp.origin.as_str(), signers), (origin, vec!["factorychain.local".to_string()]));
+        });
+        assert_eq!(got, result, "{origin} expected as {expected}");
     }
 }

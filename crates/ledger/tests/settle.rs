@@ -33,6 +33,7 @@ fn terms(quantity: u64) -> OrderIssued {
         payment_term_days: TERM_DAYS,
         late_penalty_per_day_krw: PER_DAY,
         late_penalty_cap_krw: CAP,
+        transit_days: None,
     }
 }
 
@@ -240,6 +241,33 @@ fn late_delivery_is_penalised_per_started_day_up_to_the_cap() {
 }
 
 #[test]
+fn lateness_counts_from_the_earlier_of_receipt_and_sending_plus_transit() {
+    // Sent one day before the due date; (transit days, received at, late days).
+    let sent_at = DUE - DAY;
+    let cases = [
+        (None, DUE + 5 * DAY, 5),           // no allowance (every older order): the receipt decides, as before
+        (Some(2), DUE + 5 * DAY, 1),        // receipt recorded late: sent + 2 days is the arrival
+        (Some(2), DUE - DAY / 2, 0),        // received before sent + 2 days: the receipt decides
+        (Some(1), DUE + 5 * DAY, 0),        // sent + 1 day is the due date itself: on time
+        (Some(0), DUE + 5 * DAY, 0),        // no transit at all: sent before the due date is on time
+        (Some(30), DUE + 3 * DAY, 3),       // a long allowance never makes a receipt later
+        (Some(u32::MAX), DUE + 3 * DAY, 3), // nor overflows
+    ];
+    for (transit_days, received_at, late) in cases {
+        let order = OrderIssued { transit_days, late_penalty_cap_krw: 1_000_000, ..terms(20) };
+        let log = Log::new().order_with(order).accept_order().at(sent_at).send("s1", 20).receive("s1", 20, received_at);
+        let log = log.inspect("s1", 13, 0).accept("s1", 20, DUE + 10 * DAY);
+        let penalty = late * PER_DAY;
+        let expected = instruction("s1", 20 * PRICE - penalty, penalty, DUE + 10 * DAY);
+        assert_eq!(replay(&log.entries).unwrap().instructions_due(), vec![expected], "transit {transit_days:?} received {received_at}");
+        assert_eq!(
+            fc_ledger::settle::late_days(fc_ledger::settle::arrival(&OrderIssued { transit_days, ..terms(1) }, sent_at, received_at), DUE),
+            late
+        );
+    }
+}
+
+#[test]
 fn the_cap_holds_for_the_whole_order() {
     // Two late shipments: 4 days (40 000) then 3 days (30 000, of which only
     // 10 000 fit under the 50 000 cap).
@@ -300,6 +328,17 @@ fn acceptance_follows_the_inspection_rule() {
         &too_small.entries,
         Expect::Fails(SettleError::AcceptanceRefused { seq: 5, verdict: Verdict::SampleTooSmall { sampled: 12, required: 13 } }),
     );
+    // The last 5 units of an order, below the sample size of 13: all 5 inspected is enough.
+    let small = Log::new().order(50).accept_order().send("s1", 5).receive("s1", 5, DUE).inspect("s1", 5, 1).accept("s1", 5, DUE);
+    check(&small.entries, settled(OrderStatus::InDelivery, 5, 5, vec![instruction("s1", 5 * PRICE, 0, DUE)]));
+    let short = Log::new().order(50).accept_order().send("s1", 5).receive("s1", 5, DUE).inspect("s1", 4, 0).accept("s1", 5, DUE);
+    check(
+        &short.entries,
+        Expect::Fails(SettleError::AcceptanceRefused { seq: 5, verdict: Verdict::SampleTooSmall { sampled: 4, required: 5 } }),
+    );
+    // Received fewer than were sent: the cap is what arrived.
+    let partial = Log::new().order(50).accept_order().send("s1", 10).receive("s1", 6, DUE).inspect("s1", 6, 0).accept("s1", 6, DUE);
+    check(&partial.entries, settled(OrderStatus::InDelivery, 6, 6, vec![instruction("s1", 6 * PRICE, 0, DUE)]));
     let uninspected = Log::new().order(50).accept_order().send("s1", 50).receive("s1", 50, DUE).accept("s1", 50, DUE);
     check(
         &uninspected.entries,
@@ -310,18 +349,27 @@ fn acceptance_follows_the_inspection_rule() {
 #[test]
 fn judge_applies_the_sampling_plan() {
     let order = terms(100);
+    // (sampled, defects, received, verdict); the plan samples 13 and allows 1 defect.
     let cases = [
-        (13, 0, Verdict::Accept),
-        (13, 1, Verdict::Accept),
-        (50, 1, Verdict::Accept),
-        (13, 2, Verdict::TooManyDefects { defects: 2, allowed: 1 }),
-        (12, 0, Verdict::SampleTooSmall { sampled: 12, required: 13 }),
-        (0, 0, Verdict::SampleTooSmall { sampled: 0, required: 13 }),
+        (13, 0, 100, Verdict::Accept),
+        (13, 1, 100, Verdict::Accept),
+        (50, 1, 100, Verdict::Accept),
+        (13, 2, 100, Verdict::TooManyDefects { defects: 2, allowed: 1 }),
+        (12, 0, 100, Verdict::SampleTooSmall { sampled: 12, required: 13 }),
+        (0, 0, 100, Verdict::SampleTooSmall { sampled: 0, required: 13 }),
+        (13, 0, 13, Verdict::Accept),
+        // A shipment smaller than the sample size: every unit received is the whole sample.
+        (5, 0, 5, Verdict::Accept),
+        (5, 1, 5, Verdict::Accept),
+        (5, 2, 5, Verdict::TooManyDefects { defects: 2, allowed: 1 }),
+        (4, 0, 5, Verdict::SampleTooSmall { sampled: 4, required: 5 }),
+        (1, 0, 1, Verdict::Accept),
+        (12, 0, u64::from(u32::MAX) + 1, Verdict::SampleTooSmall { sampled: 12, required: 13 }),
     ];
-    for (sampled, defects, expected) in cases {
+    for (sampled, defects, received, expected) in cases {
         let inspection =
             InspectionRecorded { order_id: ORDER.into(), shipment_id: "s1".into(), sampled, defects, source: InspectionSource::Telemetry };
-        assert_eq!(judge(&order, &inspection), expected, "sampled {sampled}, defects {defects}");
+        assert_eq!(judge(&order, &inspection, received), expected, "sampled {sampled}, defects {defects}, received {received}");
     }
 }
 
@@ -446,8 +494,8 @@ fn entries_must_be_the_log_in_order() {
     entries[1].seq = 5;
     assert_eq!(replay(&entries), Err(SettleError::OutOfSequence { seq: 5, expected: 1 }));
     let mut entries = Log::new().order(5).entries;
-    entries[0].version = 2;
-    assert_eq!(replay(&entries), Err(SettleError::UnsupportedVersion { seq: 0, version: 2 }));
+    entries[0].version = 3;
+    assert_eq!(replay(&entries), Err(SettleError::UnsupportedVersion { seq: 0, version: 3 }));
 }
 
 #[test]
@@ -519,7 +567,7 @@ proptest! {
                 defects,
                 source: InspectionSource::Manual,
             };
-            if judge(&terms(quantity), &inspection) == Verdict::Accept {
+            if judge(&terms(quantity), &inspection, sent) == Verdict::Accept {
                 let keep = (sent * d.keep_percent / 100).max(1);
                 accepted_total += keep;
                 let now = log.now_ms + DAY;
@@ -583,4 +631,70 @@ fn a_members_view_with_gaps_settles_to_the_same_payments() {
     let mut backwards = view[..3].to_vec();
     backwards.push(view[1].clone());
     assert!(matches!(fc_ledger::settle::replay_sparse(&backwards), Err(SettleError::OutOfSequence { .. })));
+}
+
+fn exported(message_id: &str, shipments: &[&str], reissue_of: Option<&str>) -> Event {
+    Event::PaymentsExported(fc_ledger::entry::PaymentsExported {
+        message_id: message_id.into(),
+        instruction_ids: shipments.iter().map(|s| instruction_id(ORDER, s)).collect(),
+        file_sha256: fc_ledger::entry::Sha256Hex([7; 32]),
+        reissue_of: reissue_of.map(str::to_string),
+    })
+}
+
+#[test]
+fn a_payment_is_exported_once_unless_its_export_is_reissued() {
+    let export_refused = |seq, reason: &str| Expect::Fails(SettleError::Export { seq, reason: reason.into() });
+    let instructed = Log::new().order(40).accept_order().send("s1", 20).send("s2", 20);
+    let instructed = instructed.receive("s1", 20, DUE).inspect("s1", 13, 0).accept("s1", 20, DUE).instruct_due();
+    let instructed = instructed.receive("s2", 20, DUE).inspect("s2", 13, 0).accept("s2", 20, DUE).instruct_due();
+    let id1 = instruction_id(ORDER, "s1");
+    let first = accepted_clone(&instructed).push(BUYER, exported("M1", &["s1", "s2"], None));
+    check(&first.entries, settled(OrderStatus::Delivered, 40, 40, vec![]));
+    let ledger = replay(&first.entries).unwrap();
+    assert_eq!(ledger.payment(&id1).unwrap().export.as_deref(), Some("M1"));
+    assert_eq!(ledger.exportable().count(), 0, "nothing is left for a new file");
+    assert_eq!(ledger.exports()["M1"].seq, 12);
+    // A second export of the same payments is refused: a second download never pays twice.
+    check(
+        &accepted_clone(&first).push(BUYER, exported("M2", &["s1"], None)).entries,
+        export_refused(13, &format!("payment {id1} is already in export M1; re-issue that export to pay it again")),
+    );
+    // The buyer re-issues M1 explicitly; then M1 may not be re-issued for the same payment again, M2 may.
+    let reissued = accepted_clone(&first).push(BUYER, exported("M2", &["s1"], Some("M1")));
+    assert_eq!(replay(&reissued.entries).unwrap().payment(&id1).unwrap().export.as_deref(), Some("M2"));
+    check(
+        &accepted_clone(&reissued).push(BUYER, exported("M3", &["s1"], Some("M1"))).entries,
+        export_refused(14, &format!("payment {id1} is already in export M2; re-issue that export to pay it again")),
+    );
+    check(
+        &accepted_clone(&reissued).push(BUYER, exported("M3", &["s1"], Some("M2"))).entries,
+        settled(OrderStatus::Delivered, 40, 40, vec![]),
+    );
+    // Confirmed payments, unknown exports, repeated ids and other actors are refused.
+    check(
+        &accepted_clone(&first).confirm("s1").push(BUYER, exported("M2", &["s1"], Some("M1"))).entries,
+        export_refused(14, &format!("payment {id1} is not payable (not instructed, already confirmed, or 0 KRW)")),
+    );
+    check(
+        &accepted_clone(&first).push(BUYER, exported("M2", &["s1"], Some("M9"))).entries,
+        export_refused(13, "export \"M9\" to re-issue does not exist"),
+    );
+    check(
+        &accepted_clone(&first).push(BUYER, exported("M1", &["s1"], Some("M1"))).entries,
+        Expect::Fails(SettleError::Duplicate { seq: 13, what: "export \"M1\" already recorded".into() }),
+    );
+    check(
+        &accepted_clone(&instructed).push(BUYER, exported("M1", &["s1", "s1"], None)).entries,
+        export_refused(12, &format!("payment {id1} is listed twice")),
+    );
+    check(
+        &accepted_clone(&instructed).push(SUPPLIER, exported("M1", &["s1"], None)).entries,
+        Expect::Fails(SettleError::WrongActor { seq: 12, event: "payments_exported", actor: SUPPLIER.into(), allowed: BUYER.into() }),
+    );
+    // A refused export leaves the ledger as it was.
+    let mut ledger = replay(&first.entries).unwrap();
+    let before = ledger.clone();
+    assert!(ledger.apply(&Entry::new(13, 0, BUYER, exported("M2", &["s2", "s1"], None))).is_err());
+    assert_eq!(ledger, before);
 }

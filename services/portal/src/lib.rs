@@ -165,7 +165,7 @@ pub fn router(state: Arc<PortalState>) -> Router {
     Router::new()
         .merge(pages::routes())
         .merge(partners::routes())
-        .merge(supply::routes(state.settlement.max_design_bytes()))
+        .merge(supply::routes())
         .merge(supply_pages::routes())
         .nest("/api", api::routes())
         .route(

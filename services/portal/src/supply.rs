@@ -12,7 +12,8 @@ use crate::api::ApiJson;
 use crate::auth::ApiAuth;
 use crate::pages::attachment;
 use crate::problem::Problem;
-use axum::body::Bytes;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,15 +21,20 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use fc_registry::{BankAccount, Role};
 use fc_settlement::{ConsistencyProof, InclusionProof};
-use fc_settlement_service::{DesignView, EntryView, NetworkView, OrderInput, OrderView, PaymentView, TelemetryInspection};
+use fc_settlement_service::{
+    BankFile, BlockedView, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, TelemetryInspection,
+    UploadError,
+};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 type St = State<Arc<PortalState>>;
 
-/// REST routes; design uploads may be up to `max_design_bytes`.
-pub fn routes(max_design_bytes: usize) -> Router<Arc<PortalState>> {
+/// REST routes. Design uploads stream to disk; the settlement engine limits
+/// their size (per file and per plan).
+pub fn routes() -> Router<Arc<PortalState>> {
     Router::new()
         .route("/api/v1/org", get(org))
         .route("/api/v1/org/key", put(set_key))
@@ -42,7 +48,9 @@ pub fn routes(max_design_bytes: usize) -> Router<Arc<PortalState>> {
         .route("/api/v1/ledger/{network}/proof/inclusion", get(inclusion))
         .route("/api/v1/ledger/{network}/proof/consistency", get(consistency))
         .route("/api/v1/networks/{network}/designs", get(designs))
-        .route("/api/v1/networks/{network}/designs/{design_id}", post(publish_design).layer(DefaultBodyLimit::max(max_design_bytes)))
+        // No body limit here: the upload streams to disk under the engine's
+        // per-file limit and the plan's quota.
+        .route("/api/v1/networks/{network}/designs/{design_id}", post(publish_design).layer(DefaultBodyLimit::disable()))
         .route("/api/v1/networks/{network}/designs/{design_id}/versions/{version}", get(download_design))
         .route("/api/v1/networks/{network}/designs/{design_id}/versions/{version}/recipients", put(change_access))
         .route("/api/v1/networks/{network}/orders", get(orders).post(issue_order))
@@ -54,7 +62,10 @@ pub fn routes(max_design_bytes: usize) -> Router<Arc<PortalState>> {
         .route("/api/v1/networks/{network}/orders/{order_id}/shipments/{shipment_id}/accept", post(accept_delivery))
         .route("/api/v1/networks/{network}/orders/{order_id}/shipments/{shipment_id}/reject", post(reject_delivery))
         .route("/api/v1/networks/{network}/payments", get(payments))
-        .route("/api/v1/networks/{network}/payments/pain001", get(bank_file))
+        .route("/api/v1/networks/{network}/payments/exports", get(exports).post(export_payments))
+        .route("/api/v1/networks/{network}/payments/blocked", get(blocked_payments))
+        .route("/api/v1/networks/{network}/payments/exports/{message_id}", get(export_file))
+        .route("/api/v1/networks/{network}/payments/exports/{message_id}/reissue", post(reissue_export))
         .route("/api/v1/networks/{network}/payments/{instruction_id}/confirm", post(confirm_payment))
 }
 
@@ -157,13 +168,59 @@ pub(crate) async fn entries(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path(network): Path<String>,
-    Query(q): Query<RangeQ>,
+    q: Result<Query<RangeQ>, QueryRejection>,
 ) -> Result<Json<Vec<EntryView>>, Problem> {
-    let end = q.end.unwrap_or(q.start.saturating_add(1000));
-    if end < q.start || end - q.start > 1000 {
-        return Err(Problem::bad_request("end: at most 1000 entries after start"));
-    }
+    let q = query(q)?;
+    let end = q.end.unwrap_or(q.start.saturating_add(MAX_ENTRIES));
+    check_range(q.start, end)?;
     Ok(Json(s.settlement.entries(&network, &p.tenant_id, q.start, end).await?))
+}
+
+/// Most entries one `entries` call returns.
+const MAX_ENTRIES: u64 = 1000;
+
+/// A query string that does not parse (a missing or non-numeric parameter),
+/// as a problem naming the parameter (serde's message does).
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+    q.map(|Query(q)| q).map_err(|e| Problem::bad_request(e.body_text()))
+}
+
+/// `[start, end)` of the entries route. Each refusal says which parameter is
+/// wrong and how, with the values received.
+fn check_range(start: u64, end: u64) -> Result<(), Problem> {
+    if end < start {
+        return Err(Problem::bad_request(format!("end ({end}) is before start ({start}): end must be greater than start")));
+    }
+    if end - start > MAX_ENTRIES {
+        return Err(Problem::bad_request(format!(
+            "end ({end}) is {} entries after start ({start}): at most {MAX_ENTRIES} entries per call; page with start",
+            end - start
+        )));
+    }
+    Ok(())
+}
+
+/// `index` and `size` of the inclusion route.
+fn check_inclusion(index: u64, size: u64) -> Result<(), Problem> {
+    if index >= size {
+        return Err(Problem::bad_request(format!(
+            "index ({index}) must be less than size ({size}): the leaf must be in the tree the proof is for"
+        )));
+    }
+    Ok(())
+}
+
+/// `from` and `to` of the consistency route.
+fn check_consistency(from: u64, to: u64) -> Result<(), Problem> {
+    if from == 0 {
+        return Err(Problem::bad_request(
+            "from must be at least 1: an empty tree is consistent with every tree, there is nothing to prove",
+        ));
+    }
+    if from > to {
+        return Err(Problem::bad_request(format!("from ({from}) is greater than to ({to}): from must not be greater than to")));
+    }
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/api/v1/ledger/{network}/entries/{index}", params(("network" = String, Path), ("index" = u64, Path)), responses((status = 200, description = "the entry's canonical bytes (its leaf is SHA-256(0x00 || body))", content_type = "application/json"), (status = 404, body = Problem)))]
@@ -186,8 +243,10 @@ pub(crate) async fn inclusion(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path(network): Path<String>,
-    Query(q): Query<InclusionQ>,
+    q: Result<Query<InclusionQ>, QueryRejection>,
 ) -> Result<Json<InclusionProof>, Problem> {
+    let q = query(q)?;
+    check_inclusion(q.index, q.size)?;
     Ok(Json(s.settlement.inclusion_proof(&network, &p.tenant_id, q.index, q.size)?))
 }
 
@@ -205,8 +264,10 @@ pub(crate) async fn consistency(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path(network): Path<String>,
-    Query(q): Query<ConsistencyQ>,
+    q: Result<Query<ConsistencyQ>, QueryRejection>,
 ) -> Result<Json<ConsistencyProof>, Problem> {
+    let q = query(q)?;
+    check_consistency(q.from, q.to)?;
     Ok(Json(s.settlement.consistency_proof(&network, &p.tenant_id, q.from, q.to)?))
 }
 
@@ -227,14 +288,29 @@ pub(crate) async fn publish_design(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path((network, design_id)): Path<(String, String)>,
-    Query(q): Query<ToQ>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    q: Result<Query<ToQ>, QueryRejection>,
+    headers: header::HeaderMap,
+    body: Body,
 ) -> Result<Response, Problem> {
+    // Who may publish is decided before a byte of the body is read, and the
+    // body goes to a temporary file as it arrives, never whole into memory.
     p.require(Role::Operator)?;
-    let body = body.map_err(|e| Problem::body_rejected(e.status(), e.body_text()))?;
+    let q = query(q)?;
     let to: Vec<String> = q.to.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
-    let d = s.settlement.publish_design(&network, &p.tenant_id, &design_id, &to, &body).await?;
+    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut upload = s.settlement.begin_design_upload(&network, &p.tenant_id, &design_id, &to, length).await.map_err(upload_problem)?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Problem::bad_request(format!("body: {e}")))?;
+        upload.write(&chunk).await.map_err(upload_problem)?;
+    }
+    let d = s.settlement.finish_design_upload(upload).await?;
     Ok((StatusCode::CREATED, Json(d)).into_response())
+}
+
+/// 413 for a file over the per-file limit; the error's own status otherwise.
+fn upload_problem(e: UploadError) -> Problem {
+    if e.too_large { Problem::body_rejected(StatusCode::PAYLOAD_TOO_LARGE, e.error.message) } else { e.error.into() }
 }
 
 #[utoipa::path(get, path = "/api/v1/networks/{network}/designs/{design_id}/versions/{version}", params(("network" = String, Path), ("design_id" = String, Path), ("version" = u32, Path)), responses((status = 200, description = "the age ciphertext (recipients only)", content_type = "application/octet-stream"), (status = 404, body = Problem)))]
@@ -406,11 +482,67 @@ pub(crate) async fn payments(State(s): St, ApiAuth(p): ApiAuth, Path(network): P
     Ok(Json(s.settlement.payments(&network, &p.tenant_id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/networks/{network}/payments/pain001", params(("network" = String, Path)), responses((status = 200, description = "ISO 20022 pain.001.001.09 of every instructed, unconfirmed payment", content_type = "application/xml"), (status = 409, body = Problem)))]
-pub(crate) async fn bank_file(State(s): St, ApiAuth(p): ApiAuth, Path(network): Path<String>) -> Result<Response, Problem> {
+/// The file as an attachment; with `fc-blocked-payments: <n>` when a new
+/// file left out `n` payments of suppliers without a bank account (`GET
+/// …/payments/blocked` names them).
+fn bank_file(file: BankFile) -> Response {
+    let blocked: usize = file.blocked.iter().map(|b| b.instruction_ids.len()).sum();
+    let mut r = attachment("application/xml; charset=utf-8", &format!("{}.xml", file.message_id), file.xml);
+    if blocked > 0 {
+        r.headers_mut().insert("fc-blocked-payments", header::HeaderValue::from(blocked));
+    }
+    r
+}
+
+#[utoipa::path(get, path = "/api/v1/networks/{network}/payments/blocked", params(("network" = String, Path)), responses((status = 200, body = Vec<BlockedView>, description = "payments a new bank file leaves out, by supplier without a bank account"), (status = 403, body = Problem)))]
+pub(crate) async fn blocked_payments(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(network): Path<String>,
+) -> Result<Json<Vec<BlockedView>>, Problem> {
     p.require(Role::Operator)?;
-    let (msg_id, xml) = s.settlement.bank_file(&network, &p.tenant_id).await?;
-    Ok(attachment("application/xml; charset=utf-8", &format!("{msg_id}.xml"), xml))
+    Ok(Json(s.settlement.blocked_payments(&network, &p.tenant_id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/networks/{network}/payments/exports", params(("network" = String, Path)), responses((status = 201, description = "a new bank file (ISO 20022 pain.001.001.09) of every instructed, unconfirmed payment above 0 KRW that no export holds yet; recorded on the ledger", content_type = "application/xml"), (status = 409, body = Problem)))]
+pub(crate) async fn export_payments(State(s): St, ApiAuth(p): ApiAuth, Path(network): Path<String>) -> Result<Response, Problem> {
+    p.require(Role::Operator)?;
+    let file = s.settlement.export_payments(&network, &p.tenant_id).await?;
+    let location = format!("/api/v1/networks/{network}/payments/exports/{}", file.message_id);
+    let mut r = bank_file(file);
+    *r.status_mut() = StatusCode::CREATED;
+    if let Ok(v) = header::HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+#[utoipa::path(get, path = "/api/v1/networks/{network}/payments/exports", params(("network" = String, Path)), responses((status = 200, body = Vec<ExportView>), (status = 403, body = Problem)))]
+pub(crate) async fn exports(State(s): St, ApiAuth(p): ApiAuth, Path(network): Path<String>) -> Result<Json<Vec<ExportView>>, Problem> {
+    p.require(Role::Operator)?;
+    Ok(Json(s.settlement.exports(&network, &p.tenant_id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/networks/{network}/payments/exports/{message_id}", params(("network" = String, Path), ("message_id" = String, Path)), responses((status = 200, description = "the export's bank file, byte for byte as first exported", content_type = "application/xml"), (status = 404, body = Problem)))]
+pub(crate) async fn export_file(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, message_id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    p.require(Role::Operator)?;
+    Ok(bank_file(s.settlement.export_file(&network, &p.tenant_id, &message_id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/networks/{network}/payments/exports/{message_id}/reissue", params(("network" = String, Path), ("message_id" = String, Path)), responses((status = 201, description = "a new bank file paying again the unconfirmed payments of that export; recorded on the ledger", content_type = "application/xml"), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub(crate) async fn reissue_export(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path((network, message_id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    p.require(Role::Operator)?;
+    let mut r = bank_file(s.settlement.reissue_export(&network, &p.tenant_id, &message_id).await?);
+    *r.status_mut() = StatusCode::CREATED;
+    Ok(r)
 }
 
 /// The bank's confirmation.

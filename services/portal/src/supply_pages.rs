@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use fc_ledger::merkle::leaf_hash;
-use fc_ledger::note::{Checkpoint, Verifier, open_note};
+use fc_ledger::note::{Verifier, open_checkpoint};
 use fc_registry::{AccountKind, BankAccount, BankKind, Role};
 use fc_settlement_service::{NetworkView, OrderInput, OrderView};
 use maud::{Markup, html};
@@ -34,7 +34,9 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/designs", get(designs_page))
         .route("/designs/{network}/{design_id}/{version}", get(design_download))
         .route("/statements", get(statements_page))
-        .route("/statements/{network}/pain001", get(bank_file))
+        .route("/statements/{network}/exports", post(export_payments))
+        .route("/statements/{network}/exports/{message_id}", get(export_file))
+        .route("/statements/{network}/exports/{message_id}/reissue", post(reissue_export))
         .route("/statements/{network}/{instruction_id}/confirm", post(confirm))
         .route("/ledger", get(ledger_page))
         .route("/org", get(org_page).post(org_save))
@@ -144,6 +146,8 @@ async fn render_orders(s: &PortalState, p: &Principal, error: Option<String>) ->
                         label { (lang.t("payment_term")) input name="payment_term_days" type="number" min="0" max="365" value="30" required; }
                         label { (lang.t("penalty_per_day")) " (KRW)" input name="late_penalty_per_day_krw" type="number" min="0" value="0" required; }
                         label { (lang.t("penalty_cap")) " (KRW)" input name="late_penalty_cap_krw" type="number" min="0" value="0" required; }
+                        label { (lang.t("transit_days")) input name="transit_days" type="number" min="0" max="365"; }
+                        label { input name="allow_past_due" type="checkbox" value="yes"; " " (lang.t("allow_past_due")) }
                         button type="submit" { (lang.t("issue_order")) }
                     }
                 }
@@ -166,6 +170,12 @@ struct NewOrderForm {
     payment_term_days: u32,
     late_penalty_per_day_krw: u64,
     late_penalty_cap_krw: u64,
+    /// Empty: no transit allowance.
+    #[serde(default)]
+    transit_days: String,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    allow_past_due: Option<String>,
 }
 
 async fn new_order(State(s): St, PageAuth(p): PageAuth, Form(f): Form<NewOrderForm>) -> PageResult {
@@ -187,6 +197,11 @@ async fn new_order(State(s): St, PageAuth(p): PageAuth, Form(f): Form<NewOrderFo
             payment_term_days: f.payment_term_days,
             late_penalty_per_day_krw: f.late_penalty_per_day_krw,
             late_penalty_cap_krw: f.late_penalty_cap_krw,
+            transit_days: match f.transit_days.trim() {
+                "" => None,
+                d => Some(d.parse().map_err(|_| Problem::bad_request("transit_days: a number of days from 0 to 365, or empty"))?),
+            },
+            allow_past_due: f.allow_past_due.is_some(),
         };
         Ok(s.settlement.issue_order(&p.tenant_id, &p.tenant_id, input).await?)
     }
@@ -225,6 +240,7 @@ async fn render_order(s: &PortalState, p: &Principal, network: &str, order_id: &
                     tr { th { (lang.t("acceptance_rule")) } td { (lang.t("sample_size")) " " (o.sample_size) ", " (lang.t("allowed_defects")) " " (o.allowed_defects) } }
                     tr { th { (lang.t("payment_term")) } td { (o.payment_term_days) } }
                     tr { th { (lang.t("penalty_per_day")) } td { (krw(o.late_penalty_per_day_krw)) " (" (lang.t("penalty_cap")) " " (krw(o.late_penalty_cap_krw)) ")" } }
+                    tr { th { (lang.t("transit_days")) } td { @match o.transit_days { Some(d) => { (d) }, None => { "—" } } } }
                     tr { th { (lang.t("accepted_units")) } td { (o.accepted_quantity) " / " (o.quantity) ", " (lang.t("penalty")) " " (krw(o.penalty_charged_krw)) } }
                 }
             }
@@ -422,11 +438,16 @@ async fn statements_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {
 async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>) -> PageResult {
     let lang = p.lang;
     let networks = s.settlement.networks(&p.tenant_id)?;
+    let owner = p.role.allows(Role::Operator);
     let mut sections = Vec::new();
     for n in &networks {
-        sections.push((n.clone(), s.settlement.payments(&n.network, &p.tenant_id).await?));
+        let (exports, blocked) = if owner && n.role == "buyer" {
+            (s.settlement.exports(&n.network, &p.tenant_id).await?, s.settlement.blocked_payments(&n.network, &p.tenant_id).await?)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        sections.push((n.clone(), s.settlement.payments(&n.network, &p.tenant_id).await?, exports, blocked));
     }
-    let owner = p.role.allows(Role::Operator);
     Ok(page(
         lang,
         lang.t("statements"),
@@ -434,7 +455,7 @@ async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>
         html! {
             h1 { (lang.t("statements")) }
             @if let Some(e) = &error { p.error role="alert" { (e) } }
-            @for (n, payments) in &sections {
+            @for (n, payments, exports, blocked) in &sections {
                 h2 { (n.buyer_name) " · " (role_label(lang, n)) }
                 @if payments.is_empty() { p.muted { (lang.t("no_payments")) } } @else {
                     @let total: u64 = payments.iter().map(|x| x.amount_krw).sum();
@@ -450,17 +471,67 @@ async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>
                         } } }
                         tfoot { tr { th colspan="3" { (lang.t("total")) } th { (krw(total)) } th colspan="4" {} } }
                     }
-                    @if owner && n.role == "buyer" { p { a href={ "/statements/" (n.network) "/pain001" } download { (lang.t("download_bank_file")) } " (ISO 20022 pain.001.001.09)" } }
+                    @if owner && n.role == "buyer" {
+                        @if !blocked.is_empty() {
+                            div.warning id="no-bank-account" role="status" {
+                                p { (lang.t("no_bank_account")) }
+                                ul { @for b in blocked { li { strong { (b.supplier_name) } " · " (b.instruction_ids.len()) " · " (krw(b.amount_krw)) } } }
+                            }
+                        }
+                        form.inline method="post" action={ "/statements/" (n.network) "/exports" } { (csrf_field(p)) button type="submit" { (lang.t("export_bank_file")) } " (ISO 20022 pain.001.001.09)" }
+                        @if !exports.is_empty() {
+                            h3 { (lang.t("bank_files")) }
+                            table.exports { tbody { @for e in exports { tr {
+                                td { a href={ "/statements/" (n.network) "/exports/" (e.message_id) } download { (e.message_id) ".xml" } }
+                                td { (day(e.exported_ms)) } td.amount { (krw(e.amount_krw)) } td { (e.instruction_ids.len()) }
+                                td { @if e.unconfirmed > 0 {
+                                    form.inline method="post" action={ "/statements/" (n.network) "/exports/" (e.message_id) "/reissue" } { (csrf_field(p)) button type="submit" { (lang.t("reissue")) } }
+                                } }
+                            } } } }
+                        }
+                    }
                 }
             }
         },
     ))
 }
 
-async fn bank_file(State(s): St, PageAuth(p): PageAuth, Path(network): Path<String>) -> PageResult {
+fn bank_file(file: fc_settlement_service::BankFile) -> axum::response::Response {
+    attachment("application/xml; charset=utf-8", &format!("{}.xml", file.message_id), file.xml)
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn export_payments(State(s): St, PageAuth(p): PageAuth, Path(network): Path<String>, Form(f): Form<CsrfForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
     p.require(Role::Operator)?;
-    match s.settlement.bank_file(&network, &p.tenant_id).await {
-        Ok((msg_id, xml)) => Ok(attachment("application/xml; charset=utf-8", &format!("{msg_id}.xml"), xml)),
+    match s.settlement.export_payments(&network, &p.tenant_id).await {
+        Ok(file) => Ok(bank_file(file)),
+        Err(e) => statements_refused(&s, &p, e.into()).await,
+    }
+}
+
+async fn export_file(State(s): St, PageAuth(p): PageAuth, Path((network, message_id)): Path<(String, String)>) -> PageResult {
+    p.require(Role::Operator)?;
+    match s.settlement.export_file(&network, &p.tenant_id, &message_id).await {
+        Ok(file) => Ok(bank_file(file)),
+        Err(e) => statements_refused(&s, &p, e.into()).await,
+    }
+}
+
+async fn reissue_export(
+    State(s): St,
+    PageAuth(p): PageAuth,
+    Path((network, message_id)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    p.require(Role::Operator)?;
+    match s.settlement.reissue_export(&network, &p.tenant_id, &message_id).await {
+        Ok(file) => Ok(bank_file(file)),
         Err(e) => statements_refused(&s, &p, e.into()).await,
     }
 }
@@ -511,11 +582,12 @@ async fn verify_entry(s: &PortalState, network: &str, org: &str, index: u64) -> 
     let entry = s.settlement.entry(network, org, index).await?;
     let verifier =
         Verifier::from_vkey(&s.settlement.verifier_key()).map_err(|e| Problem::new(fc_core::ErrorCode::Internal, e.to_string()))?;
-    let checked = open_note(&note, std::slice::from_ref(&verifier))
-        .map_err(|e| format!("checkpoint signature: {e}"))
-        .and_then(|(text, _)| Checkpoint::parse(&text).map_err(|e| format!("checkpoint: {e}")));
+    // The origin too: the key signs every network's log, so the signature
+    // alone does not say the checkpoint is of this network.
+    let checked =
+        open_checkpoint(&note, std::slice::from_ref(&verifier), &s.settlement.origin(network)).map_err(|e| format!("checkpoint: {e}"));
     let (proof, outcome) = match checked {
-        Ok(cp) if index < cp.size => {
+        Ok((cp, _)) if index < cp.size => {
             let proof = s.settlement.inclusion_proof(network, org, index, cp.size)?;
             let outcome = if proof.leaf_hash != leaf_hash(&entry) {
                 Err("the entry's hash differs from the proof's leaf".to_string())
@@ -524,7 +596,7 @@ async fn verify_entry(s: &PortalState, network: &str, org: &str, index: u64) -> 
             };
             (serde_json::to_string_pretty(&proof).unwrap_or_default(), outcome)
         }
-        Ok(cp) => {
+        Ok((cp, _)) => {
             (String::new(), Err(format!("entry {index} is not yet under the latest checkpoint (size {}); try again in a second", cp.size)))
         }
         Err(e) => (String::new(), Err(e)),
@@ -588,7 +660,7 @@ fn cli_help(network: &str, index: u64) -> Markup {
     html! {
         h3 { "factorychain verify" }
         pre { "curl -H \"Authorization: Bearer $FC_API_KEY\" $PORTAL/api/v1/ledger/" (network) "/checkpoint > checkpoint.txt\n"
-              "factorychain verify checkpoint checkpoint.txt --key \"$(curl -s -H \"Authorization: Bearer $FC_API_KEY\" $PORTAL/api/v1/ledger/key)\"\n"
+              "factorychain verify checkpoint checkpoint.txt --network " (network) " --key \"$(curl -s -H \"Authorization: Bearer $FC_API_KEY\" $PORTAL/api/v1/ledger/key)\"\n"
               "curl -H \"Authorization: Bearer $FC_API_KEY\" \"$PORTAL/api/v1/ledger/" (network) "/proof/inclusion?index=" (index) "&size=SIZE\" > proof.json\n"
               "factorychain verify inclusion proof.json\n"
               "factorychain verify follow $PORTAL/api/v1/ledger/" (network) " --key VKEY --state witness.txt" }

@@ -282,7 +282,8 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
         let terms = json!({
             "order_id": order_id, "supplier_org": s1.id, "part": "bracket", "design_id": "BRK-7", "design_version": 1,
             "quantity": c.quantity, "unit_price_krw": c.price, "due_date_ms": now + c.due_in_ms, "sample_size": 8, "allowed_defects": 1,
-            "payment_term_days": 30, "late_penalty_per_day_krw": c.penalty_per_day, "late_penalty_cap_krw": c.penalty_cap
+            "payment_term_days": 30, "late_penalty_per_day_krw": c.penalty_per_day, "late_penalty_cap_krw": c.penalty_cap,
+            "allow_past_due": c.due_in_ms < 0
         });
         let r = api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(terms)).await?;
         assert_eq!(r.status, 201, "{}: {}", c.name, r.body);
@@ -377,10 +378,30 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
         400,
         "a sample larger than the order"
     );
+    // a due date already past is refused, naming the field, unless the request confirms it
+    let past = json!({ "order_id": "PO-P", "supplier_org": s1.id, "part": "x", "design_id": "BRK-7", "design_version": 1, "quantity": 3, "unit_price_krw": 1, "due_date_ms": now - DAY, "sample_size": 1, "allowed_defects": 0, "payment_term_days": 1, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0 });
+    let r = api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(past.clone())).await?;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.starts_with("due_date_ms:") && detail.contains("allow_past_due"), "{detail}");
+    let mut confirmed = past;
+    confirmed["allow_past_due"] = json!(true);
+    assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(confirmed)).await?.status, 201);
+    // a transit allowance is part of the contract, shown to both sides; absent, the order has none
+    let mut transit = json!({ "order_id": "PO-T", "supplier_org": s1.id, "part": "x", "design_id": "BRK-7", "design_version": 1, "quantity": 3, "unit_price_krw": 1, "due_date_ms": now + DAY, "sample_size": 1, "allowed_defects": 0, "payment_term_days": 1, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0, "transit_days": 366 });
+    let r = api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(transit.clone())).await?;
+    assert_eq!((r.status, r.json()["detail"].as_str().is_some_and(|d| d.contains("transit_days"))), (400, true), "{}", r.body);
+    transit["transit_days"] = json!(2);
+    assert_eq!(api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &b.key, Some(transit)).await?.status, 201);
+    assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/orders/PO-T"), &s1.key, None).await?.json()["transit_days"], 2);
+    assert_eq!(
+        api(w.addr, "GET", &format!("/api/v1/networks/{net}/orders/PO-0"), &s1.key, None).await?.json()["transit_days"],
+        json!(null)
+    );
 
     // the bank file: refused until both sides entered accounts, then exact
-    let pain = format!("/api/v1/networks/{net}/payments/pain001");
-    assert_eq!(api(w.addr, "GET", &pain, &b.key, None).await?.status, 409);
+    let pain = format!("/api/v1/networks/{net}/payments/exports");
+    assert_eq!(api(w.addr, "POST", &pain, &b.key, None).await?.status, 409);
     // bank accounts are the owners' (signed in); an operator key is refused
     let buyer_bank = json!({ "holder": "(주)바이어모터스", "account_kind": "domestic", "account": "110-123-456789", "bank_kind": "bank_code", "bank": "088" });
     assert_eq!(api(w.addr, "PUT", "/api/v1/org/bank", &b.key, Some(buyer_bank.clone())).await?.status, 403);
@@ -390,11 +411,11 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
         json!({ "holder": "Supplier One", "account_kind": "iban", "account": "DE00000000000000000000", "bank_kind": "bic", "bank": "DEUTDEFF" }),
     )?;
     assert_eq!(st.set_bank_account(&s1.id, bad_iban).unwrap_err().code, fc_core::ErrorCode::InvalidArgument, "bad IBAN check digits");
-    assert_eq!(api(w.addr, "GET", &pain, &b.key, None).await?.status, 409, "the supplier has no account yet");
+    assert_eq!(api(w.addr, "POST", &pain, &b.key, None).await?.status, 409, "the supplier has no account yet");
     st.set_bank_account(&s1.id, serde_json::from_value(json!({ "holder": "Supplier One", "account_kind": "domestic", "account": "356-0987-6543-21", "bank_kind": "bank_code", "bank": "004" }))?)?;
-    assert_eq!(api(w.addr, "GET", &pain, &s1.key, None).await?.status, 403, "only the buyer exports");
-    let r = api(w.addr, "GET", &pain, &b.key, None).await?;
-    ok(&r, "bank file");
+    assert_eq!(api(w.addr, "POST", &pain, &s1.key, None).await?.status, 403, "only the buyer exports");
+    let r = api(w.addr, "POST", &pain, &b.key, None).await?;
+    assert_eq!(r.status, 201, "bank file: {}", r.body);
     let doc = fc_ledger::pain001::parse(&r.body)?;
     let xfers: Vec<_> = doc.payment_information.iter().flat_map(|pi| pi.transfers.iter()).collect();
     assert_eq!(xfers.len(), all_payments.len());
@@ -431,7 +452,10 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
         .status,
         409
     );
-    let doc = fc_ledger::pain001::parse(&api(w.addr, "GET", &pain, &b.key, None).await?.body)?;
+    // the confirmed payment leaves a re-issue of its export
+    let reissued = api(w.addr, "POST", &format!("{pain}/{}/reissue", doc.message_id), &b.key, None).await?;
+    assert_eq!(reissued.status, 201, "{}", reissued.body);
+    let doc = fc_ledger::pain001::parse(&reissued.body)?;
     assert!(doc.payment_information.iter().flat_map(|pi| pi.transfers.iter()).all(|x| &x.end_to_end_id != first));
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/orders/PO-0"), &s1.key, None).await?.json()["status"], "settled");
     Ok(())
@@ -481,7 +505,26 @@ async fn the_ledger_proves_every_entry_to_members_and_hides_others_entries() -> 
     }
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/inclusion?index=5&size=2"), &w.s1.key, None).await?.status, 400);
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/consistency?from=2&to=9"), &w.s1.key, None).await?.status, 404);
-    assert_eq!(api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries?start=0&end=5000"), &w.s1.key, None).await?.status, 400);
+    // every refused parameter says which one is wrong, and how
+    let bad = [
+        ("entries?start=5&end=3", "end (3) is before start (5): end must be greater than start"),
+        ("entries?start=0&end=5000", "end (5000) is 5000 entries after start (0): at most 1000 entries per call"),
+        ("entries?start=x", "start"),
+        ("proof/inclusion?index=5&size=2", "index (5) must be less than size (2)"),
+        ("proof/inclusion?index=2&size=2", "index (2) must be less than size (2)"),
+        ("proof/inclusion?index=0", "missing field `size`"),
+        ("proof/consistency?from=0&to=2", "from must be at least 1"),
+        ("proof/consistency?from=2&to=1", "from (2) is greater than to (1): from must not be greater than to"),
+        ("proof/consistency?from=1&to=-2", "to"),
+    ];
+    for (query, expected) in bad {
+        let r = api(w.addr, "GET", &format!("/api/v1/ledger/{net}/{query}"), &w.s1.key, None).await?;
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        assert!(r.header("content-type").unwrap_or("").starts_with("application/problem+json"), "{query}: a problem");
+        let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+        assert!(detail.contains(expected), "{query}: {detail:?} should say {expected:?}");
+    }
+    ok(&api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries?start=1&end=1"), &w.s1.key, None).await?, "an empty range");
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/ledger/{net}/checkpoint"), "fck_wrong", None).await?.status, 401);
 
     // the same over gRPC
@@ -504,6 +547,35 @@ async fn the_ledger_proves_every_entry_to_members_and_hides_others_entries() -> 
     ip.metadata_mut().insert("authorization", format!("Bearer {}", w.s2.key).parse().unwrap());
     let p = client.get_inclusion_proof(ip).await?.into_inner();
     assert_eq!(p.root_hash, cp.root.to_vec());
+
+    // Supplier two holds the leaf hash of supplier one's order_accepted (proofs carry it) and
+    // can guess every field of it but the salt: the entry is not confirmable by guessing.
+    let now = fc_core::time::now_ms();
+    let terms = json!({ "order_id": "PO-S", "supplier_org": w.s1.id, "part": "x", "design_id": "D1", "design_version": 1, "quantity": 1, "unit_price_krw": 1, "due_date_ms": now + DAY, "sample_size": 1, "allowed_defects": 0, "payment_term_days": 1, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0 });
+    ok(&api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &w.buyer.key, Some(terms)).await?, "order");
+    let t0 = fc_core::time::now_ms();
+    ok(&api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders/PO-S/accept"), &w.s1.key, None).await?, "accept");
+    let t1 = fc_core::time::now_ms();
+    let accepted_at = 3; // design D1, design D2, the order, then its acceptance
+    let proof: fc_settlement::InclusionProof = serde_json::from_str(
+        &api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/inclusion?index={accepted_at}&size=4"), &w.s2.key, None).await?.body,
+    )?;
+    let event = || fc_ledger::entry::Event::OrderAccepted(fc_ledger::entry::OrderAccepted { order_id: "PO-S".into() });
+    let guessed = (t0 - 1_000..=t1 + 1_000).any(|at_ms| {
+        let unsalted = fc_ledger::entry::Entry::new(accepted_at, at_ms, w.s1.id.clone(), event());
+        let zero_salt = fc_ledger::entry::Entry::salted(accepted_at, at_ms, w.s1.id.clone(), event(), [0; 32]);
+        [unsalted, zero_salt].iter().any(|e| fc_ledger::merkle::leaf_hash(&e.to_bytes()) == proof.leaf_hash)
+    });
+    assert!(!guessed, "a non-reader confirmed a hidden entry from its leaf hash");
+    // its reader receives it with the salt, and proves it as before
+    let own = api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries/{accepted_at}"), &w.s1.key, None).await?;
+    ok(&own, "the reader's entry");
+    let entry = fc_ledger::entry::Entry::from_bytes(own.body.as_bytes())?;
+    assert_eq!((entry.version, entry.salt.is_some(), entry.at_ms >= t0 && entry.at_ms <= t1), (2, true, true));
+    assert_eq!(fc_ledger::merkle::leaf_hash(own.body.as_bytes()), proof.leaf_hash);
+    let listed = api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries?start={accepted_at}"), &w.s1.key, None).await?.json();
+    assert_eq!(listed[0]["entry"]["salt"], serde_json::to_value(entry.salt)?, "listed with its salt");
+    assert_eq!(api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries/{accepted_at}"), &w.s2.key, None).await?.status, 404);
     Ok(())
 }
 
@@ -573,5 +645,180 @@ async fn requests_dropped_mid_append_never_split_the_state_from_the_log() -> any
     assert_eq!(u64::from(done.version), size, "every stored entry is a version, and the next version follows the log");
     let versions: Vec<u32> = st.designs(&net, &net).await?.iter().map(|d| d.version).collect();
     assert_eq!(versions, (1..=size as u32).collect::<Vec<_>>());
+    Ok(())
+}
+
+/// Issues, ships, receives, inspects and accepts one order of `quantity`
+/// units at `price` from `supplier`: one instructed payment.
+async fn deliver(w: &World, supplier: &Org, order_id: &str, quantity: u64, price: u64) -> anyhow::Result<()> {
+    let net = &w.buyer.id;
+    let terms = json!({ "order_id": order_id, "supplier_org": supplier.id, "part": "bracket", "design_id": "BRK-7", "design_version": 1,
+        "quantity": quantity, "unit_price_krw": price, "due_date_ms": fc_core::time::now_ms() + DAY, "sample_size": 1, "allowed_defects": 0,
+        "payment_term_days": 30, "late_penalty_per_day_krw": 0, "late_penalty_cap_krw": 0 });
+    let r = api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders"), &w.buyer.key, Some(terms)).await?;
+    assert_eq!(r.status, 201, "order {order_id}: {}", r.body);
+    let base = format!("/api/v1/networks/{net}/orders/{order_id}");
+    ok(&api(w.addr, "POST", &format!("{base}/accept"), &supplier.key, None).await?, "accept order");
+    let ship = json!({ "shipment_id": "S1", "quantity": quantity });
+    ok(&api(w.addr, "POST", &format!("{base}/shipments"), &supplier.key, Some(ship)).await?, "ship");
+    let q = json!({ "quantity": quantity });
+    ok(&api(w.addr, "POST", &format!("{base}/shipments/S1/receive"), &w.buyer.key, Some(q.clone())).await?, "receive");
+    let inspection = json!({ "sampled": 1, "defects": 0 });
+    ok(&api(w.addr, "POST", &format!("{base}/shipments/S1/inspection"), &w.buyer.key, Some(inspection)).await?, "inspect");
+    ok(&api(w.addr, "POST", &format!("{base}/shipments/S1/accept"), &w.buyer.key, Some(q)).await?, "accept delivery");
+    Ok(())
+}
+
+fn end_to_end_ids(xml: &str) -> Vec<String> {
+    let doc = fc_ledger::pain001::parse(xml).expect("a pain.001 file");
+    let mut ids: Vec<String> = doc.payment_information.iter().flat_map(|pi| pi.transfers.iter()).map(|x| x.end_to_end_id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_file_pays_each_payment_once_and_downloads_again_unchanged() -> anyhow::Result<()> {
+    let w = world().await?;
+    let net = w.buyer.id.clone();
+    let b = &w.buyer;
+    ok(&publish(&w, "BRK-7", &[&w.s1], b"drawing").await?, "publish");
+    let st = w.h.settlement().await?.settlement.clone();
+    let account = |holder: &str, account: &str| {
+        serde_json::from_value::<fc_registry::BankAccount>(
+            json!({ "holder": holder, "account_kind": "domestic", "account": account, "bank_kind": "bank_code", "bank": "004" }),
+        )
+    };
+    st.set_bank_account(&b.id, account("Buyer Motors", "110-123-456789")?)?;
+    st.set_bank_account(&w.s1.id, account("Supplier One", "356-0987-6543-21")?)?;
+    deliver(&w, &w.s1, "PO-A", 10, 100).await?;
+    deliver(&w, &w.s1, "PO-B", 10, 200).await?;
+    let exports = format!("/api/v1/networks/{net}/payments/exports");
+    let first = api(w.addr, "POST", &exports, &b.key, None).await?;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let doc = fc_ledger::pain001::parse(&first.body)?;
+    let msg_id = doc.message_id.clone();
+    assert_eq!(first.header("location").map(str::to_string), Some(format!("{exports}/{msg_id}")));
+    assert_eq!(end_to_end_ids(&first.body).len(), 2);
+    // exporting again pays nothing twice: there is nothing new to pay
+    let again = api(w.addr, "POST", &exports, &b.key, None).await?;
+    assert_eq!(again.status, 409, "a second export of the same payments: {}", again.body);
+    // downloading the export again gives the very same file, MsgId included
+    let download = api(w.addr, "GET", &format!("{exports}/{msg_id}"), &b.key, None).await?;
+    ok(&download, "download again");
+    assert_eq!(download.body, first.body, "the same bytes, the same MsgId");
+    assert_eq!(download.header("content-disposition").map(str::to_string), Some(format!("attachment; filename=\"{msg_id}.xml\"")));
+    // a new payment goes into a new export, alone
+    deliver(&w, &w.s1, "PO-C", 10, 300).await?;
+    let second = api(w.addr, "POST", &exports, &b.key, None).await?;
+    assert_eq!(second.status, 201, "{}", second.body);
+    let second_id = fc_ledger::pain001::parse(&second.body)?.message_id;
+    assert_ne!(second_id, msg_id);
+    assert_eq!(end_to_end_ids(&second.body), vec![fc_ledger::settle::instruction_id("PO-C", "S1")]);
+    // the buyer re-issues the first export explicitly: a new file, recorded, with the same payments
+    let reissue = api(w.addr, "POST", &format!("{exports}/{msg_id}/reissue"), &b.key, None).await?;
+    assert_eq!(reissue.status, 201, "{}", reissue.body);
+    assert_eq!(end_to_end_ids(&reissue.body), end_to_end_ids(&first.body));
+    assert_eq!(api(w.addr, "POST", &format!("{exports}/{msg_id}/reissue"), &b.key, None).await?.status, 409, "re-issued already");
+    assert_eq!(api(w.addr, "POST", &format!("{exports}/{msg_id}/reissue"), &w.s1.key, None).await?.status, 403);
+    assert_eq!(api(w.addr, "GET", &format!("{exports}/FCNOSUCHEXPORT"), &b.key, None).await?.status, 404);
+    let list = api(w.addr, "GET", &exports, &b.key, None).await?.json();
+    let listed: Vec<(&str, Option<&str>)> =
+        list.as_array().unwrap().iter().map(|e| (e["message_id"].as_str().unwrap(), e["reissue_of"].as_str())).collect();
+    assert_eq!(listed.len(), 3);
+    assert_eq!((listed[0], listed[1].0, listed[2].1), ((msg_id.as_str(), None), second_id.as_str(), Some(msg_id.as_str())));
+    // the exports are ledger entries: the fold of the log knows them, and suppliers do not read them
+    let entries = api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries"), &b.key, None).await?.json();
+    let kinds = entries.as_array().unwrap().iter().filter(|e| e["entry"]["event"]["type"] == "payments_exported").count();
+    assert_eq!(kinds, 3);
+    let supplier_entries = api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries"), &w.s1.key, None).await?.json();
+    assert!(supplier_entries.as_array().unwrap().iter().all(|e| e["entry"]["event"]["type"] != "payments_exported"));
+    let pays = api(w.addr, "GET", &format!("/api/v1/networks/{net}/payments"), &b.key, None).await?.json();
+    let po_c = pays.as_array().unwrap().iter().find(|p| p["order_id"] == "PO-C").unwrap();
+    assert_eq!(po_c["export_message_id"].as_str(), Some(second_id.as_str()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supplier_without_a_bank_account_holds_back_only_its_own_payments() -> anyhow::Result<()> {
+    let w = world().await?;
+    let net = w.buyer.id.clone();
+    let b = &w.buyer;
+    ok(&publish(&w, "BRK-7", &[&w.s1, &w.s2], b"drawing").await?, "publish");
+    let st = w.h.settlement().await?.settlement.clone();
+    let account = |holder: &str| {
+        serde_json::from_value::<fc_registry::BankAccount>(
+            json!({ "holder": holder, "account_kind": "domestic", "account": "110-123-456789", "bank_kind": "bank_code", "bank": "004" }),
+        )
+    };
+    st.set_bank_account(&b.id, account("Buyer Motors")?)?;
+    st.set_bank_account(&w.s1.id, account("Supplier One")?)?;
+    deliver(&w, &w.s1, "PO-1", 10, 100).await?;
+    deliver(&w, &w.s2, "PO-2", 10, 200).await?;
+    // before exporting, the buyer sees who holds payments back, by name (API and page)
+    let blocked = api(w.addr, "GET", &format!("/api/v1/networks/{net}/payments/blocked"), &b.key, None).await?;
+    ok(&blocked, "blocked payments");
+    let blocked = blocked.json();
+    assert_eq!(blocked[0]["supplier_name"], "Supplier Two");
+    assert_eq!(blocked[0]["supplier_org"], w.s2.id.as_str());
+    assert_eq!((blocked[0]["amount_krw"].as_u64(), blocked.as_array().map(Vec::len)), (Some(2_000), Some(1)));
+    let reg = w.h.svc().state.registry.clone();
+    let owner = reg.create_user(&b.id, "owner@buyer.example", "Owner", Role::Owner, "long enough password")?;
+    let (sid, _) = reg.create_session(&owner)?;
+    let page = request(w.addr, "GET", "/statements", &[("cookie", &format!("fc_session={sid}"))], b"").await?;
+    ok(&page, "statements page");
+    let warning = page.body.split("id=\"no-bank-account\"").nth(1).unwrap_or_default();
+    assert!(warning.contains("Supplier Two") && !warning.contains("Supplier One"), "{}", page.body);
+    // the export pays supplier one and leaves supplier two's payment for later
+    let exports = format!("/api/v1/networks/{net}/payments/exports");
+    let r = api(w.addr, "POST", &exports, &b.key, None).await?;
+    assert_eq!(r.status, 201, "one supplier without an account does not block the file: {}", r.body);
+    assert_eq!(end_to_end_ids(&r.body), vec![fc_ledger::settle::instruction_id("PO-1", "S1")]);
+    assert_eq!(r.header("fc-blocked-payments"), Some("1"));
+    // with only blocked payments left, the refusal names the supplier, not its id
+    let r = api(w.addr, "POST", &exports, &b.key, None).await?;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("Supplier Two") && !detail.contains(&w.s2.id), "{detail}");
+    // once it enters its account, its payment goes into the next file
+    st.set_bank_account(&w.s2.id, account("Supplier Two")?)?;
+    let r = api(w.addr, "POST", &exports, &b.key, None).await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(end_to_end_ids(&r.body), vec![fc_ledger::settle::instruction_id("PO-2", "S1")]);
+    assert_eq!(r.header("fc-blocked-payments"), None);
+    assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/payments/blocked"), &b.key, None).await?.json(), json!([]));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn design_uploads_check_the_role_first_stream_to_disk_and_keep_to_the_plan_quota() -> anyhow::Result<()> {
+    let w = world().await?;
+    let net = w.buyer.id.clone();
+    let reg = w.h.svc().state.registry.clone();
+    let (_, viewer) = reg.create_api_key(&net, "viewer", Role::Viewer)?;
+    let path = format!("/api/v1/networks/{net}/designs/X?to={}", w.s1.id);
+    // Who may not publish is told so, whatever the body: the role and the side come first.
+    let big = [b"age-encryption.org/v1\n".as_slice(), &vec![0u8; 33 << 20]].concat();
+    // (API key, status): a viewer of the buyer, a supplier of the network, an outsider, the buyer's operator
+    for (key, status) in [(&viewer, 403), (&w.s1.key, 403), (&w.outsider.key, 404), (&w.buyer.key, 413)] {
+        let r = upload(w.addr, &path, key, &big).await?;
+        assert_eq!(r.status, status, "{}", r.body);
+    }
+    // The plan's quota counts every stored design file of the tenant; the refusal names the limit.
+    reg.set_plan(&net, "starter")?;
+    let limit = fc_registry::plans::plan("starter").unwrap().max_design_bytes;
+    ok(&publish(&w, "D1", &[&w.s1], b"first").await?, "within the quota");
+    let dir = w.h.data.path().join("designs").join(&net);
+    let stored: u64 = std::fs::read_dir(&dir)?.map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    // A sparse file stands for the designs stored so far: the quota is nearly used up.
+    std::fs::File::create(dir.join(format!("{}.age", "f".repeat(64))))?.set_len(limit - stored - 10)?;
+    let r = publish(&w, "D2", &[&w.s1], b"more than ten bytes of drawing").await?;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains(&limit.to_string()) && detail.contains("Starter"), "{detail}");
+    // Refused uploads leave no file behind, and nothing on the ledger.
+    let left: Vec<String> = std::fs::read_dir(&dir)?.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(left.iter().all(|name| !name.ends_with(".tmp")), "{left:?}");
+    let designs = api(w.addr, "GET", &format!("/api/v1/networks/{net}/designs"), &w.buyer.key, None).await?.json();
+    assert_eq!(designs.as_array().map(Vec::len), Some(1));
     Ok(())
 }

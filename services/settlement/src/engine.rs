@@ -7,10 +7,10 @@ use crate::{Config, StartError};
 use fc_core::{ErrorCode, ServiceError};
 use fc_ledger::entry::{
     AcceptancePlan, DeliveryAccepted, DeliveryRejected, DesignAccessChanged, DesignPublished, Entry, Event, InspectionRecorded,
-    InspectionSource, OrderAccepted, OrderIssued, PaymentConfirmed, Sha256Hex, ShipmentMoved,
+    InspectionSource, OrderAccepted, OrderIssued, PaymentConfirmed, PaymentsExported, Sha256Hex, ShipmentMoved,
 };
 use fc_ledger::pain001;
-use fc_ledger::settle::{Decision, OrderStatus, PaymentStatus, SettleError};
+use fc_ledger::settle::{Decision, OrderStatus, Payment, PaymentStatus, SettleError};
 use fc_registry::{AccountKind, BankAccount, BankKind, Registry};
 use fc_settlement::{ConsistencyProof, InclusionProof, Ledger, LedgerError};
 use fc_store::{DynStore, SeriesKey};
@@ -91,6 +91,15 @@ pub struct OrderInput {
     pub late_penalty_per_day_krw: u64,
     /// Most penalty on the whole order, KRW.
     pub late_penalty_cap_krw: u64,
+    /// Days a shipment may spend in transit (0-365): lateness counts from the
+    /// earlier of the recorded receipt and the sending plus these days.
+    /// Absent: from the recorded receipt alone.
+    #[serde(default)]
+    pub transit_days: Option<u32>,
+    /// Confirms a due date already in the past (e.g. an order recorded after
+    /// the fact); without it such an order is refused.
+    #[serde(default)]
+    pub allow_past_due: bool,
 }
 
 /// A shipment of an order.
@@ -153,6 +162,8 @@ pub struct OrderView {
     pub late_penalty_per_day_krw: u64,
     /// Penalty cap, KRW.
     pub late_penalty_cap_krw: u64,
+    /// Transit allowance in days, if the order has one.
+    pub transit_days: Option<u32>,
     /// `issued`, `accepted`, `in_delivery`, `delivered` or `settled`.
     pub status: String,
     /// Units received.
@@ -186,6 +197,194 @@ pub struct PaymentView {
     pub status: String,
     /// The bank's reference, once confirmed.
     pub bank_reference: Option<String>,
+    /// The message id of the latest bank file that pays it (shown to the buyer only).
+    pub export_message_id: Option<String>,
+}
+
+/// A bank file the buyer exported (a `payments_exported` entry).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ExportView {
+    /// The file's `GrpHdr/MsgId`; also its file name (`<message_id>.xml`).
+    pub message_id: String,
+    /// The instructions it pays.
+    pub instruction_ids: Vec<String>,
+    /// Their total, KRW.
+    pub amount_krw: u64,
+    /// How many of them are not confirmed yet.
+    pub unconfirmed: usize,
+    /// SHA-256 of the file (lowercase hex), as the ledger recorded it.
+    pub file_sha256: String,
+    /// The export this one re-issues, if any.
+    pub reissue_of: Option<String>,
+    /// When it was exported, Unix ms.
+    pub exported_ms: i64,
+    /// The ledger entry that recorded it.
+    pub seq: u64,
+}
+
+/// Why a design upload was refused; `too_large` when the file is over the
+/// per-file limit (`settlement.max_design_bytes`), which HTTP answers 413.
+#[derive(Debug)]
+pub struct UploadError {
+    /// The file is over the per-file limit.
+    pub too_large: bool,
+    /// What to tell the caller.
+    pub error: ServiceError,
+}
+
+impl From<ServiceError> for UploadError {
+    fn from(error: ServiceError) -> Self {
+        Self { too_large: false, error }
+    }
+}
+
+/// A tenant's design storage: its plan's limit and what it stores.
+#[derive(Debug)]
+struct DesignQuota {
+    plan: String,
+    limit: u64,
+    stored: u64,
+}
+
+/// A design being uploaded: its ciphertext streams to a temporary file (never
+/// held whole in memory), hashed on the way; the file is removed unless
+/// [`Settlement::finish_design_upload`] stores it.
+pub struct DesignUpload {
+    network: String,
+    actor: String,
+    design_id: String,
+    recipients: Vec<String>,
+    tmp: std::path::PathBuf,
+    file: Option<tokio::fs::File>,
+    hasher: Sha256,
+    written: u64,
+    /// The first bytes, to check the age header.
+    head: Vec<u8>,
+    max_file: u64,
+    quota: DesignQuota,
+}
+
+impl DesignUpload {
+    /// Refuses a file of `size` bytes over the per-file limit or the plan's quota.
+    fn check_size(&self, size: u64) -> Result<(), UploadError> {
+        if size > self.max_file {
+            return Err(UploadError {
+                too_large: true,
+                error: ServiceError::invalid(
+                    "body",
+                    format!("the design is over the {} bytes limit of one design file (settlement.max_design_bytes)", self.max_file),
+                ),
+            });
+        }
+        // Counted as new bytes while streaming: the hash (and so whether the
+        // very file is stored already) is known only at the end.
+        let q = &self.quota;
+        if q.stored.saturating_add(size) > q.limit {
+            return Err(ServiceError::new(
+                ErrorCode::ResourceExhausted,
+                format!(
+                    "design storage quota: the {} plan stores at most {} bytes of designs; {} are stored and this file needs {} more",
+                    q.plan, q.limit, q.stored, size
+                ),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Appends the next part of the ciphertext.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), UploadError> {
+        self.check_size(self.written.saturating_add(chunk.len() as u64))?;
+        let missing = AGE_HEADER.len().saturating_sub(self.head.len());
+        self.head.extend_from_slice(&chunk[..missing.min(chunk.len())]);
+        self.hasher.update(chunk);
+        let file = self.file.as_mut().ok_or_else(|| ServiceError::internal("design upload already finished"))?;
+        tokio::io::AsyncWriteExt::write_all(file, chunk).await.map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// The temporary file became the stored file: nothing to remove.
+    fn committed(&mut self) {
+        self.tmp = std::path::PathBuf::new();
+    }
+}
+
+impl Drop for DesignUpload {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A bank file: its message id and its XML.
+#[derive(Clone, Debug)]
+pub struct BankFile {
+    /// `GrpHdr/MsgId`.
+    pub message_id: String,
+    /// The ISO 20022 `pain.001.001.09` document.
+    pub xml: String,
+    /// Payable payments left out of a new file because their supplier has no
+    /// bank account (empty for a file downloaded again).
+    pub blocked: Vec<BlockedView>,
+}
+
+/// Payments no bank file can pay yet: their supplier has not entered a bank
+/// account.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct BlockedView {
+    /// The supplier's organisation id.
+    pub supplier_org: String,
+    /// Its name, as people know it.
+    pub supplier_name: String,
+    /// The payments waiting for its account.
+    pub instruction_ids: Vec<String>,
+    /// Their total, KRW.
+    pub amount_krw: u64,
+}
+
+/// What a supplier's payments go to.
+enum Creditor {
+    Account(pain001::Party),
+    NoAccount { name: String },
+}
+
+impl Creditor {
+    fn of(registry: &Registry, supplier: &str) -> Res<Self> {
+        Ok(match registry.org_profile(supplier)?.bank {
+            Some(bank) => Creditor::Account(party(&bank)),
+            // The name, not the id: the buyer's people know their suppliers by name.
+            None => Creditor::NoAccount { name: registry.get_tenant(supplier).map(|t| t.name).unwrap_or_else(|_| supplier.to_string()) },
+        })
+    }
+}
+
+/// Payments left out, grouped by supplier in the order first met.
+#[derive(Default)]
+struct BlockedSuppliers(Vec<BlockedView>);
+
+impl BlockedSuppliers {
+    fn add(&mut self, supplier_org: &str, name: &str, p: &Payment) {
+        let i = match self.0.iter().position(|b| b.supplier_org == supplier_org) {
+            Some(i) => i,
+            None => {
+                self.0.push(BlockedView {
+                    supplier_org: supplier_org.to_string(),
+                    supplier_name: name.to_string(),
+                    instruction_ids: Vec::new(),
+                    amount_krw: 0,
+                });
+                self.0.len() - 1
+            }
+        };
+        self.0[i].instruction_ids.push(p.instruction.instruction_id.clone());
+        self.0[i].amount_krw += p.instruction.amount_krw;
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|b| b.supplier_name.as_str()).collect()
+    }
 }
 
 /// An entry the caller may read.
@@ -224,6 +423,8 @@ pub struct Settlement {
     registry: Arc<Registry>,
     store: DynStore,
     blobs: Arc<BlobStore>,
+    /// The bank files exported, by SHA-256 (the ledger names the hash).
+    exports: BlobStore,
     networks: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Network>>>>>,
     config: Config,
 }
@@ -239,6 +440,7 @@ fn settle_error(e: SettleError) -> ServiceError {
         SettleError::OutOfOrder { .. } | SettleError::AcceptanceRefused { .. } | SettleError::NothingDue { .. } => {
             ErrorCode::FailedPrecondition
         }
+        SettleError::Export { .. } => ErrorCode::FailedPrecondition,
         SettleError::Quantity { .. } | SettleError::Overflow { .. } => ErrorCode::InvalidArgument,
         SettleError::OutOfSequence { .. } | SettleError::UnsupportedVersion { .. } | SettleError::InstructionMismatch { .. } => {
             return ServiceError::internal(text);
@@ -275,6 +477,23 @@ fn not_found_network(network: &str) -> ServiceError {
     ServiceError::not_found(format!("supply network {network}"))
 }
 
+/// A bank file's message id: `FC`, the buyer's id (16 characters) and `E`
+/// with the seq of the entry that records the export, in hex: unique in the
+/// network, deterministic, and at most 35 characters (`Max35Text`).
+fn export_message_id(network: &str, seq: u64) -> String {
+    let org: String = network.strip_prefix("t_").unwrap_or(network).chars().filter(char::is_ascii_alphanumeric).take(16).collect();
+    format!("FC{org}E{seq:X}")
+}
+
+/// A fresh salt for one entry (see `fc_ledger::entry`: it keeps the entry's
+/// leaf hash from confirming a guess of its fields to members who may not
+/// read it).
+fn salt() -> [u8; 32] {
+    let mut salt = [0u8; 32];
+    getrandom::fill(&mut salt).expect("the operating system's random source failed");
+    salt
+}
+
 fn random_id(prefix: &str) -> String {
     let mut b = [0u8; 6];
     getrandom::fill(&mut b).expect("the operating system's random source failed");
@@ -304,8 +523,9 @@ impl Settlement {
             Ledger::load_or_create_signer(&data_dir.join("ledger.key"), &key_name).map_err(|e| StartError::Storage(e.to_string()))?;
         let ledger = Ledger::open(&data_dir.join("settlement.redb"), signer, &config.origin_prefix)
             .map_err(|e| StartError::Storage(e.to_string()))?;
-        let blobs = Arc::new(BlobStore::open(data_dir.join("designs")).map_err(|e| StartError::Storage(format!("designs: {e}")))?);
-        Ok(Arc::new(Self { ledger, registry, store, blobs, networks: Default::default(), config }))
+        let blobs = Arc::new(BlobStore::open(data_dir.join("designs"), "age").map_err(|e| StartError::Storage(format!("designs: {e}")))?);
+        let exports = BlobStore::open(data_dir.join("exports"), "xml").map_err(|e| StartError::Storage(format!("exports: {e}")))?;
+        Ok(Arc::new(Self { ledger, registry, store, blobs, exports, networks: Default::default(), config }))
     }
 
     /// The registry (tenants, partnerships, credentials).
@@ -321,6 +541,12 @@ impl Settlement {
     /// The key checkpoints verify with (`name+id+key`).
     pub fn verifier_key(&self) -> String {
         self.ledger.verifier_key()
+    }
+
+    /// The origin a network's checkpoints name (`<origin_prefix>/<network>`):
+    /// what a verifier must expect, since one key signs every network's log.
+    pub fn origin(&self, network: &str) -> String {
+        self.ledger.origin(network)
     }
 
     /// Largest design accepted, in bytes.
@@ -403,8 +629,9 @@ impl Settlement {
 
     // ---- designs ----------------------------------------------------------------
 
-    /// Publishes a new version of a design: `ciphertext` is an age file the
-    /// buyer encrypted to `recipients` (network members) on its own machine.
+    /// Publishes a new version of a design from bytes in memory (tests and
+    /// small files); the REST route streams instead
+    /// ([`Settlement::begin_design_upload`]).
     pub async fn publish_design(
         &self,
         network: &str,
@@ -413,36 +640,85 @@ impl Settlement {
         recipients: &[String],
         ciphertext: &[u8],
     ) -> Res<DesignView> {
-        check_id("design_id", design_id)?;
+        let mut upload =
+            self.begin_design_upload(network, actor, design_id, recipients, Some(ciphertext.len() as u64)).await.map_err(|e| e.error)?;
+        upload.write(ciphertext).await.map_err(|e| e.error)?;
+        self.finish_design_upload(upload).await
+    }
+
+    /// Starts publishing a new version of a design: `recipients` must be
+    /// network members, and the ciphertext (an age file the buyer encrypted
+    /// to them on its own machine) is then streamed with
+    /// [`DesignUpload::write`] to a temporary file and published with
+    /// [`Settlement::finish_design_upload`].
+    ///
+    /// Everything that does not need the body is checked here, before a byte
+    /// of it is read: the design id, that the actor is the network's buyer,
+    /// the recipients, and, from `content_length` when the client states it,
+    /// the per-file limit and the plan's design quota.
+    pub async fn begin_design_upload(
+        &self,
+        network: &str,
+        actor: &str,
+        design_id: &str,
+        recipients: &[String],
+        content_length: Option<u64>,
+    ) -> Result<DesignUpload, UploadError> {
         if actor != network {
             self.member(network, actor)?;
-            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the network's buyer publishes designs"));
+            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the network's buyer publishes designs").into());
         }
-        if ciphertext.len() > self.config.max_design_bytes {
-            return Err(ServiceError::new(
-                ErrorCode::InvalidArgument,
-                format!("the design is {} bytes; the limit is {}", ciphertext.len(), self.config.max_design_bytes),
-            ));
+        check_id("design_id", design_id)?;
+        let recipients = self.check_recipients(network, recipients)?;
+        let plan = self.registry.get_tenant(network).map_err(ServiceError::from)?.plan();
+        let (blobs, net) = (self.blobs.clone(), network.to_string());
+        let (stored, (tmp, file)) =
+            tokio::task::spawn_blocking(move || Ok::<_, std::io::Error>((blobs.stored_bytes(&net)?, blobs.temp_file(&net)?)))
+                .await
+                .map_err(ServiceError::internal)?
+                .map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
+        let upload = DesignUpload {
+            network: network.to_string(),
+            actor: actor.to_string(),
+            design_id: design_id.to_string(),
+            recipients,
+            tmp,
+            file: Some(tokio::fs::File::from_std(file)),
+            hasher: Sha256::new(),
+            written: 0,
+            head: Vec::with_capacity(AGE_HEADER.len()),
+            max_file: self.config.max_design_bytes as u64,
+            quota: DesignQuota { plan: plan.name.to_string(), limit: plan.max_design_bytes, stored },
+        };
+        if let Some(length) = content_length {
+            upload.check_size(length)?;
         }
-        if !ciphertext.starts_with(AGE_HEADER) {
+        Ok(upload)
+    }
+
+    /// Publishes a streamed design: checks it is an age file, moves it into
+    /// the store under its SHA-256 (synced), and records the
+    /// `design_published` entry.
+    pub async fn finish_design_upload(&self, mut upload: DesignUpload) -> Res<DesignView> {
+        if upload.head != AGE_HEADER {
             return Err(ServiceError::invalid("body", "not an age-encrypted file: encrypt it on your machine (factorychain design push)"));
         }
-        let recipients = self.check_recipients(network, recipients)?;
-        // Hashing and a synced write of up to max_design_bytes: off the async workers.
-        let (blobs, net, bytes) = (self.blobs.clone(), network.to_string(), ciphertext.to_vec());
-        let (digest, sha) = tokio::task::spawn_blocking(move || {
-            let digest: [u8; 32] = Sha256::digest(&bytes).into();
-            let sha = hex::encode(digest);
-            blobs.put(&net, &sha, &bytes).map(|()| (digest, sha))
-        })
-        .await
-        .map_err(ServiceError::internal)?
-        .map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
-        let id = design_id.to_string();
+        let file = upload.file.take().ok_or_else(|| ServiceError::internal("design upload finished twice"))?;
+        file.sync_all().await.map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
+        drop(file);
+        let digest: [u8; 32] = std::mem::take(&mut upload.hasher).finalize().into();
+        let sha = hex::encode(digest);
+        let (blobs, net, sha_c, tmp) = (self.blobs.clone(), upload.network.clone(), sha.clone(), upload.tmp.clone());
+        tokio::task::spawn_blocking(move || blobs.commit(&net, &sha_c, &tmp))
+            .await
+            .map_err(ServiceError::internal)?
+            .map_err(|e| ServiceError::internal(format!("design store: {e}")))?;
+        upload.committed();
+        let (network, actor, id, recipients) = (&upload.network, &upload.actor, &upload.design_id, &upload.recipients);
         let entries = self
             .record(network, actor, |s| {
                 Ok(vec![Event::DesignPublished(DesignPublished {
-                    version: s.next_version(&id),
+                    version: s.next_version(id),
                     design_id: id.clone(),
                     ciphertext_sha256: Sha256Hex(digest),
                     recipients: recipients.clone(),
@@ -454,7 +730,7 @@ impl Settlement {
             design_id: d.design_id.clone(),
             version: d.version,
             ciphertext_sha256: sha,
-            recipients,
+            recipients: recipients.clone(),
             published_ms: entries[0].at_ms,
             seq: entries[0].seq,
             downloadable: d.recipients.iter().any(|r| r == actor),
@@ -584,6 +860,14 @@ impl Settlement {
         if !(now - 366 * fc_ledger::settle::DAY_MS..=now + 5 * 366 * fc_ledger::settle::DAY_MS).contains(&o.due_date_ms) {
             return Err(ServiceError::invalid("due_date_ms", "must be within a year before and five years after today"));
         }
+        // An order due before it is issued is late on arrival and pays
+        // penalties from its first shipment: almost always a typo.
+        if o.due_date_ms < now && !o.allow_past_due {
+            return Err(ServiceError::invalid(
+                "due_date_ms",
+                "is in the past; set \"allow_past_due\": true to issue an order that is already due",
+            ));
+        }
         if o.allowed_defects > o.sample_size {
             return Err(ServiceError::invalid("allowed_defects", "cannot exceed sample_size"));
         }
@@ -595,6 +879,9 @@ impl Settlement {
         }
         if o.payment_term_days > 365 {
             return Err(ServiceError::invalid("payment_term_days", "at most 365"));
+        }
+        if o.transit_days.is_some_and(|d| d > 365) {
+            return Err(ServiceError::invalid("transit_days", "at most 365"));
         }
         let terms = OrderIssued {
             order_id: order_id.clone(),
@@ -610,6 +897,7 @@ impl Settlement {
             payment_term_days: o.payment_term_days,
             late_penalty_per_day_krw: o.late_penalty_per_day_krw,
             late_penalty_cap_krw: o.late_penalty_cap_krw,
+            transit_days: o.transit_days,
         };
         self.record(network, actor, |s| {
             match s.version(&o.design_id, o.design_version) {
@@ -645,7 +933,8 @@ impl Settlement {
         self.order_event(network, actor, order_id, e).await
     }
 
-    /// The buyer records receipt of a shipment (now: lateness counts from this entry).
+    /// The buyer records receipt of a shipment (now: lateness counts from this
+    /// entry, or from the sending plus the order's transit days if earlier).
     pub async fn receive_shipment(&self, network: &str, actor: &str, order_id: &str, shipment_id: &str, quantity: u64) -> Res<OrderView> {
         let e = Event::ShipmentReceived(ShipmentMoved {
             order_id: order_id.into(),
@@ -799,7 +1088,12 @@ impl Settlement {
                 .iter()
                 .filter_map(|p| {
                     let supplier = s.supplier_of(&p.instruction.order_id)?;
-                    (org == network || org == supplier).then(|| payment_view(p, supplier))
+                    let mut view = (org == network || org == supplier).then(|| payment_view(p, supplier))?;
+                    if org != network {
+                        // Exports are the buyer's entries; a supplier's fold never sees them.
+                        view.export_message_id = None;
+                    }
+                    Some(view)
                 })
                 .collect())
         })
@@ -828,51 +1122,193 @@ impl Settlement {
             .ok_or_else(|| ServiceError::internal("payment vanished"))
     }
 
-    /// The buyer's bank file (ISO 20022 `pain.001.001.09`) of every instructed,
-    /// unconfirmed payment above zero: `(message id, XML)`.
-    pub async fn bank_file(&self, network: &str, actor: &str) -> Res<(String, String)> {
+    /// Only the buyer handles its bank files.
+    fn require_buyer(&self, network: &str, actor: &str) -> Res<()> {
         if actor != network {
             self.member(network, actor)?;
-            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the buyer exports its bank file"));
+            return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the buyer exports and reads its bank files"));
         }
-        let open: Vec<(fc_ledger::entry::PaymentInstruction, String)> = self
-            .with_state(network, |s| {
-                Ok(s.fold
-                    .payments()
-                    .iter()
-                    .filter(|p| matches!(p.status, PaymentStatus::Instructed { .. }) && p.instruction.amount_krw > 0)
-                    .filter_map(|p| Some((p.instruction.clone(), s.supplier_of(&p.instruction.order_id)?.to_string())))
-                    .collect())
-            })
-            .await?;
-        if open.is_empty() {
-            return Err(ServiceError::new(ErrorCode::FailedPrecondition, "no instructed payment is waiting for the bank"));
-        }
+        Ok(())
+    }
+
+    /// Exports every instructed, unconfirmed payment above zero that no bank
+    /// file holds yet into a new bank file (ISO 20022 `pain.001.001.09`), and
+    /// records it on the ledger (`payments_exported`) in the same step.
+    ///
+    /// Invariant: a payment is in one export only, unless the buyer re-issues
+    /// that export ([`Settlement::reissue_export`]), so downloading twice never
+    /// pays twice; [`Settlement::export_file`] returns an export's file again.
+    pub async fn export_payments(&self, network: &str, actor: &str) -> Res<BankFile> {
+        self.export(network, actor, None).await
+    }
+
+    /// A new bank file paying again the still unconfirmed payments of export
+    /// `message_id` (the bank refused or lost that file).
+    pub async fn reissue_export(&self, network: &str, actor: &str, message_id: &str) -> Res<BankFile> {
+        self.export(network, actor, Some(message_id)).await
+    }
+
+    async fn export(&self, network: &str, actor: &str, reissue_of: Option<&str>) -> Res<BankFile> {
+        self.require_buyer(network, actor)?;
         let debtor = self
             .registry
             .org_profile(network)?
             .bank
             .ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, "enter your bank account first (organisation profile)"))?;
-        // Each supplier's account is read once, however many payments it gets.
-        let mut creditors: HashMap<String, pain001::Party> = HashMap::new();
-        let mut transfers = Vec::with_capacity(open.len());
-        for (instruction, supplier) in open {
-            let creditor = match creditors.get(&supplier) {
-                Some(c) => c.clone(),
-                None => {
-                    let bank = self.registry.org_profile(&supplier)?.bank.ok_or_else(|| {
-                        ServiceError::new(ErrorCode::FailedPrecondition, format!("supplier {supplier} has not entered its bank account"))
-                    })?;
-                    creditors.entry(supplier).or_insert(party(&bank)).clone()
+        let mut file = None;
+        self.record(network, actor, |s| {
+            let payments: Vec<&Payment> = match reissue_of {
+                None => s.fold.exportable().collect(),
+                Some(m) => {
+                    let export = s.fold.exports().get(m).ok_or_else(|| ServiceError::not_found(format!("export {m}")))?;
+                    export
+                        .instruction_ids
+                        .iter()
+                        .filter_map(|id| s.fold.payment(id))
+                        .filter(|p| p.is_payable() && p.export.as_deref() == Some(m))
+                        .collect()
                 }
             };
-            transfers.push(pain001::CreditTransfer { instruction, creditor });
+            if payments.is_empty() {
+                let why = match reissue_of {
+                    None => {
+                        "no instructed payment is waiting for a bank file (each is in an export already: download or re-issue that one)"
+                            .to_string()
+                    }
+                    Some(m) => format!("export {m} has no payment left to re-issue (confirmed, or re-issued in a later export)"),
+                };
+                return Err(ServiceError::new(ErrorCode::FailedPrecondition, why));
+            }
+            // A supplier without a bank account holds back its own payments
+            // only (they wait for the next export), not the buyer's whole file.
+            let (creditors, blocked) = self.creditors(s, &payments)?;
+            let transfers: Vec<pain001::CreditTransfer> = payments
+                .iter()
+                .filter_map(|p| {
+                    let creditor = creditors.get(s.supplier_of(&p.instruction.order_id)?)?.clone();
+                    Some(pain001::CreditTransfer { instruction: p.instruction.clone(), creditor })
+                })
+                .collect();
+            if transfers.is_empty() {
+                return Err(ServiceError::new(
+                    ErrorCode::FailedPrecondition,
+                    format!(
+                        "no bank file: every payment waiting is to a supplier without a bank account ({}); they enter it on their organisation page",
+                        blocked.names().join(", ")
+                    ),
+                ));
+            }
+            // Derived from the entry's seq: unique in the network, and the same
+            // however often the file is downloaded.
+            // Only what the file pays is exported; the blocked wait for the next export.
+            let instruction_ids: Vec<String> = transfers.iter().map(|t| t.instruction.instruction_id.clone()).collect();
+            let message_id = export_message_id(network, s.fold.next_seq());
+            let batch = pain001::Batch::new(message_id.clone(), fc_core::time::now_ms(), party(&debtor), transfers)
+                .map_err(|e| ServiceError::new(ErrorCode::FailedPrecondition, e.to_string()))?;
+            let xml = batch.to_xml();
+            let digest: [u8; 32] = Sha256::digest(xml.as_bytes()).into();
+            // Stored before the entry that names it is appended (a few KiB:
+            // written here, under the network's lock, so no other export can
+            // take the same seq meanwhile).
+            self.exports
+                .put(network, &hex::encode(digest), xml.as_bytes())
+                .map_err(|e| ServiceError::internal(format!("export store: {e}")))?;
+            let event = Event::PaymentsExported(PaymentsExported {
+                message_id: message_id.clone(),
+                instruction_ids,
+                file_sha256: Sha256Hex(digest),
+                reissue_of: reissue_of.map(str::to_string),
+            });
+            file = Some(BankFile { message_id, xml, blocked: blocked.0 });
+            Ok(vec![event])
+        })
+        .await?;
+        file.ok_or_else(|| ServiceError::internal("export recorded without a file"))
+    }
+
+    /// Each supplier's account (read once, however many payments it gets),
+    /// and the payments of suppliers without one.
+    fn creditors(&self, s: &Network, payments: &[&Payment]) -> Res<(HashMap<String, pain001::Party>, BlockedSuppliers)> {
+        let mut accounts: HashMap<String, Creditor> = HashMap::new();
+        let mut blocked = BlockedSuppliers::default();
+        for p in payments {
+            let Some(supplier) = s.supplier_of(&p.instruction.order_id) else { continue };
+            if !accounts.contains_key(supplier) {
+                accounts.insert(supplier.to_string(), Creditor::of(&self.registry, supplier)?);
+            }
+            if let Some(Creditor::NoAccount { name }) = accounts.get(supplier) {
+                blocked.add(supplier, name, p);
+            }
         }
-        let now = fc_core::time::now_ms();
-        let msg_id = format!("FC{now}{}", &network[2..network.len().min(12)]);
-        let batch = pain001::Batch::new(msg_id.clone(), now, party(&debtor), transfers)
-            .map_err(|e| ServiceError::new(ErrorCode::FailedPrecondition, e.to_string()))?;
-        Ok((msg_id, batch.to_xml()))
+        let parties = accounts
+            .into_iter()
+            .filter_map(|(org, c)| match c {
+                Creditor::Account(party) => Some((org, party)),
+                Creditor::NoAccount { .. } => None,
+            })
+            .collect();
+        Ok((parties, blocked))
+    }
+
+    /// The payments a new bank file would leave out because their supplier
+    /// has no bank account yet, by supplier: what the buyer chases before
+    /// exporting.
+    pub async fn blocked_payments(&self, network: &str, actor: &str) -> Res<Vec<BlockedView>> {
+        self.require_buyer(network, actor)?;
+        self.with_state(network, |s| {
+            let payments: Vec<&Payment> = s.fold.exportable().collect();
+            Ok(self.creditors(s, &payments)?.1.0)
+        })
+        .await
+    }
+
+    /// The bank files the buyer exported, oldest first.
+    pub async fn exports(&self, network: &str, actor: &str) -> Res<Vec<ExportView>> {
+        self.require_buyer(network, actor)?;
+        self.with_state(network, |s| {
+            let mut out: Vec<ExportView> = s
+                .fold
+                .exports()
+                .values()
+                .map(|e| {
+                    let payments: Vec<&Payment> = e.instruction_ids.iter().filter_map(|id| s.fold.payment(id)).collect();
+                    ExportView {
+                        message_id: e.message_id.clone(),
+                        instruction_ids: e.instruction_ids.clone(),
+                        amount_krw: payments.iter().map(|p| p.instruction.amount_krw).sum(),
+                        unconfirmed: payments.iter().filter(|p| matches!(p.status, PaymentStatus::Instructed { .. })).count(),
+                        file_sha256: hex::encode(e.file_sha256.0),
+                        reissue_of: e.reissue_of.clone(),
+                        exported_ms: e.at_ms,
+                        seq: e.seq,
+                    }
+                })
+                .collect();
+            out.sort_by_key(|e| e.seq);
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Export `message_id`'s bank file again: the very bytes the ledger
+    /// recorded the hash of (same `MsgId`, same payments).
+    pub async fn export_file(&self, network: &str, actor: &str, message_id: &str) -> Res<BankFile> {
+        self.require_buyer(network, actor)?;
+        let sha = self
+            .with_state(network, |s| {
+                s.fold
+                    .exports()
+                    .get(message_id)
+                    .map(|e| hex::encode(e.file_sha256.0))
+                    .ok_or_else(|| ServiceError::not_found(format!("export {message_id}")))
+            })
+            .await?;
+        let bytes = self.exports.get(network, &sha).map_err(|e| ServiceError::internal(format!("export store: {e}")))?;
+        if hex::encode(Sha256::digest(&bytes)) != sha {
+            return Err(ServiceError::internal(format!("export {message_id}: stored file does not match its ledger hash")));
+        }
+        let xml = String::from_utf8(bytes).map_err(|_| ServiceError::internal(format!("export {message_id}: not UTF-8")))?;
+        Ok(BankFile { message_id: message_id.to_string(), xml, blocked: Vec::new() })
     }
 
     /// Checks bank details the way the bank file will, then saves them.
@@ -967,14 +1403,14 @@ async fn decide_and_append(
     let now = fc_core::time::now_ms();
     let mut entries = Vec::new();
     for event in events {
-        let entry = Entry::new(state.fold.next_seq(), now, actor, event);
+        let entry = Entry::salted(state.fold.next_seq(), now, actor, event, salt());
         // A refused first event changed nothing; a later one follows changes.
         state.apply(&entry).map_err(|e| (!entries.is_empty(), refusal(e)))?;
         entries.push(entry);
     }
     // Settlement's own entries: the instructions the acceptances made due.
     for instruction in state.fold.instructions_due() {
-        let entry = Entry::new(state.fold.next_seq(), now, network, Event::PaymentInstructed(instruction));
+        let entry = Entry::salted(state.fold.next_seq(), now, network, Event::PaymentInstructed(instruction), salt());
         state.apply(&entry).map_err(|e| (true, refusal(e)))?;
         entries.push(entry);
     }
@@ -1059,6 +1495,7 @@ fn order_view(network: &str, o: &fc_ledger::settle::OrderState) -> OrderView {
         payment_term_days: t.payment_term_days,
         late_penalty_per_day_krw: t.late_penalty_per_day_krw,
         late_penalty_cap_krw: t.late_penalty_cap_krw,
+        transit_days: t.transit_days,
         status: status.into(),
         received_quantity: o.received_quantity,
         accepted_quantity: o.accepted_quantity,
@@ -1085,5 +1522,6 @@ pub fn payment_view(p: &fc_ledger::settle::Payment, supplier: &str) -> PaymentVi
         due_date_ms: i.due_date_ms,
         status: status.into(),
         bank_reference,
+        export_message_id: p.export.clone(),
     }
 }

@@ -34,7 +34,8 @@ mod grpc;
 mod network;
 
 pub use engine::{
-    DesignView, EntryView, NetworkView, OrderInput, OrderView, PaymentView, Settlement, ShipmentView, TelemetryInspection, payment_view,
+    BankFile, BlockedView, DesignUpload, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, Settlement,
+    ShipmentView, TelemetryInspection, UploadError, payment_view,
 };
 
 use fc_core::Shutdown;

@@ -112,6 +112,7 @@ impl Network {
 
     /// Whether `org` may read `entry`: the buyer reads everything; a supplier
     /// the events of its own orders; a design's recipients its design events.
+    /// Bank-file exports are the buyer's only.
     pub fn may_read(&self, org: &str, entry: &Entry) -> bool {
         if org == self.buyer {
             return true;
@@ -126,6 +127,8 @@ impl Network {
             Event::DeliveryAccepted(d) => d.order_id.as_str(),
             Event::DeliveryRejected(d) => d.order_id.as_str(),
             Event::PaymentInstructed(p) => p.order_id.as_str(),
+            // A bank file names payments of several suppliers: the buyer's alone.
+            Event::PaymentsExported(_) => return false,
             Event::PaymentConfirmed(c) => match self.fold.payment(&c.instruction_id) {
                 Some(p) => p.instruction.order_id.as_str(),
                 None => return false,
