@@ -24,7 +24,7 @@ pub fn create_private_once(path: &Path, text: &str) -> std::io::Result<Created> 
         Err(e) => return Err(e),
     }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    create_dir_durably(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(
         ".{name}.tmp.{}.{:x}",
@@ -63,6 +63,24 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
         Err(_) if cfg!(not(unix)) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Create `dir` (and its missing parents) if missing, syncing each new entry's
+/// parent, so the directory survives a crash as the files written into it do.
+pub fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durably(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        // Created meanwhile by someone else, who syncs the parent.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    sync_dir(dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
 }
 
 /// Whether others than the owner may read or write `path` (always false off Unix).

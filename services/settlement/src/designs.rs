@@ -24,31 +24,9 @@ pub(crate) struct BlobStore {
     extension: &'static str,
 }
 
-/// Creates `dir` if missing and syncs its parent, so the new directory entry
-/// survives a crash as the files written into it do.
-fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        create_dir_durably(parent)?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        // Created meanwhile by another upload: it syncs the parent.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    sync_dir(dir.parent().unwrap_or(Path::new(".")))
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
 impl BlobStore {
     pub fn open(dir: PathBuf, extension: &'static str) -> std::io::Result<Self> {
-        create_dir_durably(&dir)?;
+        fc_core::fsutil::create_dir_durably(&dir)?;
         Ok(Self { dir, extension })
     }
 
@@ -61,7 +39,7 @@ impl BlobStore {
     /// with [`BlobStore::commit`].
     pub fn temp_file(&self, network: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
         let dir = self.dir.join(network);
-        create_dir_durably(&dir)?;
+        fc_core::fsutil::create_dir_durably(&dir)?;
         // A name of its own per write: two uploads of the same file never share it.
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -78,7 +56,7 @@ impl BlobStore {
             return std::fs::remove_file(tmp);
         }
         std::fs::rename(tmp, &path)?;
-        sync_dir(path.parent().unwrap_or(Path::new(".")))
+        fc_core::fsutil::sync_dir(path.parent().unwrap_or(Path::new(".")))
     }
 
     /// Stores `bytes` under their SHA-256 (hex).
