@@ -180,7 +180,7 @@ enum TenantCmd {
     },
     /// List tenants.
     List,
-    /// Move a tenant to another plan (the only way to grant enterprise).
+    /// Move a tenant to another plan (how an operator grants a plan sign-up does not offer).
     SetPlan {
         /// Tenant id.
         tenant: String,

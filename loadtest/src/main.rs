@@ -7,7 +7,10 @@
 //!   durable consumer acking them (the ceiling the service is compared with);
 //! - `replay`: the real datasets as live machines, time-shifted to now;
 //! - `storage`: bytes per reading of the steel-plant year in the embedded store;
-//! - `ledger`: durable appends/s and inclusion-proof latency of the settlement ledger.
+//! - `portal`: page and API latency (wrk) and live-chart fan-out of a running portal;
+//! - `ledger`: durable appends/s and inclusion-proof latency of the settlement ledger;
+//! - `noisy`: a tenant's ack latency at its plan rate, alone and beside a tenant
+//!   offering ten times its plan and running the largest queries allowed.
 
 mod datasets;
 mod fleet;

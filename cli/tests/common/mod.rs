@@ -82,8 +82,8 @@ pub async fn connect(url: &str) -> Channel {
 }
 
 /// A tenant on the enterprise plan with one device: its token.
-pub async fn device_token(svc: &Service) -> String {
-    let mut admin = AdminClient::with_interceptor(connect(&svc.grpc).await, bearer(ADMIN_TOKEN).unwrap());
+pub async fn device_token(grpc: &str) -> String {
+    let mut admin = AdminClient::with_interceptor(connect(grpc).await, bearer(ADMIN_TOKEN).unwrap());
     let tenant =
         admin.create_tenant(CreateTenantRequest { name: "Chaos Steel".into(), plan: "enterprise".into() }).await.unwrap().into_inner();
     admin.create_device(CreateDeviceRequest { tenant_id: tenant.id, name: "gw".into() }).await.unwrap().into_inner().token
