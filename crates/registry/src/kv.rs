@@ -17,7 +17,7 @@
 //!   and [`KvStore::prune_expired`] removes it for good.
 
 use crate::{RegistryError, st};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use std::path::Path;
 
 /// The registry's tables.
@@ -129,9 +129,10 @@ const SCOPED: TableDefinition<(&str, &str, &str), i64> = TableDefinition::new("k
 
 const NEVER: i64 = i64::MAX;
 
-/// The embedded backend: one redb file.
+/// The embedded backend: one redb file (reopened after an I/O error, so the
+/// registry recovers when a full disk does).
 pub struct RedbKv {
-    db: redb::Database,
+    db: fc_core::redbfile::RedbFile,
 }
 
 impl RedbKv {
@@ -140,7 +141,7 @@ impl RedbKv {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(st)?;
         }
-        let db = redb::Database::create(path).map_err(|e| RegistryError::Storage(format!("{}: {e}", path.display())))?;
+        let db = fc_core::redbfile::RedbFile::open(path, 16 << 20).map_err(st)?;
         let txn = db.begin_write().map_err(st)?;
         txn.open_table(ROWS).map_err(st)?;
         txn.open_table(SCOPED).map_err(st)?;

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Most readings in one block.
@@ -88,10 +88,9 @@ struct State {
 }
 
 struct Inner {
-    /// The open file. After a failed commit (a full disk, an I/O error) redb refuses
-    /// every later write until the file is reopened; [`EmbeddedStore::begin_write`]
-    /// does that, so the store recovers once the disk does, without a restart.
-    db: RwLock<Option<Arc<redb::Database>>>,
+    /// The open file; it reopens itself after an I/O error, so the store recovers
+    /// once the disk does, without a restart.
+    db: fc_core::redbfile::RedbFile,
     path: PathBuf,
     cfg: EmbeddedConfig,
     /// Serialises writers and the head rotation of a flush.
@@ -122,7 +121,7 @@ impl EmbeddedStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
         }
-        let db = Self::open_db(&path, &cfg)?;
+        let db = fc_core::redbfile::RedbFile::open(&path, cfg.cache_mb.max(1) * 1024 * 1024).map_err(be)?;
         let txn = db.begin_write().map_err(be)?;
         {
             txn.open_table(BLOCKS).map_err(be)?;
@@ -167,7 +166,7 @@ impl EmbeddedStore {
         }
         let readers = tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()) * 2);
         Ok(Self(Arc::new(Inner {
-            db: RwLock::new(Some(Arc::new(db))),
+            db,
             path,
             cfg,
             writer: Mutex::new(()),
@@ -178,66 +177,14 @@ impl EmbeddedStore {
         })))
     }
 
-    fn open_db(path: &Path, cfg: &EmbeddedConfig) -> Result<redb::Database, StoreError> {
-        redb::Database::builder()
-            .set_cache_size(cfg.cache_mb.max(1) * 1024 * 1024)
-            .create(path)
-            .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))
-    }
-
-    /// The open database (briefly absent while it is being reopened).
+    /// The open database.
     fn db(&self) -> Result<Arc<redb::Database>, StoreError> {
-        self.0
-            .db
-            .read()
-            .expect("db lock")
-            .clone()
-            .ok_or_else(|| StoreError::Backend("the store file is being reopened after an I/O error".into()))
+        self.0.db.db().map_err(be)
     }
 
-    /// A write transaction; after an earlier I/O failure, reopen the file first.
+    /// A write transaction; after an earlier I/O failure the file is reopened first.
     fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
-        let db = self.db()?;
-        match db.begin_write() {
-            Ok(txn) => Ok(txn),
-            Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo)) => {
-                drop(db);
-                self.reopen()?;
-                self.db()?.begin_write().map_err(be)
-            }
-            Err(e) => Err(be(e)),
-        }
-    }
-
-    /// Close the file (once nobody else holds it) and open it again: redb repairs it
-    /// to its last commit, which is what the in-memory state reflects (that state
-    /// changes only after a commit succeeded).
-    fn reopen(&self) -> Result<(), StoreError> {
-        let inner = &*self.0;
-        let mut slot = inner.db.write().expect("db lock");
-        if let Some(mut held) = slot.take() {
-            let deadline = Instant::now() + std::time::Duration::from_secs(10);
-            loop {
-                match Arc::try_unwrap(held) {
-                    Ok(db) => {
-                        drop(db);
-                        break;
-                    }
-                    Err(still) if Instant::now() < deadline => {
-                        held = still;
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                    }
-                    Err(still) => {
-                        *slot = Some(still);
-                        return Err(StoreError::Backend("cannot reopen the store file: it is still in use".into()));
-                    }
-                }
-            }
-        }
-        metrics::counter!("store_reopens_total").increment(1);
-        tracing::warn!(path = %inner.path.display(), "reopening the store file after an I/O error");
-        *slot = Some(Arc::new(Self::open_db(&inner.path, &inner.cfg)?));
-        Ok(())
+        self.0.db.begin_write().map_err(be)
     }
 
     /// Rewrite the file without free pages (the store must not be open elsewhere).
