@@ -52,9 +52,16 @@ impl RedbFile {
         RedbFileError::Redb { path: self.path.display().to_string(), message: e.to_string() }
     }
 
-    /// The open database (absent only while it is being reopened).
+    /// The open database; opened again here if an earlier reopen could not open it.
     pub fn db(&self) -> Result<Arc<redb::Database>, RedbFileError> {
-        self.db.read().expect("redb file lock").clone().ok_or_else(|| self.err("being reopened after an I/O error"))
+        if let Some(db) = self.db.read().expect("redb file lock").clone() {
+            return Ok(db);
+        }
+        let mut slot = self.db.write().expect("redb file lock");
+        if slot.is_none() {
+            *slot = Some(Arc::new(Self::open_db(&self.path, self.cache_bytes)?));
+        }
+        Ok(slot.clone().expect("just set"))
     }
 
     /// A read transaction.

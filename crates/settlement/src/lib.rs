@@ -133,7 +133,7 @@ fn check_origin_prefix(prefix: &str) -> Result<(), LedgerError> {
 /// The stored, verifiable ledger engine. Share it as `Arc<Ledger>`; dropping
 /// the last one finishes the queued appends and stops the writer thread.
 pub struct Ledger {
-    db: Arc<redb::Database>,
+    db: Arc<fc_core::redbfile::RedbFile>,
     signer: Signer,
     verifier: Verifier,
     origin_prefix: String,
@@ -177,10 +177,8 @@ impl Ledger {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| LedgerError::Storage(format!("{}: {e}", dir.display())))?;
         }
-        let db = redb::Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| LedgerError::Storage(format!("{}: {e}", path.display())))?;
+        // Reopened after an I/O error (a full disk), so appends resume when the disk does.
+        let db = fc_core::redbfile::RedbFile::open(path, CACHE_BYTES).map_err(|e| LedgerError::Storage(e.to_string()))?;
         let txn = db.begin_write().map_err(storage)?;
         {
             txn.open_table(ENTRIES).map_err(storage)?;
@@ -189,7 +187,7 @@ impl Ledger {
             txn.open_table(CHECKPOINTS).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
-        let (trees, damaged) = load_trees(&db)?;
+        let (trees, damaged) = load_trees(&*db.db().map_err(storage)?)?;
         let db = Arc::new(db);
         let checkpoints_signed = Arc::new(AtomicU64::new(0));
         let (queue, rx) = std::sync::mpsc::channel();

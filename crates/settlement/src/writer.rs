@@ -133,7 +133,7 @@ impl Round {
 
 /// The writer thread's state.
 pub(crate) struct Writer {
-    db: Arc<redb::Database>,
+    db: Arc<fc_core::redbfile::RedbFile>,
     rx: Receiver<Request>,
     /// Each log's tree as committed: size and frontier, no nodes.
     trees: HashMap<String, Tree<WriterNodes>>,
@@ -147,7 +147,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(
-        db: Arc<redb::Database>,
+        db: Arc<fc_core::redbfile::RedbFile>,
         rx: Receiver<Request>,
         trees: HashMap<String, Tree<WriterNodes>>,
         damaged: HashMap<String, String>,
