@@ -7,7 +7,7 @@
 
 use fc_proto::v1::{AckStatus, CreateDeviceRequest, CreateTenantRequest, RangeRequest, ReadingBatch, SeriesKey, SeriesReadings};
 use fc_proto::v1::{admin_client::AdminClient, ingest_client::IngestClient, query_client::QueryClient};
-use fc_testkit::{bearer, wait_until};
+use fc_testkit::bearer;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -152,7 +152,7 @@ pub async fn resend_until_acked(grpc: &str, token: &str, batches: u64, t0: i64, 
 
 /// Every reading of `1..=batches` is stored exactly once, with its value.
 pub async fn assert_stored_once(grpc: &str, token: &str, batches: u64, t0: i64) {
-    let mut query = QueryClient::with_interceptor(connect(grpc).await, bearer(token).unwrap()).max_decoding_message_size(64 << 20);
+    let query = QueryClient::with_interceptor(connect(grpc).await, bearer(token).unwrap()).max_decoding_message_size(64 << 20);
     let req = RangeRequest {
         series: Some(SeriesKey { machine: "press-1".into(), metric: "force".into() }),
         start_ms: t0,
@@ -160,26 +160,12 @@ pub async fn assert_stored_once(grpc: &str, token: &str, batches: u64, t0: i64) 
         limit: 1_000_000,
         ..Default::default()
     };
-    let expected = batches as usize * PER_BATCH;
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let waited = wait_until(Duration::from_secs(90), "every reading to be stored", || {
-        let (mut q, req, count) = (query.clone(), req.clone(), count.clone());
-        async move {
-            let n = q.range(req).await.map(|r| r.into_inner().readings.len()).unwrap_or(0);
-            count.store(n, std::sync::atomic::Ordering::SeqCst);
-            n >= expected
-        }
-    })
-    .await;
-    if let Err(e) = waited {
-        panic!("{e}: {} of {expected} readings stored", count.load(std::sync::atomic::Ordering::SeqCst));
-    }
-    let readings = query.range(req).await.unwrap().into_inner().readings;
-    assert_eq!(readings.len(), expected, "no reading lost, none stored twice");
-    for (i, r) in readings.iter().enumerate() {
+    fc_testkit::assert_stored_once(&query, req, batches as usize * PER_BATCH, |i| {
         let (seq, j) = (1 + (i / PER_BATCH) as u64, (i % PER_BATCH) as u64);
-        assert_eq!((r.timestamp_ms, r.value), (t0 + (seq as i64) * PER_BATCH as i64 + j as i64 + 1, (seq * 1000 + j) as f64));
-    }
+        (t0 + (seq as i64) * PER_BATCH as i64 + j as i64 + 1, (seq * 1000 + j) as f64)
+    })
+    .await
+    .unwrap();
 }
 
 /// How much each chaos test does: 1 in `make test`, more in `make chaos` (`FC_CHAOS_SCALE`).

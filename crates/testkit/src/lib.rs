@@ -224,6 +224,40 @@ pub type DeviceIngest = IngestClient<InterceptedService<Channel, Bearer>>;
 /// Query client authenticated as a device.
 pub type DeviceQuery = QueryClient<InterceptedService<Channel, Bearer>>;
 
+/// Wait (up to 90 s) until `req` answers `expected` readings, then check that reading
+/// `i` is `want(i)` (timestamp, value) for every `i`: every acknowledged reading stored
+/// exactly once. The no-loss, chaos and cluster tests end with it.
+pub async fn assert_stored_once(
+    query: &DeviceQuery,
+    req: fc_proto::v1::RangeRequest,
+    expected: usize,
+    want: impl Fn(usize) -> (i64, f64),
+) -> anyhow::Result<()> {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let waited = wait_until(Duration::from_secs(90), "every reading to be stored", || {
+        let (mut q, req, count) = (query.clone(), req.clone(), count.clone());
+        async move {
+            let n = q.range(req).await.map(|r| r.into_inner().readings.len()).unwrap_or(0);
+            count.store(n, std::sync::atomic::Ordering::SeqCst);
+            n >= expected
+        }
+    })
+    .await;
+    if let Err(e) = waited {
+        anyhow::bail!("{e}: {} of {expected} readings stored", count.load(std::sync::atomic::Ordering::SeqCst));
+    }
+    let readings = query.clone().range(req).await?.into_inner().readings;
+    anyhow::ensure!(
+        readings.len() == expected,
+        "{} readings stored, {expected} acknowledged: none may be lost or stored twice",
+        readings.len()
+    );
+    for (i, r) in readings.iter().enumerate() {
+        anyhow::ensure!((r.timestamp_ms, r.value) == want(i), "reading {i} is {:?}, not {:?}", (r.timestamp_ms, r.value), want(i));
+    }
+    Ok(())
+}
+
 /// NATS plus the ingest service on temporary directories.
 pub struct Harness {
     /// The private NATS server (unused when the harness runs on a cluster).

@@ -75,7 +75,7 @@ async fn killing_the_stream_leader_mid_stream_loses_no_acked_reading() -> anyhow
     }
     assert_eq!(acked.len(), BATCHES as usize, "every batch is eventually acknowledged on the surviving nodes");
 
-    let mut q = h.query(&token).await?;
+    let q = h.query(&token).await?;
     let req = RangeRequest {
         series: Some(SeriesKey { machine: "m".into(), metric: "x".into() }),
         start_ms: t0,
@@ -83,25 +83,10 @@ async fn killing_the_stream_leader_mid_stream_loses_no_acked_reading() -> anyhow
         limit: 1_000_000,
         ..Default::default()
     };
-    let expected = BATCHES as usize * PER_BATCH;
-    let stored = Arc::new(AtomicUsize::new(0));
-    let waited = wait_until(Duration::from_secs(90), "every reading to be stored", || {
-        let (mut q, req, stored) = (q.clone(), req.clone(), stored.clone());
-        async move {
-            let n = q.range(req).await.map(|r| r.into_inner().readings.len()).unwrap_or(0);
-            stored.store(n, Ordering::SeqCst);
-            n >= expected
-        }
-    })
-    .await;
-    if let Err(e) = waited {
-        panic!("{e}: {} of {expected} readings stored", stored.load(Ordering::SeqCst));
-    }
-    let readings = q.range(req).await?.into_inner().readings;
-    assert_eq!(readings.len(), expected, "stored exactly once");
-    for (i, r) in readings.iter().enumerate() {
+    fc_testkit::assert_stored_once(&q, req, BATCHES as usize * PER_BATCH, |i| {
         let (seq, j) = (1 + (i / PER_BATCH) as u64, (i % PER_BATCH) as u64);
-        assert_eq!((r.timestamp_ms, r.value), (t0 + (seq as i64) * PER_BATCH as i64 + j as i64 + 1, (seq * 1000 + j) as f64));
-    }
+        (t0 + (seq as i64) * PER_BATCH as i64 + j as i64 + 1, (seq * 1000 + j) as f64)
+    })
+    .await?;
     Ok(())
 }
