@@ -117,7 +117,7 @@ async fn ensure_nats(bus: &fc_bus::BusConfig, data_dir: &Path) -> Result<Option<
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tracing::info!(%url, store = %store.display(), sync = %bus.sync, "started a local nats-server");
+    tracing::info!(%url, store = %store.display(), sync = sync.unwrap_or("nats-server default (every 2 min)"), "started a local nats-server");
     Ok(Some(owned))
 }
 
