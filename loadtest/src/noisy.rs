@@ -193,13 +193,8 @@ pub async fn run(args: NoisyArgs) -> Result<()> {
             while !stop.load(Ordering::Relaxed) {
                 let series = Some(SeriesKey { machine: format!("noisy-{}", q % 4), metric: "load".into() });
                 // All of history, the most raw readings allowed; then the most buckets allowed.
-                let raw = RangeRequest {
-                    series: series.clone(),
-                    start_ms: i64::MIN + 1,
-                    end_ms: now + 600_000,
-                    limit: 1_000_000,
-                    ..Default::default()
-                };
+                let raw =
+                    RangeRequest { series: series.clone(), start_ms: 0, end_ms: now + 600_000, limit: 1_000_000, ..Default::default() };
                 let agg = RangeRequest { series, start_ms: now - 100_000_000, end_ms: now, step_ms: 1_000, ..Default::default() };
                 let _ = client.range(raw).await;
                 let _ = client.range(agg).await;
@@ -230,7 +225,7 @@ pub async fn run(args: NoisyArgs) -> Result<()> {
                 let r = query
                     .range(RangeRequest {
                         series,
-                        start_ms: i64::MIN + 1,
+                        start_ms: 0,
                         end_ms: fc_core::time::now_ms() + 600_000,
                         limit: 1_000_000,
                         ..Default::default()
