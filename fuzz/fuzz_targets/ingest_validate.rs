@@ -33,7 +33,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         // What ingest publishes for this machine, the store writer decodes to the same readings.
-        let msg = TelemetryMessage { tenant_id: "t1".into(), device_id: "d1".into(), device_seq: 1, received_ms: NOW, series: series.clone() };
+        let msg =
+            TelemetryMessage { tenant_id: "t1".into(), device_id: "d1".into(), device_seq: 1, received_ms: NOW, series: series.clone() };
         let decoded = bus::decode(&format!("fc.t1.telemetry.{machine}"), &msg.encode_to_vec()).expect("a validated batch decodes");
         for (d, s) in decoded.series.iter().zip(series) {
             let want: Vec<_> = expand(s).collect();
