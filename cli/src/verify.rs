@@ -9,9 +9,9 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use fc_ledger::merkle::{Hash, verify_consistency, verify_inclusion};
+use fc_ledger::merkle::{Hash, verify_consistency};
 use fc_ledger::note::{Checkpoint, Verifier, open_checkpoint};
-use serde::Deserialize;
+use fc_ledger::proof::{ConsistencyProof, InclusionProof};
 use std::path::{Path, PathBuf};
 
 /// What to verify.
@@ -98,26 +98,6 @@ pub fn default_origin_prefix(verifier: &Verifier) -> String {
     format!("{}/ledger", verifier.name())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InclusionProof {
-    leaf_index: u64,
-    tree_size: u64,
-    leaf_hash: String,
-    root_hash: String,
-    hashes: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConsistencyProof {
-    size1: u64,
-    size2: u64,
-    root1: String,
-    root2: String,
-    hashes: Vec<String>,
-}
-
 fn read(path: &Path) -> Result<String> {
     let mut text = String::new();
     if path == Path::new("-") {
@@ -138,19 +118,6 @@ trait TakeLimit: std::io::Read + Sized {
     }
 }
 impl<R: std::io::Read> TakeLimit for R {}
-
-/// A 32-byte hash from lowercase hex.
-fn hash(field: &str, s: &str) -> Result<Hash> {
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        bail!("{field}: expected 64 lowercase hex digits");
-    }
-    let bytes = hex::decode(s).with_context(|| field.to_string())?;
-    Ok(bytes.try_into().expect("32 bytes"))
-}
-
-fn hashes(list: &[String]) -> Result<Vec<Hash>> {
-    list.iter().enumerate().map(|(i, h)| hash(&format!("hashes[{i}]"), h)).collect()
-}
 
 /// What a witness concludes about a new checkpoint, given the last one it trusted.
 #[derive(Debug, PartialEq, Eq)]
@@ -229,11 +196,11 @@ pub fn follow(url: &str, key: &str, log: &LogArgs, api_key: Option<&str>, state:
         let proof = match &last {
             Some(old) if cp.size > old.size => {
                 let body = get(&format!("{base}/proof/consistency?from={}&to={}", old.size, cp.size), api_key)?;
-                let p: ConsistencyProof = serde_json::from_str(&body).context("consistency proof JSON")?;
+                let p = ConsistencyProof::parse(&body).map_err(|e| anyhow::anyhow!("consistency {e}"))?;
                 if (p.size1, p.size2) != (old.size, cp.size) {
                     bail!("the server answered a proof for sizes {}..{} instead of {}..{}", p.size1, p.size2, old.size, cp.size);
                 }
-                Some(hashes(&p.hashes)?)
+                Some(p.hashes)
             }
             _ => None,
         };
@@ -278,15 +245,13 @@ pub fn check(cmd: &VerifyCmd) -> Result<String> {
             ))
         }
         VerifyCmd::Inclusion { proof } => {
-            let p: InclusionProof = serde_json::from_str(&read(proof)?).context("proof JSON")?;
-            let (leaf, root) = (hash("leaf_hash", &p.leaf_hash)?, hash("root_hash", &p.root_hash)?);
-            verify_inclusion(&leaf, p.leaf_index, p.tree_size, &hashes(&p.hashes)?, &root).map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok(format!("valid: leaf {} is in the tree of size {} with root {}", p.leaf_index, p.tree_size, p.root_hash))
+            let p = InclusionProof::parse(&read(proof)?).map_err(|e| anyhow::anyhow!("{e}"))?;
+            p.verify().map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(format!("valid: leaf {} is in the tree of size {} with root {}", p.leaf_index, p.tree_size, hex::encode(p.root_hash)))
         }
         VerifyCmd::Consistency { proof } => {
-            let p: ConsistencyProof = serde_json::from_str(&read(proof)?).context("proof JSON")?;
-            let (r1, r2) = (hash("root1", &p.root1)?, hash("root2", &p.root2)?);
-            verify_consistency(p.size1, p.size2, &r1, &r2, &hashes(&p.hashes)?).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let p = ConsistencyProof::parse(&read(proof)?).map_err(|e| anyhow::anyhow!("{e}"))?;
+            p.verify().map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(format!("valid: the tree of size {} is a prefix of the tree of size {}", p.size1, p.size2))
         }
     }

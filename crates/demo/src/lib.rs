@@ -37,12 +37,31 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> Result<i64> {
 }
 
 /// "2018-01-01T00:15:00" or "2013-12-02 21:15:00" (local time at `utc_offset_h`) to Unix ms.
+/// Anything else (a shorter string, non-digits where digits belong, an hour, minute or
+/// second out of range) is an error, never a panic.
 pub fn parse_local(s: &str, utc_offset_h: i64) -> Result<i64> {
     let b = s.as_bytes();
-    anyhow::ensure!(b.len() >= 19, "timestamp {s:?}");
+    let shape_ok = b.len() >= 19
+        && b[..19].iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T' || c == b' ',
+            13 | 16 => c == b':',
+            _ => c.is_ascii_digit(),
+        });
+    anyhow::ensure!(shape_ok, "timestamp {s:?}");
+    // ASCII digits only from here: slicing at these offsets cannot split a character.
     let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().with_context(|| format!("timestamp {s:?}"));
+    let (hour, minute, second) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    anyhow::ensure!(hour < 24 && minute < 60 && second < 60, "timestamp {s:?}");
     let days = days_from_civil(n(0..4)?, n(5..7)?, n(8..10)?).with_context(|| format!("timestamp {s:?}"))?;
-    Ok(((days * 24 + n(11..13)? - utc_offset_h) * 60 + n(14..16)?) * 60_000 + n(17..19)? * 1000)
+    Ok(((days * 24 + hour - utc_offset_h) * 60 + minute) * 60_000 + second * 1000)
+}
+
+/// A finite number from a CSV field.
+fn parse_value(field: &str) -> Result<f64> {
+    let v: f64 = field.parse().with_context(|| format!("value {field:?}"))?;
+    anyhow::ensure!(v.is_finite(), "value {field:?} is not finite");
+    Ok(v)
 }
 
 /// A dataset as series: `(machine, metric, unit, points)`.
@@ -50,7 +69,16 @@ pub type Series = (String, String, String, Vec<Point>);
 
 /// The steel plant's year: six series, 35,040 readings each (KST, UTC+9).
 pub fn load_steel(dir: &Path) -> Result<Vec<Series>> {
-    let mut rdr = csv::Reader::from_path(dir.join(STEEL)).with_context(|| format!("{}", dir.join(STEEL).display()))?;
+    let path = dir.join(STEEL);
+    let file = std::fs::File::open(&path).with_context(|| format!("{}", path.display()))?;
+    parse_steel(std::io::BufReader::new(file)).with_context(|| format!("{}", path.display()))
+}
+
+/// Parses the steel CSV (a header row naming [`STEEL_METRICS`]' columns, the local
+/// timestamp in the first column) from any reader. Malformed input is an error, never a
+/// panic; every value returned is finite.
+pub fn parse_steel(input: impl std::io::Read) -> Result<Vec<Series>> {
+    let mut rdr = csv::Reader::from_reader(input);
     let headers = rdr.headers()?.clone();
     let idx: Vec<usize> = STEEL_METRICS
         .iter()
@@ -60,9 +88,9 @@ pub fn load_steel(dir: &Path) -> Result<Vec<Series>> {
         STEEL_METRICS.iter().map(|(_, m, u)| ("steel-plant".to_string(), m.to_string(), u.to_string(), Vec::new())).collect();
     for rec in rdr.records() {
         let rec = rec?;
-        let ts = parse_local(&rec[0], 9)?;
+        let ts = parse_local(rec.get(0).context("no timestamp column")?, 9)?;
         for (k, &i) in idx.iter().enumerate() {
-            let v: f64 = rec[i].parse().with_context(|| format!("value {:?}", &rec[i]))?;
+            let v = parse_value(rec.get(i).with_context(|| format!("no column {}", STEEL_METRICS[k].0))?)?;
             series[k].3.push(Point { ts_ms: ts, value: v, quality: 1 });
         }
     }
@@ -71,11 +99,21 @@ pub fn load_steel(dir: &Path) -> Result<Vec<Series>> {
 
 /// The machine temperature trace (the clock steps back once: later duplicates replace earlier ones in the store).
 pub fn load_temperature(dir: &Path) -> Result<Vec<Series>> {
-    let mut rdr = csv::Reader::from_path(dir.join(TEMPERATURE)).with_context(|| format!("{}", dir.join(TEMPERATURE).display()))?;
+    let path = dir.join(TEMPERATURE);
+    let file = std::fs::File::open(&path).with_context(|| format!("{}", path.display()))?;
+    parse_temperature(std::io::BufReader::new(file)).with_context(|| format!("{}", path.display()))
+}
+
+/// Parses the temperature CSV (a header row, then `timestamp,value` rows) from any
+/// reader. Malformed input is an error, never a panic; every value returned is finite.
+pub fn parse_temperature(input: impl std::io::Read) -> Result<Vec<Series>> {
+    let mut rdr = csv::Reader::from_reader(input);
     let mut pts = Vec::new();
     for rec in rdr.records() {
         let rec = rec?;
-        pts.push(Point { ts_ms: parse_local(&rec[0], 0)?, value: rec[1].parse()?, quality: 1 });
+        let ts = parse_local(rec.get(0).context("no timestamp column")?, 0)?;
+        let value = parse_value(rec.get(1).context("no value column")?)?;
+        pts.push(Point { ts_ms: ts, value, quality: 1 });
     }
     Ok(vec![("machine-temp-1".into(), "temperature".into(), String::new(), pts)])
 }

@@ -18,6 +18,8 @@
 //! - [`settle`]: the deterministic settlement fold and the acceptance rule.
 //! - [`pain001`]: the buyer's payment instructions as an ISO 20022
 //!   `pain.001.001.09` credit transfer file for its bank, and its parser.
+//! - [`proof`]: the JSON form of inclusion and consistency proofs (what the
+//!   REST API serves and `factorychain verify` reads).
 //!
 //! Invariant: the same entries always give the same bytes, the same tree head
 //! and the same settlement; nothing here reads a clock, a file, the network or
@@ -38,6 +40,7 @@ pub mod entry;
 pub mod merkle;
 pub mod note;
 pub mod pain001;
+pub mod proof;
 pub mod settle;
 
 pub use entry::EntryError;

@@ -20,8 +20,10 @@ pub mod ingest;
 pub mod query;
 pub mod quota;
 pub mod series;
-pub mod validate;
 pub mod writer;
+
+/// Batch validation lives in the pure `fc-telemetry` crate (fuzzed and property-tested).
+pub use fc_telemetry::validate;
 
 use fc_bus::{Bus, BusConfig};
 use fc_core::Shutdown;

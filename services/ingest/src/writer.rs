@@ -4,12 +4,9 @@
 //! the tenant, is terminated (never retried) and counted.
 
 use crate::AppState;
-use crate::validate::expand;
 use async_nats::jetstream::AckKind;
-use fc_proto::v1::TelemetryMessage;
 use fc_store::{Point, SeriesKey, SeriesPoints, TenantBatch};
 use futures::StreamExt;
-use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,27 +34,20 @@ impl Default for WriterConfig {
     }
 }
 
-/// Decode a bus message into a store batch, checking it against its subject.
+/// Decode a bus message into a store batch, checking it against its subject
+/// (the pure part is `fc_telemetry::bus::decode`).
 pub fn decode(subject: &str, payload: &[u8]) -> Result<TenantBatch, String> {
-    let msg = TelemetryMessage::decode(payload).map_err(|e| format!("undecodable payload: {e}"))?;
-    let mut parts = subject.split('.');
-    let (Some("fc"), Some(tenant), Some("telemetry"), Some(machine), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(format!("unexpected subject {subject}"));
-    };
-    if msg.tenant_id != tenant {
-        return Err("payload tenant differs from subject tenant".into());
-    }
-    let mut series = Vec::with_capacity(msg.series.len());
-    for s in &msg.series {
-        if s.machine != machine {
-            return Err("payload machine differs from subject machine".into());
-        }
-        let points: Vec<Point> = expand(s).map(|(ts_ms, value, quality)| Point { ts_ms, value, quality }).collect();
-        series.push(SeriesPoints { key: SeriesKey { machine: s.machine.clone(), metric: s.metric.clone() }, unit: s.unit.clone(), points });
-    }
-    Ok(TenantBatch { tenant: msg.tenant_id, series })
+    let msg = fc_telemetry::bus::decode(subject, payload)?;
+    let series = msg
+        .series
+        .into_iter()
+        .map(|s| SeriesPoints {
+            key: SeriesKey { machine: s.machine, metric: s.metric },
+            unit: s.unit,
+            points: s.points.into_iter().map(|p| Point { ts_ms: p.ts_ms, value: p.value, quality: p.quality }).collect(),
+        })
+        .collect();
+    Ok(TenantBatch { tenant: msg.tenant, series })
 }
 
 /// Run until shutdown: pull, write, ack.

@@ -68,7 +68,7 @@ fn check_point(path: &str, ts: i64, value: f64, quality: i32, now_ms: i64, limit
     if !value.is_finite() {
         return Err(ServiceError::invalid(path, format!("value must be finite, got {value}")));
     }
-    if ts < now_ms - limits.max_past_ms || ts > now_ms + limits.max_future_ms {
+    if ts < now_ms.saturating_sub(limits.max_past_ms) || ts > now_ms.saturating_add(limits.max_future_ms) {
         return Err(ServiceError::invalid(
             path,
             format!(
@@ -130,6 +130,12 @@ pub fn validate(batch: ReadingBatch, now_ms: i64, limits: &Limits) -> Result<Val
         match g.get_mut(&(s.metric.clone(), s.unit.clone())) {
             Some(existing) => append(existing, &s),
             None => {
+                // Normal form: the base is the first reading's timestamp. A base far outside
+                // the window with a huge first delta is valid input, but summing such deltas
+                // later (`absolute_end`) would overflow.
+                let mut s = s;
+                s.base_timestamp_ms += s.timestamp_deltas_ms[0];
+                s.timestamp_deltas_ms[0] = 0;
                 g.insert((s.metric.clone(), s.unit.clone()), s);
             }
         }
@@ -194,11 +200,12 @@ fn absolute_end(s: &SeriesReadings) -> Option<i64> {
     Some(s.base_timestamp_ms + s.timestamp_deltas_ms.iter().sum::<i64>())
 }
 
-/// Expand a series group into `(timestamp, value, quality)` readings (quality 1..=3).
+/// Expand a series group into `(timestamp, value, quality)` readings (quality 1..=3 for a
+/// group that passed [`validate`] or `bus::decode`'s checks; never panics on others).
 pub fn expand(s: &SeriesReadings) -> impl Iterator<Item = (i64, f64, u8)> + '_ {
     let mut ts = s.base_timestamp_ms;
     s.timestamp_deltas_ms.iter().zip(&s.values).enumerate().map(move |(i, (&d, &v))| {
-        ts += d;
+        ts = ts.wrapping_add(d);
         let q = s.qualities.get(i).copied().unwrap_or(1);
         (ts, v, if q <= 0 { 1 } else { q as u8 })
     })
@@ -286,5 +293,28 @@ mod tests {
         assert_eq!(m1, vec![(NOW - 100, 7.0, 1), (NOW - 99, 8.0, 1), (NOW - 10, 1.0, 1), (NOW - 20, 2.0, 1)]);
         let m2: Vec<_> = expand(&v.machines[1].1[0]).collect();
         assert_eq!(m2, vec![(NOW - 5, 5.0, 3)]);
+    }
+
+    /// A series whose base lies far before the window and whose first delta brings it
+    /// back is valid, but its deltas sum past `i64::MAX`: appending a second group of the
+    /// same series to it overflowed in `absolute_end` (a panic in debug builds).
+    #[test]
+    fn regression_far_base_then_append_does_not_overflow() {
+        let far = SeriesReadings {
+            machine: "m".into(),
+            metric: "x".into(),
+            unit: "".into(),
+            base_timestamp_ms: NOW - i64::MAX,
+            timestamp_deltas_ms: vec![i64::MAX, 5],
+            values: vec![1.0, 2.0],
+            qualities: vec![],
+        };
+        let batch = ReadingBatch { device_seq: 1, readings: vec![reading("m", "x", NOW + 7, 3.0)], series: vec![far] };
+        let mut batch = batch;
+        batch.readings[0].unit = "".into();
+        let v = validate(batch, NOW, &Limits::default()).unwrap();
+        let points: Vec<_> = expand(&v.machines[0].1[0]).collect();
+        assert_eq!(points, vec![(NOW, 1.0, 1), (NOW + 5, 2.0, 1), (NOW + 7, 3.0, 1)]);
+        assert_eq!(v.machines[0].1[0].timestamp_deltas_ms[0], 0);
     }
 }
