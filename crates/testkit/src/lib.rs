@@ -199,7 +199,39 @@ impl NatsCluster {
                 None => node.args.extend(["--routes".into(), routes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")]),
             }
         }
-        Ok(Self { nodes, _placeholder: placeholder })
+        let me = Self { nodes, _placeholder: placeholder };
+        me.wait_for_jetstream(n).await?;
+        Ok(me)
+    }
+
+    /// Wait until JetStream can place a stream on `n` nodes: right after start, the
+    /// meta group may not know every peer yet ("no suitable peers for placement").
+    async fn wait_for_jetstream(&self, n: usize) -> anyhow::Result<()> {
+        let client = async_nats::connect(self.nodes[0].url.as_str()).await?;
+        let js = async_nats::jetstream::new(client);
+        let probe = async_nats::jetstream::stream::Config {
+            name: "FC_CLUSTER_PROBE".into(),
+            subjects: vec!["fc-cluster-probe".into()],
+            num_replicas: n,
+            ..Default::default()
+        };
+        let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let ready = wait_until(Duration::from_secs(30), "the JetStream cluster to place a stream on every node", || {
+            let (js, probe, last) = (js.clone(), probe.clone(), last.clone());
+            async move {
+                match js.create_stream(probe).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        *last.lock().expect("probe error lock") = e.to_string();
+                        false
+                    }
+                }
+            }
+        })
+        .await;
+        ready.map_err(|e| anyhow::anyhow!("{e}: {}", last.lock().expect("probe error lock")))?;
+        js.delete_stream("FC_CLUSTER_PROBE").await?;
+        Ok(())
     }
 
     /// Every node's client URL, comma-separated (the form `bus.url` takes).
