@@ -45,16 +45,14 @@ async fn prepare(state: &AppState, who: &DeviceIdentity, batch: ReadingBatch) ->
     let now = fc_core::time::now_ms();
     let seq = batch.device_seq;
     let ValidBatch { readings, machines } = validate(batch, now, &state.config.limits)?;
-    state.quotas.admit(&state.registry, who, readings as u32)?;
-    let max_series = state.quotas.max_series(&who.tenant_id).unwrap_or(u32::MAX);
-    let plan = state.quotas.plan_name(&who.tenant_id).unwrap_or("current");
+    let plan = state.quotas.admit(&state.registry, who, readings as u32)?;
     let mut keys: Vec<(&str, &str)> = Vec::new();
     for (machine, series) in &machines {
         for s in series {
             keys.push((machine, &s.metric));
         }
     }
-    state.series.admit(&state.store, &who.tenant_id, plan, max_series, keys.into_iter()).await?;
+    state.series.admit(&state.store, &who.tenant_id, plan.name, plan.max_series, keys.into_iter()).await?;
     let parts: Vec<(String, String, bytes::Bytes)> = machines
         .into_iter()
         .map(|(machine, series)| {

@@ -3,7 +3,7 @@
 //! refused whole with `RESOURCE_EXHAUSTED` (nothing of it is published).
 
 use fc_core::{ErrorCode, ServiceError};
-use fc_registry::{DeviceIdentity, Registry};
+use fc_registry::{DeviceIdentity, Plan, Registry};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -16,10 +16,7 @@ const PLAN_TTL: Duration = Duration::from_secs(10);
 struct TenantLimits {
     read_at: Instant,
     tenant: Arc<DefaultDirectRateLimiter>,
-    tenant_rate: u32,
-    device_rate: u32,
-    max_series: u32,
-    plan_name: &'static str,
+    plan: &'static Plan,
 }
 
 /// The limiters of every tenant and device seen.
@@ -44,29 +41,25 @@ fn limiter(per_s: u32) -> Arc<DefaultDirectRateLimiter> {
 }
 
 impl Quotas {
-    /// Take `readings` from the device's and the tenant's buckets, or refuse.
-    pub fn admit(&self, registry: &Registry, who: &DeviceIdentity, readings: u32) -> Result<(), ServiceError> {
-        let (tenant, tenant_rate, device_rate) = {
+    /// Take `readings` from the device's and the tenant's buckets, or refuse. Returns
+    /// the tenant's plan as cached here (read again every [`PLAN_TTL`]).
+    pub fn admit(&self, registry: &Registry, who: &DeviceIdentity, readings: u32) -> Result<&'static Plan, ServiceError> {
+        let (tenant, plan) = {
             let mut map = self.tenants.lock().expect("quota lock");
             let stale = map.get(&who.tenant_id).is_none_or(|l| l.read_at.elapsed() > PLAN_TTL);
             if stale {
                 let plan = registry.get_tenant(&who.tenant_id).map_err(ServiceError::from)?.plan();
-                let keep = map.get(&who.tenant_id).filter(|l| l.tenant_rate == plan.max_readings_per_s).map(|l| l.tenant.clone());
+                let keep =
+                    map.get(&who.tenant_id).filter(|l| l.plan.max_readings_per_s == plan.max_readings_per_s).map(|l| l.tenant.clone());
                 map.insert(
                     who.tenant_id.clone(),
-                    TenantLimits {
-                        read_at: Instant::now(),
-                        tenant: keep.unwrap_or_else(|| limiter(plan.max_readings_per_s)),
-                        tenant_rate: plan.max_readings_per_s,
-                        device_rate: plan.max_device_readings_per_s,
-                        max_series: plan.max_series,
-                        plan_name: plan.name,
-                    },
+                    TenantLimits { read_at: Instant::now(), tenant: keep.unwrap_or_else(|| limiter(plan.max_readings_per_s)), plan },
                 );
             }
             let l = &map[&who.tenant_id];
-            (l.tenant.clone(), l.tenant_rate, l.device_rate)
+            (l.tenant.clone(), l.plan)
         };
+        let (tenant_rate, device_rate) = (plan.max_readings_per_s, plan.max_device_readings_per_s);
         let device = {
             let mut map = self.devices.lock().expect("quota lock");
             let entry = map.entry(who.device_id.clone()).or_insert_with(|| DeviceLimit {
@@ -100,23 +93,13 @@ impl Quotas {
             }
         }
         match tenant.check_n(n) {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => Ok(plan),
             Ok(Err(_)) => Err(refuse("tenant", tenant_rate)),
             Err(_) => Err(ServiceError::invalid(
                 "readings",
                 format!("a batch of {readings} readings exceeds the tenant quota of {tenant_rate} readings/s"),
             )),
         }
-    }
-
-    /// The series limit of `tenant`'s plan, as read by the last [`Quotas::admit`].
-    pub fn max_series(&self, tenant: &str) -> Option<u32> {
-        self.tenants.lock().expect("quota lock").get(tenant).map(|l| l.max_series)
-    }
-
-    /// The display name of `tenant`'s plan, as read by the last [`Quotas::admit`].
-    pub fn plan_name(&self, tenant: &str) -> Option<&'static str> {
-        self.tenants.lock().expect("quota lock").get(tenant).map(|l| l.plan_name)
     }
 
     /// Drop the limiters of tenants and devices not seen for `idle`; returns how many went.
