@@ -565,7 +565,7 @@ type DamagedLogs = HashMap<String, String>;
 /// Each log's committed size and frontier, as the writer's in-memory trees,
 /// and the logs whose frontier cannot be read (with why): those stay
 /// readable and auditable, but the writer refuses to append to them.
-fn load_trees(db: &redb::Database) -> Result<(WriterTrees, DamagedLogs), LedgerError> {
+pub(crate) fn load_trees(db: &redb::Database) -> Result<(WriterTrees, DamagedLogs), LedgerError> {
     let txn = db.begin_read().map_err(storage)?;
     let sizes = txn.open_table(SIZES).map_err(storage)?;
     let nodes = txn.open_table(NODES).map_err(storage)?;

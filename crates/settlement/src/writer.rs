@@ -19,10 +19,14 @@
 //!
 //! Invariant: the in-memory tree of a log (size and frontier) equals the tree
 //! of its committed rows between rounds. A round that fails before its commit
-//! restores the trees it touched (nothing of it is durable). A failed commit
-//! is ambiguous (the data may or may not be on disk), so the writer stops and
-//! refuses every later request until the ledger is reopened from the file:
-//! reusing an index that might be taken would change a written entry.
+//! restores the trees it touched (nothing of it is durable). A log whose next
+//! index is already stored (the file and memory disagree, e.g. a size row
+//! restored from an older backup) is marked damaged and the round is tried
+//! again without it: the other logs go on. A failed commit is ambiguous (the
+//! data may or may not be on disk), so the writer refuses requests until it
+//! has reopened the file and reloaded every tree from what is committed there
+//! (tried again at each later request): reusing an index that might be taken
+//! would change a written entry.
 
 use crate::LedgerError;
 use crate::store::{CHECKPOINTS, ENTRIES, NODES, SIZES, WriterNodes};
@@ -97,7 +101,10 @@ enum Outcome {
 enum RoundError {
     /// Nothing of the round is durable: roll back and go on.
     BeforeCommit(LedgerError),
-    /// The store may hold part of it, or disagrees with memory: stop.
+    /// Nothing is durable, but `log` disagrees with the file: mark it
+    /// damaged and try the round again without it.
+    Damaged { log: String, why: String },
+    /// The commit failed: the store may hold part of it. Reload from the file.
     Fatal(LedgerError),
 }
 
@@ -140,7 +147,7 @@ pub(crate) struct Writer {
     /// Logs whose stored frontier could not be read at open, with why:
     /// appending to them would build on unknown hashes.
     damaged: HashMap<String, String>,
-    /// Set after a fatal round: every later request gets this error.
+    /// Set after a failed commit, until the trees are reloaded from the file.
     stopped: Option<String>,
     checkpoints_signed: Arc<AtomicU64>,
 }
@@ -207,27 +214,59 @@ impl Writer {
     /// Writes and commits a round: one outcome per request, or the error
     /// that failed the whole round.
     fn commit_round(&mut self, round: &[Request]) -> Result<Vec<Outcome>, LedgerError> {
-        if let Some(why) = &self.stopped {
-            return Err(LedgerError::Storage(why.clone()));
+        if let Some(why) = self.stopped.take() {
+            self.reload().map_err(|error| {
+                let why = format!("{why}; reloading the ledger from its file failed too ({error})");
+                self.stopped = Some(why.clone());
+                LedgerError::Storage(why)
+            })?;
         }
-        let mut touched: HashMap<String, Tree<WriterNodes>> = HashMap::new();
-        match self.write_round(round, &mut touched) {
-            Ok(outcomes) => Ok(outcomes),
-            Err(RoundError::BeforeCommit(error)) => {
-                tracing::warn!(error = %error, requests = round.len(), "ledger round failed before its commit; rolled back");
+        // One more try per log that turns out damaged; each try marks one.
+        loop {
+            let mut touched: HashMap<String, Tree<WriterNodes>> = HashMap::new();
+            let result = self.write_round(round, &mut touched);
+            if !matches!(result, Ok(_) | Err(RoundError::Fatal(_))) {
                 for (log, tree) in touched {
                     tree.store().take_pending();
                     self.trees.insert(log, tree);
                 }
-                Err(error)
             }
-            Err(RoundError::Fatal(error)) => {
-                let why = format!("ledger writer stopped after a failed commit ({error}); reopen the ledger");
-                tracing::error!(error = %error, "ledger commit failed; refusing writes until reopened");
-                self.stopped = Some(why.clone());
-                Err(LedgerError::Storage(why))
+            match result {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(RoundError::BeforeCommit(error)) => {
+                    tracing::warn!(error = %error, requests = round.len(), "ledger round failed before its commit; rolled back");
+                    return Err(error);
+                }
+                Err(RoundError::Damaged { log, why }) => {
+                    tracing::error!(log = %log, why = %why, "ledger log disagrees with its file; refusing appends to it");
+                    self.trees.remove(&log);
+                    self.damaged.insert(log, why);
+                }
+                Err(RoundError::Fatal(error)) => {
+                    let why = format!("a ledger commit failed ({error})");
+                    tracing::error!(error = %error, "ledger commit failed; writes wait until the file is reloaded");
+                    self.stopped = Some(why.clone());
+                    // Reload at once if the file allows it: the next round then
+                    // goes ahead. If not, the next request tries again.
+                    if let Ok(()) = self.reload() {
+                        self.stopped = None;
+                    }
+                    return Err(LedgerError::Storage(why));
+                }
             }
         }
+    }
+
+    /// Reopens the file (redb repairs it to its last commit) and replaces the
+    /// in-memory trees with the committed ones.
+    fn reload(&mut self) -> Result<(), LedgerError> {
+        self.db.reopen().map_err(|e| LedgerError::Storage(e.to_string()))?;
+        let db = self.db.db().map_err(|e| LedgerError::Storage(e.to_string()))?;
+        let (trees, damaged) = crate::load_trees(&db)?;
+        tracing::info!(logs = trees.len(), damaged = damaged.len(), "ledger reloaded from its file after a failed commit");
+        self.trees = trees;
+        self.damaged = damaged;
+        Ok(())
     }
 
     /// Answers the callers of a round.
@@ -291,9 +330,12 @@ impl Writer {
                             let previous_entry = entry_rows.insert((log.as_str(), index), bytes.as_slice()).map_err(before)?.is_some();
                             let previous_nodes = node_rows.insert((log.as_str(), index), row.as_slice()).map_err(before)?.is_some();
                             if previous_entry || previous_nodes {
-                                return Err(RoundError::Fatal(LedgerError::Storage(format!(
-                                    "log {log}: leaf {index} is already stored; the file and the writer disagree"
-                                ))));
+                                return Err(RoundError::Damaged {
+                                    log: log.clone(),
+                                    why: format!(
+                                        "log {log}: leaf {index} is already stored; the file and the writer disagree, so the log is read-only until repaired (see its audit)"
+                                    ),
+                                });
                             }
                         }
                         outcomes.push(Outcome::Appended(first));
