@@ -48,6 +48,9 @@ enum Cmd {
     Ledger(ledger::LedgerArgs),
     /// Tenant B's ack latency alone and while tenant A offers 10x its plan and runs huge queries.
     Noisy(noisy::NoisyArgs),
+    /// Tenant A's side of `noisy`, as its own process (started by `noisy`).
+    #[command(hide = true)]
+    NoisyAttacker(noisy::AttackerArgs),
 }
 
 #[tokio::main]
@@ -55,6 +58,7 @@ async fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Ingest(a) => fleet::run(a).await,
         Cmd::Noisy(a) => noisy::run(a).await,
+        Cmd::NoisyAttacker(a) => noisy::attack(a).await,
         Cmd::RawJetstream(a) => raw::run(a).await,
         Cmd::Replay(a) => datasets::replay(a).await,
         Cmd::Storage(a) => datasets::storage(a).await,

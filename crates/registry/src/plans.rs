@@ -26,6 +26,9 @@ pub struct Plan {
     /// Most distinct series (machine, metric) the tenant may hold; a reading of a
     /// new series beyond it is refused.
     pub max_series: u32,
+    /// Stored readings per second the tenant's reads may decode (raw points and
+    /// aggregation inputs; a token bucket with one second of burst).
+    pub max_read_points_per_s: u64,
     /// Most ciphertext bytes of designs the tenant may store, all versions together.
     pub max_design_bytes: u64,
     /// Whether the public sign-up page offers this plan; the others are granted by
@@ -46,6 +49,7 @@ pub const PLANS: [Plan; 3] = [
         max_partners: 3,
         max_users: 5,
         max_series: 1_000,
+        max_read_points_per_s: 250_000,
         max_design_bytes: 1 << 30,
         self_service: true,
     },
@@ -60,6 +64,7 @@ pub const PLANS: [Plan; 3] = [
         max_partners: 30,
         max_users: 50,
         max_series: 20_000,
+        max_read_points_per_s: 1_000_000,
         max_design_bytes: 20 << 30,
         self_service: true,
     },
@@ -74,6 +79,7 @@ pub const PLANS: [Plan; 3] = [
         max_partners: 500,
         max_users: 1_000,
         max_series: 1_000_000,
+        max_read_points_per_s: 10_000_000,
         max_design_bytes: 500 << 30,
         self_service: false,
     },

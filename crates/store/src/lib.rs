@@ -12,6 +12,7 @@
 //!   written twice is stored once, and a later value for a timestamp replaces
 //!   the earlier one.
 
+pub mod budget;
 pub mod codec;
 pub mod conformance;
 pub mod embedded;

@@ -1,6 +1,7 @@
 //! The one owner of the rules for reading a series' range: what a caller may
 //! ask for and how much work it may cost. gRPC `Query.Range`, the REST series
-//! API and the portal's pages all go through [`RangeSpec::plan`] and [`read`].
+//! API and the portal's pages all go through [`RangeSpec::plan`] and [`read`],
+//! which also holds every read to its tenant's budget ([`crate::budget`]).
 //!
 //! Invariants:
 //! - every bound is computed with checked arithmetic: no request can overflow
@@ -10,7 +11,8 @@
 //! - an aggregated read folds at most [`MAX_AGGREGATE_INPUT`] readings into at
 //!   most [`MAX_BUCKETS`] buckets, and says `truncated` when the input was cut.
 
-use crate::{Bucket, DynStore, Point, SeriesKey, StoreError};
+use crate::budget::ReadBudgets;
+use crate::{Bucket, DynStore, Point, SeriesKey};
 
 /// Raw readings one call answers when the caller sets no limit.
 pub const DEFAULT_RAW_LIMIT: u64 = 100_000;
@@ -119,18 +121,36 @@ pub struct RangeAnswer {
     pub truncated: bool,
 }
 
-/// Read what `plan` allows of `key` in `tenant`.
-pub async fn read(store: &DynStore, tenant: &str, key: &SeriesKey, plan: RangePlan) -> Result<RangeAnswer, StoreError> {
-    match plan {
+/// Read what `plan` allows of `key` in `tenant`, within the tenant's read
+/// budget (`points_per_s`, its plan's rate; see [`crate::budget`]): the read
+/// is charged the readings it decoded. Aggregation runs off the async workers.
+pub async fn read(
+    store: &DynStore,
+    budgets: &ReadBudgets,
+    tenant: &str,
+    points_per_s: u64,
+    key: &SeriesKey,
+    plan: RangePlan,
+) -> Result<RangeAnswer, fc_core::ServiceError> {
+    let ticket = budgets.admit(tenant, points_per_s).await?;
+    let (answer, decoded) = match plan {
         RangePlan::Raw { start_ms, end_ms, limit } => {
             let r = store.range(tenant, key, start_ms, end_ms, limit).await?;
-            Ok(RangeAnswer { unit: r.unit, points: r.points, buckets: Vec::new(), truncated: r.truncated })
+            let decoded = r.points.len() as u64;
+            (RangeAnswer { unit: r.unit, points: r.points, buckets: Vec::new(), truncated: r.truncated }, decoded)
         }
         RangePlan::Buckets { start_ms, end_ms, step_ms } => {
             let r = store.range(tenant, key, start_ms, end_ms, MAX_AGGREGATE_INPUT).await?;
-            Ok(RangeAnswer { unit: r.unit, points: Vec::new(), buckets: crate::aggregate(&r.points, step_ms), truncated: r.truncated })
+            let decoded = r.points.len() as u64;
+            let (unit, truncated) = (r.unit, r.truncated);
+            let buckets = tokio::task::spawn_blocking(move || crate::aggregate(&r.points, step_ms))
+                .await
+                .map_err(|e| fc_core::ServiceError::internal(format!("aggregation: {e}")))?;
+            (RangeAnswer { unit, points: Vec::new(), buckets, truncated }, decoded)
         }
-    }
+    };
+    ticket.charge(decoded);
+    Ok(answer)
 }
 
 #[cfg(test)]

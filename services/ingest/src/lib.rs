@@ -172,6 +172,8 @@ pub struct AppState {
     pub quotas: quota::Quotas,
     /// Each tenant's series, for the plan's `max_series`.
     pub series: series::SeriesCatalog,
+    /// Each tenant's read budget (plan's `max_read_points_per_s`, concurrent reads).
+    pub reads: fc_store::budget::ReadBudgets,
     /// Each tenant's share of the telemetry bus.
     pub admission: admission::Admission,
     /// False while the telemetry bus is nearly full (`/readyz` answers 503).
@@ -276,6 +278,7 @@ pub async fn serve(config: Config, shutdown: Shutdown) -> Result<Running, StartE
         ready: AtomicBool::new(false),
         quotas: quota::Quotas::default(),
         series: series::SeriesCatalog::default(),
+        reads: fc_store::budget::ReadBudgets::default(),
         admission,
         bus_ready: AtomicBool::new(true),
     });

@@ -53,7 +53,8 @@ impl fc_proto::v1::query_server::Query for QueryService {
             limit: (req.limit > 0).then_some(u64::from(req.limit)),
         };
         let plan = spec.plan().map_err(ServiceError::from)?;
-        let r = fc_store::range::read(&self.state.store, &who.tenant_id, &k, plan).await.map_err(ServiceError::from)?;
+        let budget = self.state.quotas.plan(&self.state.registry, &who.tenant_id)?.max_read_points_per_s;
+        let r = fc_store::range::read(&self.state.store, &self.state.reads, &who.tenant_id, budget, &k, plan).await?;
         Ok(Response::new(RangeResponse {
             series: req.series,
             unit: r.unit.unwrap_or_default(),

@@ -44,21 +44,7 @@ impl Quotas {
     /// Take `readings` from the device's and the tenant's buckets, or refuse. Returns
     /// the tenant's plan as cached here (read again every [`PLAN_TTL`]).
     pub fn admit(&self, registry: &Registry, who: &DeviceIdentity, readings: u32) -> Result<&'static Plan, ServiceError> {
-        let (tenant, plan) = {
-            let mut map = self.tenants.lock().expect("quota lock");
-            let stale = map.get(&who.tenant_id).is_none_or(|l| l.read_at.elapsed() > PLAN_TTL);
-            if stale {
-                let plan = registry.get_tenant(&who.tenant_id).map_err(ServiceError::from)?.plan();
-                let keep =
-                    map.get(&who.tenant_id).filter(|l| l.plan.max_readings_per_s == plan.max_readings_per_s).map(|l| l.tenant.clone());
-                map.insert(
-                    who.tenant_id.clone(),
-                    TenantLimits { read_at: Instant::now(), tenant: keep.unwrap_or_else(|| limiter(plan.max_readings_per_s)), plan },
-                );
-            }
-            let l = &map[&who.tenant_id];
-            (l.tenant.clone(), l.plan)
-        };
+        let (tenant, plan) = self.tenant(registry, &who.tenant_id)?;
         let (tenant_rate, device_rate) = (plan.max_readings_per_s, plan.max_device_readings_per_s);
         let device = {
             let mut map = self.devices.lock().expect("quota lock");
@@ -100,6 +86,27 @@ impl Quotas {
                 format!("a batch of {readings} readings exceeds the tenant quota of {tenant_rate} readings/s"),
             )),
         }
+    }
+
+    /// The tenant's plan, as cached here (read again every [`PLAN_TTL`]).
+    pub fn plan(&self, registry: &Registry, tenant_id: &Arc<str>) -> Result<&'static Plan, ServiceError> {
+        Ok(self.tenant(registry, tenant_id)?.1)
+    }
+
+    /// The tenant's rate limiter and plan, read from the registry when stale.
+    fn tenant(&self, registry: &Registry, tenant_id: &Arc<str>) -> Result<(Arc<DefaultDirectRateLimiter>, &'static Plan), ServiceError> {
+        let mut map = self.tenants.lock().expect("quota lock");
+        let stale = map.get(tenant_id).is_none_or(|l| l.read_at.elapsed() > PLAN_TTL);
+        if stale {
+            let plan = registry.get_tenant(tenant_id).map_err(ServiceError::from)?.plan();
+            let keep = map.get(tenant_id).filter(|l| l.plan.max_readings_per_s == plan.max_readings_per_s).map(|l| l.tenant.clone());
+            map.insert(
+                tenant_id.clone(),
+                TenantLimits { read_at: Instant::now(), tenant: keep.unwrap_or_else(|| limiter(plan.max_readings_per_s)), plan },
+            );
+        }
+        let l = &map[tenant_id];
+        Ok((l.tenant.clone(), l.plan))
     }
 
     /// Drop the limiters of tenants and devices not seen for `idle`; returns how many went.

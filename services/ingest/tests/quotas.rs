@@ -71,3 +71,57 @@ async fn over_quota_device_is_refused_and_other_tenants_are_unaffected() -> anyh
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
     Ok(())
 }
+
+/// Reads have a per-tenant budget: a starter tenant (250,000 readings read/s)
+/// that reads 1,000,000 readings per call goes into debt (4 s of its budget per
+/// call), and a read while in debt is refused with RESOURCE_EXHAUSTED saying
+/// when to retry; another tenant's reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_over_its_read_budget_is_refused_and_others_read_on() -> anyhow::Result<()> {
+    use fc_proto::v1::{RangeRequest, SeriesKey as PbKey};
+    use fc_store::{Point, SeriesKey, SeriesPoints, TenantBatch};
+    let h = Harness::start().await?;
+    let reg = &h.svc().state.registry;
+    let heavy = reg.create_tenant("Heavy Reader", "starter")?;
+    let (_, heavy_token) = reg.create_device(&heavy.id, "d")?;
+    let (calm_id, calm_token) = h.tenant_with_device("Calm Reader")?;
+    let t0 = fc_core::time::now_ms() - 3_600_000;
+    for (tenant, n) in [(heavy.id.as_str(), 1_000_000i64), (calm_id.as_str(), 1_000)] {
+        let points = (0..n).map(|i| Point { ts_ms: t0 + i, value: i as f64, quality: 1 }).collect();
+        let series = vec![SeriesPoints { key: SeriesKey::new("m", "load"), unit: "kW".into(), points }];
+        h.svc().state.store.write(vec![TenantBatch { tenant: tenant.into(), series }]).await?;
+    }
+    let all = || RangeRequest {
+        series: Some(PbKey { machine: "m".into(), metric: "load".into() }),
+        start_ms: t0,
+        end_ms: t0 + 2_000_000,
+        limit: 1_000_000,
+        ..Default::default()
+    };
+    let mut heavy_q = h.query(&heavy_token).await?.max_decoding_message_size(256 << 20);
+    let mut refused = None;
+    let mut served = 0;
+    // Each call costs 4 s of budget; unless a call takes over 4 s, one is refused within a few.
+    for _ in 0..5 {
+        match heavy_q.range(all()).await {
+            Ok(r) => {
+                assert_eq!(r.into_inner().readings.len(), 1_000_000, "a read is served whole");
+                served += 1;
+            }
+            Err(status) => {
+                refused = Some(status);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("a read in debt is refused");
+    assert!(served >= 1, "the first read is served");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("read quota of 250000 readings/s") && refused.message().contains("retry in"), "{refused:?}");
+    let mut calm_q = h.query(&calm_token).await?;
+    for _ in 0..3 {
+        let n = calm_q.range(all()).await?.into_inner().readings.len();
+        assert_eq!(n, 1_000, "another tenant reads on");
+    }
+    Ok(())
+}

@@ -441,7 +441,8 @@ async fn fetch(s: &PortalState, tenant: &str, machine: String, metric: String, q
     let spec = fc_store::range::RangeSpec { start_ms: start, end_ms: end, step_ms: q.step_ms.unwrap_or(0), limit: q.limit.map(u64::from) };
     let plan = spec.plan().map_err(|e| Problem::bad_request(e.to_string()))?;
     let key = SeriesKey::new(machine.clone(), metric.clone());
-    let r = fc_store::range::read(&s.store, tenant, &key, plan).await?;
+    let budget = s.registry.get_tenant(tenant)?.plan().max_read_points_per_s;
+    let r = fc_store::range::read(&s.store, &s.reads, tenant, budget, &key, plan).await?;
     let Some(unit) = r.unit else { return Err(Problem::not_found()) };
     let readings = r.points.iter().map(|p| PointOut { t: p.ts_ms, v: p.value, q: p.quality }).collect();
     let buckets =

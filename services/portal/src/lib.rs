@@ -105,6 +105,8 @@ pub struct PortalState {
     pub registry: Arc<Registry>,
     /// Telemetry.
     pub store: DynStore,
+    /// Each tenant's read budget, for the series API and the charts.
+    pub reads: fc_store::budget::ReadBudgets,
     /// NATS, for live views.
     pub nats: async_nats::Client,
     /// Supplier settlement: ledger, designs, orders, payments.
@@ -268,6 +270,7 @@ pub async fn serve(
         live_views: Arc::default(),
         registry,
         store,
+        reads: fc_store::budget::ReadBudgets::default(),
         nats,
         settlement,
         config,
