@@ -549,3 +549,50 @@ impl Drop for Harness {
         self.shutdown.trigger();
     }
 }
+
+/// The services a gRPC server at `url` lists over reflection, asked over
+/// `grpc.reflection.v1` and `v1alpha` (tools still differ): `(v1, v1alpha)`, sorted.
+pub async fn reflected_services(url: &str) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let channel = Channel::from_shared(url.to_string())?.connect().await?;
+    let mut c1 = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let ask = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = c1.server_reflection_info(futures::stream::iter([ask])).await?.into_inner();
+    let mut one = Vec::new();
+    if let Some(r) = answers.message().await? {
+        match r.message_response {
+            Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(l)) => {
+                one = l.service.into_iter().map(|s| s.name).collect()
+            }
+            other => anyhow::bail!("v1 reflection answered {other:?}"),
+        }
+    }
+    let mut c2 = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
+    let ask = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = c2.server_reflection_info(futures::stream::iter([ask])).await?.into_inner();
+    let mut alpha = Vec::new();
+    if let Some(r) = answers.message().await? {
+        match r.message_response {
+            Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(l)) => {
+                alpha = l.service.into_iter().map(|s| s.name).collect()
+            }
+            other => anyhow::bail!("v1alpha reflection answered {other:?}"),
+        }
+    }
+    one.sort();
+    alpha.sort();
+    Ok((one, alpha))
+}
+
+/// The `grpc.health.v1` status of `service` ("" for the whole server) at `url`.
+pub async fn health_status(url: &str, service: &str) -> anyhow::Result<i32> {
+    let channel = Channel::from_shared(url.to_string())?.connect().await?;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    Ok(health.check(tonic_health::pb::HealthCheckRequest { service: service.into() }).await?.into_inner().status)
+}

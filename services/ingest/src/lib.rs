@@ -326,24 +326,10 @@ impl Running {
     }
 }
 
+/// What the main gRPC port serves (health and reflection come with them).
+pub const GRPC_SERVICES: [&str; 3] = ["factorychain.v1.Ingest", "factorychain.v1.Query", "factorychain.v1.Admin"];
+
 async fn grpc(listener: tokio::net::TcpListener, state: Arc<AppState>) {
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<fc_proto::v1::ingest_server::IngestServer<ingest::IngestService>>().await;
-    health_reporter.set_serving::<fc_proto::v1::query_server::QueryServer<query::QueryService>>().await;
-    health_reporter.set_serving::<fc_proto::v1::admin_server::AdminServer<admin::AdminService>>().await;
-    {
-        let (reporter, shutdown) = (health_reporter.clone(), state.shutdown.clone());
-        tokio::spawn(async move {
-            shutdown.wait().await;
-            reporter.set_not_serving::<fc_proto::v1::ingest_server::IngestServer<ingest::IngestService>>().await;
-            reporter.set_not_serving::<fc_proto::v1::query_server::QueryServer<query::QueryService>>().await;
-            reporter.set_not_serving::<fc_proto::v1::admin_server::AdminServer<admin::AdminService>>().await;
-        });
-    }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(fc_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1();
     let max = state.config.limits.max_message_bytes;
     let ingest = fc_proto::v1::ingest_server::IngestServer::new(ingest::IngestService::new(state.clone()))
         .max_decoding_message_size(max.saturating_mul(2));
@@ -353,12 +339,12 @@ async fn grpc(listener: tokio::net::TcpListener, state: Arc<AppState>) {
     let shutdown = state.shutdown.clone();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let mut builder = tonic::transport::Server::builder().tcp_nodelay(true).http2_keepalive_interval(Some(Duration::from_secs(30)));
-    let router = builder.add_service(health_service).add_service(ingest).add_service(query).add_service(admin);
-    let router = match reflection {
-        Ok(r) => router.add_service(r),
+    let router = builder.add_service(ingest).add_service(query).add_service(admin);
+    let router = match fc_rpc::add_introspection(router, &[fc_proto::FILE_DESCRIPTOR_SET], &GRPC_SERVICES, shutdown.clone()).await {
+        Ok(router) => router,
         Err(e) => {
-            tracing::warn!(error = %e, "grpc reflection unavailable");
-            router
+            tracing::error!(error = %e, "gRPC health and reflection could not be set up");
+            return;
         }
     };
     if let Err(e) = router.serve_with_incoming_shutdown(incoming, async move { shutdown.wait().await }).await {

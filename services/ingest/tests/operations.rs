@@ -33,10 +33,35 @@ async fn health_readiness_metrics_and_grpc_health() -> anyhow::Result<()> {
         assert!(body.contains(name), "/metrics lacks {name}");
     }
     assert!(!body.contains(&token) && !body.contains(&tenant), "no tenant id or secret in metric labels");
-    let channel = tonic::transport::Channel::from_shared(h.grpc_url())?.connect().await?;
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-    let r = health.check(tonic_health::pb::HealthCheckRequest { service: "factorychain.v1.Ingest".into() }).await?.into_inner();
-    assert_eq!(r.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    for service in ["", "factorychain.v1.Ingest", "factorychain.v1.Query", "factorychain.v1.Admin"] {
+        assert_eq!(fc_testkit::health_status(&h.grpc_url(), service).await?, serving, "health of {service:?}");
+    }
+    Ok(())
+}
+
+/// Each gRPC port lists over reflection (v1 and v1alpha) exactly what it
+/// serves, and answers health for it: the main port Ingest, Query and Admin
+/// (not settlement's Ledger, which is in the same proto package); the
+/// settlement port Ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_port_lists_exactly_the_services_it_serves() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let expect = |services: &[&str]| fc_rpc::listed(services);
+    let main = expect(&["factorychain.v1.Admin", "factorychain.v1.Ingest", "factorychain.v1.Query"]);
+    assert!(main.contains(&"grpc.reflection.v1alpha.ServerReflection".to_string()) && !main.iter().any(|s| s.ends_with("Ledger")));
+    let (v1, v1alpha) = fc_testkit::reflected_services(&h.grpc_url()).await?;
+    assert_eq!(v1, main, "main port, reflection v1");
+    assert_eq!(v1alpha, main, "main port, reflection v1alpha");
+    let settlement = format!("http://{}", h.settlement().await?.grpc_addr);
+    let (v1, v1alpha) = fc_testkit::reflected_services(&settlement).await?;
+    let ledger = expect(&["factorychain.v1.Ledger"]);
+    assert_eq!(v1, ledger, "settlement port, reflection v1");
+    assert_eq!(v1alpha, ledger, "settlement port, reflection v1alpha");
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    assert_eq!(fc_testkit::health_status(&settlement, "factorychain.v1.Ledger").await?, serving);
+    assert_eq!(fc_testkit::health_status(&settlement, "").await?, serving);
+    assert!(fc_testkit::health_status(&settlement, "factorychain.v1.Ingest").await.is_err(), "the settlement port does not serve Ingest");
     Ok(())
 }
 

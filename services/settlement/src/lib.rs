@@ -87,6 +87,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// Health or reflection could not be set up.
+    #[error("settlement gRPC: {0}")]
+    Grpc(String),
 }
 
 /// A running settlement service.
@@ -108,6 +111,9 @@ impl Running {
     }
 }
 
+/// What the settlement gRPC port serves (health and reflection come with it).
+pub const GRPC_SERVICES: [&str; 1] = ["factorychain.v1.Ledger"];
+
 /// Opens the ledger (`<data_dir>/settlement.redb`, key `<data_dir>/ledger.key`)
 /// and the design store (`<data_dir>/designs/`), starts the checkpointer and
 /// the gRPC server.
@@ -127,14 +133,14 @@ pub async fn serve(
         .map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
     let grpc_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
     let svc = grpc::service(settlement.clone());
+    let router = tonic::transport::Server::builder().add_service(svc);
+    let router = fc_rpc::add_introspection(router, &[fc_proto::FILE_DESCRIPTOR_SET], &GRPC_SERVICES, shutdown.clone())
+        .await
+        .map_err(|e| StartError::Grpc(e.to_string()))?;
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        if let Err(e) = tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming_shutdown(incoming, async move { stop.wait().await })
-            .await
-        {
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, async move { stop.wait().await }).await {
             tracing::error!(error = %e, "settlement gRPC server failed");
         }
     });
