@@ -16,7 +16,8 @@ deps:
 		$(SUDO) apt-get update -qq && $(APT_INSTALL) nats-server; \
 	fi
 
-## For tests also: cargo-nextest, Debian's Chromium with a CJK font, Node.js, playwright-core (never a downloaded browser).
+## For tests also: cargo-nextest, Debian's Chromium with a CJK font, Node.js, playwright-core (never a downloaded browser),
+## python3-venv (the OpenAPI validator and client generator come from PyPI: scripts/openapi-tools.sh).
 deps-test: deps
 	@command -v cargo-nextest >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 	@missing=""; \
@@ -24,6 +25,7 @@ deps-test: deps
 	[ -d /usr/share/fonts/opentype/noto ] || missing="$$missing fonts-noto-cjk"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	python3 -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing (Debian packages)"; $(SUDO) apt-get update -qq && $(APT_INSTALL) $$missing; fi
 	@[ -d e2e/node_modules/playwright-core ] || (cd e2e && npm ci --no-audit --no-fund --silent)
 

@@ -4,7 +4,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 const PORTAL = process.env.PORTAL_URL;
@@ -225,4 +227,29 @@ test("a tablet-sized screen gets the whole dashboard without horizontal scrollin
   } finally {
     await browser.close();
   }
+});
+
+test("the OpenAPI document validates as OpenAPI 3.1, and a client generated from it calls the API", async () => {
+  const tools = process.env.OPENAPI_TOOLS;
+  assert.ok(PORTAL && tools, "run through e2e/run.sh");
+  const browser = await launch();
+  let key;
+  try {
+    const page = await (await browser.newContext()).newPage();
+    ({ key } = await signUp(page, "OpenAPI Client Co"));
+  } finally {
+    await browser.close();
+  }
+  const dir = mkdtempSync(join(tmpdir(), "fc-openapi-"));
+  const res = await fetch(`${PORTAL}/api/openapi.json`);
+  assert.equal(res.status, 200);
+  writeFileSync(join(dir, "openapi.json"), await res.text());
+  const run = (cmd, args) => execFileSync(cmd, args, { encoding: "utf8", cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+  // A real validator, against the OpenAPI 3.1 schema.
+  assert.match(run(join(tools, "openapi-spec-validator"), [join(dir, "openapi.json")]), /OK/);
+  // A real generator; then the generated client against this portal.
+  run(join(tools, "openapi-python-client"), ["generate", "--path", join(dir, "openapi.json"), "--meta", "none", "--output-path", join(dir, "fc_api")]);
+  const check = new URL("openapi_client_check.py", import.meta.url).pathname;
+  assert.match(run(join(tools, "python"), [check, dir, PORTAL, key]), /parsed as documented/);
+  rmSync(dir, { recursive: true, force: true });
 });

@@ -7,7 +7,8 @@ BIN=${FACTORYCHAIN_BIN:-target/debug/factorychain}
 source scripts/harness.sh
 start_nats
 start_up "$work/up.log"
-export PORTAL_URL="http://$PORTAL_ADDR" GRPC_URL FACTORYCHAIN_BIN="$PWD/$BIN"
+OPENAPI_TOOLS=$(bash scripts/openapi-tools.sh)
+export PORTAL_URL="http://$PORTAL_ADDR" GRPC_URL FACTORYCHAIN_BIN="$PWD/$BIN" OPENAPI_TOOLS
 cd e2e
 if ! node --test --test-concurrency=1 portal.test.mjs; then
   echo "--- factorychain up log ---" >&2; cat "$work/up.log" >&2

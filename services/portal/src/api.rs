@@ -60,7 +60,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     info(title = "FactoryChain API", version = "1", description = "Tenancy, devices, users, API keys, telemetry reads, and supplier settlement (ledger, designs, orders, payments). Authenticate with `Authorization: Bearer <API key>`."),
     paths(crate::supply::org, crate::supply::set_key, crate::supply::set_bank, crate::supply::org_key, crate::supply::networks, crate::supply::ledger_key, crate::supply::checkpoint, crate::supply::entries, crate::supply::entry, crate::supply::inclusion, crate::supply::consistency, crate::supply::designs, crate::supply::publish_design, crate::supply::download_design, crate::supply::change_access, crate::supply::orders, crate::supply::issue_order, crate::supply::order, crate::supply::accept_order, crate::supply::send_shipment, crate::supply::receive, crate::supply::inspect, crate::supply::accept_delivery, crate::supply::reject_delivery, crate::supply::payments, crate::supply::export_payments, crate::supply::exports, crate::supply::blocked_payments, crate::supply::export_file, crate::supply::reissue_export, crate::supply::confirm_payment, crate::partners::list, crate::partners::request, crate::partners::accept, crate::partners::end, me, usage, list_devices, create_device, revoke_device, rotate_device, list_users, set_role, invite, list_invitations, withdraw_invitation, list_keys, create_key, revoke_key, list_series, latest, series_range, export_csv),
     components(schemas(crate::supply::OrgOut, crate::supply::KeyIn, crate::supply::KeyOut, crate::supply::RecipientsIn, crate::supply::ShipmentIn, crate::supply::QuantityIn, crate::supply::InspectionIn, crate::supply::RejectIn, crate::supply::ConfirmIn, fc_settlement_service::NetworkView, fc_settlement_service::DesignView, fc_settlement_service::OrderInput, fc_settlement_service::OrderView, fc_settlement_service::ShipmentView, fc_settlement_service::PaymentView, fc_settlement_service::ExportView, fc_settlement_service::BlockedView, fc_settlement_service::EntryView, fc_settlement_service::TelemetryInspection, crate::partners::PartnersOut, crate::partners::PartnerOut, crate::partners::NewPartner, Problem, Me, Usage, DeviceOut, NewDevice, CreatedDevice, UserOut, RoleChange, NewInvitation, CreatedInvitation, InvitationOut, KeyOut, NewKey, CreatedKey, SeriesOut, LatestOut, RangeOut, PointOut, BucketOut)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &DescribeResponses),
     security(("bearer" = []))
 )]
 /// The OpenAPI document.
@@ -74,6 +74,76 @@ impl utoipa::Modify for BearerAuth {
             .components
             .get_or_insert_with(Default::default)
             .add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// Completes what every operation shares, so that no route can leave the
+/// document invalid or a generated client surprised (the class, not each line):
+/// - OpenAPI 3.1 requires a `description` on every response: a handler's
+///   annotation gives one where it has more to say, the others say what their
+///   status means on this API;
+/// - every route needs a key or session, so every operation documents 401;
+///   one with parameters or a body documents 400 too (both problem+json);
+/// - tags are the API's areas, not Rust module paths.
+struct DescribeResponses;
+impl utoipa::Modify for DescribeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let problem = |status: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(status_meaning(status))
+                    .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+                    .build(),
+            )
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in operations.into_iter().flatten() {
+                let responses = &mut op.responses.responses;
+                for (status, response) in responses.iter_mut() {
+                    if let RefOr::T(r) = response
+                        && r.description.trim().is_empty()
+                    {
+                        r.description = status_meaning(status).to_string();
+                    }
+                }
+                if path.starts_with("/api/v1/") {
+                    responses.entry("401".into()).or_insert_with(|| problem("401"));
+                }
+                if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some() {
+                    responses.entry("400".into()).or_insert_with(|| problem("400"));
+                }
+                if let Some(tags) = &mut op.tags {
+                    for tag in tags.iter_mut() {
+                        *tag = match tag.as_str() {
+                            "crate::supply" => "settlement".into(),
+                            "crate::partners" => "partners".into(),
+                            other => other.into(),
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a status means on this API, for the OpenAPI document.
+pub fn status_meaning(status: &str) -> &'static str {
+    match status {
+        "200" => "Success.",
+        "201" => "Created.",
+        "204" => "Done; no content.",
+        "400" => "Malformed request or a value out of range; `detail` names the field.",
+        "401" => "No valid API key or session.",
+        "403" => "The caller's role does not allow this.",
+        "404" => "No such object in the caller's tenant.",
+        "409" => "Conflicts with the object's current state; `detail` says why.",
+        "413" => "The request body is larger than allowed.",
+        "415" => "Unsupported content type.",
+        "429" => "A plan limit or a throttle was reached; `detail` says which and when to retry.",
+        "503" => "A service this request needs is unavailable; retry later.",
+        _ => "See `detail` (problem+json).",
     }
 }
 
@@ -391,6 +461,7 @@ async fn latest(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<LatestO
 
 /// Range query parameters.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RangeParams {
     /// Inclusive start, Unix ms (default: end - 1 h).
@@ -450,7 +521,7 @@ async fn fetch(s: &PortalState, tenant: &str, machine: String, metric: String, q
     Ok(RangeOut { machine, metric, unit, readings, buckets, truncated: r.truncated })
 }
 
-#[utoipa::path(get, path = "/api/v1/series/{machine}/{metric}", params(("machine" = String, Path), ("metric" = String, Path), RangeParams), responses((status = 200, body = RangeOut), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/series/{machine}/{metric}", params(("machine" = String, Path), ("metric" = String, Path), RangeParams), responses((status = 200, body = RangeOut), (status = 404, body = Problem), (status = 429, body = Problem)))]
 async fn series_range(
     State(s): St,
     ApiAuth(p): ApiAuth,
@@ -461,7 +532,7 @@ async fn series_range(
     Ok(Json(fetch(&s, &p.tenant_id, machine, metric, &q).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/series/{machine}/{metric}/export.csv", params(("machine" = String, Path), ("metric" = String, Path), RangeParams), responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/series/{machine}/{metric}/export.csv", params(("machine" = String, Path), ("metric" = String, Path), RangeParams), responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = Problem), (status = 429, body = Problem)))]
 async fn export_csv(
     State(s): St,
     ApiAuth(p): ApiAuth,

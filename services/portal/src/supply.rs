@@ -155,6 +155,7 @@ pub(crate) async fn checkpoint(State(s): St, ApiAuth(p): ApiAuth, Path(network):
 
 /// A range of entries.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RangeQ {
     /// First index (inclusive).
     #[serde(default)]
@@ -231,6 +232,7 @@ pub(crate) async fn entry(State(s): St, ApiAuth(p): ApiAuth, Path((network, inde
 
 /// Which inclusion proof.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionQ {
     /// Leaf index.
     index: u64,
@@ -252,6 +254,7 @@ pub(crate) async fn inclusion(
 
 /// Which consistency proof.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQ {
     /// Older tree size.
     from: u64,
@@ -278,6 +281,7 @@ pub(crate) async fn designs(State(s): St, ApiAuth(p): ApiAuth, Path(network): Pa
 
 /// Recipients of a design upload.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ToQ {
     /// Comma-separated organisation ids that may decrypt it (the file must be encrypted to exactly their keys).
     to: String,
