@@ -156,7 +156,10 @@ fn ensure_demo(state: &fc_ingest::AppState) -> Result<Demo> {
 
 /// Run until SIGINT/SIGTERM.
 pub async fn run(args: UpArgs) -> Result<()> {
-    fc_core::telemetry::init("info");
+    // Traces go to an OTLP collector only when one is named (docs/operations.md, Traces).
+    let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
+    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "factorychain".into());
+    let tracing = fc_rpc::trace::init(&service, "info", otlp.as_deref()).map_err(anyhow::Error::msg)?;
     // One file, three services: `[portal]` (and FC_PORTAL__*) configure the portal,
     // `[settlement]` (FC_SETTLEMENT__*) the settlement service, the rest ingest.
     let mut file = args.config.as_deref().map(fc_core::config::read_table).transpose()?;
@@ -241,6 +244,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     running.wait().await;
     portal.wait().await;
     settlement.wait().await;
+    tracing.shutdown().await;
     Ok(())
 }
 

@@ -318,8 +318,12 @@ impl Bus {
 
     /// Publish with a message id; resolves to `Ok(duplicate)` once JetStream stored it.
     /// Returns the PubAck future so callers can pipeline many publishes.
+    /// With traces on, the current span's W3C context rides in the message's headers.
     pub async fn publish(&self, subject: String, msg_id: &str, payload: Bytes) -> Result<PendingAck, BusError> {
-        let msg = jetstream::message::PublishMessage::build().message_id(msg_id).payload(payload);
+        let mut msg = jetstream::message::PublishMessage::build().message_id(msg_id).payload(payload);
+        fc_rpc::trace::inject(&tracing::Span::current(), |k, v| {
+            msg = std::mem::replace(&mut msg, jetstream::message::PublishMessage::build()).header(k, v);
+        });
         let fut = self.js.send_publish(subject, msg).await.map_err(js)?;
         Ok(PendingAck(fut))
     }

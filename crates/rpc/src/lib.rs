@@ -1,4 +1,5 @@
-//! gRPC server plumbing every service shares.
+//! gRPC server plumbing every service shares: health and reflection (here),
+//! traces across services ([`trace`]).
 //!
 //! [`add_introspection`] gives a server `grpc.health.v1.Health` and server
 //! reflection in both versions tools use (`grpc.reflection.v1` and
@@ -8,6 +9,8 @@
 //!
 //! Health: every listed service and the server as a whole (`""`) answer
 //! `SERVING` until shutdown fires, then `NOT_SERVING`.
+
+pub mod trace;
 
 use fc_core::Shutdown;
 use tonic::transport::server::Router;
@@ -36,12 +39,12 @@ pub fn listed(services: &[&str]) -> Vec<String> {
 /// Adds health and reflection (v1 and v1alpha) for `services` (full names, as
 /// in `factorychain.v1.Ingest`), described in `descriptors` (encoded
 /// `FileDescriptorSet`s), to `router`.
-pub async fn add_introspection(
-    router: Router,
+pub async fn add_introspection<L>(
+    router: Router<L>,
     descriptors: &[&'static [u8]],
     services: &[&'static str],
     shutdown: Shutdown,
-) -> Result<Router, Error> {
+) -> Result<Router<L>, Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status("", ServingStatus::Serving).await;
     for s in services {

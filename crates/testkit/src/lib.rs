@@ -596,3 +596,101 @@ pub async fn health_status(url: &str, service: &str) -> anyhow::Result<i32> {
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     Ok(health.check(tonic_health::pb::HealthCheckRequest { service: service.into() }).await?.into_inner().status)
 }
+
+/// A real OTLP/gRPC trace receiver (the collector's `TraceService`, served by
+/// tonic on a kernel-chosen loopback port) that keeps every span it is sent.
+pub struct OtlpReceiver {
+    /// `http://127.0.0.1:<port>`, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub url: String,
+    spans: std::sync::Arc<std::sync::Mutex<Vec<ReceivedSpan>>>,
+}
+
+/// A span as the receiver got it; ids in lowercase hex (parent empty for a root).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedSpan {
+    /// The span's name.
+    pub name: String,
+    /// Its trace.
+    pub trace_id: String,
+    /// Its id.
+    pub span_id: String,
+    /// Its parent's id, empty for a root span.
+    pub parent_span_id: String,
+    /// `service.name` of the resource that sent it.
+    pub service: String,
+}
+
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<ReceivedSpan>>>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse>, tonic::Status> {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let mut kept = self.0.lock().expect("spans");
+        for rs in request.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for ss in rs.scope_spans {
+                for s in ss.spans {
+                    kept.push(ReceivedSpan {
+                        name: s.name,
+                        trace_id: hex(&s.trace_id),
+                        span_id: hex(&s.span_id),
+                        parent_span_id: hex(&s.parent_span_id),
+                        service: service.clone(),
+                    });
+                }
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+impl OtlpReceiver {
+    /// Start it.
+    pub async fn start() -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let spans = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let service =
+            opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(Collector(spans.clone()));
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        Ok(Self { url, spans })
+    }
+
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.spans.lock().expect("spans").clone()
+    }
+
+    /// Waits (up to `timeout`) until the spans of `trace_id` include every name in `names`.
+    pub async fn wait_for(&self, trace_id: &str, names: &[&str], timeout: Duration) -> anyhow::Result<Vec<ReceivedSpan>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let trace: Vec<ReceivedSpan> = self.spans().into_iter().filter(|s| s.trace_id == trace_id).collect();
+            if names.iter().all(|n| trace.iter().any(|s| s.name == *n)) {
+                return Ok(trace);
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("trace {trace_id}: wanted spans {names:?}, got {trace:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

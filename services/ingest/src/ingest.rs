@@ -127,6 +127,11 @@ fn ack_for(device_seq: u64, outcome: Result<(u32, bool), ServiceError>) -> Ack {
 
 type AckStream = Pin<Box<dyn futures::Stream<Item = Result<Ack, Status>> + Send>>;
 
+/// The span of one batch (with traces on): its bus message carries it to the store writer.
+fn batch_span(device_seq: u64) -> tracing::Span {
+    if fc_rpc::trace::enabled() { tracing::info_span!("ingest_batch", device_seq) } else { tracing::Span::none() }
+}
+
 #[tonic::async_trait]
 impl fc_proto::v1::ingest_server::Ingest for IngestService {
     type StreamStream = AckStream;
@@ -169,14 +174,15 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
                                     }
                                     let started = std::time::Instant::now();
                                     let seq = batch.device_seq;
-                                    match prepare(&state, &who, batch).await {
+                                    let span = batch_span(seq);
+                                    match tracing::Instrument::instrument(prepare(&state, &who, batch), span.clone()).await {
                                         Ok(prepared) => {
                                             let state = state.clone();
-                                            inflight.push_back(futures::future::Either::Left(async move {
+                                            inflight.push_back(futures::future::Either::Left(tracing::Instrument::instrument(async move {
                                                 let ack = ack_for(seq, publish(&state, prepared).await);
                                                 metrics::histogram!("ingest_ack_seconds").record(started.elapsed().as_secs_f64());
                                                 ack
-                                            }))
+                                            }, span)))
                                         }
                                         Err(e) => inflight.push_back(futures::future::Either::Right(futures::future::ready(ack_for(seq, Err(e))))),
                                     }
@@ -208,10 +214,16 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
         let started = std::time::Instant::now();
         let batch = request.into_inner();
         let seq = batch.device_seq;
-        let outcome = match prepare(&self.state, &who, batch).await {
-            Ok(prepared) => publish(&self.state, prepared).await,
-            Err(e) => Err(e),
-        };
+        let outcome = tracing::Instrument::instrument(
+            async {
+                match prepare(&self.state, &who, batch).await {
+                    Ok(prepared) => publish(&self.state, prepared).await,
+                    Err(e) => Err(e),
+                }
+            },
+            batch_span(seq),
+        )
+        .await;
         // The same accounting as a streamed batch (metrics), then the unary answer.
         ack_for(seq, outcome.clone());
         metrics::histogram!("ingest_ack_seconds").record(started.elapsed().as_secs_f64());

@@ -338,7 +338,10 @@ async fn grpc(listener: tokio::net::TcpListener, state: Arc<AppState>) {
     let admin = fc_proto::v1::admin_server::AdminServer::new(admin::AdminService::new(state.clone()));
     let shutdown = state.shutdown.clone();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true).http2_keepalive_interval(Some(Duration::from_secs(30)));
+    let mut builder = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(fc_rpc::trace::GrpcServerLayer);
     let router = builder.add_service(ingest).add_service(query).add_service(admin);
     let router = match fc_rpc::add_introspection(router, &[fc_proto::FILE_DESCRIPTOR_SET], &GRPC_SERVICES, shutdown.clone()).await {
         Ok(router) => router,

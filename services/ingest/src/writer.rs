@@ -131,6 +131,20 @@ pub async fn run(state: Arc<AppState>) {
             if good.is_empty() {
                 continue;
             }
+            // With traces on: one span per message, child of the batch that published it,
+            // open until its readings are committed and acked.
+            let spans: Vec<tracing::Span> = if fc_rpc::trace::enabled() {
+                good.iter()
+                    .map(|m| {
+                        let span = tracing::info_span!("store_write", otel.kind = "consumer", subject = %m.subject);
+                        let headers = m.headers.as_ref();
+                        fc_rpc::trace::set_parent(&span, |k| headers.and_then(|h| h.get(k)).map(|v| v.as_str().to_owned()));
+                        span
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let readings: usize = batches.iter().map(TenantBatch::len).sum();
             let sizes: Vec<(String, u64)> = batches.iter().zip(&good).map(|(b, m)| (b.tenant.clone(), m.payload.len() as u64)).collect();
             let started = std::time::Instant::now();
@@ -168,6 +182,7 @@ pub async fn run(state: Arc<AppState>) {
                     tracing::debug!(error = %e, "ack failed");
                 }
             }
+            drop(spans);
         }
     }
     tracing::info!("store writer stopped");

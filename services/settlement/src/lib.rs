@@ -133,7 +133,7 @@ pub async fn serve(
         .map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
     let grpc_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
     let svc = grpc::service(settlement.clone());
-    let router = tonic::transport::Server::builder().add_service(svc);
+    let router = tonic::transport::Server::builder().layer(fc_rpc::trace::GrpcServerLayer).add_service(svc);
     let router = fc_rpc::add_introspection(router, &[fc_proto::FILE_DESCRIPTOR_SET], &GRPC_SERVICES, shutdown.clone())
         .await
         .map_err(|e| StartError::Grpc(e.to_string()))?;
