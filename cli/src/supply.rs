@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use fc_ledger::entry::Entry;
 use fc_ledger::note::{Verifier, open_checkpoint};
 use fc_settlement::InclusionProof;
-use fc_settlement_service::{DesignView, EntryView, PaymentView};
+use fc_settlement_api::{DesignView, EntryView, PaymentView};
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 
@@ -270,7 +270,7 @@ fn replay_once(c: &Client, network: &str, origin: &str, verifier: &Verifier) -> 
     let payments = fold
         .payments()
         .iter()
-        .filter_map(|p| fold.order(&p.instruction.order_id).map(|o| fc_settlement_service::payment_view(p, &o.terms.supplier_org)))
+        .filter_map(|p| fold.order(&p.instruction.order_id).map(|o| fc_settlement_api::payment_view(p, &o.terms.supplier_org)))
         .collect();
     Ok((cp.size, entries.len(), payments))
 }

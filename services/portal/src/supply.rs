@@ -21,10 +21,10 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use fc_registry::{BankAccount, Role};
 use fc_settlement::{ConsistencyProof, InclusionProof};
-use fc_settlement_service::{
+use fc_settlement_api::{
     BankFile, BlockedView, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, TelemetryInspection,
-    UploadError,
 };
+use fc_settlement_service::UploadError;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

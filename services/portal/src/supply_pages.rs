@@ -18,7 +18,7 @@ use axum::{Form, Router};
 use fc_ledger::merkle::leaf_hash;
 use fc_ledger::note::{Verifier, open_checkpoint};
 use fc_registry::{AccountKind, BankAccount, BankKind, Role};
-use fc_settlement_service::{NetworkView, OrderInput, OrderView};
+use fc_settlement_api::{NetworkView, OrderInput, OrderView};
 use maud::{Markup, html};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -344,7 +344,7 @@ async fn deliveries_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {
     let networks = s.settlement.networks(&p.tenant_id)?;
     let mut sections = Vec::new();
     for n in &networks {
-        let mut rows: Vec<(OrderView, fc_settlement_service::ShipmentView)> = Vec::new();
+        let mut rows: Vec<(OrderView, fc_settlement_api::ShipmentView)> = Vec::new();
         for o in s.settlement.orders(&n.network, &p.tenant_id).await? {
             for sh in o.shipments.clone() {
                 rows.push((o.clone(), sh));
@@ -496,7 +496,7 @@ async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>
     ))
 }
 
-fn bank_file(file: fc_settlement_service::BankFile) -> axum::response::Response {
+fn bank_file(file: fc_settlement_api::BankFile) -> axum::response::Response {
     attachment("application/xml; charset=utf-8", &format!("{}.xml", file.message_id), file.xml)
 }
 

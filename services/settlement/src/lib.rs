@@ -33,10 +33,9 @@ mod engine;
 mod grpc;
 mod network;
 
-pub use engine::{
-    BankFile, BlockedView, DesignUpload, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, Settlement,
-    ShipmentView, TelemetryInspection, UploadError, payment_view,
-};
+pub use engine::{DesignUpload, Settlement, UploadError};
+/// The request and answer types, from the client crate callers use.
+pub use fc_settlement_api as api;
 
 use fc_core::Shutdown;
 use fc_registry::Registry;
