@@ -1,7 +1,21 @@
 //! Logging and tracing set-up. `RUST_LOG` (or `FC_LOG`) filters; `FC_LOG_FORMAT=json`
 //! switches to JSON lines for log collectors.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+static TRACES: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported (set by `fc_rpc::trace::init`): code that makes
+/// spans only for traces (one per message, per append) checks this first.
+pub fn traces_enabled() -> bool {
+    TRACES.load(Ordering::Relaxed)
+}
+
+/// Marks span export as on (`fc_rpc::trace::init` calls it).
+pub fn set_traces_enabled() {
+    TRACES.store(true, Ordering::Relaxed);
+}
 
 /// A layer added beside logging (the OpenTelemetry export of `fc_rpc::trace`).
 pub type ExtraLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static>;

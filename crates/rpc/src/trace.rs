@@ -13,15 +13,12 @@
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
-
 /// Whether spans are exported (and so worth propagating).
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    fc_core::telemetry::traces_enabled()
 }
 
 /// The installed exporter; [`Tracing::shutdown`] flushes what is buffered.
@@ -71,7 +68,7 @@ pub fn init(service: &str, default_filter: &str, otlp_endpoint: Option<&str>) ->
     let tracer = provider.tracer("factorychain");
     let layer = tracing_opentelemetry::layer().with_tracer(tracer);
     fc_core::telemetry::init_with(default_filter, Some(Box::new(layer)));
-    ENABLED.store(true, Ordering::Relaxed);
+    fc_core::telemetry::set_traces_enabled();
     tracing::info!(endpoint, service, "exporting traces over OTLP");
     Ok(Tracing { provider: Some(provider) })
 }

@@ -228,6 +228,14 @@ impl Ledger {
     /// Cancellation: once queued, the entries are appended even if this
     /// future is dropped.
     pub async fn append(&self, log: &str, entries: Vec<Vec<u8>>) -> Result<u64, LedgerError> {
+        if fc_core::telemetry::traces_enabled() {
+            let span = tracing::info_span!("ledger_append", log, entries = entries.len());
+            return tracing::Instrument::instrument(self.append_inner(log, entries), span).await;
+        }
+        self.append_inner(log, entries).await
+    }
+
+    async fn append_inner(&self, log: &str, entries: Vec<Vec<u8>>) -> Result<u64, LedgerError> {
         check_log_id(log)?;
         if entries.is_empty() {
             return Err(LedgerError::Invalid(format!("append to log {log}: no entries")));

@@ -201,7 +201,23 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .layer(DefaultBodyLimit::max(max))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn(record_metrics))
+        .layer(axum::middleware::from_fn(trace_http))
         .with_state(state)
+}
+
+/// With traces on (docs/operations.md, Traces): each request runs in a server span
+/// named after its method and route, the child of the caller's `traceparent`;
+/// the settlement calls and ledger appends it makes are inside it.
+async fn trace_http(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    if !fc_rpc::trace::enabled() {
+        return next.run(req).await;
+    }
+    let route =
+        req.extensions().get::<axum::extract::MatchedPath>().map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
+    let span = tracing::info_span!("http", otel.name = %format!("{} {route}", req.method()), otel.kind = "server", http.method = %req.method(), http.route = %route);
+    let headers = req.headers();
+    fc_rpc::trace::set_parent(&span, |k| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned));
+    tracing::Instrument::instrument(next.run(req), span).await
 }
 
 /// `portal_http_requests_total{route,method,status}` and

@@ -356,14 +356,15 @@ impl Settlement {
             return Ok(Vec::new());
         }
         let (ledger, network, actor) = (self.ledger.clone(), network.to_string(), actor.to_string());
-        tokio::spawn(async move {
+        // In the caller's span: with traces on, the append is part of its request's trace.
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
             let result = decide_and_append(&mut guard, &ledger, &network, &actor, events).await;
             if result.as_ref().is_err_and(|(changed, _)| *changed) {
                 // The state moved ahead of the log: rebuild it from the log next time.
                 *guard = None;
             }
             result.map_err(|(_, e)| e)
-        })
+        }))
         .await
         .map_err(ServiceError::internal)?
     }
