@@ -77,7 +77,7 @@ bench: deps release
 chaos: deps-test
 	FC_CHAOS_SCALE=$${FC_CHAOS_SCALE:-5} $(CARGO) nextest run --no-fail-fast -p factorychain -p fc-ingest -E 'binary(chaos) | binary(no_loss) | binary(cluster)'
 
-## Load generator against a running `factorychain up` (see docs/operations.md and README.md).
+## Load generator against a running `factorychain up` (see docs/benchmarks.md).
 loadtest: release
 	./target/release/fc-loadtest --help
 
