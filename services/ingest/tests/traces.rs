@@ -13,7 +13,9 @@ const PUSH: &str = "/factorychain.v1.Ingest/Push";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_batch_is_one_trace_from_the_call_through_jetstream_to_the_store() -> anyhow::Result<()> {
     let otlp = fc_testkit::OtlpReceiver::start().await?;
-    let tracing = fc_rpc::trace::init("fc-ingest-test", "info", Some(&otlp.url)).map_err(anyhow::Error::msg)?;
+    // Logs at "warn" (as `make bench` and quiet deployments run): the log level must not
+    // decide which spans are exported.
+    let tracing = fc_rpc::trace::init("fc-ingest-test", "warn", Some(&otlp.url)).map_err(anyhow::Error::msg)?;
     let h = Harness::start().await?;
     let (_, token) = h.tenant_with_device("Traced Co")?;
     // The device's own span: the service's spans must continue its trace.
