@@ -147,7 +147,9 @@ fn bad_recipient_refused_with_its_value() {
     check("not-a-key");
     check("age1qqqq");
     check(&good[..good.len() - 1]);
-    check(&format!("{}x", &good[..good.len() - 1]));
+    // The last character changed (to one it is not: a key ending in 'x' stayed valid, 1 run in 32).
+    let last = if good.ends_with('x') { 'y' } else { 'x' };
+    check(&format!("{}{last}", &good[..good.len() - 1]));
     check("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB");
 }
 
