@@ -320,10 +320,11 @@ impl Bus {
     /// Returns the PubAck future so callers can pipeline many publishes.
     /// With traces on, the current span's W3C context rides in the message's headers.
     pub async fn publish(&self, subject: String, msg_id: &str, payload: Bytes) -> Result<PendingAck, BusError> {
-        let mut msg = jetstream::message::PublishMessage::build().message_id(msg_id).payload(payload);
-        fc_rpc::trace::inject(&tracing::Span::current(), |k, v| {
-            msg = std::mem::replace(&mut msg, jetstream::message::PublishMessage::build()).header(k, v);
-        });
+        let mut headers = Vec::new();
+        fc_rpc::trace::inject(&tracing::Span::current(), |k, v| headers.push((k, v)));
+        let msg = headers
+            .into_iter()
+            .fold(jetstream::message::PublishMessage::build().message_id(msg_id).payload(payload), |m, (k, v)| m.header(k, v));
         let fut = self.js.send_publish(subject, msg).await.map_err(js)?;
         Ok(PendingAck(fut))
     }

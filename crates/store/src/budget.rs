@@ -101,13 +101,12 @@ impl ReadBudgets {
         };
         {
             let mut bucket = budget.bucket.lock().expect("read budget lock");
+            bucket.refill(Instant::now());
             if bucket.rate != rate {
                 // The plan changed: the new rate applies from now, debt kept.
-                bucket.refill(Instant::now());
                 bucket.rate = rate;
                 bucket.tokens = bucket.tokens.min(rate);
             }
-            bucket.refill(Instant::now());
             if bucket.tokens <= 0.0 {
                 let wait_ms = ((-bucket.tokens + 1.0) / rate * 1000.0).ceil() as u64;
                 return Err(refused(format!(
