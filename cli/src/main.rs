@@ -106,8 +106,8 @@ enum Command {
 
 #[derive(Args)]
 struct AdminConn {
-    /// gRPC address of the service.
-    #[arg(long, env = "FC_SERVER", default_value = "http://127.0.0.1:50051", global = true)]
+    /// gRPC address of the Admin service (the portal's gRPC port).
+    #[arg(long, env = "FC_ADMIN_SERVER", default_value = "http://127.0.0.1:50053", global = true)]
     server: String,
     /// Admin token (default: read from <data-dir>/admin.token).
     #[arg(long, env = "FC_ADMIN_TOKEN", hide_env_values = true, global = true)]

@@ -21,6 +21,9 @@ const NON_CONFIG_ENV: &[&str] = &[
     "FC_NATS_SERVER",
     "FC_PORTAL",
     "FC_API_KEY",
+    "FC_ADMIN_SERVER",
+    // The operator's admin token, for `admin` and (as `portal.admin_token`) for `up`.
+    "FC_ADMIN_TOKEN",
 ];
 
 /// Options of `up`.
@@ -130,18 +133,18 @@ struct Demo {
     password: String,
 }
 
-fn ensure_demo(state: &fc_ingest::AppState) -> Result<Demo> {
-    let path = state.config.data_dir.join("demo.json");
+fn ensure_demo(registry: &fc_registry::Registry, data_dir: &Path) -> Result<Demo> {
+    let path = data_dir.join("demo.json");
     if let Ok(text) = std::fs::read_to_string(&path)
         && let Ok(d) = serde_json::from_str::<Demo>(&text)
-        && state.registry.authenticate_device(&d.token).is_ok()
+        && registry.authenticate_device(&d.token).is_ok()
     {
         return Ok(d);
     }
     let password = fc_registry::random_hex(8);
     let email = format!("demo-{}@factorychain.local", fc_registry::random_hex(3));
-    let (t, _) = state.registry.sign_up("Demo Steel Works", "growth", &email, "Demo Owner", &password)?;
-    let (dev, token) = state.registry.create_device(&t.id, "demo gateway")?;
+    let (t, _) = registry.sign_up("Demo Steel Works", "growth", &email, "Demo Owner", &password)?;
+    let (dev, token) = registry.create_device(&t.id, "demo gateway")?;
     let d = Demo { tenant_id: t.id, device_id: dev.id, token, email, password };
     // The demo token and password are kept in clear on purpose so `make run` can print
     // them again; it is a throw-away demo tenant on a local machine.
@@ -173,21 +176,36 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !NON_CONFIG_ENV.contains(&k.as_str())).collect();
     let (portal_env, env): (Vec<_>, Vec<_>) = env.into_iter().partition(|(k, _)| k.starts_with("FC_PORTAL__"));
     let (settlement_env, ingest_env): (Vec<_>, Vec<_>) = env.into_iter().partition(|(k, _)| k.starts_with("FC_SETTLEMENT__"));
-    let cfg: fc_ingest::Config = fc_core::config::load_table(file, "FC_", ingest_env)?;
-    let portal_cfg: fc_portal::Config = fc_core::config::load_table(portal_file, "FC_PORTAL__", portal_env)?;
+    let mut cfg: fc_ingest::Config = fc_core::config::load_table(file, "FC_", ingest_env)?;
+    let mut portal_cfg: fc_portal::Config = fc_core::config::load_table(portal_file, "FC_PORTAL__", portal_env)?;
     let settlement_cfg: fc_settlement_service::Config = fc_core::config::load_table(settlement_file, "FC_SETTLEMENT__", settlement_env)?;
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let _nats = ensure_nats(&cfg.bus, &cfg.data_dir).await?;
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
+    // One process, one data directory, one service issuer: the services get their
+    // tokens here and talk over loopback gRPC and NATS as they do when split.
+    if portal_cfg.admin_token.is_empty()
+        && let Ok(token) = std::env::var("FC_ADMIN_TOKEN")
+    {
+        portal_cfg.admin_token = token;
+    }
+    if portal_cfg.data_dir.is_empty() {
+        portal_cfg.data_dir = cfg.data_dir.to_string_lossy().into_owned();
+    }
+    identities(&cfg.data_dir, &mut cfg.service_auth, &mut portal_cfg.service_auth)?;
+    let registry = std::sync::Arc::new(fc_portal::open_registry(&portal_cfg).await?);
+    let tenancy_nats = fc_bus::connect_client(&cfg.bus, "portal").await?;
+    let tenancy = fc_portal::tenancy::serve(&portal_cfg, registry.clone(), tenancy_nats, shutdown.clone()).await?;
+    cfg.tenancy.url = format!("http://{}", tenancy.addr);
     let running = fc_ingest::serve(cfg.clone(), shutdown.clone()).await?;
     let st = &running.state;
     let settlement =
-        fc_settlement_service::serve(settlement_cfg, &cfg.data_dir, st.registry.clone(), st.store.clone(), shutdown.clone()).await?;
+        fc_settlement_service::serve(settlement_cfg, &cfg.data_dir, registry.clone(), st.store.clone(), shutdown.clone()).await?;
     let portal = fc_portal::serve(
-        portal_cfg,
-        st.registry.clone(),
+        portal_cfg.clone(),
+        registry.clone(),
         st.store.clone(),
         st.bus.client().clone(),
         settlement.settlement.clone(),
@@ -198,17 +216,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!();
     println!("FactoryChain is up.");
     println!("  portal:                      http://{}", portal.addr);
-    println!("  gRPC (Ingest, Query, Admin): {grpc}");
+    println!("  gRPC (Ingest, Query):        {grpc}");
+    println!("  gRPC (Admin, Tenancy):       http://{}", tenancy.addr);
     println!("  gRPC (settlement Ledger):    http://{}", settlement.grpc_addr);
     println!("  ledger verifier key:         {}", settlement.settlement.verifier_key());
     println!("  health and metrics:          http://{}/healthz  http://{}/metrics", running.http_addr, running.http_addr);
-    if cfg.admin_token.is_empty() {
-        println!("  admin token:                 {}", cfg.data_dir.join("admin.token").display());
+    if portal_cfg.admin_token.is_empty() {
+        println!("  admin token:                 {}", portal_cfg.data_dir().join("admin.token").display());
     } else {
         println!("  admin token:                 (from configuration)");
     }
     if args.demo {
-        let d = ensure_demo(&running.state)?;
+        let d = ensure_demo(&registry, &cfg.data_dir)?;
         println!("  demo login:                  {} / {}", d.email, d.password);
         println!("  demo tenant:                 {}", d.tenant_id);
         println!("  demo device token:           {}", d.token);
@@ -243,8 +262,28 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!();
     running.wait().await;
     portal.wait().await;
+    tenancy.wait().await;
     settlement.wait().await;
     tracing.shutdown().await;
+    Ok(())
+}
+
+/// How long the tokens `up` mints are valid (they are minted again at every start).
+const TOKEN_TTL: Duration = Duration::from_secs(365 * 86_400);
+
+/// The services' identities in one process: the issuer key in
+/// `<data_dir>/service-issuer.key` (created once), a token for each service
+/// and the public key each checks callers against, unless configured.
+fn identities(data_dir: &Path, ingest: &mut fc_rpc::service_auth::Config, portal: &mut fc_rpc::service_auth::Config) -> Result<()> {
+    let issuer = fc_rpc::service_auth::Issuer::load_or_create(&data_dir.join("service-issuer.key"))?;
+    for (name, auth) in [("ingest", ingest), ("portal", portal)] {
+        if auth.token.is_empty() && auth.token_file.is_empty() {
+            auth.token = issuer.mint(name, TOKEN_TTL)?;
+        }
+        if auth.issuer_public_key.is_empty() {
+            auth.issuer_public_key = issuer.public_key();
+        }
+    }
     Ok(())
 }
 

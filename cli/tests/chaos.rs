@@ -23,7 +23,7 @@ async fn nats_server_killed_and_restarted_mid_stream_loses_no_acked_reading() {
     let url = nats.lock().await.url.clone();
     let data = tempfile::tempdir().unwrap();
     let svc = start(&url, data.path(), &[]);
-    let token = device_token(&svc.grpc).await;
+    let token = device_token(&svc.admin).await;
     let t0 = fc_core::time::now_ms() - 3_600_000;
 
     // Kill nats-server after a quarter of the batches are acked; bring it back 2 s later.
@@ -87,7 +87,7 @@ async fn a_full_data_disk_stalls_the_writer_with_clear_errors_and_loses_nothing(
         return;
     };
     let svc = start(&nats.url, data.path(), &[("FC_STORE__EMBEDDED__FLUSH_MAX_READINGS", "20000")]);
-    let token = device_token(&svc.grpc).await;
+    let token = device_token(&svc.admin).await;
     let t0 = fc_core::time::now_ms() - 3_600_000;
     // Fill the disk, leaving almost nothing.
     let filler = data.path().join("filler");

@@ -14,7 +14,8 @@ async fn acked_readings_survive_a_kill_and_resends_are_stored_once() {
     let data = tempfile::tempdir().unwrap();
     let svc = std::sync::Arc::new(std::sync::Mutex::new(start(&nats.url, data.path(), &[])));
     let grpc = svc.lock().unwrap().grpc.clone();
-    let token = device_token(&grpc).await;
+    let admin = svc.lock().unwrap().admin.clone();
+    let token = device_token(&admin).await;
     let t0 = fc_core::time::now_ms() - 3_600_000;
 
     // Phase 1: stream everything, kill the service after 300 acks.

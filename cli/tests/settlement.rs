@@ -32,7 +32,7 @@ async fn post(addr: SocketAddr, path: &str, key: &str, body: serde_json::Value) 
 async fn designs_travel_encrypted_and_replay_equals_the_service() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let portal = h.portal().await?.addr;
-    let reg = h.svc().state.registry.clone();
+    let reg = h.registry.clone();
     let dir = tempfile::tempdir()?;
     let mut orgs = Vec::new();
     for name in ["Buyer", "Supplier A", "Supplier B"] {
@@ -158,7 +158,7 @@ async fn forged_server(checkpoint: String, consistency: String) -> anyhow::Resul
 async fn a_witness_follows_the_live_ledger_and_catches_a_rewritten_history() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let portal = h.portal().await?.addr;
-    let reg = h.svc().state.registry.clone();
+    let reg = h.registry.clone();
     let t = reg.create_tenant("Buyer", "growth")?;
     let s = reg.create_tenant("Supplier", "growth")?;
     reg.request_partner(&t.id, &s.id)?;
@@ -234,7 +234,7 @@ async fn a_witness_follows_the_live_ledger_and_catches_a_rewritten_history() -> 
 async fn a_valid_checkpoint_of_one_network_is_refused_as_another() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let portal = h.portal().await?.addr;
-    let reg = h.svc().state.registry.clone();
+    let reg = h.registry.clone();
     let st = h.settlement().await?.settlement.clone();
     let vkey = st.verifier_key();
     let sealed = fc_sealed::seal(b"d", &[fc_sealed::OrgKeys::generate().recipient()])?;

@@ -4,8 +4,13 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files =
-        ["factorychain/v1/telemetry.proto", "factorychain/v1/admin.proto", "factorychain/v1/bus.proto", "factorychain/v1/settlement.proto"];
+    let files = [
+        "factorychain/v1/telemetry.proto",
+        "factorychain/v1/admin.proto",
+        "factorychain/v1/bus.proto",
+        "factorychain/v1/settlement.proto",
+        "factorychain/v1/tenancy.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());
     }

@@ -19,6 +19,9 @@ pub struct IngestArgs {
     /// gRPC address of the service.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
+    /// gRPC address of the Admin service (the portal's gRPC port), for provisioning.
+    #[arg(long, env = "FC_ADMIN_SERVER", default_value = "http://127.0.0.1:50053")]
+    admin_server: String,
     /// Admin token: provision a fresh tenant with one device per simulated device.
     #[arg(long, env = "FC_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -64,8 +67,12 @@ struct Counters {
     stream_errors: AtomicU64,
 }
 
-async fn provision(args: &IngestArgs, channel: Channel) -> Result<Vec<String>> {
+async fn provision(args: &IngestArgs) -> Result<Vec<String>> {
     if let Some(admin) = &args.admin_token {
+        let channel = Channel::from_shared(args.admin_server.clone())?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to the Admin service at {}", args.admin_server))?;
         let header: tonic::metadata::MetadataValue<_> = format!("Bearer {admin}").parse()?;
         let mut client = AdminClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
             r.metadata_mut().insert("authorization", header.clone());
@@ -96,7 +103,7 @@ pub async fn run(args: IngestArgs) -> Result<()> {
     for _ in 0..args.connections.max(1) {
         channels.push(connect().await?);
     }
-    let tokens = provision(&args, channels[0].clone()).await?;
+    let tokens = provision(&args).await?;
     let shared_token = args.admin_token.is_none();
     let counters = Arc::new(Counters::default());
     let per_series = (args.batch / args.metrics.max(1)).max(1);

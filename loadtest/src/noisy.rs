@@ -27,6 +27,9 @@ pub struct NoisyArgs {
     /// gRPC address of the service.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
+    /// gRPC address of the Admin service (the portal's gRPC port).
+    #[arg(long, env = "FC_ADMIN_SERVER", default_value = "http://127.0.0.1:50053")]
+    admin_server: String,
     /// Admin token (the tenants and devices are provisioned with it).
     #[arg(long, env = "FC_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: String,
@@ -180,7 +183,11 @@ async fn victim(channel: &Channel, tokens: &[String], phase: &str, duration: Dur
 pub async fn run(args: NoisyArgs) -> Result<()> {
     let duration = crate::parse_duration(&args.duration)?;
     let channel = Channel::from_shared(args.server.clone())?.connect().await.with_context(|| format!("connecting to {}", args.server))?;
-    let mut admin = AdminClient::with_interceptor(channel.clone(), bearer(&args.admin_token)?);
+    let admin_channel = Channel::from_shared(args.admin_server.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to the Admin service at {}", args.admin_server))?;
+    let mut admin = AdminClient::with_interceptor(admin_channel, bearer(&args.admin_token)?);
     let stamp = fc_core::time::now_ms();
     let (_, victim_tokens) = tenant(&mut admin, &format!("victim {stamp}"), "starter", 2).await?;
     let (_, noisy_tokens) = tenant(&mut admin, &format!("noisy {stamp}"), "growth", 4).await?;

@@ -23,8 +23,10 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-of-at-least-32-characters";
 pub struct Service {
     /// The process.
     pub child: Child,
-    /// `http://<gRPC address>` as `up` printed it.
+    /// `http://<gRPC address>` of Ingest and Query, as `up` printed it.
     pub grpc: String,
+    /// `http://<gRPC address>` of Admin (the portal's gRPC port).
+    pub admin: String,
 }
 
 impl Service {
@@ -54,6 +56,7 @@ pub fn start(nats_url: &str, data: &Path, extra_env: &[(&str, &str)]) -> Service
         .env("FC_HTTP_ADDR", "127.0.0.1:0")
         .env("FC_PORTAL__LISTEN_ADDR", "127.0.0.1:0")
         .env("FC_SETTLEMENT__GRPC_ADDR", "127.0.0.1:0")
+        .env("FC_PORTAL__GRPC_ADDR", "127.0.0.1:0")
         .env("FC_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("FC_WRITER__ACK_WAIT_MS", "3000")
         .env("FC_LOG", if std::env::var("TEST_LOG").is_ok() { "info" } else { "warn" })
@@ -63,9 +66,10 @@ pub fn start(nats_url: &str, data: &Path, extra_env: &[(&str, &str)]) -> Service
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn factorychain up");
-    let grpc = fc_testkit::printed_address(child.stdout.take().expect("piped stdout"), "gRPC (Ingest, Query, Admin):")
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let [grpc, admin] = fc_testkit::printed_addresses(stdout, ["gRPC (Ingest, Query):", "gRPC (Admin, Tenancy):"])
         .unwrap_or_else(|e| panic!("factorychain up: {e}"));
-    Service { child, grpc }
+    Service { child, grpc, admin }
 }
 
 /// A channel to `url`, retrying while the service comes up.
@@ -82,8 +86,8 @@ pub async fn connect(url: &str) -> Channel {
 }
 
 /// A tenant on the enterprise plan with one device: its token.
-pub async fn device_token(grpc: &str) -> String {
-    let mut admin = AdminClient::with_interceptor(connect(grpc).await, bearer(ADMIN_TOKEN).unwrap());
+pub async fn device_token(admin: &str) -> String {
+    let mut admin = AdminClient::with_interceptor(connect(admin).await, bearer(ADMIN_TOKEN).unwrap());
     let tenant =
         admin.create_tenant(CreateTenantRequest { name: "Chaos Steel".into(), plan: "enterprise".into() }).await.unwrap().into_inner();
     admin.create_device(CreateDeviceRequest { tenant_id: tenant.id, name: "gw".into() }).await.unwrap().into_inner().token

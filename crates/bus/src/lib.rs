@@ -207,24 +207,29 @@ pub fn tenant_telemetry_filter(tenant: &str) -> String {
     format!("fc.{tenant}.telemetry.>")
 }
 
+/// A core NATS connection to the configured servers, named `name`, that
+/// reconnects for ever (every server of a cluster is a seed).
+pub async fn connect_client(cfg: &BusConfig, name: &str) -> Result<async_nats::Client, BusError> {
+    let addrs: Vec<async_nats::ServerAddr> = cfg
+        .urls()
+        .iter()
+        .map(|u| u.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| BusError::JetStream(format!("bus.url {:?}: {e}", cfg.url)))?;
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connect(addrs)
+        .await
+        .map_err(|source| BusError::Connect { url: cfg.url.clone(), source })
+}
+
 impl Bus {
     /// Connect and make sure the streams exist.
     pub async fn connect(cfg: &BusConfig) -> Result<Self, BusError> {
-        // Every server of a cluster is a seed: the client reconnects to another when one dies.
-        let addrs: Vec<async_nats::ServerAddr> = cfg
-            .urls()
-            .iter()
-            .map(|u| u.parse())
-            .collect::<Result<_, _>>()
-            .map_err(|e| BusError::JetStream(format!("bus.url {:?}: {e}", cfg.url)))?;
-        let client = async_nats::ConnectOptions::new()
-            .name("factorychain")
-            .connection_timeout(Duration::from_secs(5))
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .connect(addrs)
-            .await
-            .map_err(|source| BusError::Connect { url: cfg.url.clone(), source })?;
+        let client = connect_client(cfg, "factorychain").await?;
         let js = jetstream::ContextBuilder::new()
             .max_ack_inflight(cfg.max_ack_inflight)
             .backpressure_on_inflight(true)

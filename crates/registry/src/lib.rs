@@ -14,7 +14,7 @@ pub mod identity;
 pub mod kv;
 pub mod orgs;
 pub mod partners;
-pub mod plans;
+pub use fc_tenancy_api::plans;
 pub mod scylla;
 
 pub use identity::{ApiKey, Invitation, PasswordWorkStats, Role, Session, User};

@@ -5,6 +5,7 @@
 //! Waits poll a condition with a deadline; there is no fixed sleep.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fc_core::Shutdown;
@@ -19,17 +20,28 @@ pub use fc_bus::nats_server_binary;
 /// return the rest of that line: how tests learn the port-0 addresses `factorychain up`
 /// prints. The rest of the output is drained in the background so the child never blocks.
 pub fn printed_address(stdout: std::process::ChildStdout, label: &str) -> anyhow::Result<String> {
-    use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(stdout).lines();
+    let [addr] = printed_addresses(std::io::BufReader::new(stdout), [label])?;
+    Ok(addr)
+}
+
+/// [`printed_address`] for several labels, in any order of the output.
+pub fn printed_addresses<const N: usize>(stdout: impl std::io::BufRead + Send + 'static, labels: [&str; N]) -> anyhow::Result<[String; N]> {
+    let mut found: [Option<String>; N] = std::array::from_fn(|_| None);
+    let mut lines = stdout.lines();
     for line in lines.by_ref() {
         let line = line?;
-        if let Some(rest) = line.trim_start().strip_prefix(label) {
-            let addr = rest.trim().to_string();
+        for (i, label) in labels.iter().enumerate() {
+            if let Some(rest) = line.trim_start().strip_prefix(label) {
+                found[i] = Some(rest.trim().to_string());
+            }
+        }
+        if found.iter().all(Option::is_some) {
             std::thread::spawn(move || for _ in lines {});
-            return Ok(addr);
+            return Ok(found.map(|a| a.unwrap_or_default()));
         }
     }
-    anyhow::bail!("the output ended before {label:?} was printed (did it start?)")
+    let missing: Vec<&str> = labels.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(l, _)| *l).collect();
+    anyhow::bail!("the output ended before {missing:?} was printed (did it start?)")
 }
 
 /// Poll `cond` every 20 ms until it holds or `timeout` passes.
@@ -290,8 +302,16 @@ pub async fn assert_stored_once(
     Ok(())
 }
 
-/// NATS plus the ingest service on temporary directories.
+/// NATS, the tenancy owner's gRPC port (the portal's, over a registry on the
+/// data directory) and the ingest service on temporary directories.
 pub struct Harness {
+    /// The registry the tenancy port serves (the portal's state).
+    pub registry: Arc<fc_registry::Registry>,
+    /// Signs the services' tokens.
+    pub issuer: fc_rpc::service_auth::Issuer,
+    /// The tenancy and admin gRPC port.
+    pub tenancy: fc_portal::tenancy::Grpc,
+    tenancy_shutdown: Shutdown,
     /// The private NATS server (unused when the harness runs on a cluster).
     pub nats: NatsServer,
     /// `bus.url` of the service: the private server's, or a cluster's.
@@ -317,9 +337,24 @@ impl Harness {
     pub async fn start_with(tweak: fn(&mut Config)) -> anyhow::Result<Self> {
         fc_core::telemetry::init_for_tests();
         let nats = NatsServer::start().await?;
+        let bus_url = nats.url.clone();
+        Self::assemble(nats, bus_url, tweak).await
+    }
+
+    async fn assemble(nats: NatsServer, bus_url: String, tweak: fn(&mut Config)) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
+        let issuer = fc_rpc::service_auth::Issuer::generate()?;
+        let portal_cfg = Self::portal_config_for(data.path(), &issuer)?;
+        let registry = Arc::new(fc_portal::open_registry(&portal_cfg).await?);
+        let tenancy_shutdown = Shutdown::new();
+        let client = fc_bus::connect_client(&fc_bus::BusConfig { url: bus_url.clone(), ..Default::default() }, "tenancy").await?;
+        let tenancy = fc_portal::tenancy::serve(&portal_cfg, registry.clone(), client, tenancy_shutdown.clone()).await?;
         let mut h = Self {
-            bus_url: nats.url.clone(),
+            registry,
+            issuer,
+            tenancy,
+            tenancy_shutdown,
+            bus_url,
             nats,
             data,
             svc: None,
@@ -331,14 +366,39 @@ impl Harness {
         Ok(h)
     }
 
+    fn portal_config_for(data: &std::path::Path, issuer: &fc_rpc::service_auth::Issuer) -> anyhow::Result<fc_portal::Config> {
+        let mut c = fc_portal::Config {
+            listen_addr: "127.0.0.1:0".into(),
+            grpc_addr: "127.0.0.1:0".into(),
+            data_dir: data.to_string_lossy().into_owned(),
+            ..fc_portal::Config::default()
+        };
+        c.service_auth.token = issuer.mint("portal", Duration::from_secs(86_400))?;
+        c.service_auth.issuer_public_key = issuer.public_key();
+        Ok(c)
+    }
+
+    /// A token of `service`, signed by the harness's issuer.
+    pub fn service_token(&self, service: &str) -> String {
+        self.issuer.mint(service, Duration::from_secs(86_400)).expect("a valid service name")
+    }
+
+    /// The tenancy port's URL (`Admin`, `Tenancy`).
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.tenancy.addr)
+    }
+
+    /// An `Admin` client with the operator's token.
+    pub async fn admin(&self) -> anyhow::Result<fc_proto::v1::admin_client::AdminClient<InterceptedService<Channel, Bearer>>> {
+        let channel = Channel::from_shared(self.admin_url())?.connect().await?;
+        Ok(fc_proto::v1::admin_client::AdminClient::with_interceptor(channel, bearer(&self.tenancy.admin_token)?))
+    }
+
     /// Start the service on an existing bus (a cluster's URLs), adjusting the config first.
     pub async fn start_on(bus_url: String, tweak: fn(&mut Config)) -> anyhow::Result<Self> {
         fc_core::telemetry::init_for_tests();
         let nats = NatsServer::start().await?;
-        let data = tempfile::tempdir()?;
-        let mut h = Self { bus_url, nats, data, svc: None, shutdown: Shutdown::new(), tweak, settlement: tokio::sync::OnceCell::new() };
-        h.boot().await?;
-        Ok(h)
+        Self::assemble(nats, bus_url, tweak).await
     }
 
     /// The configuration the service gets.
@@ -351,6 +411,9 @@ impl Harness {
         };
         c.bus.url = self.bus_url.clone();
         c.shutdown_deadline_ms = 5_000;
+        c.tenancy.url = self.admin_url();
+        c.service_auth.token = self.service_token("ingest");
+        c.service_auth.issuer_public_key = self.issuer.public_key();
         (self.tweak)(&mut c);
         c
     }
@@ -376,7 +439,7 @@ impl Harness {
 
     /// A tenant and a device of it: `(tenant id, device token)`.
     pub fn tenant_with_device(&self, name: &str) -> anyhow::Result<(String, String)> {
-        let reg = &self.svc().state.registry;
+        let reg = &self.registry;
         let t = reg.create_tenant(name, "growth")?;
         let (_, token) = reg.create_device(&t.id, &format!("{name} gateway"))?;
         Ok((t.id, token))
@@ -428,10 +491,11 @@ impl Harness {
     /// A portal with adjusted settings, on a free port.
     pub async fn portal_with(&self, tweak: fn(&mut fc_portal::Config)) -> anyhow::Result<fc_portal::Running> {
         let st = &self.svc().state;
-        let mut cfg = fc_portal::Config { listen_addr: "127.0.0.1:0".into(), ..fc_portal::Config::default() };
+        let mut cfg = Self::portal_config_for(self.data.path(), &self.issuer)?;
         tweak(&mut cfg);
         let settlement = self.settlement().await?.settlement.clone();
-        Ok(fc_portal::serve(cfg, st.registry.clone(), st.store.clone(), st.bus.client().clone(), settlement, self.shutdown.clone()).await?)
+        Ok(fc_portal::serve(cfg, self.registry.clone(), st.store.clone(), st.bus.client().clone(), settlement, self.shutdown.clone())
+            .await?)
     }
 
     /// The settlement service over the running service's registry and store
@@ -442,7 +506,7 @@ impl Harness {
                 let st = &self.svc().state;
                 let cfg =
                     fc_settlement_service::Config { grpc_addr: "127.0.0.1:0".into(), checkpoint_interval_ms: 100, ..Default::default() };
-                fc_settlement_service::serve(cfg, self.data.path(), st.registry.clone(), st.store.clone(), Shutdown::new())
+                fc_settlement_service::serve(cfg, self.data.path(), self.registry.clone(), st.store.clone(), Shutdown::new())
                     .await
                     .map_err(anyhow::Error::from)
             })
@@ -547,6 +611,7 @@ pub fn bearer(token: &str) -> anyhow::Result<Bearer> {
 impl Drop for Harness {
     fn drop(&mut self) {
         self.shutdown.trigger();
+        self.tenancy_shutdown.trigger();
     }
 }
 

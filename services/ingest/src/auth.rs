@@ -2,8 +2,7 @@
 
 use crate::AppState;
 use fc_core::ServiceError;
-use fc_registry::DeviceIdentity;
-use subtle::ConstantTimeEq;
+use fc_tenancy_api::Device;
 
 /// The bearer token of a request, if any.
 pub fn bearer(meta: &tonic::metadata::MetadataMap) -> Option<&str> {
@@ -11,14 +10,32 @@ pub fn bearer(meta: &tonic::metadata::MetadataMap) -> Option<&str> {
     v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim)
 }
 
-/// The device (and so tenant) a request speaks for.
-pub fn device(state: &AppState, meta: &tonic::metadata::MetadataMap) -> Result<DeviceIdentity, ServiceError> {
+/// The device (and so tenant and plan) a request speaks for, as the tenancy owner says.
+pub async fn device(state: &AppState, meta: &tonic::metadata::MetadataMap) -> Result<Device, ServiceError> {
     let token = bearer(meta).ok_or_else(ServiceError::unauthenticated)?;
-    state.registry.authenticate_device(token).map_err(ServiceError::from)
+    state.tenancy.device(token).await
 }
 
-/// Whether the request carries the admin token.
-pub fn admin(state: &AppState, meta: &tonic::metadata::MetadataMap) -> Result<(), ServiceError> {
-    let token = bearer(meta).ok_or_else(ServiceError::unauthenticated)?;
-    if bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) { Ok(()) } else { Err(ServiceError::unauthenticated()) }
+/// Services that may read a tenant's telemetry through `Query`.
+pub const QUERY_CALLERS: [&str; 4] = ["portal", "settlement", "monitor", "energy"];
+
+/// Whose telemetry a `Query` call reads: the device's tenant, or the tenant an
+/// authenticated service names ([`fc_rpc::service_auth::TENANT_HEADER`]); a
+/// tenant header without a valid service credential is refused.
+pub async fn reader(
+    state: &AppState,
+    meta: &tonic::metadata::MetadataMap,
+) -> Result<(std::sync::Arc<str>, &'static fc_tenancy_api::Plan), tonic::Status> {
+    use fc_rpc::service_auth::{TENANT_HEADER, TOKEN_HEADER};
+    if meta.contains_key(TOKEN_HEADER) || meta.contains_key(TENANT_HEADER) {
+        let verifier = state.verifier.as_ref().ok_or_else(|| {
+            tonic::Status::unauthenticated("internal API: this ingest takes no service callers (service_auth.issuer_public_key is not set)")
+        })?;
+        verifier.check(meta, &QUERY_CALLERS)?;
+        let tenant = fc_rpc::service_auth::tenant(meta)?;
+        let plan = state.tenancy.plan(&tenant).await?;
+        return Ok((tenant.into(), plan));
+    }
+    let who = device(state, meta).await?;
+    Ok((who.tenant_id, who.plan))
 }

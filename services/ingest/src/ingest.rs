@@ -5,7 +5,7 @@ use crate::{AppState, auth};
 use fc_bus::PendingAck;
 use fc_core::{ErrorCode, ServiceError};
 use fc_proto::v1::{Ack, AckStatus, PushResponse, ReadingBatch, TelemetryMessage};
-use fc_registry::DeviceIdentity;
+use fc_tenancy_api::{ChangeKind, Device as DeviceIdentity};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use prost::Message;
@@ -45,7 +45,7 @@ async fn prepare(state: &AppState, who: &DeviceIdentity, batch: ReadingBatch) ->
     let now = fc_core::time::now_ms();
     let seq = batch.device_seq;
     let ValidBatch { readings, machines } = validate(batch, now, &state.config.limits)?;
-    let plan = state.quotas.admit(&state.registry, who, readings as u32)?;
+    let plan = state.quotas.admit(who, readings as u32)?;
     let mut keys: Vec<(&str, &str)> = Vec::new();
     for (machine, series) in &machines {
         for s in series {
@@ -137,7 +137,8 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
     type StreamStream = AckStream;
 
     async fn stream(&self, request: Request<Streaming<ReadingBatch>>) -> Result<Response<Self::StreamStream>, Status> {
-        let who = auth::device(&self.state, request.metadata())?;
+        let mut changes = self.state.tenancy.changes();
+        let who = auth::device(&self.state, request.metadata()).await?;
         let token = auth::bearer(request.metadata()).unwrap_or_default().to_string();
         let span = tracing::info_span!("ingest_stream", tenant_id = %who.tenant_id, device_id = %who.device_id);
         let mut inbound = request.into_inner();
@@ -163,11 +164,24 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
                             // Stop taking batches; answer those in flight, then end the stream.
                             reading = false;
                         }
+                        change = changes.recv(), if reading => {
+                            // A revocation ends the stream at once, even one that sends nothing.
+                            let revoked = match change {
+                                Ok(c) => c.kind() == ChangeKind::DeviceRevoked && *c.device_id == *who.device_id,
+                                // Notices were missed: ask again (a cache miss if this device was among them).
+                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => state.tenancy.device(&token).await.is_err(),
+                                Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
+                            };
+                            if revoked && state.tenancy.device(&token).await.is_err() {
+                                reading = false;
+                                final_error = Some(Status::unauthenticated("the device credential was revoked"));
+                            }
+                        }
                         msg = inbound.message(), if reading && inflight.len() < max_inflight => {
                             match msg {
                                 Ok(Some(batch)) => {
-                                    // Revocation takes effect on open streams too (a cache hit, not a disk read).
-                                    if state.registry.authenticate_device(&token).is_err() {
+                                    // Revocation takes effect on open streams too (a cache hit, not a remote call).
+                                    if state.tenancy.device(&token).await.is_err() {
                                         reading = false;
                                         final_error = Some(Status::unauthenticated("the device credential was revoked"));
                                         continue;
@@ -210,7 +224,7 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
     }
 
     async fn push(&self, request: Request<ReadingBatch>) -> Result<Response<PushResponse>, Status> {
-        let who = auth::device(&self.state, request.metadata())?;
+        let who = auth::device(&self.state, request.metadata()).await?;
         let started = std::time::Instant::now();
         let batch = request.into_inner();
         let seq = batch.device_seq;

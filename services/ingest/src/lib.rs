@@ -1,18 +1,21 @@
 //! The ingest service: device authentication, validation, durable publishing
-//! to JetStream, the store writer (a durable consumer), and the `Query` and
-//! `Admin` gRPC services.
+//! to JetStream, the store writer (a durable consumer), and the `Query` gRPC
+//! service.
 //!
 //! Data flow: `Ingest.Stream`/`Push` -> [`validate`] -> JetStream subject
 //! `fc.<tenant>.telemetry.<machine>` -> PubAck -> `Ack` to the device;
 //! [`writer`] pulls from the durable consumer `store-writer`, commits to the
 //! store, then acks NATS.
 //!
+//! Tenancy is the portal's: devices are authenticated and plans read through
+//! [`fc_tenancy_api::TenancyClient`] (cached; revocations arrive over NATS and
+//! end open streams), with this service's credential (`service_auth`).
+//!
 //! Invariants:
 //! - tenant and device come from the credential, never from the payload;
 //! - a device is acked only after JetStream's PubAck for every part of its batch;
 //! - the writer acks a NATS message only after the store committed it.
 
-pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod http;
@@ -27,8 +30,8 @@ pub use fc_telemetry::validate;
 
 use fc_bus::{Bus, BusConfig};
 use fc_core::Shutdown;
-use fc_registry::Registry;
 use fc_store::{DynStore, StoreConfig};
+use fc_tenancy_api::TenancyClient;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,22 +44,22 @@ use tokio::task::JoinHandle;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Directory of the embedded stores and the admin token.
+    /// Directory of the embedded stores.
     pub data_dir: PathBuf,
-    /// gRPC listen address (Ingest, Query, Admin, health, reflection); port 0 picks a free port.
+    /// gRPC listen address (Ingest, Query, health, reflection); port 0 picks a free port.
     pub grpc_addr: String,
     /// HTTP listen address of /healthz, /readyz and /metrics.
     pub http_addr: String,
-    /// Admin bearer token; when empty, one is generated into `<data_dir>/admin.token`.
-    pub admin_token: String,
     /// Longest time shutdown may take before it gives up waiting.
     pub shutdown_deadline_ms: u64,
     /// NATS JetStream.
     pub bus: BusConfig,
     /// Telemetry storage.
     pub store: StoreConfig,
-    /// Where tenants, users and credentials are kept.
-    pub registry: RegistryConfig,
+    /// The tenancy owner (the portal) and how long its answers are kept.
+    pub tenancy: fc_tenancy_api::CacheConfig,
+    /// This service's identity (its token for the calls it makes).
+    pub service_auth: fc_rpc::service_auth::Config,
     /// Batch validation limits.
     pub limits: validate::Limits,
     /// Store writer.
@@ -73,11 +76,11 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             grpc_addr: "127.0.0.1:50051".into(),
             http_addr: "127.0.0.1:9464".into(),
-            admin_token: String::new(),
             shutdown_deadline_ms: 15_000,
             bus: BusConfig::default(),
             store: StoreConfig::default(),
-            registry: RegistryConfig::default(),
+            tenancy: fc_tenancy_api::CacheConfig::default(),
+            service_auth: fc_rpc::service_auth::Config::default(),
             limits: validate::Limits::default(),
             writer: writer::WriterConfig::default(),
             stream_inflight_batches: 64,
@@ -105,16 +108,8 @@ impl Config {
         if self.stream_inflight_batches == 0 {
             errs.push("stream_inflight_batches: must be positive".into());
         }
-        if !["embedded", "scylla"].contains(&self.registry.backend.as_str()) {
-            errs.push(format!("registry.backend: {:?} is not embedded or scylla", self.registry.backend));
-        }
         if !["embedded", "scylla"].contains(&self.store.backend.as_str()) {
             errs.push(format!("store.backend: {:?} is not embedded or scylla", self.store.backend));
-        }
-        if !self.admin_token.is_empty() && self.admin_token.len() < MIN_ADMIN_TOKEN_LEN {
-            errs.push(format!(
-                "admin_token: must be at least {MIN_ADMIN_TOKEN_LEN} characters (leave it empty to have one generated into <data_dir>/admin.token)"
-            ));
         }
         errs.extend(self.bus.problems());
         errs.extend(self.admission.problems());
@@ -122,48 +117,19 @@ impl Config {
     }
 }
 
-/// Shortest admin token accepted from the configuration (a generated one has 68 characters).
-pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
-
-/// Registry backend settings.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct RegistryConfig {
-    /// "embedded" (default, `<data_dir>/registry.redb`) or "scylla" (the
-    /// cluster and keyspace of `store.scylla`, for deployments on several hosts).
-    pub backend: String,
-}
-
-impl Default for RegistryConfig {
-    fn default() -> Self {
-        Self { backend: "embedded".into() }
-    }
-}
-
-/// Open the configured registry backend.
-pub async fn open_registry(config: &Config) -> Result<Registry, fc_registry::RegistryError> {
-    match config.registry.backend.as_str() {
-        "scylla" => {
-            let s = &config.store.scylla;
-            let kv = fc_registry::scylla::ScyllaKv::connect(&s.nodes, &s.keyspace, s.replication_factor).await?;
-            Ok(Registry::with_backend(Box::new(kv)))
-        }
-        _ => Registry::open(config.data_dir.join("registry.redb")),
-    }
-}
-
 /// State shared by the handlers.
 pub struct AppState {
-    /// Tenants and device credentials.
-    pub registry: Arc<Registry>,
+    /// Devices and plans, asked of the tenancy owner.
+    pub tenancy: Arc<TenancyClient>,
+    /// Checks the service credential of `Query` calls made for a tenant
+    /// (none: only devices may read).
+    pub verifier: Option<fc_rpc::service_auth::Verifier>,
     /// Telemetry store.
     pub store: DynStore,
     /// JetStream.
     pub bus: Bus,
     /// The configuration the service runs with.
     pub config: Config,
-    /// Admin token in clear (compared in constant time).
-    pub admin_token: String,
     /// Fires on shutdown.
     pub shutdown: Shutdown,
     /// Readiness latch: set once everything is up, cleared at shutdown.
@@ -208,9 +174,9 @@ pub enum StartError {
     /// Store failed to open.
     #[error(transparent)]
     Store(#[from] fc_store::StoreError),
-    /// Registry failed to open.
-    #[error(transparent)]
-    Registry(#[from] fc_registry::RegistryError),
+    /// This service's identity or its tenancy client is misconfigured.
+    #[error("{0}")]
+    Identity(String),
     /// NATS unreachable or JetStream refused.
     #[error(transparent)]
     Bus(#[from] fc_bus::BusError),
@@ -219,35 +185,21 @@ pub enum StartError {
     Io(String),
 }
 
-fn load_or_create_admin_token(cfg: &Config) -> Result<String, StartError> {
-    if !cfg.admin_token.is_empty() {
-        return Ok(cfg.admin_token.clone());
-    }
-    let path = cfg.data_dir.join("admin.token");
-    let token = format!("fca_{}", fc_registry::random_hex(32));
-    let text = match fc_core::fsutil::create_private_once(&path, &format!("{token}\n")) {
-        Ok(fc_core::fsutil::Created::New) => return Ok(token),
-        Ok(fc_core::fsutil::Created::Existing(text)) => text,
-        Err(e) => return Err(StartError::Io(format!("{}: {e}", path.display()))),
-    };
-    if fc_core::fsutil::is_shared(&path) {
-        tracing::warn!(path = %path.display(), "the admin token file is readable by others; chmod 600 it");
-    }
-    let t = text.trim();
-    if t.len() < MIN_ADMIN_TOKEN_LEN {
-        return Err(StartError::Io(format!("{}: holds no valid admin token (delete it to have one generated)", path.display())));
-    }
-    Ok(t.to_string())
-}
-
 /// Start every part of the service; returns once it listens and is ready.
 pub async fn serve(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::Io(format!("{}: {e}", config.data_dir.display())))?;
-    let admin_token = load_or_create_admin_token(&config)?;
-    let registry = Arc::new(open_registry(&config).await?);
+    let credential = config.service_auth.credential().map_err(|e| StartError::Identity(format!("service_auth: {e}")))?;
+    let tenancy = Arc::new(TenancyClient::new(config.tenancy.clone(), credential).map_err(|e| StartError::Identity(e.to_string()))?);
     let store = fc_store::open(&config.store, &config.data_dir).await?;
     let bus = Bus::connect(&config.bus).await?;
+    let follow = {
+        let stop = shutdown.clone();
+        tenancy
+            .follow(bus.client(), async move { stop.wait().await })
+            .await
+            .map_err(|e| StartError::Identity(format!("tenancy changes: {e}")))?
+    };
     // The store writer's consumer exists before the first publish: the stream keeps a
     // message only for the consumers that exist when it arrives.
     bus.durable_consumer(
@@ -268,12 +220,18 @@ pub async fn serve(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     let grpc_addr = grpc_listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
     let http_addr = http_listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
 
+    let verifier = match config.service_auth.issuer_public_key.as_str() {
+        "" => None,
+        key => Some(
+            fc_rpc::service_auth::Verifier::parse(key).map_err(|e| StartError::Identity(format!("service_auth.issuer_public_key: {e}")))?,
+        ),
+    };
     let state = Arc::new(AppState {
-        registry,
+        tenancy,
+        verifier,
         store,
         bus,
         config,
-        admin_token,
         shutdown: shutdown.clone(),
         ready: AtomicBool::new(false),
         quotas: quota::Quotas::default(),
@@ -282,7 +240,7 @@ pub async fn serve(config: Config, shutdown: Shutdown) -> Result<Running, StartE
         admission,
         bus_ready: AtomicBool::new(true),
     });
-    let mut tasks = vec![("bus-backlog", tokio::spawn(watch_backlog(state.clone())))];
+    let mut tasks = vec![("tenancy-changes", follow), ("bus-backlog", tokio::spawn(watch_backlog(state.clone())))];
     if state.config.writer.enabled {
         tasks.push(("store-writer", tokio::spawn(writer::run(state.clone()))));
     }
@@ -327,7 +285,7 @@ impl Running {
 }
 
 /// What the main gRPC port serves (health and reflection come with them).
-pub const GRPC_SERVICES: [&str; 3] = ["factorychain.v1.Ingest", "factorychain.v1.Query", "factorychain.v1.Admin"];
+pub const GRPC_SERVICES: [&str; 2] = ["factorychain.v1.Ingest", "factorychain.v1.Query"];
 
 async fn grpc(listener: tokio::net::TcpListener, state: Arc<AppState>) {
     let max = state.config.limits.max_message_bytes;
@@ -335,14 +293,13 @@ async fn grpc(listener: tokio::net::TcpListener, state: Arc<AppState>) {
         .max_decoding_message_size(max.saturating_mul(2));
     let query =
         fc_proto::v1::query_server::QueryServer::new(query::QueryService::new(state.clone())).max_encoding_message_size(64 * 1024 * 1024);
-    let admin = fc_proto::v1::admin_server::AdminServer::new(admin::AdminService::new(state.clone()));
     let shutdown = state.shutdown.clone();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let mut builder = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(fc_rpc::trace::GrpcServerLayer);
-    let router = builder.add_service(ingest).add_service(query).add_service(admin);
+    let router = builder.add_service(ingest).add_service(query);
     let router = match fc_rpc::add_introspection(router, &[fc_proto::FILE_DESCRIPTOR_SET], &GRPC_SERVICES, shutdown.clone()).await {
         Ok(router) => router,
         Err(e) => {
@@ -401,25 +358,11 @@ async fn maintenance(state: Arc<AppState>) {
     }
 }
 
-/// Hourly housekeeping: each tenant's readings past its plan's retention, and
-/// expired sessions and invitations.
+/// Hourly housekeeping: each tenant's readings past its plan's retention.
 async fn purge_expired(state: &AppState) {
-    let registry = state.registry.clone();
-    let tenants = match tokio::task::spawn_blocking(move || {
-        let pruned = registry.prune_expired();
-        registry.list_tenants().map(|t| (t, pruned))
-    })
-    .await
-    {
-        Ok(Ok((tenants, pruned))) => {
-            match pruned {
-                Ok(n) => tracing::debug!(rows = n, "expired sessions and invitations pruned"),
-                Err(e) => tracing::warn!(error = %e, "pruning expired sessions failed"),
-            }
-            tenants
-        }
-        Ok(Err(e)) => return tracing::warn!(error = %e, "retention purge: cannot list tenants"),
-        Err(e) => return tracing::warn!(error = %e, "retention purge: task failed"),
+    let tenants = match state.tenancy.tenants().await {
+        Ok(tenants) => tenants,
+        Err(e) => return tracing::warn!(error = %e, "retention purge: cannot list tenants"),
     };
     let cutoffs = fc_store::Cutoffs {
         per_tenant: retention_cutoffs(&tenants, fc_core::time::now_ms(), state.config.store.retention_days).into_iter().collect(),
@@ -435,11 +378,11 @@ async fn purge_expired(state: &AppState) {
 
 /// Per tenant, the time before which its readings go: its plan's
 /// `retention_days`, capped by the platform-wide `store.retention_days` when that is set.
-pub fn retention_cutoffs(tenants: &[fc_registry::Tenant], now_ms: i64, platform_max_days: u32) -> Vec<(String, i64)> {
+pub fn retention_cutoffs(tenants: &[fc_tenancy_api::Tenant], now_ms: i64, platform_max_days: u32) -> Vec<(String, i64)> {
     tenants
         .iter()
         .map(|t| {
-            let plan_days = t.plan().retention_days;
+            let plan_days = t.plan.retention_days;
             let days = if platform_max_days > 0 { plan_days.min(platform_max_days) } else { plan_days };
             (t.id.clone(), now_ms - i64::from(days) * fc_core::time::DAY_MS)
         })
@@ -464,7 +407,11 @@ mod tests {
 
     #[test]
     fn retention_follows_each_tenants_plan_within_the_platform_cap() {
-        let t = |id: &str, plan: &str| fc_registry::Tenant { id: id.into(), name: id.into(), created_ms: 0, plan_id: plan.into() };
+        let t = |id: &str, plan: &str| fc_tenancy_api::Tenant {
+            id: id.into(),
+            name: id.into(),
+            plan: fc_tenancy_api::plans::plan(plan).expect("a plan"),
+        };
         let tenants = [t("t_s", "starter"), t("t_g", "growth"), t("t_e", "enterprise")];
         let now = 1_000 * fc_core::time::DAY_MS;
         let days =
@@ -478,11 +425,11 @@ mod tests {
         let c = Config { grpc_addr: "nope".into(), http_addr: "x".into(), stream_inflight_batches: 0, ..Config::default() };
         let err = c.validate().unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
-        let mut c = Config { admin_token: "short-token".into(), ..Config::default() };
+        let mut c = Config::default();
         c.bus.sync = "sometimes".into();
         c.bus.replicas = 0;
         let err = c.validate().unwrap_err().to_string();
-        for field in ["admin_token: must be at least 32", "bus.sync", "bus.replicas"] {
+        for field in ["bus.sync", "bus.replicas"] {
             assert!(err.contains(field), "{field}: {err}");
         }
         for sync in ["always", "1s", "500ms", "2m"] {
@@ -490,17 +437,5 @@ mod tests {
             c.bus.sync = sync.into();
             c.validate().unwrap_or_else(|e| panic!("{sync}: {e}"));
         }
-    }
-
-    #[test]
-    fn the_generated_admin_token_is_private_and_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
-        let first = load_or_create_admin_token(&cfg).unwrap();
-        assert!(first.len() >= MIN_ADMIN_TOKEN_LEN);
-        assert_eq!(load_or_create_admin_token(&cfg).unwrap(), first, "read back, not replaced");
-        assert!(!fc_core::fsutil::is_shared(&dir.path().join("admin.token")));
-        std::fs::write(dir.path().join("admin.token"), "x\n").unwrap();
-        assert!(load_or_create_admin_token(&cfg).is_err(), "a truncated token file is an error, not a weak token");
     }
 }

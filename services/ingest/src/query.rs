@@ -37,7 +37,7 @@ fn key(k: Option<PbSeriesKey>) -> Result<SeriesKey, ServiceError> {
 #[tonic::async_trait]
 impl fc_proto::v1::query_server::Query for QueryService {
     async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
-        let who = auth::device(&self.state, request.metadata())?;
+        let (tenant, plan) = auth::reader(&self.state, request.metadata()).await?;
         let req = request.into_inner();
         let k = key(req.series.clone())?;
         for (i, a) in req.aggregations.iter().enumerate() {
@@ -52,9 +52,9 @@ impl fc_proto::v1::query_server::Query for QueryService {
             step_ms: req.step_ms,
             limit: (req.limit > 0).then_some(u64::from(req.limit)),
         };
+        let budget = plan.max_read_points_per_s;
         let plan = spec.plan().map_err(ServiceError::from)?;
-        let budget = self.state.quotas.plan(&self.state.registry, &who.tenant_id)?.max_read_points_per_s;
-        let r = fc_store::range::read(&self.state.store, &self.state.reads, &who.tenant_id, budget, &k, plan).await?;
+        let r = fc_store::range::read(&self.state.store, &self.state.reads, &tenant, budget, &k, plan).await?;
         Ok(Response::new(RangeResponse {
             series: req.series,
             unit: r.unit.unwrap_or_default(),
@@ -73,13 +73,13 @@ impl fc_proto::v1::query_server::Query for QueryService {
     }
 
     async fn latest(&self, request: Request<LatestRequest>) -> Result<Response<LatestResponse>, Status> {
-        let who = auth::device(&self.state, request.metadata())?;
+        let (tenant, _) = auth::reader(&self.state, request.metadata()).await?;
         let req = request.into_inner();
         if req.series.len() > 10_000 {
             return Err(ServiceError::invalid("series", "at most 10000 series per call").into());
         }
         let keys = req.series.into_iter().map(|k| key(Some(k))).collect::<Result<Vec<_>, _>>()?;
-        let latest = self.state.store.latest(&who.tenant_id, &keys).await.map_err(ServiceError::from)?;
+        let latest = self.state.store.latest(&tenant, &keys).await.map_err(ServiceError::from)?;
         let readings = latest
             .into_iter()
             .take(10_000)
@@ -96,10 +96,10 @@ impl fc_proto::v1::query_server::Query for QueryService {
     }
 
     async fn list_series(&self, request: Request<ListSeriesRequest>) -> Result<Response<ListSeriesResponse>, Status> {
-        let who = auth::device(&self.state, request.metadata())?;
+        let (tenant, _) = auth::reader(&self.state, request.metadata()).await?;
         let req = request.into_inner();
         let machine = (!req.machine.is_empty()).then_some(req.machine.as_str());
-        let series = self.state.store.list_series(&who.tenant_id, machine).await.map_err(ServiceError::from)?;
+        let series = self.state.store.list_series(&tenant, machine).await.map_err(ServiceError::from)?;
         Ok(Response::new(ListSeriesResponse {
             series: series.into_iter().map(|s| PbSeriesInfo { machine: s.key.machine, metric: s.key.metric, unit: s.unit }).collect(),
         }))

@@ -3,18 +3,15 @@
 //! refused whole with `RESOURCE_EXHAUSTED` (nothing of it is published).
 
 use fc_core::{ErrorCode, ServiceError};
-use fc_registry::{DeviceIdentity, Plan, Registry};
+use fc_tenancy_api::{Device as DeviceIdentity, Plan};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a tenant's plan is cached before it is read again.
-const PLAN_TTL: Duration = Duration::from_secs(10);
-
 struct TenantLimits {
-    read_at: Instant,
+    used: Instant,
     tenant: Arc<DefaultDirectRateLimiter>,
     plan: &'static Plan,
 }
@@ -41,10 +38,11 @@ fn limiter(per_s: u32) -> Arc<DefaultDirectRateLimiter> {
 }
 
 impl Quotas {
-    /// Take `readings` from the device's and the tenant's buckets, or refuse. Returns
-    /// the tenant's plan as cached here (read again every [`PLAN_TTL`]).
-    pub fn admit(&self, registry: &Registry, who: &DeviceIdentity, readings: u32) -> Result<&'static Plan, ServiceError> {
-        let (tenant, plan) = self.tenant(registry, &who.tenant_id)?;
+    /// Take `readings` from the device's and the tenant's buckets, or refuse.
+    /// Returns the tenant's plan (as the tenancy owner said with the device's identity).
+    pub fn admit(&self, who: &DeviceIdentity, readings: u32) -> Result<&'static Plan, ServiceError> {
+        let plan = who.plan;
+        let tenant = self.tenant(&who.tenant_id, plan);
         let (tenant_rate, device_rate) = (plan.max_readings_per_s, plan.max_device_readings_per_s);
         let device = {
             let mut map = self.devices.lock().expect("quota lock");
@@ -88,25 +86,20 @@ impl Quotas {
         }
     }
 
-    /// The tenant's plan, as cached here (read again every [`PLAN_TTL`]).
-    pub fn plan(&self, registry: &Registry, tenant_id: &Arc<str>) -> Result<&'static Plan, ServiceError> {
-        Ok(self.tenant(registry, tenant_id)?.1)
-    }
-
-    /// The tenant's rate limiter and plan, read from the registry when stale.
-    fn tenant(&self, registry: &Registry, tenant_id: &Arc<str>) -> Result<(Arc<DefaultDirectRateLimiter>, &'static Plan), ServiceError> {
+    /// The tenant's rate limiter, rebuilt when its plan's rate changed.
+    fn tenant(&self, tenant_id: &Arc<str>, plan: &'static Plan) -> Arc<DefaultDirectRateLimiter> {
         let mut map = self.tenants.lock().expect("quota lock");
-        let stale = map.get(tenant_id).is_none_or(|l| l.read_at.elapsed() > PLAN_TTL);
-        if stale {
-            let plan = registry.get_tenant(tenant_id).map_err(ServiceError::from)?.plan();
-            let keep = map.get(tenant_id).filter(|l| l.plan.max_readings_per_s == plan.max_readings_per_s).map(|l| l.tenant.clone());
-            map.insert(
-                tenant_id.clone(),
-                TenantLimits { read_at: Instant::now(), tenant: keep.unwrap_or_else(|| limiter(plan.max_readings_per_s)), plan },
-            );
+        let l = map.entry(tenant_id.clone()).or_insert_with(|| TenantLimits {
+            used: Instant::now(),
+            tenant: limiter(plan.max_readings_per_s),
+            plan,
+        });
+        if l.plan.max_readings_per_s != plan.max_readings_per_s {
+            l.tenant = limiter(plan.max_readings_per_s);
         }
-        let l = &map[tenant_id];
-        Ok((l.tenant.clone(), l.plan))
+        l.plan = plan;
+        l.used = Instant::now();
+        l.tenant.clone()
     }
 
     /// Drop the limiters of tenants and devices not seen for `idle`; returns how many went.
@@ -114,7 +107,7 @@ impl Quotas {
         let mut gone = 0;
         let mut tenants = self.tenants.lock().expect("quota lock");
         let before = tenants.len();
-        tenants.retain(|_, l| l.read_at.elapsed() < idle);
+        tenants.retain(|_, l| l.used.elapsed() < idle);
         gone += before - tenants.len();
         drop(tenants);
         let mut devices = self.devices.lock().expect("quota lock");
@@ -135,18 +128,14 @@ mod tests {
 
     #[test]
     fn idle_limiters_are_pruned_and_live_ones_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let r = Registry::open(dir.path().join("r.redb")).unwrap();
-        let t = r.create_tenant("A", "starter").unwrap();
-        let (_, token) = r.create_device(&t.id, "gw").unwrap();
-        let who = r.authenticate_device(&token).unwrap();
+        let who = DeviceIdentity { tenant_id: "t_a".into(), device_id: "d_a".into(), plan: &fc_tenancy_api::plans::PLANS[0] };
         let q = Quotas::default();
-        q.admit(&r, &who, 10).unwrap();
+        q.admit(&who, 10).unwrap();
         assert_eq!(q.tracked(), (1, 1));
         assert_eq!(q.prune(Duration::from_secs(60)), 0, "recently used limiters stay");
         assert_eq!(q.prune(Duration::ZERO), 2);
         assert_eq!(q.tracked(), (0, 0));
-        q.admit(&r, &who, 10).unwrap();
+        q.admit(&who, 10).unwrap();
         assert_eq!(q.tracked(), (1, 1), "a pruned limiter comes back on the next batch");
     }
 }

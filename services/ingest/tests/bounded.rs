@@ -26,7 +26,7 @@ fn wide_batch(seq: u64, t0: i64, machines: usize, metrics: usize, first_metric: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_past_the_plans_series_limit_is_refused_naming_it() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let reg = &h.svc().state.registry;
+    let reg = &h.registry;
     let t = reg.create_tenant("Small Shop", "starter")?; // 1,000 series
     let (_, dev1) = reg.create_device(&t.id, "a")?;
     let (_, dev2) = reg.create_device(&t.id, "b")?;
@@ -83,7 +83,7 @@ async fn a_burst_is_refused_at_its_share_of_the_bus_and_nothing_acked_is_discard
         c.admission.backlog_poll_ms = 50;
     })
     .await?;
-    let reg = &h.svc().state.registry;
+    let reg = &h.registry;
     let a = reg.create_tenant("Burst", "enterprise")?;
     let (_, a_token) = reg.create_device(&a.id, "gw")?;
     let b = reg.create_tenant("Steady", "enterprise")?;
@@ -126,7 +126,7 @@ async fn a_nearly_full_bus_makes_the_service_not_ready() -> anyhow::Result<()> {
         c.admission.backlog_poll_ms = 20;
     })
     .await?;
-    let reg = &h.svc().state.registry;
+    let reg = &h.registry;
     let t = reg.create_tenant("Burst", "enterprise")?;
     let (_, token) = reg.create_device(&t.id, "gw")?;
     let ready = |h: &Harness| h.svc().state.bus_ready.load(std::sync::atomic::Ordering::SeqCst);

@@ -36,7 +36,7 @@ async fn killing_the_stream_leader_mid_stream_loses_no_acked_reading() -> anyhow
         c.writer.ack_wait_ms = 3_000;
     })
     .await?;
-    let reg = &h.svc().state.registry;
+    let reg = &h.registry;
     let t = reg.create_tenant("Cluster Steel", "enterprise")?;
     let (_, token) = reg.create_device(&t.id, "gw")?;
     let t0 = fc_core::time::now_ms() - 3_600_000;

@@ -34,25 +34,28 @@ async fn health_readiness_metrics_and_grpc_health() -> anyhow::Result<()> {
     }
     assert!(!body.contains(&token) && !body.contains(&tenant), "no tenant id or secret in metric labels");
     let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
-    for service in ["", "factorychain.v1.Ingest", "factorychain.v1.Query", "factorychain.v1.Admin"] {
+    for service in ["", "factorychain.v1.Ingest", "factorychain.v1.Query"] {
         assert_eq!(fc_testkit::health_status(&h.grpc_url(), service).await?, serving, "health of {service:?}");
     }
     Ok(())
 }
 
 /// Each gRPC port lists over reflection (v1 and v1alpha) exactly what it
-/// serves, and answers health for it: the main port Ingest, Query and Admin
-/// (not settlement's Ledger, which is in the same proto package); the
-/// settlement port Ledger.
+/// serves, and answers health for it: ingest's port Ingest and Query (not
+/// settlement's Ledger, which is in the same proto package); the portal's
+/// tenancy port Admin and Tenancy; the settlement port Ledger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_port_lists_exactly_the_services_it_serves() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let expect = |services: &[&str]| fc_rpc::listed(services);
-    let main = expect(&["factorychain.v1.Admin", "factorychain.v1.Ingest", "factorychain.v1.Query"]);
+    let main = expect(&["factorychain.v1.Ingest", "factorychain.v1.Query"]);
     assert!(main.contains(&"grpc.reflection.v1alpha.ServerReflection".to_string()) && !main.iter().any(|s| s.ends_with("Ledger")));
     let (v1, v1alpha) = fc_testkit::reflected_services(&h.grpc_url()).await?;
     assert_eq!(v1, main, "main port, reflection v1");
     assert_eq!(v1alpha, main, "main port, reflection v1alpha");
+    let tenancy = expect(&["factorychain.v1.Admin", "factorychain.v1.Tenancy"]);
+    let (v1, v1alpha) = fc_testkit::reflected_services(&h.admin_url()).await?;
+    assert_eq!((&v1, &v1alpha), (&tenancy, &tenancy), "tenancy port, reflection v1 and v1alpha");
     let settlement = format!("http://{}", h.settlement().await?.grpc_addr);
     let (v1, v1alpha) = fc_testkit::reflected_services(&settlement).await?;
     let ledger = expect(&["factorychain.v1.Ledger"]);

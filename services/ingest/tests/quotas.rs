@@ -13,7 +13,7 @@ fn batch(seq: u64, n: usize, t0: i64) -> ReadingBatch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_quota_device_is_refused_and_other_tenants_are_unaffected() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let reg = &h.svc().state.registry;
+    let reg = &h.registry;
     // Starter: 1,000 readings/s per device, 2,000 per tenant.
     let small = reg.create_tenant("Small Shop", "starter")?;
     let (_, noisy_token) = reg.create_device(&small.id, "noisy")?;
@@ -81,7 +81,7 @@ async fn a_tenant_over_its_read_budget_is_refused_and_others_read_on() -> anyhow
     use fc_proto::v1::{RangeRequest, SeriesKey as PbKey};
     use fc_store::{Point, SeriesKey, SeriesPoints, TenantBatch};
     let h = Harness::start().await?;
-    let reg = &h.svc().state.registry;
+    let reg = &h.registry;
     let heavy = reg.create_tenant("Heavy Reader", "starter")?;
     let (_, heavy_token) = reg.create_device(&heavy.id, "d")?;
     let (calm_id, calm_token) = h.tenant_with_device("Calm Reader")?;

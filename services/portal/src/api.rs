@@ -262,14 +262,14 @@ async fn create_device(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJson<Ne
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", params(("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 async fn revoke_device(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<axum::http::StatusCode> {
     p.require(Role::Operator)?;
-    s.registry.revoke_device(&p.tenant_id, &id)?;
+    s.changes.revoke_device(&s.registry, &p.tenant_id, &id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/devices/{id}/rotate", params(("id" = String, Path)), responses((status = 200, body = CreatedDevice), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn rotate_device(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<Json<CreatedDevice>> {
     p.require(Role::Operator)?;
-    let (d, token) = s.registry.rotate_device_token(&p.tenant_id, &id)?;
+    let (d, token) = s.changes.rotate_device_token(&s.registry, &p.tenant_id, &id).await?;
     Ok(Json(CreatedDevice { device: d.into(), token }))
 }
 
@@ -405,7 +405,7 @@ async fn create_key(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJson<NewKe
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", params(("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 async fn revoke_key(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<axum::http::StatusCode> {
     p.require(Role::Owner)?;
-    s.registry.revoke_api_key(&p.tenant_id, &id)?;
+    s.changes.revoke_api_key(&s.registry, &p.tenant_id, &id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

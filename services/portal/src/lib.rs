@@ -21,6 +21,7 @@ pub mod partners;
 pub mod problem;
 pub mod supply;
 pub mod supply_pages;
+pub mod tenancy;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -64,9 +65,60 @@ pub struct Config {
     pub password_hash_concurrency: u32,
     /// Password hashes or checks that may wait for a slot; more are refused with 503.
     pub password_hash_queue: u32,
+    /// gRPC listen address of `Tenancy` (internal) and `Admin` (operator); port 0 picks a free port.
+    pub grpc_addr: String,
+    /// Directory of `registry.redb` and `admin.token`; empty: `./data` (under
+    /// `factorychain up`, the top-level `data_dir`).
+    pub data_dir: String,
+    /// Admin bearer token; when empty, one is generated into `<data_dir>/admin.token`.
+    pub admin_token: String,
+    /// Where tenants, users and credentials are kept.
+    pub registry: RegistryConfig,
+    /// This service's identity, and the issuer key internal callers are checked against.
+    pub service_auth: fc_rpc::service_auth::Config,
+}
+
+/// Registry backend settings (`[portal.registry]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// "embedded" (default, `<data_dir>/registry.redb`) or "scylla" (the cluster of `scylla`).
+    pub backend: String,
+    /// The cluster and keyspace, for `backend = "scylla"`.
+    pub scylla: fc_store::scylla::ScyllaConfig,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self { backend: "embedded".into(), scylla: fc_store::scylla::ScyllaConfig::default() }
+    }
+}
+
+/// Opens the configured registry backend.
+pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
+    match config.registry.backend.as_str() {
+        "scylla" => {
+            let s = &config.registry.scylla;
+            let kv = fc_registry::scylla::ScyllaKv::connect(&s.nodes, &s.keyspace, s.replication_factor)
+                .await
+                .map_err(|e| StartError::Config(format!("portal.registry (scylla): {e}")))?;
+            Ok(Registry::with_backend(Box::new(kv)))
+        }
+        "embedded" => {
+            let dir = config.data_dir();
+            std::fs::create_dir_all(&dir).map_err(|e| StartError::Config(format!("{}: {e}", dir.display())))?;
+            Registry::open(dir.join("registry.redb")).map_err(|e| StartError::Config(format!("portal registry: {e}")))
+        }
+        other => Err(StartError::Config(format!("portal.registry.backend: {other:?} is not embedded or scylla"))),
+    }
 }
 
 impl Config {
+    /// The data directory (`data_dir`, `./data` when empty).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        if self.data_dir.is_empty() { "./data".into() } else { self.data_dir.clone().into() }
+    }
+
     /// `trusted_proxies` as ranges; every entry that is not an address or CIDR range is named.
     pub fn trusted_proxy_ranges(&self) -> Result<Vec<auth::IpRange>, StartError> {
         let (ranges, bad): (Vec<_>, Vec<_>) = self.trusted_proxies.iter().map(|r| r.parse::<auth::IpRange>()).partition(Result::is_ok);
@@ -95,6 +147,11 @@ impl Default for Config {
             live_session_check_ms: 5_000,
             password_hash_concurrency: 2,
             password_hash_queue: 16,
+            grpc_addr: "127.0.0.1:50053".into(),
+            data_dir: String::new(),
+            admin_token: String::new(),
+            registry: RegistryConfig::default(),
+            service_auth: fc_rpc::service_auth::Config::default(),
         }
     }
 }
@@ -109,6 +166,8 @@ pub struct PortalState {
     pub reads: fc_store::budget::ReadBudgets,
     /// NATS, for live views.
     pub nats: async_nats::Client,
+    /// Publishes revocations and plan changes to the other services.
+    pub changes: tenancy::Changes,
     /// Supplier settlement: ledger, designs, orders, payments.
     pub settlement: Arc<fc_settlement_service::Settlement>,
     /// Settings.
@@ -287,6 +346,7 @@ pub async fn serve(
         registry,
         store,
         reads: fc_store::budget::ReadBudgets::default(),
+        changes: tenancy::Changes::new(nats.clone()),
         nats,
         settlement,
         config,

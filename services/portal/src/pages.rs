@@ -552,14 +552,14 @@ async fn create_device(State(s): St, PageAuth(p): PageAuth, Form(f): Form<NameFo
 async fn rotate_device(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> PageResult {
     check_csrf(&p, &f.csrf)?;
     p.require(Role::Operator)?;
-    let (d, token) = s.registry.rotate_device_token(&p.tenant_id, &id)?;
+    let (d, token) = s.changes.rotate_device_token(&s.registry, &p.tenant_id, &id).await?;
     devices_page(&s, &p, Some((d.name, token)), None).await
 }
 
 async fn revoke_device(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> PageResult {
     check_csrf(&p, &f.csrf)?;
     p.require(Role::Operator)?;
-    s.registry.revoke_device(&p.tenant_id, &id)?;
+    s.changes.revoke_device(&s.registry, &p.tenant_id, &id).await?;
     Ok(Redirect::to("/devices").into_response())
 }
 
@@ -747,7 +747,7 @@ async fn create_api_key(State(s): St, PageAuth(p): PageAuth, Form(f): Form<KeyFo
 async fn revoke_api_key(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> PageResult {
     check_csrf(&p, &f.csrf)?;
     p.require(Role::Owner)?;
-    s.registry.revoke_api_key(&p.tenant_id, &id)?;
+    s.changes.revoke_api_key(&s.registry, &p.tenant_id, &id).await?;
     Ok(Redirect::to("/api-keys").into_response())
 }
 

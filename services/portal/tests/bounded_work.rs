@@ -89,7 +89,7 @@ fn t(from: u8, email: &'static str, right: bool, want: u16) -> Try {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_throttles_key_on_the_client_and_refuse_before_any_hashing() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let reg = h.svc().state.registry.clone();
+    let reg = h.registry.clone();
     reg.sign_up("Limits Co", "starter", EMAIL, "Owner", PASSWORD)?;
     let other = "nobody@limits.example";
     // (why, settings, attempts in order, argon2 runs they cost)
@@ -154,7 +154,7 @@ async fn login_throttles_key_on_the_client_and_refuse_before_any_hashing() -> an
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_hashing_is_bounded_and_refuses_beyond_its_queue() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let reg = h.svc().state.registry.clone();
+    let reg = h.registry.clone();
     reg.sign_up("Hash Co", "starter", EMAIL, "Owner", PASSWORD)?;
     // Many sign-ins at once run at most `password_hash_concurrency` hashes at a time.
     let portal = h
@@ -208,7 +208,7 @@ async fn password_hashing_is_bounded_and_refuses_beyond_its_queue() -> anyhow::R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x_forwarded_for_counts_only_when_a_trusted_proxy_sent_it() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let reg = h.svc().state.registry.clone();
+    let reg = h.registry.clone();
     // 127.0.0.2 is the reverse proxy; 127.0.0.3 is a client that reaches the portal directly.
     let portal = h
         .portal_with(|c| {
@@ -294,7 +294,7 @@ impl LiveView {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_views_end_with_their_session_and_are_capped() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let reg = h.svc().state.registry.clone();
+    let reg = h.registry.clone();
     let (t, owner) = reg.sign_up("Live Co", "growth", EMAIL, "Owner", PASSWORD)?;
     let portal = h
         .portal_with(|c| {

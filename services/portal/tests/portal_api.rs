@@ -20,7 +20,7 @@ struct Tenant {
 }
 
 fn tenant(h: &Harness, name: &str, plan: &str) -> anyhow::Result<Tenant> {
-    let reg = &h.svc().state.registry;
+    let reg = &h.registry;
     let email = format!("owner@{}.example", name.to_lowercase().replace(' ', "-"));
     let (t, owner) = reg.sign_up(name, plan, &email, "Owner", "long enough password")?;
     let (sid, s) = reg.create_session(&owner)?;
@@ -57,7 +57,7 @@ async fn tenant_b_never_sees_or_touches_tenant_a() -> anyhow::Result<()> {
     let addr = portal.addr;
     let a = tenant(&h, "Tenant A", "growth")?;
     let b = tenant(&h, "Tenant B", "growth")?;
-    let reg = &h.svc().state.registry;
+    let reg = &h.registry;
     let (dev_a, token_a) = reg.create_device(&a.id, "a press")?;
     let (key_a, _) = reg.create_api_key(&a.id, "a erp", Role::Viewer)?;
     let (_, inv_a) = reg.invite(&a.id, "new@tenant-a.example", Role::Viewer)?;
@@ -176,7 +176,7 @@ async fn roles_limit_what_each_caller_may_do() -> anyhow::Result<()> {
     let r = as_owner(addr, &t.owner, "POST", "/api/v1/api-keys", Some(r#"{"name":"erp","role":"owner"}"#)).await?;
     assert!(is_problem(&r, 400), "owner keys are not issued: {}", r.body);
     // a viewer's page session cannot see owner pages
-    let reg = &h.svc().state.registry;
+    let reg = &h.registry;
     let viewer = reg.create_user(&t.id, "viewer@roles.example", "V", Role::Viewer, "long enough password")?;
     let (sid, _) = reg.create_session(&viewer)?;
     let r = request(addr, "GET", "/users", &[("cookie", &format!("fc_session={sid}"))], b"").await?;
@@ -226,7 +226,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() -> anyhow::Result<()
     let portal = h.portal().await?;
     let addr = portal.addr;
     let t = tenant(&h, "Input Co", "starter")?;
-    let reg = &h.svc().state.registry;
+    let reg = &h.registry;
     let count = || reg.list_devices(&t.id).map(|d| d.len());
     for (body, why) in [
         ("{\"name\":", "malformed JSON"),
@@ -337,7 +337,7 @@ async fn invitations_are_listed_withdrawn_and_die_with_their_token() -> anyhow::
     let r = request(addr, "POST", &format!("/invite/{token}"), &[("content-type", "application/x-www-form-urlencoded")], form.as_bytes())
         .await?;
     assert_eq!(r.status, 404, "a withdrawn invitation cannot be accepted");
-    assert_eq!(h.svc().state.registry.list_users(&t.id)?.len(), 1);
+    assert_eq!(h.registry.list_users(&t.id)?.len(), 1);
     Ok(())
 }
 
@@ -347,8 +347,8 @@ async fn the_operator_invites_the_first_owner_of_a_tenant_it_created() -> anyhow
     let h = Harness::start().await?;
     let portal = h.portal().await?;
     let addr = portal.addr;
-    let admin_token = h.svc().state.admin_token.clone();
-    let mut admin = AdminClient::with_interceptor(h.channel().await?, fc_testkit::bearer(&admin_token)?);
+    let admin_token = h.tenancy.admin_token.clone();
+    let mut admin = AdminClient::with_interceptor(admin_channel(&h).await?, fc_testkit::bearer(&admin_token)?);
     let t = admin.create_tenant(CreateTenantRequest { name: "Ops Made Ltd".into(), plan: "growth".into() }).await?.into_inner();
     // Bad input and a wrong credential change nothing.
     let bad = admin
@@ -366,7 +366,7 @@ async fn the_operator_invites_the_first_owner_of_a_tenant_it_created() -> anyhow
         .await
         .unwrap_err();
     assert_eq!(nope.code(), tonic::Code::NotFound);
-    let mut wrong = AdminClient::with_interceptor(h.channel().await?, fc_testkit::bearer("fca_wrong")?);
+    let mut wrong = AdminClient::with_interceptor(admin_channel(&h).await?, fc_testkit::bearer("fca_wrong")?);
     assert_eq!(
         wrong
             .invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "a@b.example".into(), role: String::new() })
@@ -375,7 +375,7 @@ async fn the_operator_invites_the_first_owner_of_a_tenant_it_created() -> anyhow
             .code(),
         tonic::Code::Unauthenticated
     );
-    assert!(h.svc().state.registry.list_invitations(&t.id)?.is_empty());
+    assert!(h.registry.list_invitations(&t.id)?.is_empty());
     // The owner's invitation, accepted in the portal, signs them in as owner.
     let inv = admin
         .invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "boss@opsmade.example".into(), role: String::new() })
@@ -386,7 +386,7 @@ async fn the_operator_invites_the_first_owner_of_a_tenant_it_created() -> anyhow
         request(addr, "POST", &format!("/invite/{}", inv.token), &[("content-type", "application/x-www-form-urlencoded")], form.as_bytes())
             .await?;
     assert!(r.status == 303 && r.header("set-cookie").is_some_and(|c| c.starts_with("fc_session=")), "{} {:?}", r.status, r.headers);
-    let users = h.svc().state.registry.list_users(&t.id)?;
+    let users = h.registry.list_users(&t.id)?;
     assert_eq!((users.len(), users[0].role), (1, Role::Owner));
     Ok(())
 }
@@ -396,7 +396,7 @@ async fn sign_ups_are_throttled_per_client_address() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let portal = h.portal_with(|c| c.signups_per_ip_per_hour = 2).await?;
     let addr = portal.addr;
-    let reg = &h.svc().state.registry;
+    let reg = &h.registry;
     let signup = |i: u32| format!("company=Co+{i}&plan=starter&name=N&email=n{i}%40throttle.example&password=long+enough+password");
     for i in 0..2 {
         let r = request(addr, "POST", "/signup", &[("content-type", "application/x-www-form-urlencoded")], signup(i).as_bytes()).await?;
@@ -450,8 +450,8 @@ async fn partnerships_need_the_suppliers_consent_and_respect_the_plan() -> anyho
     assert!(is_problem(&as_owner(addr, &suppliers[3].owner, "POST", &format!("/api/v1/partners/{}/accept", buyer.id), None).await?, 404));
     let r = as_owner(addr, &suppliers[0].owner, "POST", &format!("/api/v1/partners/{}/accept", buyer.id), None).await?;
     assert_eq!(r.json()["status"].as_str(), Some("active"), "{}", r.body);
-    assert!(h.svc().state.registry.is_network_member(&buyer.id, &suppliers[0].id)?);
-    assert!(!h.svc().state.registry.is_network_member(&buyer.id, &suppliers[1].id)?);
+    assert!(h.registry.is_network_member(&buyer.id, &suppliers[0].id)?);
+    assert!(!h.registry.is_network_member(&buyer.id, &suppliers[1].id)?);
     // Other tenants see none of it.
     let other = as_owner(addr, &suppliers[3].owner, "GET", "/api/v1/partners", None).await?.json();
     assert_eq!((other["suppliers"].as_array().map(Vec::len), other["buyers"].as_array().map(Vec::len)), (Some(0), Some(0)));
@@ -461,4 +461,8 @@ async fn partnerships_need_the_suppliers_consent_and_respect_the_plan() -> anyho
     let page = request(addr, "GET", "/partners", &[("cookie", &buyer.owner.cookie)], b"").await?;
     assert!(page.body.contains(&buyer.id) && page.body.contains("Supplier 0"), "{}", page.body);
     Ok(())
+}
+
+async fn admin_channel(h: &fc_testkit::Harness) -> anyhow::Result<tonic::transport::Channel> {
+    Ok(tonic::transport::Channel::from_shared(h.admin_url())?.connect().await?)
 }

@@ -44,7 +44,7 @@ struct World {
 async fn world() -> anyhow::Result<World> {
     let h = Harness::start().await?;
     let addr = h.portal().await?.addr;
-    let reg = h.svc().state.registry.clone();
+    let reg = h.registry.clone();
     let mut orgs = Vec::new();
     for name in ["Buyer Motors", "Supplier One", "Supplier Two", "Outsider"] {
         let t = reg.create_tenant(name, "growth")?;
@@ -585,7 +585,7 @@ async fn an_inspection_can_be_computed_from_the_inspection_station() -> anyhow::
     let net = w.buyer.id.clone();
     ok(&publish(&w, "BRK-7", &[&w.s1], b"drawing").await?, "publish");
     // the buyer's inspection station measures 10 parts, 2 out of tolerance
-    let reg = w.h.svc().state.registry.clone();
+    let reg = w.h.registry.clone();
     let (_, token) = reg.create_device(&net, "qc station")?;
     let mut ingest = w.h.ingest(&token).await?;
     let t0 = fc_core::time::now_ms() - 60_000;
@@ -761,7 +761,7 @@ async fn a_supplier_without_a_bank_account_holds_back_only_its_own_payments() ->
     assert_eq!(blocked[0]["supplier_name"], "Supplier Two");
     assert_eq!(blocked[0]["supplier_org"], w.s2.id.as_str());
     assert_eq!((blocked[0]["amount_krw"].as_u64(), blocked.as_array().map(Vec::len)), (Some(2_000), Some(1)));
-    let reg = w.h.svc().state.registry.clone();
+    let reg = w.h.registry.clone();
     let owner = reg.create_user(&b.id, "owner@buyer.example", "Owner", Role::Owner, "long enough password")?;
     let (sid, _) = reg.create_session(&owner)?;
     let page = request(w.addr, "GET", "/statements", &[("cookie", &format!("fc_session={sid}"))], b"").await?;
@@ -793,7 +793,7 @@ async fn a_supplier_without_a_bank_account_holds_back_only_its_own_payments() ->
 async fn design_uploads_check_the_role_first_stream_to_disk_and_keep_to_the_plan_quota() -> anyhow::Result<()> {
     let w = world().await?;
     let net = w.buyer.id.clone();
-    let reg = w.h.svc().state.registry.clone();
+    let reg = w.h.registry.clone();
     let (_, viewer) = reg.create_api_key(&net, "viewer", Role::Viewer)?;
     let path = format!("/api/v1/networks/{net}/designs/X?to={}", w.s1.id);
     // Who may not publish is told so, whatever the body: the role and the side come first.

@@ -15,7 +15,7 @@ async fn a_portal_request_is_one_trace_through_settlement_to_the_ledger_append()
     let tracing = fc_rpc::trace::init("fc-portal-test", "info", Some(&otlp.url)).map_err(anyhow::Error::msg)?;
     let h = Harness::start().await?;
     let addr = h.portal().await?.addr;
-    let reg = h.svc().state.registry.clone();
+    let reg = h.registry.clone();
     let t = reg.create_tenant("Traced Buyer", "growth")?;
     let (_, key) = reg.create_api_key(&t.id, "erp", Role::Operator)?;
     let auth = format!("Bearer {key}");
