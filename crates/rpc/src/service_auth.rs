@@ -222,7 +222,7 @@ impl tonic::service::Interceptor for Credential {
 pub struct Config {
     /// This service's token, or empty to read `token_file`.
     pub token: String,
-    /// File holding this service's token (`factorychain service-token`).
+    /// File holding this service's token.
     pub token_file: String,
     /// The issuer's public key (`fcsp1.…`) incoming internal calls are checked against.
     pub issuer_public_key: String,

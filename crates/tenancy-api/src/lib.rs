@@ -5,8 +5,10 @@
 //!
 //! - [`plans`]: the plan table (pure data; the registry stores a plan id);
 //! - [`TenancyClient`]: answers from a short-lived cache ([`CacheConfig`]);
-//!   a refused device token is remembered (tokens are random and minted once,
-//!   so a refused one never becomes valid);
+//!   a refused device token is remembered for [`REFUSED_TTL`] (a flood of
+//!   bad tokens costs the owner one question per token and 10 s, not one per
+//!   batch; the owner may also refuse a good token while it throttles guesses,
+//!   so the memory is short);
 //! - [`CHANGES_SUBJECT`]: the owner publishes a [`Change`] there when a device
 //!   or API key is revoked or a plan changes; [`TenancyClient::follow`] drops
 //!   the cached answers it makes wrong and tells open streams
@@ -106,12 +108,15 @@ struct Cached<T> {
 /// Refused tokens remembered, at most (then the memory is cleared).
 const MAX_REFUSED: usize = 100_000;
 
+/// How long a refused device token is answered from memory.
+pub const REFUSED_TTL: Duration = Duration::from_secs(10);
+
 /// The caching client of `factorychain.v1.Tenancy`.
 pub struct TenancyClient {
     raw: Raw<InterceptedService<Channel, Credential>>,
     config: CacheConfig,
     devices: Mutex<HashMap<[u8; 32], Cached<Device>>>,
-    refused: Mutex<std::collections::HashSet<[u8; 32]>>,
+    refused: Mutex<HashMap<[u8; 32], Instant>>,
     tenants: Mutex<HashMap<String, Cached<Tenant>>>,
     changes: tokio::sync::broadcast::Sender<Arc<Change>>,
 }
@@ -167,7 +172,7 @@ impl TenancyClient {
         if let Some(d) = self.fresh(self.devices.lock().expect("tenancy cache").get(&key), self.config.ttl_ms) {
             return Ok(d);
         }
-        if self.refused.lock().expect("tenancy cache").contains(&key) {
+        if self.refused.lock().expect("tenancy cache").get(&key).is_some_and(|at| at.elapsed() < REFUSED_TTL) {
             return Err(ServiceError::unauthenticated());
         }
         match self.raw.clone().authenticate_device(AuthenticateDeviceRequest { token: token.to_string() }).await {
@@ -181,9 +186,12 @@ impl TenancyClient {
                 self.devices.lock().expect("tenancy cache").remove(&key);
                 let mut refused = self.refused.lock().expect("tenancy cache");
                 if refused.len() >= MAX_REFUSED {
-                    refused.clear();
+                    refused.retain(|_, at| at.elapsed() < REFUSED_TTL);
+                    if refused.len() >= MAX_REFUSED {
+                        refused.clear();
+                    }
                 }
-                refused.insert(key);
+                refused.insert(key, Instant::now());
                 Err(ServiceError::unauthenticated())
             }
             Err(s) => {
