@@ -178,7 +178,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let (settlement_env, ingest_env): (Vec<_>, Vec<_>) = env.into_iter().partition(|(k, _)| k.starts_with("FC_SETTLEMENT__"));
     let mut cfg: fc_ingest::Config = fc_core::config::load_table(file, "FC_", ingest_env)?;
     let mut portal_cfg: fc_portal::Config = fc_core::config::load_table(portal_file, "FC_PORTAL__", portal_env)?;
-    let settlement_cfg: fc_settlement_service::Config = fc_core::config::load_table(settlement_file, "FC_SETTLEMENT__", settlement_env)?;
+    let mut settlement_cfg: fc_settlement_service::Config =
+        fc_core::config::load_table(settlement_file, "FC_SETTLEMENT__", settlement_env)?;
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let _nats = ensure_nats(&cfg.bus, &cfg.data_dir).await?;
@@ -194,24 +195,24 @@ pub async fn run(args: UpArgs) -> Result<()> {
     if portal_cfg.data_dir.is_empty() {
         portal_cfg.data_dir = cfg.data_dir.to_string_lossy().into_owned();
     }
-    identities(&cfg.data_dir, &mut cfg.service_auth, &mut portal_cfg.service_auth)?;
+    identities(
+        &cfg.data_dir,
+        [("ingest", &mut cfg.service_auth), ("portal", &mut portal_cfg.service_auth), ("settlement", &mut settlement_cfg.service_auth)],
+    )?;
     let registry = std::sync::Arc::new(fc_portal::open_registry(&portal_cfg).await?);
     let tenancy_nats = fc_bus::connect_client(&cfg.bus, "portal").await?;
     let tenancy = fc_portal::tenancy::serve(&portal_cfg, registry.clone(), tenancy_nats, shutdown.clone()).await?;
     cfg.tenancy.url = format!("http://{}", tenancy.addr);
     let running = fc_ingest::serve(cfg.clone(), shutdown.clone()).await?;
     let st = &running.state;
-    let settlement =
-        fc_settlement_service::serve(settlement_cfg, &cfg.data_dir, registry.clone(), st.store.clone(), shutdown.clone()).await?;
-    let portal = fc_portal::serve(
-        portal_cfg.clone(),
-        registry.clone(),
-        st.store.clone(),
-        st.bus.client().clone(),
-        settlement.settlement.clone(),
-        shutdown.clone(),
-    )
-    .await?;
+    // The portal and settlement read telemetry through ingest's Query, as when split.
+    let query_url = format!("http://{}", running.grpc_addr);
+    settlement_cfg.telemetry_url = query_url.clone();
+    portal_cfg.telemetry_url = query_url;
+    let settlement = fc_settlement_service::serve(settlement_cfg, &cfg.data_dir, registry.clone(), shutdown.clone()).await?;
+    let portal =
+        fc_portal::serve(portal_cfg.clone(), registry.clone(), st.bus.client().clone(), settlement.settlement.clone(), shutdown.clone())
+            .await?;
     let grpc = format!("http://{}", running.grpc_addr);
     println!();
     println!("FactoryChain is up.");
@@ -274,9 +275,9 @@ const TOKEN_TTL: Duration = Duration::from_secs(365 * 86_400);
 /// The services' identities in one process: the issuer key in
 /// `<data_dir>/service-issuer.key` (created once), a token for each service
 /// and the public key each checks callers against, unless configured.
-fn identities(data_dir: &Path, ingest: &mut fc_rpc::service_auth::Config, portal: &mut fc_rpc::service_auth::Config) -> Result<()> {
+fn identities<const N: usize>(data_dir: &Path, services: [(&str, &mut fc_rpc::service_auth::Config); N]) -> Result<()> {
     let issuer = fc_rpc::service_auth::Issuer::load_or_create(&data_dir.join("service-issuer.key"))?;
-    for (name, auth) in [("ingest", ingest), ("portal", portal)] {
+    for (name, auth) in services {
         if auth.token.is_empty() && auth.token_file.is_empty() {
             auth.token = issuer.mint(name, TOKEN_TTL)?;
         }

@@ -146,6 +146,25 @@ impl ServiceError {
     }
 }
 
+impl ServiceError {
+    /// A callee's status as this service's error (the callee's message kept;
+    /// `Internal` and unknown codes become `Unavailable`: the callee failed, not this request).
+    pub fn from_status(s: &tonic::Status, callee: &str) -> Self {
+        let code = match s.code() {
+            tonic::Code::InvalidArgument | tonic::Code::OutOfRange => ErrorCode::InvalidArgument,
+            tonic::Code::NotFound => ErrorCode::NotFound,
+            tonic::Code::AlreadyExists => ErrorCode::AlreadyExists,
+            tonic::Code::FailedPrecondition => ErrorCode::FailedPrecondition,
+            tonic::Code::Unauthenticated => ErrorCode::Unauthenticated,
+            tonic::Code::PermissionDenied => ErrorCode::PermissionDenied,
+            tonic::Code::ResourceExhausted => ErrorCode::ResourceExhausted,
+            tonic::Code::DeadlineExceeded => ErrorCode::DeadlineExceeded,
+            _ => return Self::unavailable(format!("{callee}: {}", s.message())),
+        };
+        Self::new(code, s.message())
+    }
+}
+
 impl From<ServiceError> for tonic::Status {
     /// Internal details never reach the client: they are logged with the
     /// current span (and so its trace id) and replaced by a generic message.

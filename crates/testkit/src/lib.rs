@@ -492,21 +492,26 @@ impl Harness {
     pub async fn portal_with(&self, tweak: fn(&mut fc_portal::Config)) -> anyhow::Result<fc_portal::Running> {
         let st = &self.svc().state;
         let mut cfg = Self::portal_config_for(self.data.path(), &self.issuer)?;
+        cfg.telemetry_url = self.grpc_url();
         tweak(&mut cfg);
         let settlement = self.settlement().await?.settlement.clone();
-        Ok(fc_portal::serve(cfg, self.registry.clone(), st.store.clone(), st.bus.client().clone(), settlement, self.shutdown.clone())
-            .await?)
+        Ok(fc_portal::serve(cfg, self.registry.clone(), st.bus.client().clone(), settlement, self.shutdown.clone()).await?)
     }
 
-    /// The settlement service over the running service's registry and store
-    /// (started on first use; gRPC on a free port, a checkpoint every 100 ms).
+    /// The settlement service over the harness's registry, reading telemetry
+    /// through ingest's `Query` (started on first use; gRPC on a free port, a
+    /// checkpoint every 100 ms).
     pub async fn settlement(&self) -> anyhow::Result<&fc_settlement_service::Running> {
         self.settlement
             .get_or_try_init(|| async {
-                let st = &self.svc().state;
-                let cfg =
-                    fc_settlement_service::Config { grpc_addr: "127.0.0.1:0".into(), checkpoint_interval_ms: 100, ..Default::default() };
-                fc_settlement_service::serve(cfg, self.data.path(), self.registry.clone(), st.store.clone(), Shutdown::new())
+                let mut cfg = fc_settlement_service::Config {
+                    grpc_addr: "127.0.0.1:0".into(),
+                    checkpoint_interval_ms: 100,
+                    telemetry_url: self.grpc_url(),
+                    ..Default::default()
+                };
+                cfg.service_auth.token = self.service_token("settlement");
+                fc_settlement_service::serve(cfg, self.data.path(), self.registry.clone(), Shutdown::new())
                     .await
                     .map_err(anyhow::Error::from)
             })

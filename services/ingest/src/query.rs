@@ -57,6 +57,7 @@ impl fc_proto::v1::query_server::Query for QueryService {
         let r = fc_store::range::read(&self.state.store, &self.state.reads, &tenant, budget, &k, plan).await?;
         Ok(Response::new(RangeResponse {
             series: req.series,
+            found: r.unit.is_some(),
             unit: r.unit.unwrap_or_default(),
             readings: r
                 .points

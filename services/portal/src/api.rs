@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use fc_registry::Role;
-use fc_store::SeriesKey;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
@@ -420,11 +419,11 @@ pub struct SeriesOut {
 #[utoipa::path(get, path = "/api/v1/series", responses((status = 200, body = [SeriesOut])))]
 async fn list_series(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<SeriesOut>>> {
     Ok(Json(
-        s.store
+        s.telemetry
             .list_series(&p.tenant_id, None)
             .await?
             .into_iter()
-            .map(|i| SeriesOut { machine: i.key.machine, metric: i.key.metric, unit: i.unit })
+            .map(|i| SeriesOut { machine: i.machine, metric: i.metric, unit: i.unit })
             .collect(),
     ))
 }
@@ -443,17 +442,17 @@ pub struct LatestOut {
 #[utoipa::path(get, path = "/api/v1/latest", responses((status = 200, body = [LatestOut])))]
 async fn latest(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<LatestOut>>> {
     Ok(Json(
-        s.store
+        s.telemetry
             .latest(&p.tenant_id, &[])
             .await?
             .into_iter()
-            .map(|(i, pt)| LatestOut {
-                machine: i.key.machine,
-                metric: i.key.metric,
-                unit: i.unit,
-                ts_ms: pt.ts_ms,
-                value: pt.value,
-                quality: pt.quality,
+            .map(|l| LatestOut {
+                machine: l.series.machine,
+                metric: l.series.metric,
+                unit: l.series.unit,
+                ts_ms: l.ts_ms,
+                value: l.value,
+                quality: l.quality,
             })
             .collect(),
     ))
@@ -509,15 +508,17 @@ pub struct RangeOut {
 async fn fetch(s: &PortalState, tenant: &str, machine: String, metric: String, q: &RangeParams) -> ApiResult<RangeOut> {
     let end = q.end_ms.unwrap_or_else(|| fc_core::time::now_ms() + 1000);
     let start = q.start_ms.unwrap_or(end.saturating_sub(3_600_000));
-    let spec = fc_store::range::RangeSpec { start_ms: start, end_ms: end, step_ms: q.step_ms.unwrap_or(0), limit: q.limit.map(u64::from) };
-    let plan = spec.plan().map_err(|e| Problem::bad_request(e.to_string()))?;
-    let key = SeriesKey::new(machine.clone(), metric.clone());
-    let budget = s.registry.get_tenant(tenant)?.plan().max_read_points_per_s;
-    let r = fc_store::range::read(&s.store, &s.reads, tenant, budget, &key, plan).await?;
+    // The range rules and the tenant's read budget are applied by ingest, the store's owner;
+    // the gRPC field cannot say "limit 0", which REST refuses as before.
+    if q.limit == Some(0) {
+        return Err(Problem::bad_request(format!("limit: 0 is not in 1..={}", fc_store::range::MAX_RAW_LIMIT)));
+    }
+    let spec = fc_query_api::RangeSpec { start_ms: start, end_ms: end, step_ms: q.step_ms.unwrap_or(0), limit: q.limit.unwrap_or(0) };
+    let r = s.telemetry.range(tenant, &machine, &metric, spec).await?;
     let Some(unit) = r.unit else { return Err(Problem::not_found()) };
     let readings = r.points.iter().map(|p| PointOut { t: p.ts_ms, v: p.value, q: p.quality }).collect();
     let buckets =
-        r.buckets.iter().map(|b| BucketOut { t: b.start_ms, min: b.min, max: b.max, avg: b.avg(), count: b.count, last: b.last }).collect();
+        r.buckets.iter().map(|b| BucketOut { t: b.start_ms, min: b.min, max: b.max, avg: b.avg, count: b.count, last: b.last }).collect();
     Ok(RangeOut { machine, metric, unit, readings, buckets, truncated: r.truncated })
 }
 

@@ -29,7 +29,6 @@ use axum::http::header;
 use axum::routing::get;
 use fc_core::Shutdown;
 use fc_registry::Registry;
-use fc_store::DynStore;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,6 +75,8 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// This service's identity, and the issuer key internal callers are checked against.
     pub service_auth: fc_rpc::service_auth::Config,
+    /// Ingest's `Query`: the portal's charts, tables and series API read telemetry there.
+    pub telemetry_url: String,
 }
 
 /// Registry backend settings (`[portal.registry]`).
@@ -152,6 +153,7 @@ impl Default for Config {
             admin_token: String::new(),
             registry: RegistryConfig::default(),
             service_auth: fc_rpc::service_auth::Config::default(),
+            telemetry_url: "http://127.0.0.1:50051".into(),
         }
     }
 }
@@ -160,10 +162,9 @@ impl Default for Config {
 pub struct PortalState {
     /// Tenants, users, devices, keys.
     pub registry: Arc<Registry>,
-    /// Telemetry.
-    pub store: DynStore,
-    /// Each tenant's read budget, for the series API and the charts.
-    pub reads: fc_store::budget::ReadBudgets,
+    /// Telemetry, read through ingest's `Query` (ingest owns the store and
+    /// charges each tenant's read budget).
+    pub telemetry: fc_query_api::QueryClient,
     /// NATS, for live views.
     pub nats: async_nats::Client,
     /// Publishes revocations and plan changes to the other services.
@@ -322,12 +323,14 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
 pub async fn serve(
     config: Config,
     registry: Arc<Registry>,
-    store: DynStore,
     nats: async_nats::Client,
     settlement: Arc<fc_settlement_service::Settlement>,
     shutdown: Shutdown,
 ) -> Result<Running, StartError> {
     let trusted_proxies = config.trusted_proxy_ranges()?;
+    let credential = config.service_auth.credential().map_err(|e| StartError::Config(format!("portal.service_auth: {e}")))?;
+    let telemetry = fc_query_api::QueryClient::new(&config.telemetry_url, credential, std::time::Duration::from_secs(30))
+        .map_err(|e| StartError::Config(format!("portal.telemetry_url: {e}")))?;
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await
         .map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
@@ -344,8 +347,7 @@ pub async fn serve(
         hub: Arc::new(live::Hub::new(nats.clone())),
         live_views: Arc::default(),
         registry,
-        store,
-        reads: fc_store::budget::ReadBudgets::default(),
+        telemetry,
         changes: tenancy::Changes::new(nats.clone()),
         nats,
         settlement,

@@ -347,16 +347,16 @@ pub fn machine_status(age_ms: i64) -> &'static str {
 
 async fn dashboard(State(s): St, PageAuth(p): PageAuth) -> PageResult {
     let lang = p.lang;
-    let latest = s.store.latest(&p.tenant_id, &[]).await?;
+    let latest = s.telemetry.latest(&p.tenant_id, &[]).await?;
     let now = fc_core::time::now_ms();
     // machine -> (newest ts, readings)
     // machine -> (newest timestamp, [(metric, unit, value)])
     type MachineRow = (i64, Vec<(String, String, f64)>);
     let mut machines: std::collections::BTreeMap<String, MachineRow> = Default::default();
-    for (info, pt) in latest {
-        let e = machines.entry(info.key.machine.clone()).or_insert((i64::MIN, Vec::new()));
-        e.0 = e.0.max(pt.ts_ms);
-        e.1.push((info.key.metric, info.unit, pt.value));
+    for l in latest {
+        let e = machines.entry(l.series.machine.clone()).or_insert((i64::MIN, Vec::new()));
+        e.0 = e.0.max(l.ts_ms);
+        e.1.push((l.series.metric, l.series.unit, l.value));
     }
     Ok(page(
         lang,
@@ -394,9 +394,9 @@ fn fmt_value(v: f64) -> String {
 
 async fn machine(State(s): St, PageAuth(p): PageAuth, Path(machine): Path<String>) -> PageResult {
     let lang = p.lang;
-    let series = s.store.list_series(&p.tenant_id, Some(&machine)).await?;
-    let keys: Vec<_> = series.iter().map(|i| i.key.clone()).collect();
-    let latest = if keys.is_empty() { Vec::new() } else { s.store.latest(&p.tenant_id, &keys).await? };
+    let series = s.telemetry.list_series(&p.tenant_id, Some(&machine)).await?;
+    let keys: Vec<_> = series.iter().map(|i| (i.machine.clone(), i.metric.clone())).collect();
+    let latest = if keys.is_empty() { Vec::new() } else { s.telemetry.latest(&p.tenant_id, &keys).await? };
     Ok(page(
         lang,
         &machine,
@@ -407,19 +407,19 @@ async fn machine(State(s): St, PageAuth(p): PageAuth, Path(machine): Path<String
             table id="live-table" data-live={ "/machines/" (machine) "/live" } data-machine=(machine) {
                 thead { tr { th { (lang.t("metric")) } th { (lang.t("value")) } th { (lang.t("unit")) } th { (lang.t("updated")) } } }
                 tbody {
-                    @for (info, pt) in &latest {
-                        tr data-metric=(info.key.metric) {
-                            td { (info.key.metric) }
-                            td.big data-role="value" { (fmt_value(pt.value)) }
-                            td { (info.unit) }
-                            td data-role="ts" data-ts=(pt.ts_ms) { (pt.ts_ms) }
+                    @for l in &latest {
+                        tr data-metric=(l.series.metric) {
+                            td { (l.series.metric) }
+                            td.big data-role="value" { (fmt_value(l.value)) }
+                            td { (l.series.unit) }
+                            td data-role="ts" data-ts=(l.ts_ms) { (l.ts_ms) }
                         }
                     }
                 }
             }
             @for info in &series {
-                h3 { (info.key.metric) " " span.muted { (info.unit) } }
-                div.chart data-chart="1" data-machine=(machine) data-metric=(info.key.metric) {}
+                h3 { (info.metric) " " span.muted { (info.unit) } }
+                div.chart data-chart="1" data-machine=(machine) data-metric=(info.metric) {}
             }
         },
     ))
@@ -442,7 +442,7 @@ pub const STEPS: [(&str, i64); 5] = [("raw", 0), ("1m", 60_000), ("5m", 300_000)
 
 async fn explore(State(s): St, PageAuth(p): PageAuth, Query(q): Query<ExploreQuery>) -> PageResult {
     let lang = p.lang;
-    let all = s.store.list_series(&p.tenant_id, None).await?;
+    let all = s.telemetry.list_series(&p.tenant_id, None).await?;
     let range = RANGES.iter().find(|r| Some(r.0) == q.range.as_deref()).unwrap_or(&RANGES[1]);
     let step = STEPS.iter().find(|r| Some(r.0) == q.step.as_deref()).unwrap_or(&STEPS[0]);
     let agg = q.agg.as_deref().unwrap_or("avg");
@@ -458,8 +458,8 @@ async fn explore(State(s): St, PageAuth(p): PageAuth, Query(q): Query<ExploreQue
             form.row method="get" action="/explore" {
                 label { (lang.t("metric")) br;
                     select name="series" { @for i in &all {
-                        @let v = format!("{}/{}", i.key.machine, i.key.metric);
-                        option value=(v) selected[selected.as_ref().is_some_and(|(m, x)| *m == i.key.machine && *x == i.key.metric)] { (v) }
+                        @let v = format!("{}/{}", i.machine, i.metric);
+                        option value=(v) selected[selected.as_ref().is_some_and(|(m, x)| *m == i.machine && *x == i.metric)] { (v) }
                     } } }
                 label { (lang.t("range")) br; select name="range" { @for r in &RANGES { option value=(r.0) selected[r.0 == range.0] { (r.0) } } } }
                 label { (lang.t("step")) br; select name="step" { @for r in &STEPS { option value=(r.0) selected[r.0 == step.0] { (r.0) } } } }

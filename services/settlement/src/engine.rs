@@ -17,7 +17,6 @@ use fc_settlement_api::{
     BankFile, BlockedView, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, ShipmentView,
     TelemetryInspection, payment_view,
 };
-use fc_store::{DynStore, SeriesKey};
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -175,7 +174,8 @@ impl BlockedSuppliers {
 pub struct Settlement {
     ledger: Arc<Ledger>,
     registry: Arc<Registry>,
-    store: DynStore,
+    /// The telemetry store, read through ingest's `Query` (range rules and read budgets there).
+    telemetry: fc_query_api::QueryClient,
     blobs: Arc<BlobStore>,
     /// The bank files exported, by SHA-256 (the ledger names the hash).
     exports: BlobStore,
@@ -271,7 +271,12 @@ fn party(bank: &BankAccount) -> pain001::Party {
 
 impl Settlement {
     /// Opens the ledger and design store under `data_dir` (no tasks started: see [`crate::serve`]).
-    pub fn open(config: Config, data_dir: &Path, registry: Arc<Registry>, store: DynStore) -> Result<Arc<Self>, StartError> {
+    pub fn open(
+        config: Config,
+        data_dir: &Path,
+        registry: Arc<Registry>,
+        telemetry: fc_query_api::QueryClient,
+    ) -> Result<Arc<Self>, StartError> {
         let key_name = config.origin_prefix.split('/').next().unwrap_or("factorychain").to_string();
         let signer =
             Ledger::load_or_create_signer(&data_dir.join("ledger.key"), &key_name).map_err(|e| StartError::Storage(e.to_string()))?;
@@ -279,7 +284,7 @@ impl Settlement {
             .map_err(|e| StartError::Storage(e.to_string()))?;
         let blobs = Arc::new(BlobStore::open(data_dir.join("designs"), "age").map_err(|e| StartError::Storage(format!("designs: {e}")))?);
         let exports = BlobStore::open(data_dir.join("exports"), "xml").map_err(|e| StartError::Storage(format!("exports: {e}")))?;
-        Ok(Arc::new(Self { ledger, registry, store, blobs, exports, networks: Default::default(), config }))
+        Ok(Arc::new(Self { ledger, registry, telemetry, blobs, exports, networks: Default::default(), config }))
     }
 
     /// The registry (tenants, partnerships, credentials).
@@ -755,8 +760,8 @@ impl Settlement {
             })
             .await?;
         let limit = received.min(MAX_INSPECTED_READINGS);
-        let key = SeriesKey::new(t.machine.clone(), t.metric.clone());
-        let range = self.store.range(actor, &key, t.from_ms, t.to_ms, limit as usize + 1).await?;
+        let spec = fc_query_api::RangeSpec { start_ms: t.from_ms, end_ms: t.to_ms, step_ms: 0, limit: limit as u32 + 1 };
+        let range = self.telemetry.range(actor, &t.machine, &t.metric, spec).await?;
         if range.unit.is_none() {
             return Err(ServiceError::not_found(format!("series {}/{}", t.machine, t.metric)));
         }

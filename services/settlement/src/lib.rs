@@ -39,7 +39,6 @@ pub use fc_settlement_api as api;
 
 use fc_core::Shutdown;
 use fc_registry::Registry;
-use fc_store::DynStore;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -59,6 +58,10 @@ pub struct Config {
     pub origin_prefix: String,
     /// Largest design ciphertext accepted, in bytes.
     pub max_design_bytes: usize,
+    /// Ingest's `Query` (inspections read telemetry there).
+    pub telemetry_url: String,
+    /// This service's identity (its token for the calls it makes).
+    pub service_auth: fc_rpc::service_auth::Config,
 }
 
 impl Default for Config {
@@ -68,6 +71,8 @@ impl Default for Config {
             checkpoint_interval_ms: 1000,
             origin_prefix: "factorychain.local/ledger".into(),
             max_design_bytes: 32 << 20,
+            telemetry_url: "http://127.0.0.1:50051".into(),
+            service_auth: fc_rpc::service_auth::Config::default(),
         }
     }
 }
@@ -89,6 +94,9 @@ pub enum StartError {
     /// Health or reflection could not be set up.
     #[error("settlement gRPC: {0}")]
     Grpc(String),
+    /// This service's identity or a peer's address is misconfigured.
+    #[error("{0}")]
+    Identity(String),
 }
 
 /// A running settlement service.
@@ -115,15 +123,13 @@ pub const GRPC_SERVICES: [&str; 1] = ["factorychain.v1.Ledger"];
 
 /// Opens the ledger (`<data_dir>/settlement.redb`, key `<data_dir>/ledger.key`)
 /// and the design store (`<data_dir>/designs/`), starts the checkpointer and
-/// the gRPC server.
-pub async fn serve(
-    config: Config,
-    data_dir: &Path,
-    registry: Arc<Registry>,
-    store: DynStore,
-    shutdown: Shutdown,
-) -> Result<Running, StartError> {
-    let settlement = Settlement::open(config.clone(), data_dir, registry, store)?;
+/// the gRPC server. Telemetry is read through ingest's `Query` at
+/// `config.telemetry_url` with this service's credential.
+pub async fn serve(config: Config, data_dir: &Path, registry: Arc<Registry>, shutdown: Shutdown) -> Result<Running, StartError> {
+    let credential = config.service_auth.credential().map_err(|e| StartError::Identity(format!("settlement.service_auth: {e}")))?;
+    let telemetry = fc_query_api::QueryClient::new(&config.telemetry_url, credential, Duration::from_secs(30))
+        .map_err(|e| StartError::Identity(format!("settlement.telemetry_url: {e}")))?;
+    let settlement = Settlement::open(config.clone(), data_dir, registry, telemetry)?;
     let checkpointer = tokio::spawn(
         settlement.ledger().clone().run_checkpointer(Duration::from_millis(config.checkpoint_interval_ms.max(1)), shutdown.clone()),
     );
