@@ -12,7 +12,8 @@ import { chromium } from "playwright-core";
 const PORTAL = process.env.PORTAL_URL;
 const GRPC = process.env.GRPC_URL;
 const BIN = process.env.FACTORYCHAIN_BIN;
-const SHOTS = new URL("../artifacts/e2e/", import.meta.url).pathname;
+// One folder per deployment shape (e2e/run.sh runs the suite against each).
+const SHOTS = new URL(`../artifacts/e2e/${process.env.E2E_SHAPE ?? "one-process"}/`, import.meta.url).pathname;
 mkdirSync(SHOTS, { recursive: true });
 
 function push(token, value, machine = "press-1") {

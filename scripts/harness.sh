@@ -29,11 +29,12 @@ start_nats() {
   wait_port "$NATS_PORT"
 }
 # Start `factorychain up` with every listener on port 0, logging to $1; sets GRPC_URL
-# (Ingest, Query), ADMIN_URL (Admin), PORTAL_ADDR and UP_PID from the addresses it prints. Extra environment comes from the caller.
+# (Ingest, Query), ADMIN_URL (Admin), PORTAL_ADDR and UP_PID from the addresses it prints.
+# UP_ARGS: extra arguments of `up` (--split: each service its own process). Extra environment comes from the caller.
 start_up() {
   local log=$1
   FC_DATA_DIR="${FC_DATA_DIR:-$work/data}" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR=127.0.0.1:0 FC_HTTP_ADDR=127.0.0.1:0 \
-    FC_PORTAL__LISTEN_ADDR=127.0.0.1:0 FC_PORTAL__GRPC_ADDR=127.0.0.1:0 FC_SETTLEMENT__GRPC_ADDR=127.0.0.1:0 FC_LOG=${FC_LOG:-warn} "$BIN" up >"$log" 2>&1 & UP_PID=$!
+    FC_PORTAL__LISTEN_ADDR=127.0.0.1:0 FC_PORTAL__GRPC_ADDR=127.0.0.1:0 FC_SETTLEMENT__GRPC_ADDR=127.0.0.1:0 FC_LOG=${FC_LOG:-warn} "$BIN" up ${UP_ARGS:-} >"$log" 2>&1 & UP_PID=$!
   pids+=($UP_PID)
   for _ in $(seq 600); do
     GRPC_URL=$(sed -n 's/^ *gRPC (Ingest, Query): *//p' "$log")

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tonic::transport::Channel;
 
+mod split;
 mod supply;
 mod up;
 mod verify;

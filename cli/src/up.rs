@@ -8,24 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Environment variables of the CLI itself, not service configuration.
-const NON_CONFIG_ENV: &[&str] = &[
-    "FC_CONFIG",
-    "FC_SERVER",
-    "FC_TOKEN",
-    "FC_LOG",
-    "FC_LOG_FORMAT",
-    "FC_SCYLLA_NODES",
-    "FC_SCYLLA_KEYSPACE",
-    "FC_DATASETS_DIR",
-    "FC_NATS_SERVER",
-    "FC_PORTAL",
-    "FC_API_KEY",
-    "FC_ADMIN_SERVER",
-    // The operator's admin token, for `admin` and (as `portal.admin_token`) for `up`.
-    "FC_ADMIN_TOKEN",
-];
-
 /// Options of `up`.
 #[derive(Args)]
 pub struct UpArgs {
@@ -35,6 +17,9 @@ pub struct UpArgs {
     /// Create (once) a demo tenant, owner login and device; replay the datasets as live machines.
     #[arg(long)]
     demo: bool,
+    /// Run each service as its own OS process (fc-portal, fc-ingest) instead of one.
+    #[arg(long)]
+    split: bool,
     /// Dataset playback speed of the demo (dataset time per wall-clock time).
     #[arg(long, default_value_t = 120.0)]
     demo_speed: f64,
@@ -165,21 +150,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let tracing = fc_rpc::trace::init(&service, "info", otlp.as_deref()).map_err(anyhow::Error::msg)?;
     // One file, three services: `[portal]` (and FC_PORTAL__*) configure the portal,
     // `[settlement]` (FC_SETTLEMENT__*) the settlement service, the rest ingest.
-    let mut file = args.config.as_deref().map(fc_core::config::read_table).transpose()?;
-    let mut section = |name: &str| {
-        file.as_mut().and_then(|t| t.remove(name)).and_then(|v| match v {
-            toml::Value::Table(t) => Some(t),
-            _ => None,
-        })
-    };
-    let (portal_file, settlement_file) = (section("portal"), section("settlement"));
-    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !NON_CONFIG_ENV.contains(&k.as_str())).collect();
-    let (portal_env, env): (Vec<_>, Vec<_>) = env.into_iter().partition(|(k, _)| k.starts_with("FC_PORTAL__"));
-    let (settlement_env, ingest_env): (Vec<_>, Vec<_>) = env.into_iter().partition(|(k, _)| k.starts_with("FC_SETTLEMENT__"));
-    let mut cfg: fc_ingest::Config = fc_core::config::load_table(file, "FC_", ingest_env)?;
-    let mut portal_cfg: fc_portal::Config = fc_core::config::load_table(portal_file, "FC_PORTAL__", portal_env)?;
-    let mut settlement_cfg: fc_settlement_service::Config =
-        fc_core::config::load_table(settlement_file, "FC_SETTLEMENT__", settlement_env)?;
+    let (top, [portal_part, settlement_part]) = fc_core::config::split_sections(args.config.as_deref(), std::env::vars())?;
+    let mut cfg: fc_ingest::Config = top.load("FC_")?;
+    let mut portal_cfg: fc_portal::Config = portal_part.load("FC_PORTAL__")?;
+    let mut settlement_cfg: fc_settlement_service::Config = settlement_part.load("FC_SETTLEMENT__")?;
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let _nats = ensure_nats(&cfg.bus, &cfg.data_dir).await?;
@@ -199,6 +173,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
         &cfg.data_dir,
         [("ingest", &mut cfg.service_auth), ("portal", &mut portal_cfg.service_auth), ("settlement", &mut settlement_cfg.service_auth)],
     )?;
+    if args.split {
+        if args.demo {
+            bail!("--demo runs in the one-process shape only (for now); start `up --split` without it");
+        }
+        let plan = crate::split::Plan { config: args.config.as_deref(), ingest: &cfg, portal: &portal_cfg, settlement: &settlement_cfg };
+        let r = crate::split::run(plan, shutdown).await;
+        tracing.shutdown().await;
+        return r;
+    }
     let registry = std::sync::Arc::new(fc_portal::open_registry(&portal_cfg).await?);
     let tenancy_nats = fc_bus::connect_client(&cfg.bus, "portal").await?;
     let tenancy = fc_portal::tenancy::serve(&portal_cfg, registry.clone(), tenancy_nats, shutdown.clone()).await?;

@@ -236,7 +236,16 @@ impl Bus {
             .timeout(Duration::from_secs(10))
             .build(client.clone());
         let bus = Self { client, js, cfg: cfg.clone() };
-        bus.ensure_streams().await?;
+        if let Err(e) = bus.ensure_streams().await {
+            // Say which peer is missing rather than how the first request failed.
+            if bus.client.connection_state() != async_nats::connection::State::Connected {
+                return Err(BusError::JetStream(format!(
+                    "no NATS server answers at {} (bus.url); start one with JetStream enabled ({e})",
+                    cfg.url
+                )));
+            }
+            return Err(e);
+        }
         Ok(bus)
     }
 

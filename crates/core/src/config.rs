@@ -176,3 +176,90 @@ mod tests {
         d
     }
 }
+
+/// Environment variables of the command-line tools, never configuration.
+pub const NON_CONFIG_ENV: &[&str] = &[
+    "FC_CONFIG",
+    "FC_SERVER",
+    "FC_TOKEN",
+    "FC_LOG",
+    "FC_LOG_FORMAT",
+    "FC_SCYLLA_NODES",
+    "FC_SCYLLA_KEYSPACE",
+    "FC_DATASETS_DIR",
+    "FC_NATS_SERVER",
+    "FC_PORTAL",
+    "FC_API_KEY",
+    "FC_ADMIN_SERVER",
+    // The operator's admin token, for `admin` and (as `portal.admin_token`) for `up`.
+    "FC_ADMIN_TOKEN",
+];
+
+/// The sections of the services that share one file and environment:
+/// `[portal]` and `FC_PORTAL__*` are the portal's, `[settlement]` and
+/// `FC_SETTLEMENT__*` settlement's, the rest the top level (ingest's and the
+/// platform's, `[bus]` among them).
+pub const SERVICE_SECTIONS: [&str; 2] = ["portal", "settlement"];
+
+/// One service's part of the file and the environment, for [`load_table`].
+#[derive(Debug, Default, Clone)]
+pub struct Part {
+    /// Its table of the file.
+    pub file: Option<toml::Table>,
+    /// Its environment variables (still with their full names).
+    pub env: Vec<(String, String)>,
+}
+
+impl Part {
+    /// Loads a config from this part; `prefix` as in [`load_table`].
+    pub fn load<T>(self, prefix: &str) -> Result<T, ConfigError>
+    where
+        T: DeserializeOwned + serde::Serialize + Default,
+    {
+        load_table(self.file, prefix, self.env)
+    }
+
+    /// The sub-table `name` of this part with the `{prefix}{NAME}__` variables,
+    /// for a setting shared by several services (`[bus]` for the portal).
+    pub fn section(&self, name: &str, prefix: &str) -> Part {
+        let file = self.file.as_ref().and_then(|t| t.get(name)).and_then(|v| v.as_table()).cloned();
+        let env_prefix = format!("{prefix}{}__", name.to_ascii_uppercase());
+        let env = self.env.iter().filter(|(k, _)| k.starts_with(&env_prefix)).cloned().collect();
+        Part { file, env }
+    }
+}
+
+/// Splits the file at `path` (if any) and the environment `env` into the top
+/// level and each of [`SERVICE_SECTIONS`]; the tools' own variables
+/// ([`NON_CONFIG_ENV`]) are left out.
+pub fn split_sections(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<(Part, [Part; 2]), ConfigError> {
+    let mut file = path.map(read_table).transpose()?;
+    let mut sections: [Part; 2] = Default::default();
+    let mut top: Vec<(String, String)> = env.into_iter().filter(|(k, _)| !NON_CONFIG_ENV.contains(&k.as_str())).collect();
+    for (i, name) in SERVICE_SECTIONS.iter().enumerate() {
+        sections[i].file = file.as_mut().and_then(|t| t.remove(*name)).and_then(|v| match v {
+            toml::Value::Table(t) => Some(t),
+            _ => None,
+        });
+        let prefix = format!("FC_{}__", name.to_ascii_uppercase());
+        let (mine, rest): (Vec<_>, Vec<_>) = top.into_iter().partition(|(k, _)| k.starts_with(&prefix));
+        sections[i].env = mine;
+        top = rest;
+    }
+    Ok((Part { file, env: top }, sections))
+}
+
+/// The configuration file a service binary was given: `--config PATH` (or
+/// `--config=PATH`) among `args`, else `FC_CONFIG`.
+pub fn path_from_args(args: impl IntoIterator<Item = String>) -> Option<std::path::PathBuf> {
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        if a == "--config" {
+            return args.next().map(Into::into);
+        }
+        if let Some(p) = a.strip_prefix("--config=") {
+            return Some(p.into());
+        }
+    }
+    std::env::var_os("FC_CONFIG").map(Into::into)
+}

@@ -10,6 +10,7 @@
 //! Health: every listed service and the server as a whole (`""`) answer
 //! `SERVING` until shutdown fires, then `NOT_SERVING`.
 
+pub mod ops;
 pub mod service_auth;
 pub mod trace;
 

@@ -77,6 +77,9 @@ pub struct Config {
     pub service_auth: fc_rpc::service_auth::Config,
     /// Ingest's `Query`: the portal's charts, tables and series API read telemetry there.
     pub telemetry_url: String,
+    /// `/healthz`, `/readyz`, `/metrics` of the `fc-portal` process (under `up`,
+    /// ingest's `http_addr` serves them for the whole process).
+    pub ops_addr: String,
 }
 
 /// Registry backend settings (`[portal.registry]`).
@@ -154,6 +157,7 @@ impl Default for Config {
             registry: RegistryConfig::default(),
             service_auth: fc_rpc::service_auth::Config::default(),
             telemetry_url: "http://127.0.0.1:50051".into(),
+            ops_addr: "127.0.0.1:9465".into(),
         }
     }
 }
@@ -378,6 +382,55 @@ pub async fn serve(
     });
     tracing::info!(%addr, "portal ready");
     Ok(Running { addr, state, task })
+}
+
+/// The `fc-portal` process: the tenancy port, the settlement service (hosted
+/// here until its own gRPC API replaces the in-process calls) and the portal,
+/// with its own health, readiness and metrics on `ops_addr`.
+pub struct Process {
+    /// The tenancy and admin port.
+    pub tenancy: tenancy::Grpc,
+    /// The settlement service.
+    pub settlement: fc_settlement_service::Running,
+    /// The portal.
+    pub portal: Running,
+    /// Where `/healthz`, `/readyz`, `/metrics` listen.
+    pub ops_addr: SocketAddr,
+    ops: tokio::task::JoinHandle<()>,
+}
+
+impl Process {
+    /// Wait until every part stopped (after shutdown fired).
+    pub async fn wait(self) {
+        self.portal.wait().await;
+        self.tenancy.wait().await;
+        self.settlement.wait().await;
+        let _ = self.ops.await;
+    }
+}
+
+/// Starts the `fc-portal` process's parts; `bus` is the platform's NATS.
+pub async fn serve_process(
+    config: Config,
+    settlement: fc_settlement_service::Config,
+    bus: &fc_bus::BusConfig,
+    shutdown: Shutdown,
+) -> Result<Process, Box<dyn std::error::Error>> {
+    let ops_listener = tokio::net::TcpListener::bind(&config.ops_addr)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.ops_addr.clone(), source })?;
+    let ops_addr = ops_listener.local_addr()?;
+    let registry = Arc::new(open_registry(&config).await?);
+    let nats = fc_bus::connect_client(bus, "portal").await?;
+    let tenancy = tenancy::serve(&config, registry.clone(), nats.clone(), shutdown.clone()).await?;
+    let settlement = fc_settlement_service::serve(settlement, &config.data_dir(), registry.clone(), shutdown.clone()).await?;
+    let portal = serve(config, registry, nats.clone(), settlement.settlement.clone(), shutdown.clone()).await?;
+    let ready: fc_rpc::ops::Readiness = Arc::new(move || match nats.connection_state() {
+        async_nats::connection::State::Connected => Ok(()),
+        _ => Err("NATS is unreachable".into()),
+    });
+    let ops = tokio::spawn(fc_rpc::ops::serve(ops_listener, ready, shutdown));
+    Ok(Process { tenancy, settlement, portal, ops_addr, ops })
 }
 
 #[cfg(test)]

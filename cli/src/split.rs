@@ -1,0 +1,194 @@
+//! `factorychain up --split`: the same services as `up`, each in its own OS
+//! process: `fc-portal` (the tenancy owner, the portal and, until its own gRPC
+//! API exists, the settlement service) and `fc-ingest`, found next to this
+//! executable. They share the data directory (each opens only its own files)
+//! and talk over loopback gRPC and NATS with the tokens minted here.
+
+use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A service process; stopped with SIGTERM (graceful) on drop.
+struct ServiceProcess {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::warn!(service = self.name, "did not stop within 20 s; killing it");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where the service binaries are: next to this executable.
+fn binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let path = exe.with_file_name(name);
+    if !path.exists() {
+        bail!(
+            "{} not found next to {} (build it: cargo build --release -p fc-ingest -p fc-portal, or make run-split)",
+            name,
+            exe.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Starts `bin` with `env`, waits until it printed every label of `labels`
+/// (`label: value` lines) and returns the values; its other output goes to
+/// stderr, prefixed with its name.
+fn start(
+    name: &'static str,
+    bin: &Path,
+    config: Option<&Path>,
+    env: &[(String, String)],
+    labels: &[&str],
+) -> Result<(ServiceProcess, HashMap<String, String>)> {
+    let mut cmd = Command::new(bin);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v))).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    // Its own process group: Ctrl-C reaches only `up`, which stops the services in order.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let proc = ServiceProcess { name, child };
+    let (tx, rx) = std::sync::mpsc::channel::<(String, String)>();
+    let wanted: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let found = wanted.iter().find(|l| line.trim_start().starts_with(l.as_str()));
+            match found {
+                Some(l) => {
+                    let _ = tx.send((l.clone(), line.trim_start()[l.len()..].trim().to_string()));
+                }
+                None => eprintln!("[{name}] {line}"),
+            }
+        }
+    });
+    let mut got = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut proc = proc;
+    while got.len() < labels.len() {
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            bail!("{name} exited ({status}) before it was ready; its errors are above");
+        }
+        if Instant::now() > deadline {
+            bail!("{name} did not report its addresses within 60 s");
+        }
+        if let Ok((k, v)) = rx.recv_timeout(Duration::from_millis(100)) {
+            got.insert(k, v);
+        }
+    }
+    Ok((proc, got))
+}
+
+/// A free loopback port (for a listener another process must know before it starts).
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// What `up` worked out before it chose the shape.
+pub struct Plan<'a> {
+    /// `--config`.
+    pub config: Option<&'a Path>,
+    /// Ingest's (top-level) configuration.
+    pub ingest: &'a fc_ingest::Config,
+    /// The portal's.
+    pub portal: &'a fc_portal::Config,
+    /// Settlement's.
+    pub settlement: &'a fc_settlement_service::Config,
+}
+
+/// Starts both processes and waits until `shutdown` fires or one exits.
+pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
+    let (fc_ingest_bin, fc_portal_bin) = (binary("fc-ingest")?, binary("fc-portal")?);
+    let ingest = plan.ingest;
+    // Ingest's gRPC port must be known to the portal before ingest starts.
+    let mut grpc: std::net::SocketAddr = ingest.grpc_addr.parse().context("grpc_addr")?;
+    if grpc.port() == 0 {
+        grpc.set_port(free_port()?);
+    }
+    let query_url = format!("http://{grpc}");
+    let loopback_ops = ingest.http_addr.ends_with(":0");
+    let mut portal_env = vec![
+        ("FC_PORTAL__DATA_DIR".to_string(), plan.portal.data_dir.clone()),
+        ("FC_PORTAL__TELEMETRY_URL".into(), query_url.clone()),
+        ("FC_SETTLEMENT__TELEMETRY_URL".into(), query_url.clone()),
+        ("FC_PORTAL__SERVICE_AUTH__TOKEN".into(), plan.portal.service_auth.token.clone()),
+        ("FC_PORTAL__SERVICE_AUTH__ISSUER_PUBLIC_KEY".into(), plan.portal.service_auth.issuer_public_key.clone()),
+        ("FC_SETTLEMENT__SERVICE_AUTH__TOKEN".into(), plan.settlement.service_auth.token.clone()),
+        ("FC_PORTAL__ADMIN_TOKEN".into(), plan.portal.admin_token.clone()),
+    ];
+    portal_env.retain(|(_, v)| !v.is_empty());
+    if loopback_ops {
+        portal_env.push(("FC_PORTAL__OPS_ADDR".into(), "127.0.0.1:0".into()));
+    }
+    let portal_labels =
+        ["portal:", "gRPC (Admin, Tenancy):", "gRPC (settlement Ledger):", "ledger verifier key:", "portal HTTP (health, metrics):"];
+    let (portal, p) = start("fc-portal", &fc_portal_bin, plan.config, &portal_env, &portal_labels)?;
+    let admin_url = p["gRPC (Admin, Tenancy):"].clone();
+    let ingest_env = vec![
+        ("FC_GRPC_ADDR".to_string(), grpc.to_string()),
+        ("FC_TENANCY__URL".into(), admin_url.clone()),
+        ("FC_SERVICE_AUTH__TOKEN".into(), ingest.service_auth.token.clone()),
+        ("FC_SERVICE_AUTH__ISSUER_PUBLIC_KEY".into(), ingest.service_auth.issuer_public_key.clone()),
+        ("FC_DATA_DIR".into(), ingest.data_dir.to_string_lossy().into_owned()),
+    ];
+    let ingest_labels = ["ingest gRPC (Ingest, Query):", "ingest HTTP (health, metrics):"];
+    let (ingest_proc, i) = start("fc-ingest", &fc_ingest_bin, plan.config, &ingest_env, &ingest_labels)?;
+    println!();
+    println!("FactoryChain is up (split: fc-portal pid {}, fc-ingest pid {}).", portal.child.id(), ingest_proc.child.id());
+    println!("  portal:                      {}", p["portal:"]);
+    println!("  gRPC (Ingest, Query):        {}", i["ingest gRPC (Ingest, Query):"]);
+    println!("  gRPC (Admin, Tenancy):       {admin_url}");
+    println!("  gRPC (settlement Ledger):    {}", p["gRPC (settlement Ledger):"]);
+    println!("  ledger verifier key:         {}", p["ledger verifier key:"]);
+    println!(
+        "  health and metrics:          {}/healthz (ingest)  {}/healthz (portal)",
+        i["ingest HTTP (health, metrics):"], p["portal HTTP (health, metrics):"]
+    );
+    if plan.portal.admin_token.is_empty() {
+        println!("  admin token:                 {}", plan.portal.data_dir().join("admin.token").display());
+    } else {
+        println!("  admin token:                 (from configuration)");
+    }
+    println!("Stop with Ctrl-C.");
+    println!();
+    let mut procs = [portal, ingest_proc];
+    // Until a signal, or a service exits by itself.
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        if let Some(p) = procs.iter_mut().find_map(|p| matches!(p.child.try_wait(), Ok(Some(_))).then_some(p.name)) {
+            tracing::error!(service = p, "a service process exited; stopping the others");
+            break;
+        }
+    }
+    // Ingest first (it drains its streams and writer), then the portal.
+    let [portal, ingest_proc] = procs;
+    tokio::task::spawn_blocking(move || {
+        drop(ingest_proc);
+        drop(portal);
+    })
+    .await?;
+    Ok(())
+}
