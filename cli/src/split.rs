@@ -112,6 +112,8 @@ pub struct Plan<'a> {
     pub ingest: &'a fc_ingest::Config,
     /// The portal's.
     pub portal: &'a fc_portal::Config,
+    /// The portal's NATS settings (its own user when `up` started the server).
+    pub portal_bus: &'a fc_bus::BusConfig,
     /// Settlement's.
     pub settlement: &'a fc_settlement_service::Config,
 }
@@ -136,6 +138,10 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
         ("FC_SETTLEMENT__SERVICE_AUTH__TOKEN".into(), plan.settlement.service_auth.token.clone()),
         ("FC_PORTAL__ADMIN_TOKEN".into(), plan.portal.admin_token.clone()),
     ];
+    portal_env.extend([
+        ("FC_BUS__USER".to_string(), plan.portal_bus.user.clone()),
+        ("FC_BUS__PASSWORD".into(), plan.portal_bus.password.clone()),
+    ]);
     portal_env.retain(|(_, v)| !v.is_empty());
     if loopback_ops {
         portal_env.push(("FC_PORTAL__OPS_ADDR".into(), "127.0.0.1:0".into()));
@@ -144,13 +150,16 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
         ["portal:", "gRPC (Admin, Tenancy):", "gRPC (settlement Ledger):", "ledger verifier key:", "portal HTTP (health, metrics):"];
     let (portal, p) = start("fc-portal", &fc_portal_bin, plan.config, &portal_env, &portal_labels)?;
     let admin_url = p["gRPC (Admin, Tenancy):"].clone();
-    let ingest_env = vec![
-        ("FC_GRPC_ADDR".to_string(), grpc.to_string()),
+    let mut ingest_env = vec![
+        ("FC_BUS__USER".to_string(), ingest.bus.user.clone()),
+        ("FC_BUS__PASSWORD".into(), ingest.bus.password.clone()),
+        ("FC_GRPC_ADDR".into(), grpc.to_string()),
         ("FC_TENANCY__URL".into(), admin_url.clone()),
         ("FC_SERVICE_AUTH__TOKEN".into(), ingest.service_auth.token.clone()),
         ("FC_SERVICE_AUTH__ISSUER_PUBLIC_KEY".into(), ingest.service_auth.issuer_public_key.clone()),
         ("FC_DATA_DIR".into(), ingest.data_dir.to_string_lossy().into_owned()),
     ];
+    ingest_env.retain(|(_, v)| !v.is_empty());
     let ingest_labels = ["ingest gRPC (Ingest, Query):", "ingest HTTP (health, metrics):"];
     let (ingest_proc, i) = start("fc-ingest", &fc_ingest_bin, plan.config, &ingest_env, &ingest_labels)?;
     println!();

@@ -55,12 +55,36 @@ async fn answers(host: &str, port: u16) -> bool {
     matches!(tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect((host, port))).await, Ok(Ok(_)))
 }
 
-async fn ensure_nats(bus: &fc_bus::BusConfig, data_dir: &Path) -> Result<Option<OwnedNats>> {
+/// The NATS users `up` gives the services of the server it starts (`fc_bus::auth`).
+pub struct NatsUsers {
+    /// `(service, password)`.
+    pub users: Vec<(&'static str, String)>,
+}
+
+impl NatsUsers {
+    fn new() -> Self {
+        Self { users: fc_bus::auth::SERVICES.iter().map(|s| (*s, fc_registry::random_hex(16))).collect() }
+    }
+
+    /// `bus` with `service`'s credentials.
+    pub fn bus_for(&self, bus: &fc_bus::BusConfig, service: &str) -> fc_bus::BusConfig {
+        let mut b = bus.clone();
+        if let Some((user, password)) = self.users.iter().find(|(u, _)| *u == service) {
+            (b.user, b.password) = (user.to_string(), password.clone());
+        }
+        b
+    }
+}
+
+/// Starts a nats-server when none answers at `bus.url`, with a user per
+/// service held to its subjects (returned); a server that already answers is
+/// used as it is, with the configured `bus.user` (or none).
+async fn ensure_nats(bus: &fc_bus::BusConfig, data_dir: &Path) -> Result<(Option<OwnedNats>, Option<NatsUsers>)> {
     let url = &bus.url;
     let (host, port) = host_port(url)?;
     if answers(&host, port).await {
         tracing::info!(%url, "using the NATS server that answers there");
-        return Ok(None);
+        return Ok((None, None));
     }
     let Some(bin) = fc_bus::nats_server_binary() else {
         bail!(
@@ -89,8 +113,12 @@ async fn ensure_nats(bus: &fc_bus::BusConfig, data_dir: &Path) -> Result<Option<
         }
     };
     let conf = data_dir.join("nats-server.conf");
-    let text = fc_bus::single_server_config(&host, port, &store, sync).with_context(|| format!("bus.sync {:?}", bus.sync))?;
-    std::fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
+    let mut text = fc_bus::single_server_config(&host, port, &store, sync).with_context(|| format!("bus.sync {:?}", bus.sync))?;
+    let users = NatsUsers::new();
+    let pairs: Vec<(&str, &str)> = users.users.iter().map(|(u, p)| (*u, p.as_str())).collect();
+    text.push_str(&fc_bus::auth::authorization_config(&pairs));
+    // The file holds the services' NATS passwords.
+    fc_core::fsutil::replace_private(&conf, &text).with_context(|| format!("writing {}", conf.display()))?;
     let mut cmd = Command::new(&bin);
     cmd.arg("-c").arg(&conf);
     // Its own process group: Ctrl-C reaches only us, and we stop NATS after the service drained.
@@ -106,7 +134,7 @@ async fn ensure_nats(bus: &fc_bus::BusConfig, data_dir: &Path) -> Result<Option<
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tracing::info!(%url, store = %store.display(), sync = sync.unwrap_or("nats-server default (every 2 min)"), "started a local nats-server");
-    Ok(Some(owned))
+    Ok((Some(owned), Some(users)))
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -156,7 +184,16 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let mut settlement_cfg: fc_settlement_service::Config = settlement_part.load("FC_SETTLEMENT__")?;
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let _nats = ensure_nats(&cfg.bus, &cfg.data_dir).await?;
+    let (_nats, nats_users) = ensure_nats(&cfg.bus, &cfg.data_dir).await?;
+    // Each service connects as its own NATS user when `up` started the server.
+    let portal_bus = match &nats_users {
+        Some(users) => {
+            let portal_bus = users.bus_for(&cfg.bus, "portal");
+            cfg.bus = users.bus_for(&cfg.bus, "ingest");
+            portal_bus
+        }
+        None => cfg.bus.clone(),
+    };
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     // One process, one data directory, one service issuer: the services get their
@@ -177,25 +214,29 @@ pub async fn run(args: UpArgs) -> Result<()> {
         if args.demo {
             bail!("--demo runs in the one-process shape only (for now); start `up --split` without it");
         }
-        let plan = crate::split::Plan { config: args.config.as_deref(), ingest: &cfg, portal: &portal_cfg, settlement: &settlement_cfg };
+        let plan = crate::split::Plan {
+            config: args.config.as_deref(),
+            ingest: &cfg,
+            portal: &portal_cfg,
+            portal_bus: &portal_bus,
+            settlement: &settlement_cfg,
+        };
         let r = crate::split::run(plan, shutdown).await;
         tracing.shutdown().await;
         return r;
     }
     let registry = std::sync::Arc::new(fc_portal::open_registry(&portal_cfg).await?);
-    let tenancy_nats = fc_bus::connect_client(&cfg.bus, "portal").await?;
-    let tenancy = fc_portal::tenancy::serve(&portal_cfg, registry.clone(), tenancy_nats, shutdown.clone()).await?;
+    let portal_nats = fc_bus::connect_client(&portal_bus, "portal").await?;
+    let tenancy = fc_portal::tenancy::serve(&portal_cfg, registry.clone(), portal_nats.clone(), shutdown.clone()).await?;
     cfg.tenancy.url = format!("http://{}", tenancy.addr);
     let running = fc_ingest::serve(cfg.clone(), shutdown.clone()).await?;
-    let st = &running.state;
     // The portal and settlement read telemetry through ingest's Query, as when split.
     let query_url = format!("http://{}", running.grpc_addr);
     settlement_cfg.telemetry_url = query_url.clone();
     portal_cfg.telemetry_url = query_url;
     let settlement = fc_settlement_service::serve(settlement_cfg, &cfg.data_dir, registry.clone(), shutdown.clone()).await?;
     let portal =
-        fc_portal::serve(portal_cfg.clone(), registry.clone(), st.bus.client().clone(), settlement.settlement.clone(), shutdown.clone())
-            .await?;
+        fc_portal::serve(portal_cfg.clone(), registry.clone(), portal_nats, settlement.settlement.clone(), shutdown.clone()).await?;
     let grpc = format!("http://{}", running.grpc_addr);
     println!();
     println!("FactoryChain is up.");

@@ -11,6 +11,8 @@
 //!   retention) and, when full, refuses new messages (discard new) rather than
 //!   dropping old ones, so publishers see the refusal and devices retry.
 
+pub mod auth;
+
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,12 @@ pub struct BusConfig {
     pub sync: String,
     /// Publishes in flight per connection before publishers wait.
     pub max_ack_inflight: usize,
+    /// This service's NATS user (empty: connect without credentials). The
+    /// nats-server `factorychain up` starts gives each service its own user,
+    /// allowed only its subjects ([`auth`]).
+    pub user: String,
+    /// That user's password.
+    pub password: String,
 }
 
 impl Default for BusConfig {
@@ -58,6 +66,8 @@ impl Default for BusConfig {
             replicas: 1,
             sync: "always".into(),
             max_ack_inflight: 20_000,
+            user: String::new(),
+            password: String::new(),
         }
     }
 }
@@ -216,7 +226,12 @@ pub async fn connect_client(cfg: &BusConfig, name: &str) -> Result<async_nats::C
         .map(|u| u.parse())
         .collect::<Result<_, _>>()
         .map_err(|e| BusError::JetStream(format!("bus.url {:?}: {e}", cfg.url)))?;
-    async_nats::ConnectOptions::new()
+    let options = if cfg.user.is_empty() {
+        async_nats::ConnectOptions::new()
+    } else {
+        async_nats::ConnectOptions::with_user_and_password(cfg.user.clone(), cfg.password.clone())
+    };
+    options
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         .retry_on_initial_connect()

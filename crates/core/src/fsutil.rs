@@ -45,6 +45,19 @@ pub fn create_private_once(path: &Path, text: &str) -> std::io::Result<Created> 
     }
 }
 
+/// Writes `text` to `path` readable by its owner only (mode 0600 from its
+/// creation), replacing what was there: a private temporary file, synced, then
+/// renamed over it.
+pub fn replace_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

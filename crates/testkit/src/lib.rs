@@ -77,6 +77,7 @@ pub struct NatsServer {
     pub name: String,
     args: Vec<String>,
     dir: tempfile::TempDir,
+    conf: Option<tempfile::TempDir>,
 }
 
 fn port_of(url: &str) -> Option<u16> {
@@ -89,6 +90,17 @@ impl NatsServer {
         Self::spawn("standalone".into(), Vec::new(), None).await
     }
 
+    /// Start one with `config` (nats-server syntax, e.g. an `authorization`
+    /// block) besides the usual flags.
+    pub async fn start_with_config(config: &str) -> anyhow::Result<Self> {
+        let conf = tempfile::tempdir()?;
+        let path = conf.path().join("nats.conf");
+        std::fs::write(&path, config)?;
+        let mut s = Self::spawn("standalone".into(), vec!["-c".into(), path.display().to_string()], None).await?;
+        s.conf = Some(conf);
+        Ok(s)
+    }
+
     async fn spawn(name: String, extra: Vec<String>, port: Option<u16>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut me = Self {
@@ -99,6 +111,7 @@ impl NatsServer {
             name,
             args: extra,
             dir,
+            conf: None,
         };
         me.learn_ports().await?;
         Ok(me)
@@ -302,6 +315,16 @@ pub async fn assert_stored_once(
     Ok(())
 }
 
+/// The password of the all-powerful `admin` NATS user of [`Harness::start_authenticated`].
+pub const NATS_ADMIN_PASSWORD: &str = "nats-admin-test-password";
+
+/// The NATS passwords of the services, when the server checks them.
+#[derive(Clone)]
+struct NatsUsers {
+    ingest: String,
+    portal: String,
+}
+
 /// NATS, the tenancy owner's gRPC port (the portal's, over a registry on the
 /// data directory) and the ingest service on temporary directories.
 pub struct Harness {
@@ -312,6 +335,9 @@ pub struct Harness {
     /// The tenancy and admin gRPC port.
     pub tenancy: fc_portal::tenancy::Grpc,
     tenancy_shutdown: Shutdown,
+    /// The portal's own NATS connection (tenancy notices, live views).
+    pub portal_nats: async_nats::Client,
+    users: Option<NatsUsers>,
     /// The private NATS server (unused when the harness runs on a cluster).
     pub nats: NatsServer,
     /// `bus.url` of the service: the private server's, or a cluster's.
@@ -341,15 +367,38 @@ impl Harness {
         Self::assemble(nats, bus_url, tweak).await
     }
 
+    /// NATS with a user per service held to its subjects (`fc_bus::auth`), and
+    /// the services connecting as theirs; `admin`/[`NATS_ADMIN_PASSWORD`] may do anything.
+    pub async fn start_authenticated() -> anyhow::Result<Self> {
+        fc_core::telemetry::init_for_tests();
+        let pw = |who: &str| format!("{who}-{}", fc_core::time::now_ms());
+        let users = NatsUsers { ingest: pw("ingest"), portal: pw("portal") };
+        let conf =
+            fc_bus::auth::authorization_config(&[("ingest", &users.ingest), ("portal", &users.portal), ("admin", NATS_ADMIN_PASSWORD)]);
+        let nats = NatsServer::start_with_config(&conf).await?;
+        let bus_url = nats.url.clone();
+        Self::assemble_with(nats, bus_url, |_| {}, Some(users)).await
+    }
+
     async fn assemble(nats: NatsServer, bus_url: String, tweak: fn(&mut Config)) -> anyhow::Result<Self> {
+        Self::assemble_with(nats, bus_url, tweak, None).await
+    }
+
+    async fn assemble_with(nats: NatsServer, bus_url: String, tweak: fn(&mut Config), users: Option<NatsUsers>) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
         let issuer = fc_rpc::service_auth::Issuer::generate()?;
         let portal_cfg = Self::portal_config_for(data.path(), &issuer)?;
         let registry = Arc::new(fc_portal::open_registry(&portal_cfg).await?);
         let tenancy_shutdown = Shutdown::new();
-        let client = fc_bus::connect_client(&fc_bus::BusConfig { url: bus_url.clone(), ..Default::default() }, "tenancy").await?;
-        let tenancy = fc_portal::tenancy::serve(&portal_cfg, registry.clone(), client, tenancy_shutdown.clone()).await?;
+        let mut portal_bus = fc_bus::BusConfig { url: bus_url.clone(), ..Default::default() };
+        if let Some(u) = &users {
+            (portal_bus.user, portal_bus.password) = ("portal".into(), u.portal.clone());
+        }
+        let portal_nats = fc_bus::connect_client(&portal_bus, "portal").await?;
+        let tenancy = fc_portal::tenancy::serve(&portal_cfg, registry.clone(), portal_nats.clone(), tenancy_shutdown.clone()).await?;
         let mut h = Self {
+            portal_nats,
+            users,
             registry,
             issuer,
             tenancy,
@@ -376,6 +425,11 @@ impl Harness {
         c.service_auth.token = issuer.mint("portal", Duration::from_secs(86_400))?;
         c.service_auth.issuer_public_key = issuer.public_key();
         Ok(c)
+    }
+
+    /// The portal's NATS password ([`Harness::start_authenticated`]).
+    pub fn portal_password(&self) -> &str {
+        self.users.as_ref().map_or("", |u| u.portal.as_str())
     }
 
     /// A token of `service`, signed by the harness's issuer.
@@ -412,6 +466,9 @@ impl Harness {
         c.bus.url = self.bus_url.clone();
         c.shutdown_deadline_ms = 5_000;
         c.tenancy.url = self.admin_url();
+        if let Some(u) = &self.users {
+            (c.bus.user, c.bus.password) = ("ingest".into(), u.ingest.clone());
+        }
         c.service_auth.token = self.service_token("ingest");
         c.service_auth.issuer_public_key = self.issuer.public_key();
         (self.tweak)(&mut c);
@@ -490,12 +547,11 @@ impl Harness {
 
     /// A portal with adjusted settings, on a free port.
     pub async fn portal_with(&self, tweak: fn(&mut fc_portal::Config)) -> anyhow::Result<fc_portal::Running> {
-        let st = &self.svc().state;
         let mut cfg = Self::portal_config_for(self.data.path(), &self.issuer)?;
         cfg.telemetry_url = self.grpc_url();
         tweak(&mut cfg);
         let settlement = self.settlement().await?.settlement.clone();
-        Ok(fc_portal::serve(cfg, self.registry.clone(), st.bus.client().clone(), settlement, self.shutdown.clone()).await?)
+        Ok(fc_portal::serve(cfg, self.registry.clone(), self.portal_nats.clone(), settlement, self.shutdown.clone()).await?)
     }
 
     /// The settlement service over the harness's registry, reading telemetry

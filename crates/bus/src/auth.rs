@@ -1,0 +1,64 @@
+//! Each service's NATS user and what it may publish and subscribe to: the
+//! `authorization` block of the nats-server `factorychain up` starts. A
+//! service outside its subjects gets a permissions violation from the server
+//! (a publish is dropped, a subscription receives nothing).
+//!
+//! | user | publish | subscribe |
+//! | --- | --- | --- |
+//! | `ingest` | `fc.*.telemetry.>` (JetStream), `$JS.API.>`, `$JS.ACK.>` | `_INBOX.>` (replies), `fc.sys.tenancy` |
+//! | `portal` | `fc.sys.tenancy` | `fc.*.telemetry.>` (live views), `_INBOX.>` |
+//!
+//! Invariant: only the tenancy owner (the portal) announces revocations, only
+//! ingest writes telemetry and touches JetStream.
+
+/// The services with a NATS user.
+pub const SERVICES: [&str; 2] = ["ingest", "portal"];
+
+/// `(publish, subscribe)` subjects `service` may use; `None` for a service without a NATS user.
+pub fn permissions(service: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    match service {
+        "ingest" => Some((&["fc.*.telemetry.>", "$JS.API.>", "$JS.ACK.>"], &["_INBOX.>", "fc.sys.tenancy"])),
+        "portal" => Some((&["fc.sys.tenancy"], &["fc.*.telemetry.>", "_INBOX.>"])),
+        _ => None,
+    }
+}
+
+fn quoted(list: &[&str]) -> String {
+    list.iter().map(|s| serde_json::to_string(s).unwrap_or_default()).collect::<Vec<_>>().join(", ")
+}
+
+/// The nats-server `authorization` block for `users` (`(service, password)`);
+/// a user named `admin` gets every subject (for operators and tests).
+pub fn authorization_config(users: &[(&str, &str)]) -> String {
+    let mut out = String::from("authorization {\n  users = [\n");
+    for (user, password) in users {
+        let (u, p) = (serde_json::to_string(user).unwrap_or_default(), serde_json::to_string(password).unwrap_or_default());
+        match permissions(user) {
+            Some((publish, subscribe)) => out.push_str(&format!(
+                "    {{ user: {u}, password: {p}, permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }} }}\n",
+                quoted(publish),
+                quoted(subscribe)
+            )),
+            None => out.push_str(&format!("    {{ user: {u}, password: {p} }}\n")),
+        }
+    }
+    out.push_str("  ]\n}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_service_gets_only_its_subjects() {
+        let text = super::authorization_config(&[("ingest", "pw\"1"), ("portal", "pw2"), ("admin", "pw3")]);
+        assert!(
+            text.contains(
+                r#"{ user: "ingest", password: "pw\"1", permissions: { publish: { allow: ["fc.*.telemetry.>", "$JS.API.>", "$JS.ACK.>"] }"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"{ user: "portal", password: "pw2", permissions: { publish: { allow: ["fc.sys.tenancy"] }"#), "{text}");
+        assert!(text.contains(r#"{ user: "admin", password: "pw3" }"#), "{text}");
+        assert!(super::permissions("settlement").is_none());
+    }
+}
