@@ -46,7 +46,7 @@ echo "4/11 half load: $HALF readings/s offered" >&2
 echo "5/11 storage: the steel-plant year in the embedded store" >&2
 "$BIN/fc-loadtest" storage > "$work/storage.json"
 echo "6/11 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
-"$BIN/fc-loadtest" portal --portal "$PORTAL_ADDR" --server "$GRPC_URL" > "$work/portal.json"
+"$BIN/fc-loadtest" portal --portal "$PORTAL_ADDR" --server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" > "$work/portal.json"
 echo "7/11 noisy neighbour: tenant B at its plan rate, alone, then while tenant A offers 10x its plan and runs huge queries" >&2
 "$BIN/fc-loadtest" noisy --server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" --duration "${BENCH_NOISY_DURATION:-20s}" > "$work/noisy.json"
 # Stop the service: the next steps start their own and must not share the disk and cores.
@@ -87,7 +87,7 @@ common=(--server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" 
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate 0 | tee "$work/split-full.json" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$RATE" | tee "$work/split-sustained.json" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$HALF" | tee "$work/split-half.json" >&2
-"$BIN/fc-loadtest" portal --portal "$PORTAL_ADDR" --server "$GRPC_URL" > "$work/split-portal.json"
+"$BIN/fc-loadtest" portal --portal "$PORTAL_ADDR" --server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" > "$work/split-portal.json"
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 pids=()

@@ -29,6 +29,13 @@ pub struct PortalArgs {
     /// Live-chart clients to open.
     #[arg(long, default_value_t = 1000)]
     sse_clients: usize,
+    /// gRPC address of the Admin service (the portal's gRPC port).
+    #[arg(long, env = "FC_ADMIN_SERVER", default_value = "http://127.0.0.1:50053")]
+    admin_server: String,
+    /// Admin token: the signed-up tenant is moved to the enterprise plan (sign-up
+    /// offers only starter and growth, whose quotas the load exceeds).
+    #[arg(long, env = "FC_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 /// One HTTP/1.1 request on a fresh connection: (status, headers, body).
@@ -101,7 +108,7 @@ pub async fn run(a: PortalArgs) -> Result<()> {
     let addr = a.portal.as_str();
     // Sign up through the form, as a person would.
     let email = format!("bench-{}@bench.example", fc_core::time::now_ms());
-    let form = format!("company=Bench+Works&plan=enterprise&name=Bench&email={}&password=long+enough+password", email.replace('@', "%40"));
+    let form = format!("company=Bench+Works&plan=growth&name=Bench&email={}&password=long+enough+password", email.replace('@', "%40"));
     let (status, head, _) = http(addr, "POST", "/signup", &[("content-type", "application/x-www-form-urlencoded")], &form).await?;
     if status != 303 {
         bail!("sign-up answered {status}");
@@ -112,6 +119,21 @@ pub async fn run(a: PortalArgs) -> Result<()> {
         .and_then(|c| c.split(';').next())
         .context("no session cookie")?
         .to_string();
+    if let Some(admin_token) = &a.admin_token {
+        let (_, _, me) = http(addr, "GET", "/api/v1/me", &[("cookie", &cookie)], "").await?;
+        let tenant_id =
+            serde_json::from_str::<serde_json::Value>(&me)?["tenant_id"].as_str().context("no tenant id in /api/v1/me")?.to_string();
+        let channel = tonic::transport::Channel::from_shared(a.admin_server.clone())?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to the Admin service at {}", a.admin_server))?;
+        let header: tonic::metadata::MetadataValue<_> = format!("Bearer {admin_token}").parse()?;
+        let mut admin = fc_proto::v1::admin_client::AdminClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", header.clone());
+            Ok(r)
+        });
+        admin.set_tenant_plan(fc_proto::v1::SetTenantPlanRequest { tenant_id, plan: "enterprise".into() }).await?;
+    }
     let (_, _, page) = http(addr, "GET", "/devices", &[("cookie", &cookie)], "").await?;
     let csrf = between(&page, "name=\"csrf\" value=\"", "\"").context("no csrf token on the page")?.to_string();
     let auth = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str()), ("content-type", "application/json")];
