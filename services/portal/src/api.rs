@@ -6,14 +6,16 @@
 use crate::PortalState;
 use crate::auth::ApiAuth;
 use crate::problem::Problem;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use crate::usage::{Usage, usage_of};
+use crate::web::ApiJson;
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use fc_registry::Role;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 type St = State<Arc<PortalState>>;
 type ApiResult<T> = Result<T, Problem>;
@@ -21,7 +23,6 @@ type ApiResult<T> = Result<T, Problem>;
 /// API routes (mounted at `/api`).
 pub fn routes() -> Router<Arc<PortalState>> {
     Router::new()
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/v1/me", get(me))
         .route("/v1/usage", get(usage))
         .route("/v1/devices", get(list_devices).post(create_device))
@@ -40,112 +41,6 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .fallback(|| async { Problem::not_found() })
 }
 
-/// `Json<T>` whose rejections (malformed JSON, unknown fields, wrong types,
-/// wrong content type, oversized bodies) are problem+json 400s.
-pub struct ApiJson<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = Problem;
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Self(v)),
-            Err(e) => Err(Problem::body_rejected(e.status(), e.body_text())),
-        }
-    }
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "FactoryChain API", version = "1", description = "Tenancy, devices, users, API keys, telemetry reads, and supplier settlement (ledger, designs, orders, payments). Authenticate with `Authorization: Bearer <API key>`."),
-    paths(crate::supply::org, crate::supply::set_key, crate::supply::set_bank, crate::supply::org_key, crate::supply::networks, crate::supply::ledger_key, crate::supply::checkpoint, crate::supply::entries, crate::supply::entry, crate::supply::inclusion, crate::supply::consistency, crate::supply::designs, crate::supply::publish_design, crate::supply::download_design, crate::supply::change_access, crate::supply::orders, crate::supply::issue_order, crate::supply::order, crate::supply::accept_order, crate::supply::send_shipment, crate::supply::receive, crate::supply::inspect, crate::supply::accept_delivery, crate::supply::reject_delivery, crate::supply::payments, crate::supply::export_payments, crate::supply::exports, crate::supply::blocked_payments, crate::supply::export_file, crate::supply::reissue_export, crate::supply::confirm_payment, crate::partners::list, crate::partners::request, crate::partners::accept, crate::partners::end, me, usage, list_devices, create_device, revoke_device, rotate_device, list_users, set_role, invite, list_invitations, withdraw_invitation, list_keys, create_key, revoke_key, list_series, latest, series_range, export_csv),
-    components(schemas(crate::supply::OrgOut, crate::supply::KeyIn, crate::supply::KeyOut, crate::supply::RecipientsIn, crate::supply::ShipmentIn, crate::supply::QuantityIn, crate::supply::InspectionIn, crate::supply::RejectIn, crate::supply::ConfirmIn, fc_settlement_api::NetworkView, fc_settlement_api::DesignView, fc_settlement_api::OrderInput, fc_settlement_api::OrderView, fc_settlement_api::ShipmentView, fc_settlement_api::PaymentView, fc_settlement_api::ExportView, fc_settlement_api::BlockedView, fc_settlement_api::EntryView, fc_settlement_api::TelemetryInspection, crate::partners::PartnersOut, crate::partners::PartnerOut, crate::partners::NewPartner, Problem, Me, Usage, DeviceOut, NewDevice, CreatedDevice, UserOut, RoleChange, NewInvitation, CreatedInvitation, InvitationOut, KeyOut, NewKey, CreatedKey, SeriesOut, LatestOut, RangeOut, PointOut, BucketOut)),
-    modifiers(&BearerAuth, &DescribeResponses),
-    security(("bearer" = []))
-)]
-/// The OpenAPI document.
-pub struct ApiDoc;
-
-struct BearerAuth;
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
-    }
-}
-
-/// Completes what every operation shares, so that no route can leave the
-/// document invalid or a generated client surprised (the class, not each line):
-/// - OpenAPI 3.1 requires a `description` on every response: a handler's
-///   annotation gives one where it has more to say, the others say what their
-///   status means on this API;
-/// - every route needs a key or session, so every operation documents 401;
-///   one with parameters or a body documents 400 too (both problem+json);
-/// - tags are the API's areas, not Rust module paths.
-struct DescribeResponses;
-impl utoipa::Modify for DescribeResponses {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-        let problem = |status: &str| {
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(status_meaning(status))
-                    .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
-                    .build(),
-            )
-        };
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
-            for op in operations.into_iter().flatten() {
-                let responses = &mut op.responses.responses;
-                for (status, response) in responses.iter_mut() {
-                    if let RefOr::T(r) = response
-                        && r.description.trim().is_empty()
-                    {
-                        r.description = status_meaning(status).to_string();
-                    }
-                }
-                if path.starts_with("/api/v1/") {
-                    responses.entry("401".into()).or_insert_with(|| problem("401"));
-                }
-                if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some() {
-                    responses.entry("400".into()).or_insert_with(|| problem("400"));
-                }
-                if let Some(tags) = &mut op.tags {
-                    for tag in tags.iter_mut() {
-                        *tag = match tag.as_str() {
-                            "crate::supply" => "settlement".into(),
-                            "crate::partners" => "partners".into(),
-                            other => other.into(),
-                        };
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// What a status means on this API, for the OpenAPI document.
-pub fn status_meaning(status: &str) -> &'static str {
-    match status {
-        "200" => "Success.",
-        "201" => "Created.",
-        "204" => "Done; no content.",
-        "400" => "Malformed request or a value out of range; `detail` names the field.",
-        "401" => "No valid API key or session.",
-        "403" => "The caller's role does not allow this.",
-        "404" => "No such object in the caller's tenant.",
-        "409" => "Conflicts with the object's current state; `detail` says why.",
-        "413" => "The request body is larger than allowed.",
-        "415" => "Unsupported content type.",
-        "429" => "A plan limit or a throttle was reached; `detail` says which and when to retry.",
-        "503" => "A service this request needs is unavailable; retry later.",
-        _ => "See `detail` (problem+json).",
-    }
-}
-
 /// The caller.
 #[derive(Serialize, ToSchema)]
 pub struct Me {
@@ -157,7 +52,7 @@ pub struct Me {
 }
 
 #[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Me), (status = 401, body = Problem)))]
-async fn me(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Me>> {
+pub(crate) async fn me(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Me>> {
     let t = s.registry.get_tenant(&p.tenant_id)?;
     Ok(Json(Me {
         tenant_id: t.id.clone(),
@@ -168,51 +63,8 @@ async fn me(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Me>> {
     }))
 }
 
-/// Plan usage against its quotas.
-#[derive(Serialize, ToSchema)]
-pub struct Usage {
-    /// Plan id.
-    pub plan: String,
-    /// Plan name.
-    pub plan_name: String,
-    /// Active devices.
-    pub devices: u32,
-    /// Most active devices.
-    pub max_devices: u32,
-    /// Users.
-    pub users: u32,
-    /// Most users.
-    pub max_users: u32,
-    /// Ingest rate limit.
-    pub max_readings_per_s: u32,
-    /// Retention.
-    pub retention_days: u32,
-    /// Supplier partnerships (pending and active).
-    pub partners: u32,
-    /// Most partners.
-    pub max_partners: u32,
-}
-
-/// Usage of a tenant (shared by the page and the API).
-pub fn usage_of(s: &PortalState, tenant_id: &str) -> Result<Usage, Problem> {
-    let t = s.registry.get_tenant(tenant_id)?;
-    let plan = t.plan();
-    Ok(Usage {
-        plan: plan.id.into(),
-        plan_name: plan.name.into(),
-        devices: s.registry.list_devices(tenant_id)?.iter().filter(|d| d.revoked_ms.is_none()).count() as u32,
-        max_devices: plan.max_devices,
-        users: s.registry.list_users(tenant_id)?.len() as u32,
-        max_users: plan.max_users,
-        max_readings_per_s: plan.max_readings_per_s,
-        retention_days: plan.retention_days,
-        partners: s.registry.suppliers(tenant_id)?.len() as u32,
-        max_partners: plan.max_partners,
-    })
-}
-
 #[utoipa::path(get, path = "/api/v1/usage", responses((status = 200, body = Usage)))]
-async fn usage(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Usage>> {
+pub(crate) async fn usage(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Usage>> {
     Ok(Json(usage_of(&s, &p.tenant_id)?))
 }
 
@@ -247,26 +99,26 @@ pub struct CreatedDevice {
 }
 
 #[utoipa::path(get, path = "/api/v1/devices", responses((status = 200, body = [DeviceOut])))]
-async fn list_devices(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<DeviceOut>>> {
+pub(crate) async fn list_devices(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<DeviceOut>>> {
     Ok(Json(s.registry.list_devices(&p.tenant_id)?.into_iter().map(DeviceOut::from).collect()))
 }
 
 #[utoipa::path(post, path = "/api/v1/devices", request_body = NewDevice, responses((status = 201, body = CreatedDevice), (status = 400, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
-async fn create_device(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJson<NewDevice>) -> ApiResult<Response> {
+pub(crate) async fn create_device(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJson<NewDevice>) -> ApiResult<Response> {
     p.require(Role::Operator)?;
     let (d, token) = s.registry.create_device(&p.tenant_id, &b.name)?;
     Ok((axum::http::StatusCode::CREATED, Json(CreatedDevice { device: d.into(), token })).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", params(("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
-async fn revoke_device(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<axum::http::StatusCode> {
+pub(crate) async fn revoke_device(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<axum::http::StatusCode> {
     p.require(Role::Operator)?;
     s.changes.revoke_device(&s.registry, &p.tenant_id, &id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/devices/{id}/rotate", params(("id" = String, Path)), responses((status = 200, body = CreatedDevice), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn rotate_device(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<Json<CreatedDevice>> {
+pub(crate) async fn rotate_device(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<Json<CreatedDevice>> {
     p.require(Role::Operator)?;
     let (d, token) = s.changes.rotate_device_token(&s.registry, &p.tenant_id, &id).await?;
     Ok(Json(CreatedDevice { device: d.into(), token }))
@@ -282,7 +134,7 @@ pub struct UserOut {
 }
 
 #[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = [UserOut]), (status = 403, body = Problem)))]
-async fn list_users(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<UserOut>>> {
+pub(crate) async fn list_users(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<UserOut>>> {
     p.require(Role::Owner)?;
     Ok(Json(
         s.registry
@@ -302,7 +154,12 @@ pub struct RoleChange {
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", params(("id" = String, Path)), request_body = RoleChange, responses((status = 200, body = UserOut), (status = 404, body = Problem)))]
-async fn set_role(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>, ApiJson(b): ApiJson<RoleChange>) -> ApiResult<Json<UserOut>> {
+pub(crate) async fn set_role(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<RoleChange>,
+) -> ApiResult<Json<UserOut>> {
     p.require(Role::Owner)?;
     let u = s.registry.set_role(&p.tenant_id, &id, Role::parse(&b.role)?)?;
     Ok(Json(UserOut { id: u.id, email: u.email, name: u.name, role: u.role.as_str().into() }))
@@ -325,7 +182,7 @@ pub struct CreatedInvitation {
 }
 
 #[utoipa::path(post, path = "/api/v1/invitations", request_body = NewInvitation, responses((status = 201, body = CreatedInvitation), (status = 403, body = Problem)))]
-async fn invite(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJson<NewInvitation>) -> ApiResult<Response> {
+pub(crate) async fn invite(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJson<NewInvitation>) -> ApiResult<Response> {
     p.require(Role::Owner)?;
     let (token, inv) = s.registry.invite(&p.tenant_id, &b.email, Role::parse(&b.role)?)?;
     Ok((axum::http::StatusCode::CREATED, Json(CreatedInvitation { token, expires_ms: inv.expires_ms })).into_response())
@@ -341,7 +198,7 @@ pub struct InvitationOut {
 }
 
 #[utoipa::path(get, path = "/api/v1/invitations", responses((status = 200, body = [InvitationOut]), (status = 403, body = Problem)))]
-async fn list_invitations(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<InvitationOut>>> {
+pub(crate) async fn list_invitations(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<InvitationOut>>> {
     p.require(Role::Owner)?;
     let all = s.registry.list_invitations(&p.tenant_id)?;
     Ok(Json(
@@ -352,7 +209,7 @@ async fn list_invitations(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<V
 }
 
 #[utoipa::path(delete, path = "/api/v1/invitations/{id}", params(("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
-async fn withdraw_invitation(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<axum::http::StatusCode> {
+pub(crate) async fn withdraw_invitation(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<axum::http::StatusCode> {
     p.require(Role::Owner)?;
     s.registry.withdraw_invitation(&p.tenant_id, &id)?;
     Ok(axum::http::StatusCode::NO_CONTENT)
@@ -389,20 +246,20 @@ fn key_out(k: fc_registry::ApiKey) -> KeyOut {
 }
 
 #[utoipa::path(get, path = "/api/v1/api-keys", responses((status = 200, body = [KeyOut]), (status = 403, body = Problem)))]
-async fn list_keys(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<KeyOut>>> {
+pub(crate) async fn list_keys(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<KeyOut>>> {
     p.require(Role::Owner)?;
     Ok(Json(s.registry.list_api_keys(&p.tenant_id)?.into_iter().map(key_out).collect()))
 }
 
 #[utoipa::path(post, path = "/api/v1/api-keys", request_body = NewKey, responses((status = 201, body = CreatedKey), (status = 403, body = Problem)))]
-async fn create_key(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJson<NewKey>) -> ApiResult<Response> {
+pub(crate) async fn create_key(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJson<NewKey>) -> ApiResult<Response> {
     p.require(Role::Owner)?;
     let (k, token) = s.registry.create_api_key(&p.tenant_id, &b.name, Role::parse(&b.role)?)?;
     Ok((axum::http::StatusCode::CREATED, Json(CreatedKey { key: key_out(k), token })).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", params(("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
-async fn revoke_key(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<axum::http::StatusCode> {
+pub(crate) async fn revoke_key(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> ApiResult<axum::http::StatusCode> {
     p.require(Role::Owner)?;
     s.changes.revoke_api_key(&s.registry, &p.tenant_id, &id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
@@ -417,7 +274,7 @@ pub struct SeriesOut {
 }
 
 #[utoipa::path(get, path = "/api/v1/series", responses((status = 200, body = [SeriesOut])))]
-async fn list_series(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<SeriesOut>>> {
+pub(crate) async fn list_series(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<SeriesOut>>> {
     Ok(Json(
         s.telemetry
             .list_series(&p.tenant_id, None)
@@ -440,7 +297,7 @@ pub struct LatestOut {
 }
 
 #[utoipa::path(get, path = "/api/v1/latest", responses((status = 200, body = [LatestOut])))]
-async fn latest(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<LatestOut>>> {
+pub(crate) async fn latest(State(s): St, ApiAuth(p): ApiAuth) -> ApiResult<Json<Vec<LatestOut>>> {
     Ok(Json(
         s.telemetry
             .latest(&p.tenant_id, &[])
@@ -523,7 +380,7 @@ async fn fetch(s: &PortalState, tenant: &str, machine: String, metric: String, q
 }
 
 #[utoipa::path(get, path = "/api/v1/series/{machine}/{metric}", params(("machine" = String, Path), ("metric" = String, Path), RangeParams), responses((status = 200, body = RangeOut), (status = 404, body = Problem), (status = 429, body = Problem)))]
-async fn series_range(
+pub(crate) async fn series_range(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path((machine, metric)): Path<(String, String)>,
@@ -534,7 +391,7 @@ async fn series_range(
 }
 
 #[utoipa::path(get, path = "/api/v1/series/{machine}/{metric}/export.csv", params(("machine" = String, Path), ("metric" = String, Path), RangeParams), responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = Problem), (status = 429, body = Problem)))]
-async fn export_csv(
+pub(crate) async fn export_csv(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path((machine, metric)): Path<(String, String)>,
@@ -576,7 +433,7 @@ async fn export_csv(
         }
     }
     let name = format!("{}_{}.csv", safe(&machine), safe(&metric));
-    Ok(crate::pages::attachment("text/csv; charset=utf-8", &name, out))
+    Ok(crate::web::attachment("text/csv; charset=utf-8", &name, out))
 }
 
 fn safe(s: &str) -> String {

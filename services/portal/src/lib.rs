@@ -16,12 +16,15 @@ pub mod api;
 pub mod auth;
 pub mod i18n;
 pub mod live;
+pub mod openapi;
 pub mod pages;
 pub mod partners;
 pub mod problem;
 pub mod supply;
 pub mod supply_pages;
 pub mod tenancy;
+pub mod usage;
+pub mod web;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -233,7 +236,7 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .merge(partners::routes())
         .merge(supply::routes())
         .merge(supply_pages::routes())
-        .nest("/api", api::routes())
+        .nest("/api", api::routes().route("/openapi.json", get(openapi::json)))
         .route(
             "/static/htmx.min.js",
             get(|| async {
@@ -436,6 +439,50 @@ pub async fn serve_process(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The portal's modules depend on each other without a cycle (the REST
+    /// handlers, the pages and the settlement routes once formed one): `web`,
+    /// `usage` and `auth` are leaves, `openapi` alone knows every handler module.
+    #[test]
+    fn the_handler_modules_form_no_cycle() {
+        let modules = ["api", "auth", "live", "openapi", "pages", "partners", "supply", "supply_pages", "tenancy", "usage", "web"];
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+        let uses = |m: &str| -> Vec<&'static str> {
+            let text = std::fs::read_to_string(dir.join(format!("{m}.rs"))).expect("module source");
+            let text = text.split("#[cfg(test)]").next().unwrap_or_default().to_string();
+            modules
+                .iter()
+                .copied()
+                .filter(|other| *other != m)
+                .filter(|other| {
+                    text.contains(&format!("crate::{other}::"))
+                        || text.contains(&format!("crate::{other};"))
+                        || text
+                            .lines()
+                            .any(|l| l.starts_with("use crate::{") && l.contains(&format!(" {other}")) || l.contains(&format!("{{{other}")))
+                })
+                .collect()
+        };
+        let graph: std::collections::HashMap<&str, Vec<&str>> = modules.iter().map(|m| (*m, uses(m))).collect();
+        assert!(graph["openapi"].contains(&"api"), "the scan sees dependencies: {graph:?}");
+        // Depth-first search for a back edge.
+        fn visit<'a>(m: &'a str, g: &std::collections::HashMap<&'a str, Vec<&'a str>>, path: &mut Vec<&'a str>, done: &mut Vec<&'a str>) {
+            if done.contains(&m) {
+                return;
+            }
+            assert!(!path.contains(&m), "a cycle: {} -> {m}", path.join(" -> "));
+            path.push(m);
+            for next in &g[m] {
+                visit(next, g, path, done);
+            }
+            path.pop();
+            done.push(m);
+        }
+        let mut done = Vec::new();
+        for m in modules {
+            visit(m, &graph, &mut Vec::new(), &mut done);
+        }
+    }
 
     #[test]
     fn example_config_documents_the_portal_defaults() {

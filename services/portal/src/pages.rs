@@ -154,15 +154,6 @@ pub(crate) fn with_status(mut page: Response, e: &Problem) -> Response {
     page
 }
 
-/// A download: `body` as `content_type`, saved as `filename`.
-pub(crate) fn attachment(content_type: &'static str, filename: &str, body: impl IntoResponse) -> Response {
-    (
-        [(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\""))],
-        body,
-    )
-        .into_response()
-}
-
 pub(crate) fn csrf_field(p: &Principal) -> Markup {
     html! { input type="hidden" name="csrf" value=(p.csrf.clone().unwrap_or_default()); }
 }
@@ -755,7 +746,7 @@ async fn revoke_api_key(State(s): St, PageAuth(p): PageAuth, Path(id): Path<Stri
 
 async fn usage(State(s): St, PageAuth(p): PageAuth) -> PageResult {
     let lang = p.lang;
-    let u = crate::api::usage_of(&s, &p.tenant_id)?;
+    let u = crate::usage::usage_of(&s, &p.tenant_id)?;
     Ok(page(
         lang,
         lang.t("usage"),

@@ -4,10 +4,10 @@
 //! partnerships (see `fc_registry::partners`).
 
 use crate::PortalState;
-use crate::api::ApiJson;
 use crate::auth::{ApiAuth, PageAuth, Principal, check_csrf};
 use crate::pages::{PageResult, csrf_field, page, with_status};
 use crate::problem::Problem;
+use crate::web::ApiJson;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};

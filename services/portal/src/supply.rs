@@ -8,10 +8,10 @@
 //! (signed in) enter the bank account money is paid into or from.
 
 use crate::PortalState;
-use crate::api::ApiJson;
 use crate::auth::ApiAuth;
-use crate::pages::attachment;
 use crate::problem::Problem;
+use crate::web::ApiJson;
+use crate::web::attachment;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};

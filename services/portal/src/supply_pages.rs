@@ -9,8 +9,9 @@
 use crate::PortalState;
 use crate::auth::{PageAuth, Principal, check_csrf};
 use crate::i18n::Lang;
-use crate::pages::{PageResult, attachment, csrf_field, page, with_status};
+use crate::pages::{PageResult, csrf_field, page, with_status};
 use crate::problem::Problem;
+use crate::web::attachment;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
