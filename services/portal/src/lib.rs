@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod demo;
 pub mod i18n;
 pub mod live;
 pub mod openapi;
