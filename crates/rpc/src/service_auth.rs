@@ -210,8 +210,16 @@ impl Credential {
 }
 
 impl tonic::service::Interceptor for Credential {
+    /// Attaches the credential and, with traces on, the caller's trace context
+    /// (`traceparent`), so a service's call to another continues its trace.
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         self.attach(req.metadata_mut());
+        let meta = req.metadata_mut();
+        crate::trace::inject(&tracing::Span::current(), |key, value| {
+            if let Ok(v) = value.parse() {
+                meta.insert(key, v);
+            }
+        });
         Ok(req)
     }
 }

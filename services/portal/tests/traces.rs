@@ -1,6 +1,8 @@
 //! Traces through the portal: with an OTLP endpoint configured, one request
 //! that changes the ledger is one trace from the HTTP call (continuing the
-//! client's `traceparent`) through settlement to the ledger append. A real
+//! client's `traceparent`) through settlement to the ledger append, and one
+//! chart read is one trace from the HTTP call to ingest's `Query` (over gRPC,
+//! the service credential carrying the trace context). A real
 //! OTLP/gRPC receiver gets the spans. One test per binary: the tracing
 //! subscriber is process-global.
 
@@ -43,6 +45,24 @@ async fn a_portal_request_is_one_trace_through_settlement_to_the_ledger_append()
     // The append's ancestors lead to the HTTP span.
     let append = spans.iter().find(|s| s.name == "ledger_append").expect("append span");
     let mut at = append.clone();
+    let mut hops = 0;
+    while at.span_id != http.span_id {
+        at = spans.iter().find(|s| s.span_id == at.parent_span_id).unwrap_or_else(|| panic!("broken chain at {at:?} in {spans:?}")).clone();
+        hops += 1;
+        assert!(hops < 10, "{spans:?}");
+    }
+
+    // A chart's read: the portal asks ingest's Query over gRPC, in the same trace.
+    let (trace_id, client_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let traceparent = format!("00-{trace_id}-{client_span}-01");
+    let headers = [("authorization", auth.as_str()), ("traceparent", traceparent.as_str())];
+    let r = request(addr, "GET", "/api/v1/series/m/x", &headers, b"").await?;
+    assert_eq!(r.status, 404, "no such series yet: {}", r.body);
+    tracing.flush().await;
+    let spans = otlp.wait_for(trace_id, &["/factorychain.v1.Query/Range"], Duration::from_secs(30)).await?;
+    let http = spans.iter().find(|s| s.parent_span_id == client_span).unwrap_or_else(|| panic!("the portal's span: {spans:?}"));
+    let query = spans.iter().find(|s| s.name == "/factorychain.v1.Query/Range").expect("waited for it");
+    let mut at = query.clone();
     let mut hops = 0;
     while at.span_id != http.span_id {
         at = spans.iter().find(|s| s.span_id == at.parent_span_id).unwrap_or_else(|| panic!("broken chain at {at:?} in {spans:?}")).clone();
