@@ -43,6 +43,19 @@ struct Cli {
 enum Command {
     /// Run every service in one process (embedded store by default), starting a local nats-server if none answers.
     Up(up::UpArgs),
+    /// Service identities for deployments other than `up` (which makes its own): print the
+    /// issuer's public key, or mint a service's token, with the issuer key file (created once).
+    ServiceToken {
+        /// The issuer's secret key file (`fcsi1.…`, mode 0600; created when missing).
+        #[arg(long, default_value = "./data/service-issuer.key")]
+        issuer_key: PathBuf,
+        /// The service to mint a token for (ingest, portal, settlement, ...); none: print the public key.
+        #[arg(long)]
+        service: Option<String>,
+        /// Days the token is valid.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+    },
     /// Platform administration: tenants and devices (needs the admin token).
     Admin {
         #[command(flatten)]
@@ -301,6 +314,7 @@ async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::ServiceToken { issuer_key, service, days } => service_token(&issuer_key, service.as_deref(), days),
         Command::Admin { conn, what } => admin(conn, what).await,
         Command::Push { conn, machine, metric, value, unit, timestamp_ms } => push(conn, machine, metric, value, unit, timestamp_ms).await,
         Command::Query { conn, what } => query(conn, what).await,
@@ -322,6 +336,24 @@ async fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `service-token`: the issuer's public key, or a token of `service` valid `days`.
+fn service_token(issuer_key: &std::path::Path, service: Option<&str>, days: u64) -> Result<()> {
+    let issuer = fc_rpc::service_auth::Issuer::load_or_create(issuer_key)?;
+    match service {
+        None => out!("{}", issuer.public_key()),
+        Some(name) => {
+            if days == 0 || days > 3650 {
+                anyhow::bail!("--days: {days} is not in 1..=3650");
+            }
+            let token = issuer
+                .mint(name, std::time::Duration::from_secs(days * 86_400))
+                .map_err(|e| anyhow::anyhow!("--service {name:?}: {e} (1-32 of a-z, 0-9, -)"))?;
+            out!("{token}");
+        }
+    }
+    Ok(())
 }
 
 /// Prints what a command reports.
