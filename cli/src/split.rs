@@ -19,18 +19,9 @@ struct ServiceProcess {
 
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !crate::up::stop_child(&mut self.child, Duration::from_secs(20)) {
+            tracing::warn!(service = self.name, "did not stop within 20 s; killed it");
         }
-        tracing::warn!(service = self.name, "did not stop within 20 s; killing it");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -252,14 +252,19 @@ pub fn split_sections(path: Option<&Path>, env: impl IntoIterator<Item = (String
 /// The configuration file a service binary was given: `--config PATH` (or
 /// `--config=PATH`) among `args`, else `FC_CONFIG`.
 pub fn path_from_args(args: impl IntoIterator<Item = String>) -> Option<std::path::PathBuf> {
+    arg_value(args, "--config").map(Into::into).or_else(|| std::env::var_os("FC_CONFIG").map(Into::into))
+}
+
+/// The value of `flag` among `args`: `flag VALUE` or `flag=VALUE`.
+pub fn arg_value(args: impl IntoIterator<Item = String>, flag: &str) -> Option<String> {
     let mut args = args.into_iter();
     while let Some(a) = args.next() {
-        if a == "--config" {
-            return args.next().map(Into::into);
+        if a == flag {
+            return args.next();
         }
-        if let Some(p) = a.strip_prefix("--config=") {
-            return Some(p.into());
+        if let Some(v) = a.strip_prefix(flag).and_then(|v| v.strip_prefix('=')) {
+            return Some(v.to_string());
         }
     }
-    std::env::var_os("FC_CONFIG").map(Into::into)
+    None
 }

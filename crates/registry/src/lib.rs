@@ -96,7 +96,7 @@ fn default_plan() -> String {
 impl Tenant {
     /// The tenant's plan (the cheapest if its id is unknown).
     pub fn plan(&self) -> &'static Plan {
-        plans::plan(&self.plan_id).unwrap_or(&PLANS[0])
+        plans::plan_or_default(&self.plan_id)
     }
 }
 

@@ -18,6 +18,12 @@ use fc_core::Shutdown;
 use tonic::transport::server::Router;
 use tonic_health::ServingStatus;
 
+/// The bearer token of a request (`authorization: Bearer <token>`), if any.
+pub fn bearer(meta: &tonic::metadata::MetadataMap) -> Option<&str> {
+    let v = meta.get("authorization")?.to_str().ok()?;
+    v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim)
+}
+
 /// `grpc.health.v1.Health`.
 pub const HEALTH: &str = "grpc.health.v1.Health";
 /// `grpc.reflection.v1.ServerReflection`.

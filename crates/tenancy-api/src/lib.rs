@@ -178,7 +178,7 @@ impl TenancyClient {
         match self.raw.clone().authenticate_device(AuthenticateDeviceRequest { token: token.to_string() }).await {
             Ok(r) => {
                 let r = r.into_inner();
-                let d = Device { tenant_id: r.tenant_id.into(), device_id: r.device_id.into(), plan: plan_or_first(&r.plan) };
+                let d = Device { tenant_id: r.tenant_id.into(), device_id: r.device_id.into(), plan: plans::plan_or_default(&r.plan) };
                 self.devices.lock().expect("tenancy cache").insert(key, Cached { value: d.clone(), at: Instant::now() });
                 Ok(d)
             }
@@ -291,10 +291,6 @@ impl TenancyClient {
     }
 }
 
-fn plan_or_first(id: &str) -> &'static Plan {
-    plans::plan(id).unwrap_or(&plans::PLANS[0])
-}
-
 fn tenant(t: fc_proto::v1::Tenant) -> Tenant {
-    Tenant { plan: plan_or_first(&t.plan), id: t.id, name: t.name }
+    Tenant { plan: plans::plan_or_default(&t.plan), id: t.id, name: t.name }
 }

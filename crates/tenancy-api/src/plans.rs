@@ -90,6 +90,11 @@ pub fn self_service_plans() -> impl Iterator<Item = &'static Plan> {
     PLANS.iter().filter(|p| p.self_service)
 }
 
+/// The plan with `id`, or the first (starter) when there is none.
+pub fn plan_or_default(id: &str) -> &'static Plan {
+    plan(id).unwrap_or(&PLANS[0])
+}
+
 /// The plan with `id`.
 pub fn plan(id: &str) -> Option<&'static Plan> {
     PLANS.iter().find(|p| p.id == id)

@@ -4,11 +4,7 @@ use crate::AppState;
 use fc_core::ServiceError;
 use fc_tenancy_api::Device;
 
-/// The bearer token of a request, if any.
-pub fn bearer(meta: &tonic::metadata::MetadataMap) -> Option<&str> {
-    let v = meta.get("authorization")?.to_str().ok()?;
-    v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim)
-}
+pub use fc_rpc::bearer;
 
 /// The device (and so tenant and plan) a request speaks for, as the tenancy owner says.
 pub async fn device(state: &AppState, meta: &tonic::metadata::MetadataMap) -> Result<Device, ServiceError> {

@@ -166,13 +166,13 @@ impl fc_proto::v1::ingest_server::Ingest for IngestService {
                         }
                         change = changes.recv(), if reading => {
                             // A revocation ends the stream at once, even one that sends nothing.
-                            let revoked = match change {
+                            let concerns_me = match change {
                                 Ok(c) => c.kind() == ChangeKind::DeviceRevoked && *c.device_id == *who.device_id,
                                 // Notices were missed: ask again (a cache miss if this device was among them).
-                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => state.tenancy.device(&token).await.is_err(),
+                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
                                 Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
                             };
-                            if revoked && state.tenancy.device(&token).await.is_err() {
+                            if concerns_me && state.tenancy.device(&token).await.is_err() {
                                 reading = false;
                                 final_error = Some(Status::unauthenticated("the device credential was revoked"));
                             }

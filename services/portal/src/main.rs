@@ -20,17 +20,6 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-/// `--demo-file PATH`.
-fn demo_file(args: impl IntoIterator<Item = String>) -> Option<std::path::PathBuf> {
-    let mut args = args.into_iter();
-    while let Some(a) = args.next() {
-        if a == "--demo-file" {
-            return args.next().map(Into::into);
-        }
-    }
-    None
-}
-
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let path = fc_core::config::path_from_args(std::env::args().skip(1));
     let (top, [portal_part, settlement_part]) = fc_core::config::split_sections(path.as_deref(), std::env::vars())?;
@@ -60,7 +49,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("portal HTTP (health, metrics): http://{}", p.ops_addr);
     println!("portal telemetry (Query):      {telemetry}");
     // `up --split --demo`: the demo tenant is made here, where the registry is.
-    if let Some(path) = demo_file(std::env::args().skip(1)) {
+    if let Some(path) = fc_core::config::arg_value(std::env::args().skip(1), "--demo-file").map(std::path::PathBuf::from) {
         fc_portal::demo::ensure(&p.portal.state.registry, &path)?;
         println!("portal demo file:              {}", path.display());
     }

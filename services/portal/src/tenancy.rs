@@ -144,12 +144,7 @@ pub struct AdminService {
 
 impl AdminService {
     fn check(&self, meta: &tonic::metadata::MetadataMap) -> Result<(), Status> {
-        let token = meta
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or_else(ServiceError::unauthenticated)?;
+        let token = fc_rpc::bearer(meta).ok_or_else(ServiceError::unauthenticated)?;
         if bool::from(token.as_bytes().ct_eq(self.admin_token.as_bytes())) { Ok(()) } else { Err(ServiceError::unauthenticated().into()) }
     }
 }
