@@ -44,6 +44,21 @@ pub fn printed_addresses<const N: usize>(stdout: impl std::io::BufRead + Send + 
     anyhow::bail!("the output ended before {missing:?} was printed (did it start?)")
 }
 
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `scheme://127.0.0.1:<port>` of a loopback port nothing listens on (for a missing peer).
+pub fn unused_url(scheme: &str) -> anyhow::Result<String> {
+    Ok(format!("{scheme}://127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()))
+}
+
 /// Poll `cond` every 20 ms until it holds or `timeout` passes.
 pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F) -> anyhow::Result<()>
 where
@@ -444,8 +459,12 @@ impl Harness {
 
     /// An `Admin` client with the operator's token.
     pub async fn admin(&self) -> anyhow::Result<fc_proto::v1::admin_client::AdminClient<InterceptedService<Channel, Bearer>>> {
-        let channel = Channel::from_shared(self.admin_url())?.connect().await?;
-        Ok(fc_proto::v1::admin_client::AdminClient::with_interceptor(channel, bearer(&self.tenancy.admin_token)?))
+        Ok(fc_proto::v1::admin_client::AdminClient::with_interceptor(self.admin_channel().await?, bearer(&self.tenancy.admin_token)?))
+    }
+
+    /// A channel to the tenancy port (for clients with other credentials, or none).
+    pub async fn admin_channel(&self) -> anyhow::Result<Channel> {
+        Ok(Channel::from_shared(self.admin_url())?.connect().await?)
     }
 
     /// Start the service on an existing bus (a cluster's URLs), adjusting the config first.

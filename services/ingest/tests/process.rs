@@ -4,22 +4,12 @@
 
 use fc_proto::v1::{AckStatus, RevokeDeviceRequest};
 use fc_rpc::service_auth::Issuer;
-use fc_testkit::{Harness, NatsServer};
-use std::process::{Child, Command, Stdio};
+use fc_testkit::{Harness, KillOnDrop, NatsServer};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `fc-ingest` with only environment configuration; returns it and its gRPC URL.
-fn fc_ingest(data: &std::path::Path, env: &[(&str, String)]) -> anyhow::Result<(Proc, String)> {
+fn fc_ingest(data: &std::path::Path, env: &[(&str, String)]) -> anyhow::Result<(KillOnDrop, String)> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fc-ingest"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -34,13 +24,9 @@ fn fc_ingest(data: &std::path::Path, env: &[(&str, String)]) -> anyhow::Result<(
     }
     let mut child = cmd.spawn()?;
     let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
-    let proc = Proc(child);
+    let proc = KillOnDrop(child);
     let [grpc] = fc_testkit::printed_addresses(stdout, ["ingest gRPC (Ingest, Query):"])?;
     Ok((proc, grpc))
-}
-
-fn unused_url() -> anyhow::Result<String> {
-    Ok(format!("http://127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +34,7 @@ async fn alone_it_starts_and_names_the_missing_tenancy_owner() -> anyhow::Result
     let nats = NatsServer::start().await?;
     let data = tempfile::tempdir()?;
     let issuer = Issuer::generate()?;
-    let tenancy = unused_url()?;
+    let tenancy = fc_testkit::unused_url("http")?;
     let (_proc, grpc) = fc_ingest(
         data.path(),
         &[
@@ -68,7 +54,7 @@ async fn alone_it_starts_and_names_the_missing_tenancy_owner() -> anyhow::Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_nats_it_exits_naming_the_bus_url() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
-    let nats = unused_url()?.replace("http://", "nats://");
+    let nats = fc_testkit::unused_url("nats")?;
     let out = Command::new(env!("CARGO_BIN_EXE_fc-ingest"))
         .env_clear()
         .env("FC_DATA_DIR", data.path())

@@ -25,19 +25,15 @@ async fn sign_up_offers_only_self_service_plans_and_the_operator_grants_the_rest
     let t = reg.list_tenants()?.remove(0);
 
     // Only the operator moves it up.
-    let mut admin = AdminClient::new(admin_channel(&h).await?);
+    let mut admin = AdminClient::new(h.admin_channel().await?);
     let err = admin.set_tenant_plan(SetTenantPlanRequest { tenant_id: t.id.clone(), plan: "enterprise".into() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
     let token = h.tenancy.admin_token.clone();
-    let mut admin = AdminClient::with_interceptor(admin_channel(&h).await?, fc_testkit::bearer(&token)?);
+    let mut admin = AdminClient::with_interceptor(h.admin_channel().await?, fc_testkit::bearer(&token)?);
     let err = admin.set_tenant_plan(SetTenantPlanRequest { tenant_id: t.id.clone(), plan: "platinum".into() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let done = admin.set_tenant_plan(SetTenantPlanRequest { tenant_id: t.id.clone(), plan: "enterprise".into() }).await?.into_inner();
     assert_eq!(done.plan, "enterprise");
     assert_eq!(reg.get_tenant(&t.id)?.plan_id, "enterprise");
     Ok(())
-}
-
-async fn admin_channel(h: &fc_testkit::Harness) -> anyhow::Result<tonic::transport::Channel> {
-    Ok(tonic::transport::Channel::from_shared(h.admin_url())?.connect().await?)
 }

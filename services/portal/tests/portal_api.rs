@@ -348,7 +348,7 @@ async fn the_operator_invites_the_first_owner_of_a_tenant_it_created() -> anyhow
     let portal = h.portal().await?;
     let addr = portal.addr;
     let admin_token = h.tenancy.admin_token.clone();
-    let mut admin = AdminClient::with_interceptor(admin_channel(&h).await?, fc_testkit::bearer(&admin_token)?);
+    let mut admin = AdminClient::with_interceptor(h.admin_channel().await?, fc_testkit::bearer(&admin_token)?);
     let t = admin.create_tenant(CreateTenantRequest { name: "Ops Made Ltd".into(), plan: "growth".into() }).await?.into_inner();
     // Bad input and a wrong credential change nothing.
     let bad = admin
@@ -366,7 +366,7 @@ async fn the_operator_invites_the_first_owner_of_a_tenant_it_created() -> anyhow
         .await
         .unwrap_err();
     assert_eq!(nope.code(), tonic::Code::NotFound);
-    let mut wrong = AdminClient::with_interceptor(admin_channel(&h).await?, fc_testkit::bearer("fca_wrong")?);
+    let mut wrong = AdminClient::with_interceptor(h.admin_channel().await?, fc_testkit::bearer("fca_wrong")?);
     assert_eq!(
         wrong
             .invite_user(InviteUserRequest { tenant_id: t.id.clone(), email: "a@b.example".into(), role: String::new() })
@@ -461,8 +461,4 @@ async fn partnerships_need_the_suppliers_consent_and_respect_the_plan() -> anyho
     let page = request(addr, "GET", "/partners", &[("cookie", &buyer.owner.cookie)], b"").await?;
     assert!(page.body.contains(&buyer.id) && page.body.contains("Supplier 0"), "{}", page.body);
     Ok(())
-}
-
-async fn admin_channel(h: &fc_testkit::Harness) -> anyhow::Result<tonic::transport::Channel> {
-    Ok(tonic::transport::Channel::from_shared(h.admin_url())?.connect().await?)
 }

@@ -3,26 +3,17 @@
 //! operator's `Admin` API and its pages on its own.
 
 use fc_rpc::service_auth::Issuer;
-use fc_testkit::NatsServer;
-use std::process::{Child, Command, Stdio};
+use fc_testkit::{KillOnDrop, NatsServer};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const ADMIN: &str = "process-test-admin-token-0123456789abcdef";
 
 /// `fc-portal` on `nats` with only environment configuration: the process and
 /// its `[portal, admin gRPC, ops]` URLs.
-fn fc_portal(data: &std::path::Path, nats: &str) -> anyhow::Result<(Proc, [String; 3])> {
+fn fc_portal(data: &std::path::Path, nats: &str) -> anyhow::Result<(KillOnDrop, [String; 3])> {
     let issuer = Issuer::generate()?;
-    let telemetry = format!("http://127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port());
+    let telemetry = fc_testkit::unused_url("http")?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_fc-portal"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -42,7 +33,7 @@ fn fc_portal(data: &std::path::Path, nats: &str) -> anyhow::Result<(Proc, [Strin
         .stderr(Stdio::null())
         .spawn()?;
     let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
-    let proc = Proc(child);
+    let proc = KillOnDrop(child);
     let urls = fc_testkit::printed_addresses(stdout, ["portal:", "gRPC (Admin, Tenancy):", "portal HTTP (health, metrics):"])?;
     Ok((proc, urls))
 }
@@ -56,7 +47,7 @@ async fn get(url: &str, path: &str) -> anyhow::Result<(u16, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alone_it_starts_and_names_the_missing_bus_on_readyz() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
-    let dead = format!("nats://127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port());
+    let dead = fc_testkit::unused_url("nats")?;
     let (_proc, [portal, _, ops]) = fc_portal(data.path(), &dead)?;
     assert_eq!(get(&ops, "/healthz").await?.0, 200, "alive");
     let (code, body) = get(&ops, "/readyz").await?;

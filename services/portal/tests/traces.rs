@@ -7,9 +7,20 @@
 //! subscriber is process-global.
 
 use fc_registry::Role;
-use fc_testkit::Harness;
 use fc_testkit::http::request;
+use fc_testkit::{Harness, ReceivedSpan};
 use std::time::Duration;
+
+/// `span`'s parent links lead to `ancestor` within 10 hops.
+fn assert_descends(span: &ReceivedSpan, ancestor: &ReceivedSpan, spans: &[ReceivedSpan]) {
+    let mut at = span;
+    let mut hops = 0;
+    while at.span_id != ancestor.span_id {
+        at = spans.iter().find(|s| s.span_id == at.parent_span_id).unwrap_or_else(|| panic!("broken chain at {at:?} in {spans:?}"));
+        hops += 1;
+        assert!(hops < 10, "{spans:?}");
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_portal_request_is_one_trace_through_settlement_to_the_ledger_append() -> anyhow::Result<()> {
@@ -44,13 +55,7 @@ async fn a_portal_request_is_one_trace_through_settlement_to_the_ledger_append()
     assert!(http.name.starts_with("POST "), "{http:?}");
     // The append's ancestors lead to the HTTP span.
     let append = spans.iter().find(|s| s.name == "ledger_append").expect("append span");
-    let mut at = append.clone();
-    let mut hops = 0;
-    while at.span_id != http.span_id {
-        at = spans.iter().find(|s| s.span_id == at.parent_span_id).unwrap_or_else(|| panic!("broken chain at {at:?} in {spans:?}")).clone();
-        hops += 1;
-        assert!(hops < 10, "{spans:?}");
-    }
+    assert_descends(append, http, &spans);
 
     // A chart's read: the portal asks ingest's Query over gRPC, in the same trace.
     let (trace_id, client_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
@@ -62,12 +67,6 @@ async fn a_portal_request_is_one_trace_through_settlement_to_the_ledger_append()
     let spans = otlp.wait_for(trace_id, &["/factorychain.v1.Query/Range"], Duration::from_secs(30)).await?;
     let http = spans.iter().find(|s| s.parent_span_id == client_span).unwrap_or_else(|| panic!("the portal's span: {spans:?}"));
     let query = spans.iter().find(|s| s.name == "/factorychain.v1.Query/Range").expect("waited for it");
-    let mut at = query.clone();
-    let mut hops = 0;
-    while at.span_id != http.span_id {
-        at = spans.iter().find(|s| s.span_id == at.parent_span_id).unwrap_or_else(|| panic!("broken chain at {at:?} in {spans:?}")).clone();
-        hops += 1;
-        assert!(hops < 10, "{spans:?}");
-    }
+    assert_descends(query, http, &spans);
     Ok(())
 }
