@@ -1,8 +1,11 @@
 //! `factorychain up --split`: the same services as `up`, each in its own OS
-//! process: `fc-portal` (the tenancy owner, the portal and, until its own gRPC
-//! API exists, the settlement service) and `fc-ingest`, found next to this
-//! executable. They share the data directory (each opens only its own files)
-//! and talk over loopback gRPC and NATS with the tokens minted here.
+//! process: `fc-portal` (the tenancy owner and the portal), `fc-settlement`
+//! and `fc-ingest`, found next to this executable. Each keeps its own files
+//! (settlement its own directory) and they talk over loopback gRPC and NATS
+//! with the tokens minted here. Started in the order their addresses are
+//! learnt: the portal (ingest's and settlement's ports are picked for it
+//! beforehand), then settlement and ingest, which are told the portal's
+//! tenancy port.
 
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -31,7 +34,7 @@ fn binary(name: &str) -> Result<PathBuf> {
     let path = exe.with_file_name(name);
     if !path.exists() {
         bail!(
-            "{} not found next to {} (build it: cargo build --release -p fc-ingest -p fc-portal, or make run-split)",
+            "{} not found next to {} (build it: cargo build --release -p fc-ingest -p fc-portal -p fc-settlement-service, or make run-split)",
             name,
             exe.display()
         );
@@ -109,28 +112,38 @@ pub struct Plan<'a> {
     pub portal: &'a fc_portal::Config,
     /// The portal's NATS settings (its own user when `up` started the server).
     pub portal_bus: &'a fc_bus::BusConfig,
-    /// Settlement's.
+    /// Settlement's (its `data_dir` resolved).
     pub settlement: &'a fc_settlement_service::Config,
+    /// Settlement's NATS settings.
+    pub settlement_bus: &'a fc_bus::BusConfig,
+}
+
+/// `addr` with a free port when it asks for port 0 (for a listener another
+/// process must know before it starts).
+fn fixed(addr: &str, what: &str) -> Result<std::net::SocketAddr> {
+    let mut a: std::net::SocketAddr = addr.parse().with_context(|| format!("{what} {addr:?}"))?;
+    if a.port() == 0 {
+        a.set_port(free_port()?);
+    }
+    Ok(a)
 }
 
 /// Starts both processes and waits until `shutdown` fires or one exits.
 pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
-    let (fc_ingest_bin, fc_portal_bin) = (binary("fc-ingest")?, binary("fc-portal")?);
+    let (fc_ingest_bin, fc_portal_bin, fc_settlement_bin) = (binary("fc-ingest")?, binary("fc-portal")?, binary("fc-settlement")?);
     let ingest = plan.ingest;
-    // Ingest's gRPC port must be known to the portal before ingest starts.
-    let mut grpc: std::net::SocketAddr = ingest.grpc_addr.parse().context("grpc_addr")?;
-    if grpc.port() == 0 {
-        grpc.set_port(free_port()?);
-    }
+    // Ingest's and settlement's gRPC ports must be known to the portal before they start.
+    let grpc = fixed(&ingest.grpc_addr, "grpc_addr")?;
     let query_url = format!("http://{grpc}");
+    let settlement_grpc = fixed(&plan.settlement.grpc_addr, "settlement.grpc_addr")?;
+    let settlement_url = format!("http://{settlement_grpc}");
     let loopback_ops = ingest.http_addr.ends_with(":0");
     let mut portal_env = vec![
         ("FC_PORTAL__DATA_DIR".to_string(), plan.portal.data_dir.clone()),
         ("FC_PORTAL__TELEMETRY_URL".into(), query_url.clone()),
-        ("FC_SETTLEMENT__TELEMETRY_URL".into(), query_url.clone()),
+        ("FC_PORTAL__SETTLEMENT_URL".into(), settlement_url.clone()),
         ("FC_PORTAL__SERVICE_AUTH__TOKEN".into(), plan.portal.service_auth.token.clone()),
         ("FC_PORTAL__SERVICE_AUTH__ISSUER_PUBLIC_KEY".into(), plan.portal.service_auth.issuer_public_key.clone()),
-        ("FC_SETTLEMENT__SERVICE_AUTH__TOKEN".into(), plan.settlement.service_auth.token.clone()),
         ("FC_PORTAL__ADMIN_TOKEN".into(), plan.portal.admin_token.clone()),
     ];
     portal_env.extend([
@@ -141,8 +154,7 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     if loopback_ops {
         portal_env.push(("FC_PORTAL__OPS_ADDR".into(), "127.0.0.1:0".into()));
     }
-    let mut portal_labels =
-        vec!["portal:", "gRPC (Admin, Tenancy):", "gRPC (settlement Ledger):", "ledger verifier key:", "portal HTTP (health, metrics):"];
+    let mut portal_labels = vec!["portal:", "gRPC (Admin, Tenancy):", "portal HTTP (health, metrics):"];
     let demo_file = plan.portal.data_dir().join("demo.json");
     let mut portal_args = Vec::new();
     if plan.demo.is_some() {
@@ -151,6 +163,23 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     }
     let (portal, p) = start("fc-portal", &fc_portal_bin, plan.config, &portal_args, &portal_env, &portal_labels)?;
     let admin_url = p["gRPC (Admin, Tenancy):"].clone();
+    let st = plan.settlement;
+    let mut settlement_env = vec![
+        ("FC_BUS__USER".to_string(), plan.settlement_bus.user.clone()),
+        ("FC_BUS__PASSWORD".into(), plan.settlement_bus.password.clone()),
+        ("FC_SETTLEMENT__GRPC_ADDR".into(), settlement_grpc.to_string()),
+        ("FC_SETTLEMENT__DATA_DIR".into(), st.data_dir.clone()),
+        ("FC_SETTLEMENT__TENANCY__URL".into(), admin_url.clone()),
+        ("FC_SETTLEMENT__TELEMETRY_URL".into(), query_url.clone()),
+        ("FC_SETTLEMENT__SERVICE_AUTH__TOKEN".into(), st.service_auth.token.clone()),
+        ("FC_SETTLEMENT__SERVICE_AUTH__ISSUER_PUBLIC_KEY".into(), st.service_auth.issuer_public_key.clone()),
+    ];
+    settlement_env.retain(|(_, v)| !v.is_empty());
+    if loopback_ops {
+        settlement_env.push(("FC_SETTLEMENT__OPS_ADDR".into(), "127.0.0.1:0".into()));
+    }
+    let settlement_labels = ["gRPC (Ledger, Settlement):", "ledger verifier key:", "settlement HTTP (health, metrics):"];
+    let (settlement, l) = start("fc-settlement", &fc_settlement_bin, plan.config, &[], &settlement_env, &settlement_labels)?;
     let mut ingest_env = vec![
         ("FC_BUS__USER".to_string(), ingest.bus.user.clone()),
         ("FC_BUS__PASSWORD".into(), ingest.bus.password.clone()),
@@ -164,15 +193,20 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     let ingest_labels = ["ingest gRPC (Ingest, Query):", "ingest HTTP (health, metrics):"];
     let (ingest_proc, i) = start("fc-ingest", &fc_ingest_bin, plan.config, &[], &ingest_env, &ingest_labels)?;
     println!();
-    println!("FactoryChain is up (split: fc-portal pid {}, fc-ingest pid {}).", portal.child.id(), ingest_proc.child.id());
+    println!(
+        "FactoryChain is up (split: fc-portal pid {}, fc-settlement pid {}, fc-ingest pid {}).",
+        portal.child.id(),
+        settlement.child.id(),
+        ingest_proc.child.id()
+    );
     println!("  portal:                      {}", p["portal:"]);
     println!("  gRPC (Ingest, Query):        {}", i["ingest gRPC (Ingest, Query):"]);
     println!("  gRPC (Admin, Tenancy):       {admin_url}");
-    println!("  gRPC (settlement Ledger):    {}", p["gRPC (settlement Ledger):"]);
-    println!("  ledger verifier key:         {}", p["ledger verifier key:"]);
+    println!("  gRPC (Ledger, Settlement):   {}", l["gRPC (Ledger, Settlement):"]);
+    println!("  ledger verifier key:         {}", l["ledger verifier key:"]);
     println!(
-        "  health and metrics:          {}/healthz (ingest)  {}/healthz (portal)",
-        i["ingest HTTP (health, metrics):"], p["portal HTTP (health, metrics):"]
+        "  health and metrics:          {}/healthz (ingest)  {}/healthz (portal)  {}/healthz (settlement)",
+        i["ingest HTTP (health, metrics):"], p["portal HTTP (health, metrics):"], l["settlement HTTP (health, metrics):"]
     );
     if plan.portal.admin_token.is_empty() {
         println!("  admin token:                 {}", plan.portal.data_dir().join("admin.token").display());
@@ -186,7 +220,7 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     }
     println!("Stop with Ctrl-C.");
     println!();
-    let mut procs = [portal, ingest_proc];
+    let mut procs = [portal, settlement, ingest_proc];
     // Until a signal, or a service exits by itself.
     loop {
         tokio::select! {
@@ -198,11 +232,13 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
             break;
         }
     }
-    // Ingest first (it drains its streams and writer), then the portal.
-    let [portal, ingest_proc] = procs;
+    // Ingest first (it drains its streams and writer), then the portal (no
+    // new calls into settlement), then settlement (its final checkpoint).
+    let [portal, settlement, ingest_proc] = procs;
     tokio::task::spawn_blocking(move || {
         drop(ingest_proc);
         drop(portal);
+        drop(settlement);
     })
     .await?;
     Ok(())

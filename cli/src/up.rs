@@ -159,14 +159,16 @@ pub async fn run(args: UpArgs) -> Result<()> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let (_nats, nats_users) = ensure_nats(&cfg.bus, &cfg.data_dir).await?;
     // Each service connects as its own NATS user when `up` started the server.
-    let portal_bus = match &nats_users {
+    let (portal_bus, settlement_bus) = match &nats_users {
         Some(users) => {
-            let portal_bus = users.bus_for(&cfg.bus, "portal");
+            let others = (users.bus_for(&cfg.bus, "portal"), users.bus_for(&cfg.bus, "settlement"));
             cfg.bus = users.bus_for(&cfg.bus, "ingest");
-            portal_bus
+            others
         }
-        None => cfg.bus.clone(),
+        None => (cfg.bus.clone(), cfg.bus.clone()),
     };
+    // Each service keeps its own data directory.
+    settlement_cfg.resolve_data_dir(&cfg.data_dir).with_context(|| format!("settlement data in {}", cfg.data_dir.display()))?;
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     // One process, one data directory, one service issuer: the services get their
@@ -191,6 +193,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             portal: &portal_cfg,
             portal_bus: &portal_bus,
             settlement: &settlement_cfg,
+            settlement_bus: &settlement_bus,
         };
         let r = crate::split::run(plan, shutdown).await;
         tracing.shutdown().await;
@@ -200,21 +203,23 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let portal_nats = fc_bus::connect_client(&portal_bus, "portal").await?;
     let tenancy = fc_portal::tenancy::serve(&portal_cfg, registry.clone(), portal_nats.clone(), shutdown.clone()).await?;
     cfg.tenancy.url = format!("http://{}", tenancy.addr);
+    settlement_cfg.tenancy.url = cfg.tenancy.url.clone();
     let running = fc_ingest::serve(cfg.clone(), shutdown.clone()).await?;
-    // The portal and settlement read telemetry through ingest's Query, as when split.
+    // The portal and settlement read telemetry through ingest's Query, and the
+    // portal calls settlement's API, over loopback gRPC as when split.
     let query_url = format!("http://{}", running.grpc_addr);
     settlement_cfg.telemetry_url = query_url.clone();
     portal_cfg.telemetry_url = query_url;
-    let settlement = fc_settlement_service::serve(settlement_cfg, &cfg.data_dir, registry.clone(), shutdown.clone()).await?;
-    let portal =
-        fc_portal::serve(portal_cfg.clone(), registry.clone(), portal_nats, settlement.settlement.clone(), shutdown.clone()).await?;
+    let settlement = fc_settlement_service::serve(settlement_cfg, &settlement_bus, shutdown.clone()).await?;
+    portal_cfg.settlement_url = format!("http://{}", settlement.grpc_addr);
+    let portal = fc_portal::serve(portal_cfg.clone(), registry.clone(), portal_nats, shutdown.clone()).await?;
     let grpc = format!("http://{}", running.grpc_addr);
     println!();
     println!("FactoryChain is up.");
     println!("  portal:                      http://{}", portal.addr);
     println!("  gRPC (Ingest, Query):        {grpc}");
     println!("  gRPC (Admin, Tenancy):       http://{}", tenancy.addr);
-    println!("  gRPC (settlement Ledger):    http://{}", settlement.grpc_addr);
+    println!("  gRPC (Ledger, Settlement):   http://{}", settlement.grpc_addr);
     println!("  ledger verifier key:         {}", settlement.settlement.verifier_key());
     println!("  health and metrics:          http://{}/healthz  http://{}/metrics", running.http_addr, running.http_addr);
     if portal_cfg.admin_token.is_empty() {

@@ -206,7 +206,7 @@ async fn a_witness_follows_the_live_ledger_and_catches_a_rewritten_history() -> 
     // history does not extend the one the witness kept.
     let forged = fc_settlement::Ledger::open(
         &dir.path().join("forged.redb"),
-        fc_settlement::Ledger::load_or_create_signer(&h.data.path().join("ledger.key"), "factorychain.local")?,
+        fc_settlement::Ledger::load_or_create_signer(&h.settlement_dir().join("ledger.key"), "factorychain.local")?,
         "factorychain.local/ledger",
     )?;
     let mut entries = Vec::new();

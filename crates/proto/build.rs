@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "factorychain/v1/admin.proto",
         "factorychain/v1/bus.proto",
         "factorychain/v1/settlement.proto",
+        "factorychain/v1/supply.proto",
         "factorychain/v1/tenancy.proto",
     ];
     for f in &files {

@@ -161,6 +161,10 @@ pub async fn run(a: PortalArgs) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await; // the store writer catches up
 
     let (page_p99, page_rps, page_bad) = wrk(&format!("http://{addr}/"), &format!("Cookie: {cookie}"), a.connections, &a.duration)?;
+    // A settlement page: the portal asks the settlement service (networks, orders, designs),
+    // which asks the tenancy owner (its name, its buyers, membership): two services per view.
+    let (orders_p99, orders_rps, orders_bad) =
+        wrk(&format!("http://{addr}/orders"), &format!("Cookie: {cookie}"), a.connections, &a.duration)?;
     // A chart's call: the last hour in one-minute buckets (60 points from 3,600 readings).
     let api_url = format!("http://{addr}/api/v1/series/line-1/metric00?start_ms={}&end_ms={}&step_ms=60000", now - 3_600_000, now + 1000);
     let (api_p99, api_rps, api_bad) = wrk(&api_url, &format!("Authorization: Bearer {api_key}"), a.connections, &a.duration)?;
@@ -222,6 +226,10 @@ pub async fn run(a: PortalArgs) -> Result<()> {
             "page_p99_ms": page_p99,
             "page_requests_per_s": page_rps,
             "page_errors": page_bad,
+            "orders_page_p99_ms": orders_p99,
+            "orders_page_requests_per_s": orders_rps,
+            "orders_page_errors": orders_bad,
+            "orders_page": "GET /orders: 3 calls to settlement, which asks tenancy",
             "api_p99_ms": api_p99,
             "api_requests_per_s": api_rps,
             "api_errors": api_bad,

@@ -7,18 +7,20 @@
 //! | --- | --- | --- |
 //! | `ingest` | `fc.*.telemetry.>` (JetStream), `$JS.API.>`, `$JS.ACK.>` | `_INBOX.>` (replies), `fc.sys.tenancy` |
 //! | `portal` | `fc.sys.tenancy` | `fc.*.telemetry.>` (live views), `_INBOX.>` |
+//! | `settlement` | nothing | `fc.sys.tenancy` (partnership changes, revocations), `_INBOX.>` |
 //!
 //! Invariant: only the tenancy owner (the portal) announces revocations, only
 //! ingest writes telemetry and touches JetStream.
 
 /// The services with a NATS user.
-pub const SERVICES: [&str; 2] = ["ingest", "portal"];
+pub const SERVICES: [&str; 3] = ["ingest", "portal", "settlement"];
 
 /// `(publish, subscribe)` subjects `service` may use; `None` for a service without a NATS user.
 pub fn permissions(service: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
     match service {
         "ingest" => Some((&["fc.*.telemetry.>", "$JS.API.>", "$JS.ACK.>"], &["_INBOX.>", "fc.sys.tenancy"])),
         "portal" => Some((&["fc.sys.tenancy"], &["fc.*.telemetry.>", "_INBOX.>"])),
+        "settlement" => Some((&[], &["_INBOX.>", "fc.sys.tenancy"])),
         _ => None,
     }
 }
@@ -34,11 +36,14 @@ pub fn authorization_config(users: &[(&str, &str)]) -> String {
     for (user, password) in users {
         let (u, p) = (serde_json::to_string(user).unwrap_or_default(), serde_json::to_string(password).unwrap_or_default());
         match permissions(user) {
-            Some((publish, subscribe)) => out.push_str(&format!(
-                "    {{ user: {u}, password: {p}, permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }} }}\n",
-                quoted(publish),
-                quoted(subscribe)
-            )),
+            Some((publish, subscribe)) => {
+                // An empty allow list would allow everything: a user that publishes nothing is denied all.
+                let publish = if publish.is_empty() { r#"deny: [">"]"#.to_string() } else { format!("allow: [{}]", quoted(publish)) };
+                out.push_str(&format!(
+                    "    {{ user: {u}, password: {p}, permissions: {{ publish: {{ {publish} }}, subscribe: {{ allow: [{}] }} }} }}\n",
+                    quoted(subscribe)
+                ))
+            }
             None => out.push_str(&format!("    {{ user: {u}, password: {p} }}\n")),
         }
     }
@@ -59,6 +64,8 @@ mod tests {
         );
         assert!(text.contains(r#"{ user: "portal", password: "pw2", permissions: { publish: { allow: ["fc.sys.tenancy"] }"#), "{text}");
         assert!(text.contains(r#"{ user: "admin", password: "pw3" }"#), "{text}");
-        assert!(super::permissions("settlement").is_none());
+        assert!(super::permissions("monitor").is_none());
+        let text = super::authorization_config(&[("settlement", "pw4")]);
+        assert!(text.contains(r#"publish: { deny: [">"] }, subscribe: { allow: ["_INBOX.>", "fc.sys.tenancy"] }"#), "{text}");
     }
 }

@@ -13,41 +13,7 @@ use crate::kv::Table;
 use crate::{Registry, RegistryError};
 use serde::{Deserialize, Serialize};
 
-/// How an account is numbered.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountKind {
-    /// An IBAN.
-    Iban,
-    /// A domestic account number (Korean banks).
-    Domestic,
-}
-
-/// How the bank is identified.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum BankKind {
-    /// A BIC (8 or 11 characters).
-    Bic,
-    /// A domestic bank code, e.g. `004`.
-    BankCode,
-}
-
-/// A bank account, as the bank file names it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct BankAccount {
-    /// The account holder's legal name.
-    pub holder: String,
-    /// How `account` is numbered.
-    pub account_kind: AccountKind,
-    /// The account number.
-    pub account: String,
-    /// How `bank` identifies the bank.
-    pub bank_kind: BankKind,
-    /// The bank.
-    pub bank: String,
-}
+pub use fc_tenancy_api::orgs::{AccountKind, BankAccount, BankKind};
 
 /// An organisation's settlement profile.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

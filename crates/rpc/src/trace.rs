@@ -133,6 +133,22 @@ pub struct GrpcServerTrace<S> {
     inner: S,
 }
 
+/// Most distinct method labels a process reports; later paths count as `other`.
+const MAX_METHOD_LABELS: usize = 200;
+
+/// A request path as a metric label: the path of a method this process was
+/// called with, among the first [`MAX_METHOD_LABELS`] seen, else `other` (a
+/// client sending made-up paths cannot grow the metrics without bound).
+fn method_label(path: &str) -> String {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = std::sync::OnceLock::new();
+    let plausible = path.len() <= 100 && path.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_'));
+    if !plausible {
+        return "other".into();
+    }
+    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if seen.contains(path) || (seen.len() < MAX_METHOD_LABELS && seen.insert(path.to_string())) { path.to_string() } else { "other".into() }
+}
+
 impl<S, B> tower::Service<http::Request<B>> for GrpcServerTrace<S>
 where
     S: tower::Service<http::Request<B>>,
@@ -147,6 +163,8 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         use tracing::Instrument as _;
+        // Every service's calls, by method, on its `/metrics`.
+        metrics::counter!("grpc_server_requests_total", "method" => method_label(request.uri().path())).increment(1);
         if !enabled() {
             return self.inner.call(request).instrument(tracing::Span::none());
         }
@@ -158,5 +176,24 @@ where
         let future = self.inner.call(request);
         drop(_entered);
         future.instrument(span)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn method_labels_are_bounded() {
+        assert_eq!(super::method_label("/factorychain.v1.Ledger/GetCheckpoint"), "/factorychain.v1.Ledger/GetCheckpoint");
+        assert_eq!(super::method_label("/x y"), "other");
+        assert_eq!(super::method_label(&"/a".repeat(60)), "other");
+        for i in 0..super::MAX_METHOD_LABELS + 10 {
+            let _ = super::method_label(&format!("/made.up/M{i}"));
+        }
+        assert_eq!(super::method_label("/made.up/late"), "other", "the set is full");
+        assert_eq!(
+            super::method_label("/factorychain.v1.Ledger/GetCheckpoint"),
+            "/factorychain.v1.Ledger/GetCheckpoint",
+            "known ones stay"
+        );
     }
 }

@@ -3,7 +3,14 @@
 //! files, ledger entries), shared by the service, the portal and the CLI.
 //! Callers depend on this crate, never on the service's server crate.
 //!
-//! Invariant: data only (serde + OpenAPI schemas) and pure conversions; no I/O.
+//! - the views (this file): data only (serde + OpenAPI schemas);
+//! - [`wire`]: the views as the internal gRPC API carries them, both ways;
+//! - [`SettlementClient`] (`client.rs`): the internal API's client.
+
+mod client;
+pub mod wire;
+
+pub use client::{LogInfo, SettlementClient, UPLOAD_CHUNK, UploadError};
 
 use fc_ledger::settle::PaymentStatus;
 use serde::{Deserialize, Serialize};
@@ -256,6 +263,24 @@ pub struct TelemetryInspection {
     pub min: f64,
     /// Highest good value.
     pub max: f64,
+}
+
+/// A bank account as a bank file names its holder (the portal validates an
+/// account with it before saving; the service writes it into the file).
+pub fn bank_party(bank: &fc_tenancy_api::BankAccount) -> fc_ledger::pain001::Party {
+    use fc_ledger::pain001::{Account, Agent, Party};
+    use fc_tenancy_api::{AccountKind, BankKind};
+    Party {
+        name: bank.holder.clone(),
+        account: match bank.account_kind {
+            AccountKind::Iban => Account::Iban(bank.account.clone()),
+            AccountKind::Domestic => Account::Domestic(bank.account.clone()),
+        },
+        agent: match bank.bank_kind {
+            BankKind::Bic => Agent::Bic(bank.bank.clone()),
+            BankKind::BankCode => Agent::BankCode(bank.bank.clone()),
+        },
+    }
 }
 
 /// A payment as statements show it (shared with `factorychain settlement replay`).

@@ -19,15 +19,20 @@
 //! `stale_ms` is used (ingest keeps taking data from known devices through a
 //! portal restart); nothing is ever answered that the owner did not say.
 
+pub mod orgs;
 pub mod plans;
 
 pub use fc_proto::v1::TenancyChange as Change;
 pub use fc_proto::v1::tenancy_change::Kind as ChangeKind;
+pub use orgs::{AccountKind, BankAccount, BankKind};
 pub use plans::Plan;
 
 use fc_core::{ErrorCode, ServiceError};
 use fc_proto::v1::tenancy_client::TenancyClient as Raw;
-use fc_proto::v1::{AuthenticateApiKeyRequest, AuthenticateDeviceRequest, GetTenantRequest, ListTenantsRequest};
+use fc_proto::v1::{
+    AuthenticateApiKeyRequest, AuthenticateDeviceRequest, GetMembershipRequest, GetOrganisationRequest, GetTenantRequest,
+    ListBuyersRequest, ListTenantsRequest,
+};
 use fc_rpc::service_auth::Credential;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -80,6 +85,30 @@ pub struct Tenant {
     pub plan: &'static Plan,
 }
 
+/// An organisation's settlement profile, as the owner describes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Organisation {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its plan.
+    pub plan: &'static Plan,
+    /// The age recipient designs are encrypted to, when registered.
+    pub age_recipient: Option<String>,
+    /// Its bank account, when entered.
+    pub bank: Option<BankAccount>,
+}
+
+/// A buyer whose supply network an organisation belongs to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Buyer {
+    /// The buyer's id (its network's id).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
 /// Where the owner is and how long answers are kept (`tenancy` in a caller's configuration).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -118,6 +147,8 @@ pub struct TenancyClient {
     devices: Mutex<HashMap<[u8; 32], Cached<Device>>>,
     refused: Mutex<HashMap<[u8; 32], Instant>>,
     tenants: Mutex<HashMap<String, Cached<Tenant>>>,
+    /// `(network, org)` -> member.
+    members: Mutex<HashMap<(String, String), Cached<bool>>>,
     changes: tokio::sync::broadcast::Sender<Arc<Change>>,
 }
 
@@ -140,6 +171,7 @@ impl TenancyClient {
             devices: Mutex::default(),
             refused: Mutex::default(),
             tenants: Mutex::default(),
+            members: Mutex::default(),
             changes: tokio::sync::broadcast::channel(1024).0,
         })
     }
@@ -242,6 +274,64 @@ impl TenancyClient {
         Ok(ApiKey { tenant_id: r.tenant_id, key_id: r.key_id, role: r.role })
     }
 
+    /// An organisation's profile, its bank account included (not cached: it
+    /// is read when a bank file is made, and must be the one just entered).
+    pub async fn organisation(&self, org_id: &str) -> Result<Organisation, ServiceError> {
+        let r = self
+            .raw
+            .clone()
+            .get_organisation(GetOrganisationRequest { org_id: org_id.to_string() })
+            .await
+            .map_err(|s| self.status(s))?
+            .into_inner();
+        let bank = match r.bank {
+            Some(b) => Some(BankAccount::from_pb(b).ok_or_else(|| {
+                ServiceError::internal(format!("tenancy service: organisation {org_id} has a bank account of an unknown kind"))
+            })?),
+            None => None,
+        };
+        Ok(Organisation {
+            plan: plans::plan_or_default(&r.plan),
+            age_recipient: (!r.age_recipient.is_empty()).then_some(r.age_recipient),
+            id: r.id,
+            name: r.name,
+            bank,
+        })
+    }
+
+    /// Whether `org_id` belongs to the supply network of buyer `network` (the
+    /// buyer itself, or an accepted supplier). Cached; a partnership that
+    /// starts or ends is announced ([`ChangeKind::PartnershipChanged`]) and
+    /// drops the cached answers at once.
+    pub async fn is_member(&self, network: &str, org_id: &str) -> Result<bool, ServiceError> {
+        if network == org_id {
+            return Ok(true);
+        }
+        let key = (network.to_string(), org_id.to_string());
+        if let Some(m) = self.fresh(self.members.lock().expect("tenancy cache").get(&key), self.config.ttl_ms) {
+            return Ok(m);
+        }
+        let req = GetMembershipRequest { network: network.to_string(), org_id: org_id.to_string() };
+        match self.raw.clone().get_membership(req).await {
+            Ok(r) => {
+                let member = r.into_inner().member;
+                self.members.lock().expect("tenancy cache").insert(key, Cached { value: member, at: Instant::now() });
+                Ok(member)
+            }
+            Err(s) => {
+                let err = self.status(s);
+                self.fresh(self.members.lock().expect("tenancy cache").get(&key), self.config.stale_ms).ok_or(err)
+            }
+        }
+    }
+
+    /// The buyers `org_id` supplies (active partnerships; not cached).
+    pub async fn buyers(&self, org_id: &str) -> Result<Vec<Buyer>, ServiceError> {
+        let r =
+            self.raw.clone().list_buyers(ListBuyersRequest { org_id: org_id.to_string() }).await.map_err(|s| self.status(s))?.into_inner();
+        Ok(r.buyers.into_iter().map(|b| Buyer { id: b.buyer_id, name: b.buyer_name }).collect())
+    }
+
     /// Applies a change notice: drops the cached answers it makes wrong and
     /// tells every [`changes`](Self::changes) receiver.
     pub fn apply(&self, change: Change) {
@@ -252,6 +342,11 @@ impl TenancyClient {
             ChangeKind::PlanChanged => {
                 self.tenants.lock().expect("tenancy cache").remove(&change.tenant_id);
                 self.devices.lock().expect("tenancy cache").retain(|_, d| *d.value.tenant_id != *change.tenant_id);
+            }
+            ChangeKind::PartnershipChanged => {
+                // Rare: drop every answer about the two organisations.
+                let (a, b) = (change.tenant_id.as_str(), change.org_id.as_str());
+                self.members.lock().expect("tenancy cache").retain(|(n, o), _| !(n == a || n == b || o == a || o == b));
             }
             ChangeKind::ApiKeyRevoked | ChangeKind::Unspecified => {}
         }

@@ -338,6 +338,7 @@ pub const NATS_ADMIN_PASSWORD: &str = "nats-admin-test-password";
 struct NatsUsers {
     ingest: String,
     portal: String,
+    settlement: String,
 }
 
 /// NATS, the tenancy owner's gRPC port (the portal's, over a registry on the
@@ -387,9 +388,13 @@ impl Harness {
     pub async fn start_authenticated() -> anyhow::Result<Self> {
         fc_core::telemetry::init_for_tests();
         let pw = |who: &str| format!("{who}-{}", fc_core::time::now_ms());
-        let users = NatsUsers { ingest: pw("ingest"), portal: pw("portal") };
-        let conf =
-            fc_bus::auth::authorization_config(&[("ingest", &users.ingest), ("portal", &users.portal), ("admin", NATS_ADMIN_PASSWORD)]);
+        let users = NatsUsers { ingest: pw("ingest"), portal: pw("portal"), settlement: pw("settlement") };
+        let conf = fc_bus::auth::authorization_config(&[
+            ("ingest", &users.ingest),
+            ("portal", &users.portal),
+            ("settlement", &users.settlement),
+            ("admin", NATS_ADMIN_PASSWORD),
+        ]);
         let nats = NatsServer::start_with_config(&conf).await?;
         let bus_url = nats.url.clone();
         Self::assemble_with(nats, bus_url, |_| {}, Some(users)).await
@@ -440,6 +445,11 @@ impl Harness {
         c.service_auth.token = issuer.mint("portal", Duration::from_secs(86_400))?;
         c.service_auth.issuer_public_key = issuer.public_key();
         Ok(c)
+    }
+
+    /// The settlement service's NATS password ([`Harness::start_authenticated`]).
+    pub fn settlement_password(&self) -> &str {
+        self.users.as_ref().map_or("", |u| u.settlement.as_str())
     }
 
     /// The portal's NATS password ([`Harness::start_authenticated`]).
@@ -569,11 +579,17 @@ impl Harness {
         let mut cfg = Self::portal_config_for(self.data.path(), &self.issuer)?;
         cfg.telemetry_url = self.grpc_url();
         tweak(&mut cfg);
-        let settlement = self.settlement().await?.settlement.clone();
-        Ok(fc_portal::serve(cfg, self.registry.clone(), self.portal_nats.clone(), settlement, self.shutdown.clone()).await?)
+        cfg.settlement_url = format!("http://{}", self.settlement().await?.grpc_addr);
+        Ok(fc_portal::serve(cfg, self.registry.clone(), self.portal_nats.clone(), self.shutdown.clone()).await?)
     }
 
-    /// The settlement service over the harness's registry, reading telemetry
+    /// The settlement service's own data directory.
+    pub fn settlement_dir(&self) -> std::path::PathBuf {
+        self.data.path().join("settlement")
+    }
+
+    /// The settlement service (its own directory in the harness's data
+    /// directory), asking the harness's tenancy port and reading telemetry
     /// through ingest's `Query` (started on first use; gRPC on a free port, a
     /// checkpoint every 100 ms).
     pub async fn settlement(&self) -> anyhow::Result<&fc_settlement_service::Running> {
@@ -583,12 +599,17 @@ impl Harness {
                     grpc_addr: "127.0.0.1:0".into(),
                     checkpoint_interval_ms: 100,
                     telemetry_url: self.grpc_url(),
+                    data_dir: self.settlement_dir().to_string_lossy().into_owned(),
                     ..Default::default()
                 };
                 cfg.service_auth.token = self.service_token("settlement");
-                fc_settlement_service::serve(cfg, self.data.path(), self.registry.clone(), Shutdown::new())
-                    .await
-                    .map_err(anyhow::Error::from)
+                cfg.service_auth.issuer_public_key = self.issuer.public_key();
+                cfg.tenancy.url = self.admin_url();
+                let mut bus = fc_bus::BusConfig { url: self.bus_url.clone(), ..Default::default() };
+                if let Some(u) = &self.users {
+                    (bus.user, bus.password) = ("settlement".into(), u.settlement.clone());
+                }
+                fc_settlement_service::serve(cfg, &bus, Shutdown::new()).await.map_err(anyhow::Error::from)
             })
             .await
     }
@@ -605,8 +626,10 @@ pub mod http {
         pub status: u16,
         /// Header lines, lowercase names.
         pub headers: Vec<(String, String)>,
-        /// Body as text.
+        /// Body as text (lossy).
         pub body: String,
+        /// Body as sent (de-chunked).
+        pub bytes: Vec<u8>,
     }
 
     impl Response {
@@ -639,26 +662,28 @@ pub mod http {
         let _ = s.write_all(body).await;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await?;
-        let text = String::from_utf8_lossy(&raw).to_string();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map_or((raw.len(), raw.len()), |i| (i, i + 4));
+        let head = String::from_utf8_lossy(&raw[..split.0]).to_string();
         let mut lines = head.lines();
         let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
         let headers =
             lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect::<Vec<_>>();
         let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-        let body = if chunked { dechunk(body) } else { body.to_string() };
-        Ok(Response { status, headers, body })
+        let bytes = if chunked { dechunk(&raw[split.1..]) } else { raw[split.1..].to_vec() };
+        Ok(Response { status, headers, body: String::from_utf8_lossy(&bytes).into_owned(), bytes })
     }
 
-    fn dechunk(mut s: &str) -> String {
-        let mut out = String::new();
-        while let Some((size, rest)) = s.split_once("\r\n") {
+    fn dechunk(mut s: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
+            let size = String::from_utf8_lossy(&s[..eol]);
             let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            let rest = &s[eol + 2..];
             if n == 0 || rest.len() < n {
                 break;
             }
-            out.push_str(&rest[..n]);
-            s = rest[n..].trim_start_matches("\r\n");
+            out.extend_from_slice(&rest[..n]);
+            s = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
         }
         out
     }

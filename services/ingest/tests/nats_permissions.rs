@@ -43,6 +43,7 @@ async fn each_service_publishes_and_subscribes_only_within_its_subjects() -> any
     let portal_forger = ConnectOptions::with_user_and_password("portal".into(), h.portal_password().into()).connect(&url).await?;
     let ingest_forger =
         ConnectOptions::with_user_and_password("ingest".into(), h.svc().state.config.bus.password.clone()).connect(&url).await?;
+    let settlement = ConnectOptions::with_user_and_password("settlement".into(), h.settlement_password().into()).connect(&url).await?;
     assert!(
         ConnectOptions::with_user_and_password("portal".into(), "wrong".into()).connect(&url).await.is_err(),
         "a wrong password is refused"
@@ -60,16 +61,21 @@ async fn each_service_publishes_and_subscribes_only_within_its_subjects() -> any
     // is not the one whose genuine messages are checked.
     portal_forger.publish("fc.t_a.telemetry.m", "forged by the portal".into()).await?;
     ingest_forger.publish(fc_tenancy_api::CHANGES_SUBJECT, "forged by ingest".into()).await?;
+    settlement.publish(fc_tenancy_api::CHANGES_SUBJECT, "forged by settlement".into()).await?;
+    settlement.publish("fc.t_a.telemetry.m", "forged by settlement".into()).await?;
     ingest.publish("fc.t_a.telemetry.m", "from ingest".into()).await?;
     portal.publish(fc_tenancy_api::CHANGES_SUBJECT, "from the portal".into()).await?;
-    for c in [&portal_forger, &ingest_forger, &ingest, &portal] {
+    for c in [&portal_forger, &ingest_forger, &settlement, &ingest, &portal] {
         c.flush().await?;
     }
     assert_eq!(collect(&mut telemetry, Duration::from_secs(1)).await, ["from ingest"], "the portal cannot write telemetry");
-    assert_eq!(collect(&mut changes, Duration::from_secs(1)).await, ["from the portal"], "ingest cannot announce revocations");
+    assert_eq!(collect(&mut changes, Duration::from_secs(1)).await, ["from the portal"], "only the portal announces tenancy changes");
 
-    // Subscribing: ingest may not read telemetry off the bus; the portal (live views) may.
+    // Subscribing: ingest and settlement may not read telemetry off the bus; the portal (live views) may.
     let mut ingest_sees = ingest.subscribe("fc.t_b.telemetry.m").await?;
+    let settlement_reader =
+        ConnectOptions::with_user_and_password("settlement".into(), h.settlement_password().into()).connect(&url).await?;
+    let mut settlement_sees = settlement_reader.subscribe("fc.t_b.telemetry.m").await?;
     let mut portal_sees = portal.subscribe("fc.t_b.telemetry.m").await?;
     registered(&mut portal_sees, &admin, "fc.t_b.telemetry.m").await?;
     admin.publish("fc.t_b.telemetry.m", "reading".into()).await?;
@@ -79,6 +85,7 @@ async fn each_service_publishes_and_subscribes_only_within_its_subjects() -> any
         collect(&mut ingest_sees, Duration::from_millis(200)).await.is_empty(),
         "ingest's subscription outside its subjects gets nothing"
     );
+    assert!(collect(&mut settlement_sees, Duration::from_millis(200)).await.is_empty(), "nor does settlement's");
 
     // JetStream is ingest's alone.
     let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_millis(500)).build(portal.clone());

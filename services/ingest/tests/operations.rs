@@ -58,11 +58,12 @@ async fn each_port_lists_exactly_the_services_it_serves() -> anyhow::Result<()> 
     assert_eq!((&v1, &v1alpha), (&tenancy, &tenancy), "tenancy port, reflection v1 and v1alpha");
     let settlement = format!("http://{}", h.settlement().await?.grpc_addr);
     let (v1, v1alpha) = fc_testkit::reflected_services(&settlement).await?;
-    let ledger = expect(&["factorychain.v1.Ledger"]);
+    let ledger = expect(&["factorychain.v1.Ledger", "factorychain.v1.Settlement"]);
     assert_eq!(v1, ledger, "settlement port, reflection v1");
     assert_eq!(v1alpha, ledger, "settlement port, reflection v1alpha");
     let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
     assert_eq!(fc_testkit::health_status(&settlement, "factorychain.v1.Ledger").await?, serving);
+    assert_eq!(fc_testkit::health_status(&settlement, "factorychain.v1.Settlement").await?, serving);
     assert_eq!(fc_testkit::health_status(&settlement, "").await?, serving);
     assert!(fc_testkit::health_status(&settlement, "factorychain.v1.Ingest").await.is_err(), "the settlement port does not serve Ingest");
     Ok(())

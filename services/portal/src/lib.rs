@@ -81,6 +81,8 @@ pub struct Config {
     pub service_auth: fc_rpc::service_auth::Config,
     /// Ingest's `Query`: the portal's charts, tables and series API read telemetry there.
     pub telemetry_url: String,
+    /// The settlement service's gRPC port (`factorychain.v1.Settlement`).
+    pub settlement_url: String,
     /// `/healthz`, `/readyz`, `/metrics` of the `fc-portal` process (under `up`,
     /// ingest's `http_addr` serves them for the whole process).
     pub ops_addr: String,
@@ -161,6 +163,7 @@ impl Default for Config {
             registry: RegistryConfig::default(),
             service_auth: fc_rpc::service_auth::Config::default(),
             telemetry_url: "http://127.0.0.1:50051".into(),
+            settlement_url: "http://127.0.0.1:50052".into(),
             ops_addr: "127.0.0.1:9465".into(),
         }
     }
@@ -177,8 +180,9 @@ pub struct PortalState {
     pub nats: async_nats::Client,
     /// Publishes revocations and plan changes to the other services.
     pub changes: tenancy::Changes,
-    /// Supplier settlement: ledger, designs, orders, payments.
-    pub settlement: Arc<fc_settlement_service::Settlement>,
+    /// Supplier settlement (ledger, designs, orders, payments): the settlement
+    /// service's internal API, acting for the signed-in organisation.
+    pub settlement: fc_settlement_api::SettlementClient,
     /// Settings.
     pub config: Config,
     /// Login throttling per (e-mail, client address), per client address and in all.
@@ -195,6 +199,17 @@ pub struct PortalState {
     pub trusted_proxies: Vec<auth::IpRange>,
     /// Fires at shutdown (ends live views).
     pub shutdown: Shutdown,
+}
+
+impl PortalState {
+    /// Checks that a bank file can name the account, and saves it in the
+    /// organisation's profile (tenancy, the portal's own; settlement reads it
+    /// when the buyer exports a bank file).
+    pub fn set_bank_account(&self, org: &str, bank: fc_registry::BankAccount) -> Result<(), problem::Problem> {
+        fc_settlement_api::bank_party(&bank).validate("bank").map_err(|e| fc_core::ServiceError::invalid("bank", e))?;
+        self.registry.set_org_bank(org, bank)?;
+        Ok(())
+    }
 }
 
 /// A running portal.
@@ -328,17 +343,14 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
 }
 
 /// Start the portal.
-pub async fn serve(
-    config: Config,
-    registry: Arc<Registry>,
-    nats: async_nats::Client,
-    settlement: Arc<fc_settlement_service::Settlement>,
-    shutdown: Shutdown,
-) -> Result<Running, StartError> {
+pub async fn serve(config: Config, registry: Arc<Registry>, nats: async_nats::Client, shutdown: Shutdown) -> Result<Running, StartError> {
     let trusted_proxies = config.trusted_proxy_ranges()?;
     let credential = config.service_auth.credential().map_err(|e| StartError::Config(format!("portal.service_auth: {e}")))?;
-    let telemetry = fc_query_api::QueryClient::new(&config.telemetry_url, credential, std::time::Duration::from_secs(30))
+    let telemetry = fc_query_api::QueryClient::new(&config.telemetry_url, credential.clone(), std::time::Duration::from_secs(30))
         .map_err(|e| StartError::Config(format!("portal.telemetry_url: {e}")))?;
+    // Design files stream through: a call may take as long as an upload does.
+    let settlement = fc_settlement_api::SettlementClient::new(&config.settlement_url, credential, std::time::Duration::from_secs(600))
+        .map_err(|e| StartError::Config(format!("portal.settlement_url: {e}")))?;
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await
         .map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
@@ -388,14 +400,11 @@ pub async fn serve(
     Ok(Running { addr, state, task })
 }
 
-/// The `fc-portal` process: the tenancy port, the settlement service (hosted
-/// here until its own gRPC API replaces the in-process calls) and the portal,
-/// with its own health, readiness and metrics on `ops_addr`.
+/// The `fc-portal` process: the tenancy port and the portal, with its own
+/// health, readiness and metrics on `ops_addr`.
 pub struct Process {
     /// The tenancy and admin port.
     pub tenancy: tenancy::Grpc,
-    /// The settlement service.
-    pub settlement: fc_settlement_service::Running,
     /// The portal.
     pub portal: Running,
     /// Where `/healthz`, `/readyz`, `/metrics` listen.
@@ -408,18 +417,12 @@ impl Process {
     pub async fn wait(self) {
         self.portal.wait().await;
         self.tenancy.wait().await;
-        self.settlement.wait().await;
         let _ = self.ops.await;
     }
 }
 
 /// Starts the `fc-portal` process's parts; `bus` is the platform's NATS.
-pub async fn serve_process(
-    config: Config,
-    settlement: fc_settlement_service::Config,
-    bus: &fc_bus::BusConfig,
-    shutdown: Shutdown,
-) -> Result<Process, Box<dyn std::error::Error>> {
+pub async fn serve_process(config: Config, bus: &fc_bus::BusConfig, shutdown: Shutdown) -> Result<Process, Box<dyn std::error::Error>> {
     let ops_listener = tokio::net::TcpListener::bind(&config.ops_addr)
         .await
         .map_err(|source| StartError::Bind { addr: config.ops_addr.clone(), source })?;
@@ -427,14 +430,13 @@ pub async fn serve_process(
     let registry = Arc::new(open_registry(&config).await?);
     let nats = fc_bus::connect_client(bus, "portal").await?;
     let tenancy = tenancy::serve(&config, registry.clone(), nats.clone(), shutdown.clone()).await?;
-    let settlement = fc_settlement_service::serve(settlement, &config.data_dir(), registry.clone(), shutdown.clone()).await?;
-    let portal = serve(config, registry, nats.clone(), settlement.settlement.clone(), shutdown.clone()).await?;
+    let portal = serve(config, registry, nats.clone(), shutdown.clone()).await?;
     let ready: fc_rpc::ops::Readiness = Arc::new(move || match nats.connection_state() {
         async_nats::connection::State::Connected => Ok(()),
         _ => Err("NATS is unreachable".into()),
     });
     let ops = tokio::spawn(fc_rpc::ops::serve(ops_listener, ready, shutdown));
-    Ok(Process { tenancy, settlement, portal, ops_addr, ops })
+    Ok(Process { tenancy, portal, ops_addr, ops })
 }
 
 #[cfg(test)]

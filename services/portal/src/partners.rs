@@ -104,14 +104,14 @@ pub(crate) async fn request(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJs
 #[utoipa::path(post, path = "/api/v1/partners/{id}/accept", params(("id" = String, Path, description = "the buyer's organisation id")), responses((status = 200, body = PartnerOut), (status = 404, body = Problem)))]
 pub(crate) async fn accept(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> Result<Json<PartnerOut>, Problem> {
     p.require(Role::Owner)?;
-    let got = s.registry.accept_partner(&p.tenant_id, &org_id("id", &id)?)?;
+    let got = s.changes.accept_partner(&s.registry, &p.tenant_id, &org_id("id", &id)?).await?;
     Ok(Json(PartnerOut::seen_by_buyer(got, false)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/partners/{id}", params(("id" = String, Path, description = "the other organisation's id")), responses((status = 204), (status = 404, body = Problem)))]
 pub(crate) async fn end(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> Result<StatusCode, Problem> {
     p.require(Role::Owner)?;
-    s.registry.end_partnership(&p.tenant_id, &org_id("id", &id)?)?;
+    s.changes.end_partnership(&s.registry, &p.tenant_id, &org_id("id", &id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -188,13 +188,13 @@ struct CsrfOnly {
 async fn accept_form(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form(f): Form<CsrfOnly>) -> PageResult {
     check_csrf(&p, &f.csrf)?;
     p.require(Role::Owner)?;
-    s.registry.accept_partner(&p.tenant_id, &org_id("id", &id)?)?;
+    s.changes.accept_partner(&s.registry, &p.tenant_id, &org_id("id", &id)?).await?;
     Ok(Redirect::to("/partners").into_response())
 }
 
 async fn end_form(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form(f): Form<CsrfOnly>) -> PageResult {
     check_csrf(&p, &f.csrf)?;
     p.require(Role::Owner)?;
-    s.registry.end_partnership(&p.tenant_id, &org_id("id", &id)?)?;
+    s.changes.end_partnership(&s.registry, &p.tenant_id, &org_id("id", &id)?).await?;
     Ok(Redirect::to("/partners").into_response())
 }

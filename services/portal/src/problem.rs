@@ -20,6 +20,14 @@ pub struct Problem {
     pub detail: String,
 }
 
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.title, self.detail)
+    }
+}
+
+impl std::error::Error for Problem {}
+
 impl Problem {
     /// A problem of `code` with `detail`.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {

@@ -19,13 +19,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use fc_ledger::proof::{ConsistencyProof, InclusionProof};
 use fc_registry::{BankAccount, Role};
-use fc_settlement::{ConsistencyProof, InclusionProof};
+use fc_settlement_api::UploadError;
 use fc_settlement_api::{
     BankFile, BlockedView, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, TelemetryInspection,
 };
-use fc_settlement_service::UploadError;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -119,7 +118,7 @@ pub(crate) async fn set_key(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJs
 #[utoipa::path(put, path = "/api/v1/org/bank", request_body(content = Object, description = "holder, account_kind (iban|domestic), account, bank_kind (bic|bank_code), bank"), responses((status = 204), (status = 400, body = Problem)))]
 pub(crate) async fn set_bank(State(s): St, ApiAuth(p): ApiAuth, ApiJson(b): ApiJson<BankAccount>) -> Result<StatusCode, Problem> {
     p.require(Role::Owner)?;
-    s.settlement.set_bank_account(&p.tenant_id, b)?;
+    s.set_bank_account(&p.tenant_id, b)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -136,7 +135,7 @@ pub(crate) async fn org_key(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<St
 
 #[utoipa::path(get, path = "/api/v1/networks", responses((status = 200, body = Vec<NetworkView>)))]
 pub(crate) async fn networks(State(s): St, ApiAuth(p): ApiAuth) -> Result<Json<Vec<NetworkView>>, Problem> {
-    Ok(Json(s.settlement.networks(&p.tenant_id)?))
+    Ok(Json(s.settlement.networks(&p.tenant_id).await?))
 }
 
 fn text(body: String) -> Response {
@@ -144,8 +143,8 @@ fn text(body: String) -> Response {
 }
 
 #[utoipa::path(get, path = "/api/v1/ledger/key", responses((status = 200, description = "the note verifier key checkpoints are signed with", content_type = "text/plain")))]
-pub(crate) async fn ledger_key(State(s): St, ApiAuth(_p): ApiAuth) -> Response {
-    text(format!("{}\n", s.settlement.verifier_key()))
+pub(crate) async fn ledger_key(State(s): St, ApiAuth(p): ApiAuth) -> Result<Response, Problem> {
+    Ok(text(format!("{}\n", s.settlement.log_info(&p.tenant_id, None).await?.vkey)))
 }
 
 #[utoipa::path(get, path = "/api/v1/ledger/{network}/checkpoint", params(("network" = String, Path)), responses((status = 200, description = "the latest signed checkpoint (C2SP tlog-checkpoint in a signed note)", content_type = "text/plain"), (status = 404, body = Problem)))]
@@ -249,7 +248,7 @@ pub(crate) async fn inclusion(
 ) -> Result<Json<InclusionProof>, Problem> {
     let q = query(q)?;
     check_inclusion(q.index, q.size)?;
-    Ok(Json(s.settlement.inclusion_proof(&network, &p.tenant_id, q.index, q.size)?))
+    Ok(Json(s.settlement.inclusion_proof(&network, &p.tenant_id, q.index, q.size).await?))
 }
 
 /// Which consistency proof.
@@ -271,7 +270,7 @@ pub(crate) async fn consistency(
 ) -> Result<Json<ConsistencyProof>, Problem> {
     let q = query(q)?;
     check_consistency(q.from, q.to)?;
-    Ok(Json(s.settlement.consistency_proof(&network, &p.tenant_id, q.from, q.to)?))
+    Ok(Json(s.settlement.consistency_proof(&network, &p.tenant_id, q.from, q.to).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/networks/{network}/designs", params(("network" = String, Path)), responses((status = 200, body = Vec<DesignView>)))]
@@ -302,13 +301,13 @@ pub(crate) async fn publish_design(
     let q = query(q)?;
     let to: Vec<String> = q.to.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
     let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let mut upload = s.settlement.begin_design_upload(&network, &p.tenant_id, &design_id, &to, length).await.map_err(upload_problem)?;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Problem::bad_request(format!("body: {e}")))?;
-        upload.write(&chunk).await.map_err(upload_problem)?;
-    }
-    let d = s.settlement.finish_design_upload(upload).await?;
+    // Streamed on to the settlement service, which checks everything that
+    // does not need the body (actor, recipients, declared size) first.
+    let d = s
+        .settlement
+        .upload_design(&network, &p.tenant_id, &design_id, &to, length, body.into_data_stream())
+        .await
+        .map_err(upload_problem)?;
     Ok((StatusCode::CREATED, Json(d)).into_response())
 }
 
@@ -323,8 +322,8 @@ pub(crate) async fn download_design(
     ApiAuth(p): ApiAuth,
     Path((network, design_id, version)): Path<(String, String, u32)>,
 ) -> Result<Response, Problem> {
-    let bytes = s.settlement.download_design(&network, &p.tenant_id, &design_id, version).await?;
-    Ok(attachment("application/octet-stream", &format!("{design_id}-v{version}.age"), bytes))
+    let parts = s.settlement.download_design(&network, &p.tenant_id, &design_id, version).await?;
+    Ok(attachment("application/octet-stream", &format!("{design_id}-v{version}.age"), crate::web::streamed(parts)))
 }
 
 /// The complete new list of recipients.

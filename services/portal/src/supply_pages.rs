@@ -97,7 +97,7 @@ async fn orders_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {
 
 async fn render_orders(s: &PortalState, p: &Principal, error: Option<String>) -> PageResult {
     let lang = p.lang;
-    let networks = s.settlement.networks(&p.tenant_id)?;
+    let networks = s.settlement.networks(&p.tenant_id).await?;
     let mut sections = Vec::new();
     for n in &networks {
         sections.push((n.clone(), s.settlement.orders(&n.network, &p.tenant_id).await?));
@@ -342,7 +342,7 @@ async fn order_action(
 /// Every shipment of the caller's orders, newest first, with what it waits for.
 async fn deliveries_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {
     let lang = p.lang;
-    let networks = s.settlement.networks(&p.tenant_id)?;
+    let networks = s.settlement.networks(&p.tenant_id).await?;
     let mut sections = Vec::new();
     for n in &networks {
         let mut rows: Vec<(OrderView, fc_settlement_api::ShipmentView)> = Vec::new();
@@ -384,7 +384,7 @@ async fn deliveries_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {
 
 async fn designs_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {
     let lang = p.lang;
-    let networks = s.settlement.networks(&p.tenant_id)?;
+    let networks = s.settlement.networks(&p.tenant_id).await?;
     let mut sections = Vec::new();
     for n in &networks {
         sections.push((n.clone(), s.settlement.designs(&n.network, &p.tenant_id).await?));
@@ -426,8 +426,8 @@ async fn design_download(
     PageAuth(p): PageAuth,
     Path((network, design_id, version)): Path<(String, String, u32)>,
 ) -> PageResult {
-    let bytes = s.settlement.download_design(&network, &p.tenant_id, &design_id, version).await?;
-    Ok(attachment("application/octet-stream", &format!("{design_id}-v{version}.age"), bytes))
+    let parts = s.settlement.download_design(&network, &p.tenant_id, &design_id, version).await?;
+    Ok(attachment("application/octet-stream", &format!("{design_id}-v{version}.age"), crate::web::streamed(parts)))
 }
 
 // ---- statements -----------------------------------------------------------------
@@ -438,7 +438,7 @@ async fn statements_page(State(s): St, PageAuth(p): PageAuth) -> PageResult {
 
 async fn render_statements(s: &PortalState, p: &Principal, error: Option<String>) -> PageResult {
     let lang = p.lang;
-    let networks = s.settlement.networks(&p.tenant_id)?;
+    let networks = s.settlement.networks(&p.tenant_id).await?;
     let owner = p.role.allows(Role::Operator);
     let mut sections = Vec::new();
     for n in &networks {
@@ -581,15 +581,14 @@ struct Verified {
 async fn verify_entry(s: &PortalState, network: &str, org: &str, index: u64) -> Result<Verified, Problem> {
     let note = s.settlement.checkpoint(network, org).await?;
     let entry = s.settlement.entry(network, org, index).await?;
-    let verifier =
-        Verifier::from_vkey(&s.settlement.verifier_key()).map_err(|e| Problem::new(fc_core::ErrorCode::Internal, e.to_string()))?;
+    let info = s.settlement.log_info(org, Some(network)).await?;
+    let verifier = Verifier::from_vkey(&info.vkey).map_err(|e| Problem::new(fc_core::ErrorCode::Internal, e.to_string()))?;
     // The origin too: the key signs every network's log, so the signature
     // alone does not say the checkpoint is of this network.
-    let checked =
-        open_checkpoint(&note, std::slice::from_ref(&verifier), &s.settlement.origin(network)).map_err(|e| format!("checkpoint: {e}"));
+    let checked = open_checkpoint(&note, std::slice::from_ref(&verifier), &info.origin).map_err(|e| format!("checkpoint: {e}"));
     let (proof, outcome) = match checked {
         Ok((cp, _)) if index < cp.size => {
-            let proof = s.settlement.inclusion_proof(network, org, index, cp.size)?;
+            let proof = s.settlement.inclusion_proof(network, org, index, cp.size).await?;
             let outcome = if proof.leaf_hash != leaf_hash(&entry) {
                 Err("the entry's hash differs from the proof's leaf".to_string())
             } else {
@@ -607,7 +606,7 @@ async fn verify_entry(s: &PortalState, network: &str, org: &str, index: u64) -> 
 
 async fn ledger_page(State(s): St, PageAuth(p): PageAuth, Query(q): Query<VerifyQ>) -> PageResult {
     let lang = p.lang;
-    let networks = s.settlement.networks(&p.tenant_id)?;
+    let networks = s.settlement.networks(&p.tenant_id).await?;
     let mut rows: Vec<(NetworkView, Option<String>)> = Vec::new();
     for n in networks {
         let note = if n.size > 0 { Some(s.settlement.checkpoint(&n.network, &p.tenant_id).await?) } else { None };
@@ -617,7 +616,7 @@ async fn ledger_page(State(s): St, PageAuth(p): PageAuth, Query(q): Query<Verify
         (Some(n), Some(i)) => Some((n.clone(), i, verify_entry(&s, n, &p.tenant_id, i).await)),
         _ => None,
     };
-    let vkey = s.settlement.verifier_key();
+    let vkey = s.settlement.log_info(&p.tenant_id, None).await?.vkey;
     Ok(page(
         lang,
         lang.t("ledger"),
@@ -742,7 +741,7 @@ async fn org_save(State(s): St, PageAuth(p): PageAuth, Form(f): Form<OrgForm>) -
                 bank_kind: if bic { BankKind::Bic } else { BankKind::BankCode },
                 bank,
             };
-            s.settlement.set_bank_account(&p.tenant_id, b).map_err(Problem::from)
+            s.set_bank_account(&p.tenant_id, b)
         }
         _ => Err(Problem::bad_request("unknown form")),
     };

@@ -17,9 +17,10 @@
 
 use fc_core::{ServiceError, Shutdown};
 use fc_proto::v1::{
-    ApiKeyIdentity, AuthenticateApiKeyRequest, AuthenticateDeviceRequest, CreateDeviceRequest, CreateDeviceResponse, CreateTenantRequest,
-    DeviceIdentity, GetTenantRequest, InviteUserRequest, InviteUserResponse, ListTenantsRequest, ListTenantsResponse, RevokeDeviceRequest,
-    RevokeDeviceResponse, SetTenantPlanRequest, Tenant as PbTenant,
+    ApiKeyIdentity, AuthenticateApiKeyRequest, AuthenticateDeviceRequest, Buyer, CreateDeviceRequest, CreateDeviceResponse,
+    CreateTenantRequest, DeviceIdentity, GetMembershipRequest, GetOrganisationRequest, GetTenantRequest, InviteUserRequest,
+    InviteUserResponse, ListBuyersRequest, ListBuyersResponse, ListTenantsRequest, ListTenantsResponse, Membership, Organisation,
+    RevokeDeviceRequest, RevokeDeviceResponse, SetTenantPlanRequest, Tenant as PbTenant,
 };
 use fc_registry::{Registry, RegistryError};
 use fc_rpc::service_auth::Verifier;
@@ -53,7 +54,13 @@ impl Changes {
 
     /// Publishes `change`; a failure is logged (the callers' cache TTL bounds how long they miss it).
     pub async fn publish(&self, kind: ChangeKind, tenant_id: &str, device_id: &str, key_id: &str) {
-        let change = Change { kind: kind as i32, tenant_id: tenant_id.into(), device_id: device_id.into(), key_id: key_id.into() };
+        let change = Change {
+            kind: kind as i32,
+            tenant_id: tenant_id.into(),
+            device_id: device_id.into(),
+            key_id: key_id.into(),
+            ..Default::default()
+        };
         if let Err(e) = fc_tenancy_api::publish(&self.nats, &change).await {
             tracing::error!(error = %e, ?kind, tenant_id, "tenancy change not published; other services apply it when their cache expires");
         }
@@ -83,6 +90,32 @@ impl Changes {
         registry.revoke_api_key(tenant_id, key_id)?;
         self.publish(ChangeKind::ApiKeyRevoked, tenant_id, "", key_id).await;
         Ok(())
+    }
+
+    /// The supplier accepts a buyer's request (the buyer's network grows) and says so.
+    pub async fn accept_partner(
+        &self,
+        registry: &Registry,
+        supplier_id: &str,
+        buyer_id: &str,
+    ) -> Result<fc_registry::partners::Partnership, RegistryError> {
+        let p = registry.accept_partner(supplier_id, buyer_id)?;
+        self.partnership_changed(buyer_id, supplier_id).await;
+        Ok(p)
+    }
+
+    /// Ends a partnership from either side and says so.
+    pub async fn end_partnership(&self, registry: &Registry, tenant_id: &str, other_id: &str) -> Result<(), RegistryError> {
+        registry.end_partnership(tenant_id, other_id)?;
+        self.partnership_changed(tenant_id, other_id).await;
+        Ok(())
+    }
+
+    async fn partnership_changed(&self, a: &str, b: &str) {
+        let change = Change { kind: ChangeKind::PartnershipChanged as i32, tenant_id: a.into(), org_id: b.into(), ..Default::default() };
+        if let Err(e) = fc_tenancy_api::publish(&self.nats, &change).await {
+            tracing::error!(error = %e, a, b, "partnership change not published; other services apply it when their cache expires");
+        }
     }
 
     /// Moves a tenant to another plan and says so.
@@ -132,6 +165,38 @@ impl fc_proto::v1::tenancy_server::Tenancy for TenancyService {
         self.verifier.check(request.metadata(), &CALLERS)?;
         let tenants = self.registry.list_tenants().map_err(internal)?;
         Ok(Response::new(ListTenantsResponse { tenants: tenants.into_iter().map(pb).collect() }))
+    }
+
+    async fn get_organisation(&self, request: Request<GetOrganisationRequest>) -> Result<Response<Organisation>, Status> {
+        self.verifier.check(request.metadata(), &CALLERS)?;
+        let id = request.into_inner().org_id;
+        let t = self.registry.get_tenant(&id).map_err(internal)?;
+        let profile = self.registry.org_profile(&id).map_err(internal)?;
+        Ok(Response::new(Organisation {
+            id: t.id,
+            name: t.name,
+            plan: t.plan_id,
+            age_recipient: profile.age_recipient.unwrap_or_default(),
+            bank: profile.bank.as_ref().map(fc_tenancy_api::BankAccount::to_pb),
+        }))
+    }
+
+    async fn get_membership(&self, request: Request<GetMembershipRequest>) -> Result<Response<Membership>, Status> {
+        self.verifier.check(request.metadata(), &CALLERS)?;
+        let r = request.into_inner();
+        Ok(Response::new(Membership { member: self.registry.is_network_member(&r.network, &r.org_id).map_err(internal)? }))
+    }
+
+    async fn list_buyers(&self, request: Request<ListBuyersRequest>) -> Result<Response<ListBuyersResponse>, Status> {
+        self.verifier.check(request.metadata(), &CALLERS)?;
+        let buyers = self.registry.buyers(&request.into_inner().org_id).map_err(internal)?;
+        Ok(Response::new(ListBuyersResponse {
+            buyers: buyers
+                .into_iter()
+                .filter(|p| p.is_active())
+                .map(|p| Buyer { buyer_id: p.buyer_id, buyer_name: p.buyer_name })
+                .collect(),
+        }))
     }
 }
 

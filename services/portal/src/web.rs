@@ -29,3 +29,10 @@ pub fn attachment(content_type: &'static str, filename: &str, body: impl IntoRes
     )
         .into_response()
 }
+
+/// A body that streams from another service (a design's ciphertext from
+/// settlement); an error midway ends the response early.
+pub fn streamed(parts: impl futures::Stream<Item = Result<Vec<u8>, fc_core::ServiceError>> + Send + 'static) -> axum::body::Body {
+    use futures::StreamExt;
+    axum::body::Body::from_stream(parts.map(|r| r.map_err(|e| std::io::Error::other(e.message))))
+}

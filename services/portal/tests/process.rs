@@ -72,6 +72,7 @@ async fn with_its_bus_it_is_ready_and_serves_the_operator() -> anyhow::Result<()
     let mut c = fc_proto::v1::admin_client::AdminClient::with_interceptor(channel, fc_testkit::bearer(ADMIN)?);
     let t = c.create_tenant(fc_proto::v1::CreateTenantRequest { name: "Own Process Co".into(), plan: String::new() }).await?.into_inner();
     assert_eq!(t.plan, "starter");
-    assert!(data.path().join("registry.redb").exists() && data.path().join("settlement.redb").exists(), "its own files, in its data dir");
+    assert!(data.path().join("registry.redb").exists(), "its own files, in its data dir");
+    assert!(!data.path().join("settlement.redb").exists() && !data.path().join("settlement").exists(), "settlement is another process");
     Ok(())
 }

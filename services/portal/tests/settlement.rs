@@ -35,6 +35,8 @@ struct Org {
 struct World {
     h: Harness,
     addr: SocketAddr,
+    /// The portal's state (bank accounts are entered through it).
+    state: std::sync::Arc<fc_portal::PortalState>,
     buyer: Org,
     s1: Org,
     s2: Org,
@@ -43,7 +45,8 @@ struct World {
 
 async fn world() -> anyhow::Result<World> {
     let h = Harness::start().await?;
-    let addr = h.portal().await?.addr;
+    let portal = h.portal().await?;
+    let (addr, state) = (portal.addr, portal.state.clone());
     let reg = h.registry.clone();
     let mut orgs = Vec::new();
     for name in ["Buyer Motors", "Supplier One", "Supplier Two", "Outsider"] {
@@ -62,7 +65,7 @@ async fn world() -> anyhow::Result<World> {
         reg.request_partner(&buyer.id, &s.id)?;
         reg.accept_partner(&s.id, &buyer.id)?;
     }
-    Ok(World { h, addr, buyer, s1, s2, outsider })
+    Ok(World { h, addr, state, buyer, s1, s2, outsider })
 }
 
 /// Publishes `plaintext` as `design` v-next, encrypted to the buyer and `to`.
@@ -99,9 +102,9 @@ async fn designs_reach_their_recipients_only_and_never_in_clear() -> anyhow::Res
     let listed = api(w.addr, "GET", &format!("/api/v1/networks/{net}/designs"), &w.s2.key, None).await?;
     assert_eq!(listed.json(), json!([]), "a non-recipient does not even see the design");
     assert_eq!(api(w.addr, "GET", &format!("/api/v1/networks/{net}/designs"), &w.outsider.key, None).await?.status, 404);
-    // the recipient decrypts with its own key (the engine hands out the exact ciphertext)
-    let st = w.h.settlement().await?.settlement.clone();
-    let sealed = st.download_design(&net, &w.s1.id, "BRK-7", 1).await?;
+    // the recipient decrypts with its own key (the exact ciphertext streams
+    // from the settlement service through the portal)
+    let sealed = api(w.addr, "GET", &v1, &w.s1.key, None).await?.bytes;
     assert_eq!(fc_sealed::open(&sealed, &w.s1.keys)?, marker);
     assert!(fc_sealed::open(&sealed, &w.s2.keys).is_err(), "another supplier's key cannot open it");
     // a new version drops supplier one and adds supplier two
@@ -405,14 +408,13 @@ async fn orders_settle_as_the_contract_says_and_the_bank_file_matches() -> anyho
     // bank accounts are the owners' (signed in); an operator key is refused
     let buyer_bank = json!({ "holder": "(주)바이어모터스", "account_kind": "domestic", "account": "110-123-456789", "bank_kind": "bank_code", "bank": "088" });
     assert_eq!(api(w.addr, "PUT", "/api/v1/org/bank", &b.key, Some(buyer_bank.clone())).await?.status, 403);
-    let st = w.h.settlement().await?.settlement.clone();
-    st.set_bank_account(&b.id, serde_json::from_value(buyer_bank)?)?;
+    w.state.set_bank_account(&b.id, serde_json::from_value(buyer_bank)?)?;
     let bad_iban: fc_registry::BankAccount = serde_json::from_value(
         json!({ "holder": "Supplier One", "account_kind": "iban", "account": "DE00000000000000000000", "bank_kind": "bic", "bank": "DEUTDEFF" }),
     )?;
-    assert_eq!(st.set_bank_account(&s1.id, bad_iban).unwrap_err().code, fc_core::ErrorCode::InvalidArgument, "bad IBAN check digits");
+    assert_eq!(w.state.set_bank_account(&s1.id, bad_iban).unwrap_err().status, 400, "bad IBAN check digits");
     assert_eq!(api(w.addr, "POST", &pain, &b.key, None).await?.status, 409, "the supplier has no account yet");
-    st.set_bank_account(&s1.id, serde_json::from_value(json!({ "holder": "Supplier One", "account_kind": "domestic", "account": "356-0987-6543-21", "bank_kind": "bank_code", "bank": "004" }))?)?;
+    w.state.set_bank_account(&s1.id, serde_json::from_value(json!({ "holder": "Supplier One", "account_kind": "domestic", "account": "356-0987-6543-21", "bank_kind": "bank_code", "bank": "004" }))?)?;
     assert_eq!(api(w.addr, "POST", &pain, &s1.key, None).await?.status, 403, "only the buyer exports");
     let r = api(w.addr, "POST", &pain, &b.key, None).await?;
     assert_eq!(r.status, 201, "bank file: {}", r.body);
@@ -482,7 +484,7 @@ async fn the_ledger_proves_every_entry_to_members_and_hides_others_entries() -> 
     let visible = api(w.addr, "GET", &format!("/api/v1/ledger/{net}/entries"), &w.s2.key, None).await?.json();
     assert_eq!(visible.as_array().map(|a| a.iter().map(|e| e["index"].as_u64().unwrap()).collect::<Vec<_>>()), Some(vec![1]));
     // proofs go to every member and verify against the signed root
-    let proof: fc_settlement::InclusionProof = serde_json::from_str(
+    let proof: fc_ledger::proof::InclusionProof = serde_json::from_str(
         &api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/inclusion?index=1&size={}", cp.size), &w.s2.key, None).await?.body,
     )?;
     proof.verify_entry(own.body.as_bytes(), &cp.root)?;
@@ -490,7 +492,7 @@ async fn the_ledger_proves_every_entry_to_members_and_hides_others_entries() -> 
         &api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/inclusion?index=0&size=2"), &w.s2.key, None).await?,
         "hashes reveal nothing",
     );
-    let c: fc_settlement::ConsistencyProof = serde_json::from_str(
+    let c: fc_ledger::proof::ConsistencyProof = serde_json::from_str(
         &api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/consistency?from=1&to=2"), &w.s1.key, None).await?.body,
     )?;
     c.verify()?;
@@ -557,7 +559,7 @@ async fn the_ledger_proves_every_entry_to_members_and_hides_others_entries() -> 
     ok(&api(w.addr, "POST", &format!("/api/v1/networks/{net}/orders/PO-S/accept"), &w.s1.key, None).await?, "accept");
     let t1 = fc_core::time::now_ms();
     let accepted_at = 3; // design D1, design D2, the order, then its acceptance
-    let proof: fc_settlement::InclusionProof = serde_json::from_str(
+    let proof: fc_ledger::proof::InclusionProof = serde_json::from_str(
         &api(w.addr, "GET", &format!("/api/v1/ledger/{net}/proof/inclusion?index={accepted_at}&size=4"), &w.s2.key, None).await?.body,
     )?;
     let event = || fc_ledger::entry::Event::OrderAccepted(fc_ledger::entry::OrderAccepted { order_id: "PO-S".into() });
@@ -641,7 +643,7 @@ async fn requests_dropped_mid_append_never_split_the_state_from_the_log() -> any
         let _ = tokio::time::timeout(std::time::Duration::from_micros(i * 40), st.publish_design(&net, &net, "D", &to, &sealed)).await;
     }
     let done = st.publish_design(&net, &net, "D", &to, &sealed).await?;
-    let size = st.size(&net, &net)?;
+    let size = st.size(&net, &net).await?;
     assert_eq!(u64::from(done.version), size, "every stored entry is a version, and the next version follows the log");
     let versions: Vec<u32> = st.designs(&net, &net).await?.iter().map(|d| d.version).collect();
     assert_eq!(versions, (1..=size as u32).collect::<Vec<_>>());
@@ -682,14 +684,13 @@ async fn a_bank_file_pays_each_payment_once_and_downloads_again_unchanged() -> a
     let net = w.buyer.id.clone();
     let b = &w.buyer;
     ok(&publish(&w, "BRK-7", &[&w.s1], b"drawing").await?, "publish");
-    let st = w.h.settlement().await?.settlement.clone();
     let account = |holder: &str, account: &str| {
         serde_json::from_value::<fc_registry::BankAccount>(
             json!({ "holder": holder, "account_kind": "domestic", "account": account, "bank_kind": "bank_code", "bank": "004" }),
         )
     };
-    st.set_bank_account(&b.id, account("Buyer Motors", "110-123-456789")?)?;
-    st.set_bank_account(&w.s1.id, account("Supplier One", "356-0987-6543-21")?)?;
+    w.state.set_bank_account(&b.id, account("Buyer Motors", "110-123-456789")?)?;
+    w.state.set_bank_account(&w.s1.id, account("Supplier One", "356-0987-6543-21")?)?;
     deliver(&w, &w.s1, "PO-A", 10, 100).await?;
     deliver(&w, &w.s1, "PO-B", 10, 200).await?;
     let exports = format!("/api/v1/networks/{net}/payments/exports");
@@ -744,14 +745,13 @@ async fn a_supplier_without_a_bank_account_holds_back_only_its_own_payments() ->
     let net = w.buyer.id.clone();
     let b = &w.buyer;
     ok(&publish(&w, "BRK-7", &[&w.s1, &w.s2], b"drawing").await?, "publish");
-    let st = w.h.settlement().await?.settlement.clone();
     let account = |holder: &str| {
         serde_json::from_value::<fc_registry::BankAccount>(
             json!({ "holder": holder, "account_kind": "domestic", "account": "110-123-456789", "bank_kind": "bank_code", "bank": "004" }),
         )
     };
-    st.set_bank_account(&b.id, account("Buyer Motors")?)?;
-    st.set_bank_account(&w.s1.id, account("Supplier One")?)?;
+    w.state.set_bank_account(&b.id, account("Buyer Motors")?)?;
+    w.state.set_bank_account(&w.s1.id, account("Supplier One")?)?;
     deliver(&w, &w.s1, "PO-1", 10, 100).await?;
     deliver(&w, &w.s2, "PO-2", 10, 200).await?;
     // before exporting, the buyer sees who holds payments back, by name (API and page)
@@ -780,7 +780,7 @@ async fn a_supplier_without_a_bank_account_holds_back_only_its_own_payments() ->
     let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
     assert!(detail.contains("Supplier Two") && !detail.contains(&w.s2.id), "{detail}");
     // once it enters its account, its payment goes into the next file
-    st.set_bank_account(&w.s2.id, account("Supplier Two")?)?;
+    w.state.set_bank_account(&w.s2.id, account("Supplier Two")?)?;
     let r = api(w.addr, "POST", &exports, &b.key, None).await?;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(end_to_end_ids(&r.body), vec![fc_ledger::settle::instruction_id("PO-2", "S1")]);
@@ -804,10 +804,12 @@ async fn design_uploads_check_the_role_first_stream_to_disk_and_keep_to_the_plan
         assert_eq!(r.status, status, "{}", r.body);
     }
     // The plan's quota counts every stored design file of the tenant; the refusal names the limit.
-    reg.set_plan(&net, "starter")?;
+    // (through the operator's API: other services hear of the change at once)
+    let plan = fc_proto::v1::SetTenantPlanRequest { tenant_id: net.clone(), plan: "starter".into() };
+    w.h.admin().await?.set_tenant_plan(plan).await?;
     let limit = fc_registry::plans::plan("starter").unwrap().max_design_bytes;
     ok(&publish(&w, "D1", &[&w.s1], b"first").await?, "within the quota");
-    let dir = w.h.data.path().join("designs").join(&net);
+    let dir = w.h.settlement_dir().join("designs").join(&net);
     let stored: u64 = std::fs::read_dir(&dir)?.map(|e| e.unwrap().metadata().unwrap().len()).sum();
     // A sparse file stands for the designs stored so far: the quota is nearly used up.
     std::fs::File::create(dir.join(format!("{}.age", "f".repeat(64))))?.set_len(limit - stored - 10)?;

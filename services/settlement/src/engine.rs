@@ -11,12 +11,12 @@ use fc_ledger::entry::{
 };
 use fc_ledger::pain001;
 use fc_ledger::settle::{Decision, OrderStatus, Payment, PaymentStatus, SettleError};
-use fc_registry::{AccountKind, BankAccount, BankKind, Registry};
 use fc_settlement::{ConsistencyProof, InclusionProof, Ledger, LedgerError};
 use fc_settlement_api::{
     BankFile, BlockedView, DesignView, EntryView, ExportView, NetworkView, OrderInput, OrderView, PaymentView, ShipmentView,
-    TelemetryInspection, payment_view,
+    TelemetryInspection, bank_party, payment_view,
 };
+use fc_tenancy_api::TenancyClient;
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -31,21 +31,7 @@ const MAX_INSPECTED_READINGS: u64 = 100_000;
 /// Largest amount of an order or a penalty, in KRW (the bank file's 18 digits hold it).
 const MAX_KRW: u64 = 999_999_999_999_999;
 
-/// Why a design upload was refused; `too_large` when the file is over the
-/// per-file limit (`settlement.max_design_bytes`), which HTTP answers 413.
-#[derive(Debug)]
-pub struct UploadError {
-    /// The file is over the per-file limit.
-    pub too_large: bool,
-    /// What to tell the caller.
-    pub error: ServiceError,
-}
-
-impl From<ServiceError> for UploadError {
-    fn from(error: ServiceError) -> Self {
-        Self { too_large: false, error }
-    }
-}
+pub use fc_settlement_api::UploadError;
 
 /// A tenant's design storage: its plan's limit and what it stores.
 #[derive(Debug)]
@@ -134,13 +120,43 @@ enum Creditor {
 }
 
 impl Creditor {
-    fn of(registry: &Registry, supplier: &str) -> Res<Self> {
-        Ok(match registry.org_profile(supplier)?.bank {
-            Some(bank) => Creditor::Account(party(&bank)),
+    async fn of(tenancy: &TenancyClient, supplier: &str) -> Res<Self> {
+        let org = match tenancy.organisation(supplier).await {
+            Ok(org) => org,
+            // A supplier whose tenant is gone is paid nothing until an operator looks.
+            Err(e) if e.code == ErrorCode::NotFound => return Ok(Creditor::NoAccount { name: supplier.to_string() }),
+            Err(e) => return Err(e),
+        };
+        Ok(match org.bank {
+            Some(bank) => Creditor::Account(bank_party(&bank)),
             // The name, not the id: the buyer's people know their suppliers by name.
-            None => Creditor::NoAccount { name: registry.get_tenant(supplier).map(|t| t.name).unwrap_or_else(|_| supplier.to_string()) },
+            None => Creditor::NoAccount { name: org.name },
         })
     }
+}
+
+/// The creditor of each of `payments` (from `accounts`, see
+/// [`Settlement::accounts`]), and the payments of suppliers without an
+/// account. A supplier missing from `accounts` (its first payment became due
+/// after they were read) waits for the next export.
+fn creditors(
+    s: &Network,
+    payments: &[&Payment],
+    accounts: &HashMap<String, Creditor>,
+) -> (HashMap<String, pain001::Party>, BlockedSuppliers) {
+    let mut parties = HashMap::new();
+    let mut blocked = BlockedSuppliers::default();
+    for p in payments {
+        let Some(supplier) = s.supplier_of(&p.instruction.order_id) else { continue };
+        match accounts.get(supplier) {
+            Some(Creditor::Account(party)) => {
+                parties.entry(supplier.to_string()).or_insert_with(|| party.clone());
+            }
+            Some(Creditor::NoAccount { name }) => blocked.add(supplier, name, p),
+            None => blocked.add(supplier, supplier, p),
+        }
+    }
+    (parties, blocked)
 }
 
 /// Payments left out, grouped by supplier in the order first met.
@@ -173,7 +189,8 @@ impl BlockedSuppliers {
 /// The settlement engine.
 pub struct Settlement {
     ledger: Arc<Ledger>,
-    registry: Arc<Registry>,
+    /// Membership, names, plans and bank accounts: the tenancy owner's, asked over gRPC.
+    tenancy: Arc<TenancyClient>,
     /// The telemetry store, read through ingest's `Query` (range rules and read budgets there).
     telemetry: fc_query_api::QueryClient,
     blobs: Arc<BlobStore>,
@@ -254,27 +271,12 @@ fn random_id(prefix: &str) -> String {
     format!("{prefix}-{}", hex::encode(b).to_uppercase())
 }
 
-/// A bank account as the bank file names its holder.
-fn party(bank: &BankAccount) -> pain001::Party {
-    pain001::Party {
-        name: bank.holder.clone(),
-        account: match bank.account_kind {
-            AccountKind::Iban => pain001::Account::Iban(bank.account.clone()),
-            AccountKind::Domestic => pain001::Account::Domestic(bank.account.clone()),
-        },
-        agent: match bank.bank_kind {
-            BankKind::Bic => pain001::Agent::Bic(bank.bank.clone()),
-            BankKind::BankCode => pain001::Agent::BankCode(bank.bank.clone()),
-        },
-    }
-}
-
 impl Settlement {
     /// Opens the ledger and design store under `data_dir` (no tasks started: see [`crate::serve`]).
     pub fn open(
         config: Config,
         data_dir: &Path,
-        registry: Arc<Registry>,
+        tenancy: Arc<TenancyClient>,
         telemetry: fc_query_api::QueryClient,
     ) -> Result<Arc<Self>, StartError> {
         let key_name = config.origin_prefix.split('/').next().unwrap_or("factorychain").to_string();
@@ -284,12 +286,12 @@ impl Settlement {
             .map_err(|e| StartError::Storage(e.to_string()))?;
         let blobs = Arc::new(BlobStore::open(data_dir.join("designs"), "age").map_err(|e| StartError::Storage(format!("designs: {e}")))?);
         let exports = BlobStore::open(data_dir.join("exports"), "xml").map_err(|e| StartError::Storage(format!("exports: {e}")))?;
-        Ok(Arc::new(Self { ledger, registry, telemetry, blobs, exports, networks: Default::default(), config }))
+        Ok(Arc::new(Self { ledger, tenancy, telemetry, blobs, exports, networks: Default::default(), config }))
     }
 
-    /// The registry (tenants, partnerships, credentials).
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+    /// The tenancy owner's client (API keys, membership, profiles).
+    pub fn tenancy(&self) -> &Arc<TenancyClient> {
+        &self.tenancy
     }
 
     /// The underlying ledger (checkpointer, audits, benchmarks).
@@ -316,8 +318,8 @@ impl Settlement {
     // ---- membership and state -------------------------------------------------
 
     /// Checks that `org` belongs to `network` (its buyer or an accepted supplier).
-    fn member(&self, network: &str, org: &str) -> Res<()> {
-        if network == org || self.registry.is_network_member(network, org)? { Ok(()) } else { Err(not_found_network(network)) }
+    async fn member(&self, network: &str, org: &str) -> Res<()> {
+        if network == org || self.tenancy.is_member(network, org).await? { Ok(()) } else { Err(not_found_network(network)) }
     }
 
     fn slot(&self, network: &str) -> Arc<Mutex<Option<Network>>> {
@@ -354,7 +356,7 @@ impl Settlement {
     /// away (a client disconnect drops this future) cannot leave an append in
     /// flight while the next request decides against a stale log.
     async fn record(&self, network: &str, actor: &str, make: impl FnOnce(&Network) -> Res<Vec<Event>>) -> Res<Vec<Entry>> {
-        self.member(network, actor)?;
+        self.member(network, actor).await?;
         let mut guard = self.locked(network).await?;
         let events = make(guard.as_ref().expect("loaded"))?;
         if events.is_empty() {
@@ -377,12 +379,12 @@ impl Settlement {
     // ---- networks ---------------------------------------------------------------
 
     /// The networks `org` belongs to: its own (as buyer) and those of its buyers.
-    pub fn networks(&self, org: &str) -> Res<Vec<NetworkView>> {
-        let me = self.registry.get_tenant(org)?;
+    pub async fn networks(&self, org: &str) -> Res<Vec<NetworkView>> {
+        let me = self.tenancy.tenant(org).await?;
         let mut out = vec![NetworkView { network: me.id.clone(), buyer_name: me.name, role: "buyer".into(), size: self.ledger.size(org)? }];
-        for p in self.registry.buyers(org)?.into_iter().filter(|p| p.is_active()) {
-            let size = self.ledger.size(&p.buyer_id)?;
-            out.push(NetworkView { network: p.buyer_id, buyer_name: p.buyer_name, role: "supplier".into(), size });
+        for b in self.tenancy.buyers(org).await? {
+            let size = self.ledger.size(&b.id)?;
+            out.push(NetworkView { network: b.id, buyer_name: b.name, role: "supplier".into(), size });
         }
         Ok(out)
     }
@@ -425,12 +427,12 @@ impl Settlement {
         content_length: Option<u64>,
     ) -> Result<DesignUpload, UploadError> {
         if actor != network {
-            self.member(network, actor)?;
+            self.member(network, actor).await?;
             return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the network's buyer publishes designs").into());
         }
         check_id("design_id", design_id)?;
-        let recipients = self.check_recipients(network, recipients)?;
-        let plan = self.registry.get_tenant(network).map_err(ServiceError::from)?.plan();
+        let recipients = self.check_recipients(network, recipients).await?;
+        let plan = self.tenancy.plan(network).await?;
         let (blobs, net) = (self.blobs.clone(), network.to_string());
         let (stored, (tmp, file)) =
             tokio::task::spawn_blocking(move || Ok::<_, std::io::Error>((blobs.stored_bytes(&net)?, blobs.temp_file(&net)?)))
@@ -498,7 +500,7 @@ impl Settlement {
     }
 
     /// Recipients must be members of the network; sorted, without repeats.
-    fn check_recipients(&self, network: &str, recipients: &[String]) -> Res<Vec<String>> {
+    async fn check_recipients(&self, network: &str, recipients: &[String]) -> Res<Vec<String>> {
         let mut out: Vec<String> = recipients.iter().map(|r| r.trim().to_string()).collect();
         out.sort();
         out.dedup();
@@ -506,7 +508,7 @@ impl Settlement {
             return Err(ServiceError::invalid("to", "name at least one recipient organisation"));
         }
         for r in &out {
-            if !self.registry.is_network_member(network, r)? {
+            if !self.tenancy.is_member(network, r).await? {
                 return Err(ServiceError::invalid(
                     "to",
                     format!("{r} is not a member of this supply network (an accepted supplier or the buyer)"),
@@ -526,10 +528,10 @@ impl Settlement {
         recipients: &[String],
     ) -> Res<DesignView> {
         if actor != network {
-            self.member(network, actor)?;
+            self.member(network, actor).await?;
             return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the network's buyer changes design access"));
         }
-        let recipients = self.check_recipients(network, recipients)?;
+        let recipients = self.check_recipients(network, recipients).await?;
         let id = design_id.to_string();
         self.record(network, actor, |s| {
             s.version(&id, version).ok_or_else(|| ServiceError::not_found(format!("design {id} version {version}")))?;
@@ -546,7 +548,7 @@ impl Settlement {
     /// The design versions `org` may see: all for the buyer, those it
     /// receives for a supplier.
     pub async fn designs(&self, network: &str, org: &str) -> Res<Vec<DesignView>> {
-        self.member(network, org)?;
+        self.member(network, org).await?;
         self.with_state(network, |s| {
             Ok(s.designs
                 .iter()
@@ -568,7 +570,7 @@ impl Settlement {
 
     /// A design version's ciphertext, to its recipients only (anyone else: not found).
     pub async fn download_design(&self, network: &str, org: &str, design_id: &str, version: u32) -> Res<Vec<u8>> {
-        self.member(network, org)?;
+        self.member(network, org).await?;
         let sha = self
             .with_state(network, |s| match s.version(design_id, version) {
                 Some(v) if v.recipients.iter().any(|r| r == org) => Ok(v.sha256.clone()),
@@ -596,7 +598,7 @@ impl Settlement {
     /// The buyer issues a purchase order to one of its suppliers.
     pub async fn issue_order(&self, network: &str, actor: &str, o: OrderInput) -> Res<OrderView> {
         if actor != network {
-            self.member(network, actor)?;
+            self.member(network, actor).await?;
             return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the network's buyer issues orders"));
         }
         let order_id = match &o.order_id {
@@ -606,7 +608,7 @@ impl Settlement {
         check_id("order_id", &order_id)?;
         check_text("part", &o.part, 100)?;
         check_id("design_id", &o.design_id)?;
-        if o.supplier_org == network || !self.registry.is_network_member(network, &o.supplier_org)? {
+        if o.supplier_org == network || !self.tenancy.is_member(network, &o.supplier_org).await? {
             return Err(ServiceError::invalid("supplier_org", format!("{} is not an accepted supplier of this network", o.supplier_org)));
         }
         if o.quantity == 0 || o.unit_price_krw == 0 {
@@ -735,7 +737,7 @@ impl Settlement {
         shipment_id: &str,
         t: &TelemetryInspection,
     ) -> Res<OrderView> {
-        self.member(network, actor)?;
+        self.member(network, actor).await?;
         if actor != network {
             return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the buyer inspects deliveries"));
         }
@@ -820,7 +822,7 @@ impl Settlement {
 
     /// One order, to its buyer and supplier.
     pub async fn order(&self, network: &str, org: &str, order_id: &str) -> Res<OrderView> {
-        self.member(network, org)?;
+        self.member(network, org).await?;
         self.with_state(network, |s| match s.fold.order(order_id) {
             Some(o) if org == network || o.terms.supplier_org == org => Ok(order_view(network, o)),
             _ => Err(ServiceError::not_found(format!("order {order_id}"))),
@@ -830,7 +832,7 @@ impl Settlement {
 
     /// The orders `org` is party to in `network` (all of them for the buyer).
     pub async fn orders(&self, network: &str, org: &str) -> Res<Vec<OrderView>> {
-        self.member(network, org)?;
+        self.member(network, org).await?;
         self.with_state(network, |s| {
             Ok(s.fold.orders().values().filter(|o| org == network || o.terms.supplier_org == org).map(|o| order_view(network, o)).collect())
         })
@@ -841,7 +843,7 @@ impl Settlement {
 
     /// The payments of the orders `org` is party to: its statement.
     pub async fn payments(&self, network: &str, org: &str) -> Res<Vec<PaymentView>> {
-        self.member(network, org)?;
+        self.member(network, org).await?;
         self.with_state(network, |s| {
             Ok(s.fold
                 .payments()
@@ -863,7 +865,7 @@ impl Settlement {
     /// The buyer records the bank's confirmation of an instructed payment.
     pub async fn confirm_payment(&self, network: &str, actor: &str, instruction_id: &str, bank_reference: &str) -> Res<PaymentView> {
         if actor != network {
-            self.member(network, actor)?;
+            self.member(network, actor).await?;
             return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the buyer confirms payments"));
         }
         if !(1..=35).contains(&bank_reference.len()) || !bank_reference.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
@@ -883,9 +885,9 @@ impl Settlement {
     }
 
     /// Only the buyer handles its bank files.
-    fn require_buyer(&self, network: &str, actor: &str) -> Res<()> {
+    async fn require_buyer(&self, network: &str, actor: &str) -> Res<()> {
         if actor != network {
-            self.member(network, actor)?;
+            self.member(network, actor).await?;
             return Err(ServiceError::new(ErrorCode::PermissionDenied, "only the buyer exports and reads its bank files"));
         }
         Ok(())
@@ -909,12 +911,17 @@ impl Settlement {
     }
 
     async fn export(&self, network: &str, actor: &str, reissue_of: Option<&str>) -> Res<BankFile> {
-        self.require_buyer(network, actor)?;
+        self.require_buyer(network, actor).await?;
         let debtor = self
-            .registry
-            .org_profile(network)?
+            .tenancy
+            .organisation(network)
+            .await?
             .bank
             .ok_or_else(|| ServiceError::new(ErrorCode::FailedPrecondition, "enter your bank account first (organisation profile)"))?;
+        // The suppliers' accounts are asked for before the network's lock is
+        // taken (a remote call must not hold it); an order that reaches
+        // payment meanwhile waits for the next export.
+        let accounts = self.accounts(network).await?;
         let mut file = None;
         self.record(network, actor, |s| {
             let payments: Vec<&Payment> = match reissue_of {
@@ -941,7 +948,7 @@ impl Settlement {
             }
             // A supplier without a bank account holds back its own payments
             // only (they wait for the next export), not the buyer's whole file.
-            let (creditors, blocked) = self.creditors(s, &payments)?;
+            let (creditors, blocked) = creditors(s, &payments, &accounts);
             let transfers: Vec<pain001::CreditTransfer> = payments
                 .iter()
                 .filter_map(|p| {
@@ -963,7 +970,7 @@ impl Settlement {
             // Only what the file pays is exported; the blocked wait for the next export.
             let instruction_ids: Vec<String> = transfers.iter().map(|t| t.instruction.instruction_id.clone()).collect();
             let message_id = export_message_id(network, s.fold.next_seq());
-            let batch = pain001::Batch::new(message_id.clone(), fc_core::time::now_ms(), party(&debtor), transfers)
+            let batch = pain001::Batch::new(message_id.clone(), fc_core::time::now_ms(), bank_party(&debtor), transfers)
                 .map_err(|e| ServiceError::new(ErrorCode::FailedPrecondition, e.to_string()))?;
             let xml = batch.to_xml();
             let digest: [u8; 32] = Sha256::digest(xml.as_bytes()).into();
@@ -986,45 +993,38 @@ impl Settlement {
         file.ok_or_else(|| ServiceError::internal("export recorded without a file"))
     }
 
-    /// Each supplier's account (read once, however many payments it gets),
-    /// and the payments of suppliers without one.
-    fn creditors(&self, s: &Network, payments: &[&Payment]) -> Res<(HashMap<String, pain001::Party>, BlockedSuppliers)> {
-        let mut accounts: HashMap<String, Creditor> = HashMap::new();
-        let mut blocked = BlockedSuppliers::default();
-        for p in payments {
-            let Some(supplier) = s.supplier_of(&p.instruction.order_id) else { continue };
-            if !accounts.contains_key(supplier) {
-                accounts.insert(supplier.to_string(), Creditor::of(&self.registry, supplier)?);
-            }
-            if let Some(Creditor::NoAccount { name }) = accounts.get(supplier) {
-                blocked.add(supplier, name, p);
-            }
-        }
-        let parties = accounts
-            .into_iter()
-            .filter_map(|(org, c)| match c {
-                Creditor::Account(party) => Some((org, party)),
-                Creditor::NoAccount { .. } => None,
+    /// The bank account (or the name, without one) of every supplier the
+    /// network owes a payment, asked once per supplier.
+    async fn accounts(&self, network: &str) -> Res<HashMap<String, Creditor>> {
+        let suppliers: std::collections::BTreeSet<String> = self
+            .with_state(network, |s| {
+                Ok(s.fold.payments().iter().filter_map(|p| s.supplier_of(&p.instruction.order_id).map(str::to_string)).collect())
             })
-            .collect();
-        Ok((parties, blocked))
+            .await?;
+        let mut accounts = HashMap::new();
+        for supplier in suppliers {
+            let c = Creditor::of(&self.tenancy, &supplier).await?;
+            accounts.insert(supplier, c);
+        }
+        Ok(accounts)
     }
 
     /// The payments a new bank file would leave out because their supplier
     /// has no bank account yet, by supplier: what the buyer chases before
     /// exporting.
     pub async fn blocked_payments(&self, network: &str, actor: &str) -> Res<Vec<BlockedView>> {
-        self.require_buyer(network, actor)?;
+        self.require_buyer(network, actor).await?;
+        let accounts = self.accounts(network).await?;
         self.with_state(network, |s| {
             let payments: Vec<&Payment> = s.fold.exportable().collect();
-            Ok(self.creditors(s, &payments)?.1.0)
+            Ok(creditors(s, &payments, &accounts).1.0)
         })
         .await
     }
 
     /// The bank files the buyer exported, oldest first.
     pub async fn exports(&self, network: &str, actor: &str) -> Res<Vec<ExportView>> {
-        self.require_buyer(network, actor)?;
+        self.require_buyer(network, actor).await?;
         self.with_state(network, |s| {
             let mut out: Vec<ExportView> = s
                 .fold
@@ -1053,7 +1053,7 @@ impl Settlement {
     /// Export `message_id`'s bank file again: the very bytes the ledger
     /// recorded the hash of (same `MsgId`, same payments).
     pub async fn export_file(&self, network: &str, actor: &str, message_id: &str) -> Res<BankFile> {
-        self.require_buyer(network, actor)?;
+        self.require_buyer(network, actor).await?;
         let sha = self
             .with_state(network, |s| {
                 s.fold
@@ -1071,19 +1071,12 @@ impl Settlement {
         Ok(BankFile { message_id: message_id.to_string(), xml, blocked: Vec::new() })
     }
 
-    /// Checks bank details the way the bank file will, then saves them.
-    pub fn set_bank_account(&self, org: &str, bank: BankAccount) -> Res<()> {
-        party(&bank).validate("bank").map_err(|e| ServiceError::invalid("bank", e))?;
-        self.registry.set_org_bank(org, bank)?;
-        Ok(())
-    }
-
     // ---- the log ----------------------------------------------------------------
 
     /// The latest signed checkpoint of a network's log, signing one now when
     /// the log grew since (so a reader never waits for the next round).
     pub async fn checkpoint(&self, network: &str, org: &str) -> Res<String> {
-        self.member(network, org)?;
+        self.member(network, org).await?;
         if self.ledger.size(network)? == 0 {
             return Err(ServiceError::not_found(format!("entries in the ledger of {network} (none yet)")));
         }
@@ -1094,7 +1087,7 @@ impl Settlement {
 
     /// Entry `index`, to the organisations it concerns (others: not found).
     pub async fn entry(&self, network: &str, org: &str, index: u64) -> Res<Vec<u8>> {
-        self.member(network, org)?;
+        self.member(network, org).await?;
         let hidden = || ServiceError::not_found(format!("entry {index}"));
         let bytes = self.ledger.entry(network, index).map_err(|e| match e {
             LedgerError::NotFound(_) => hidden(),
@@ -1108,7 +1101,7 @@ impl Settlement {
 
     /// The entries of `[start, end)` that `org` may read (at most 1000 asked).
     pub async fn entries(&self, network: &str, org: &str, start: u64, end: u64) -> Res<Vec<EntryView>> {
-        self.member(network, org)?;
+        self.member(network, org).await?;
         let size = self.ledger.size(network)?;
         let end = end.min(size);
         if start >= end {
@@ -1132,20 +1125,20 @@ impl Settlement {
     }
 
     /// Inclusion proof of leaf `index` in the tree of `size` leaves (every member).
-    pub fn inclusion_proof(&self, network: &str, org: &str, index: u64, size: u64) -> Res<InclusionProof> {
-        self.member(network, org)?;
+    pub async fn inclusion_proof(&self, network: &str, org: &str, index: u64, size: u64) -> Res<InclusionProof> {
+        self.member(network, org).await?;
         Ok(self.ledger.inclusion_proof(network, index, size)?)
     }
 
     /// Consistency proof between two tree sizes (every member).
-    pub fn consistency_proof(&self, network: &str, org: &str, size1: u64, size2: u64) -> Res<ConsistencyProof> {
-        self.member(network, org)?;
+    pub async fn consistency_proof(&self, network: &str, org: &str, size1: u64, size2: u64) -> Res<ConsistencyProof> {
+        self.member(network, org).await?;
         Ok(self.ledger.consistency_proof(network, size1, size2)?)
     }
 
     /// The log's size (every member).
-    pub fn size(&self, network: &str, org: &str) -> Res<u64> {
-        self.member(network, org)?;
+    pub async fn size(&self, network: &str, org: &str) -> Res<u64> {
+        self.member(network, org).await?;
         Ok(self.ledger.size(network)?)
     }
 }

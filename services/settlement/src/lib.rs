@@ -9,8 +9,17 @@
 //!   (a tenant id taken from its credential by the caller: portal or gRPC);
 //! - `network.rs`: the in-memory state of one network, folded from its log;
 //! - `designs.rs`: the ciphertext files;
-//! - `grpc.rs`: the `factorychain.v1.Ledger` gRPC service;
-//! - [`serve`]: opens everything, starts the checkpointer and the gRPC server.
+//! - `grpc.rs`: the gRPC port: `factorychain.v1.Ledger` (members, by API
+//!   key) and `factorychain.v1.Settlement` (the complete internal API, for
+//!   services: the portal is its client through
+//!   [`fc_settlement_api::SettlementClient`]);
+//! - [`serve`]: opens everything in its own data directory, follows tenancy
+//!   changes on NATS, starts the checkpointer and the gRPC server;
+//!   `src/main.rs` is the `fc-settlement` process around it.
+//!
+//! Peers: the tenancy owner (membership, names, plans, bank accounts, API
+//! keys; [`fc_tenancy_api::TenancyClient`], cached, with partnership changes
+//! pushed over NATS), ingest's `Query` (inspections from telemetry).
 //!
 //! Invariants:
 //! - every change is an entry of the network's log; the state the service
@@ -36,12 +45,13 @@ mod network;
 pub use engine::{DesignUpload, Settlement, UploadError};
 /// The request and answer types, from the client crate callers use.
 pub use fc_settlement_api as api;
+pub use grpc::CALLERS;
 
 use fc_core::Shutdown;
-use fc_registry::Registry;
+use fc_tenancy_api::TenancyClient;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,8 +70,16 @@ pub struct Config {
     pub max_design_bytes: usize,
     /// Ingest's `Query` (inspections read telemetry there).
     pub telemetry_url: String,
-    /// This service's identity (its token for the calls it makes).
+    /// This service's identity (its token for the calls it makes, the
+    /// issuer's public key for the calls it takes).
     pub service_auth: fc_rpc::service_auth::Config,
+    /// Its own data directory (ledger, key, designs, bank files); empty: the
+    /// `settlement` directory in the platform's `data_dir` ([`Config::resolve_data_dir`]).
+    pub data_dir: String,
+    /// Health, readiness and metrics of the `fc-settlement` process.
+    pub ops_addr: String,
+    /// The tenancy owner (the portal's gRPC port) and how long its answers are kept.
+    pub tenancy: fc_tenancy_api::CacheConfig,
 }
 
 impl Default for Config {
@@ -73,7 +91,40 @@ impl Default for Config {
             max_design_bytes: 32 << 20,
             telemetry_url: "http://127.0.0.1:50051".into(),
             service_auth: fc_rpc::service_auth::Config::default(),
+            data_dir: String::new(),
+            ops_addr: "127.0.0.1:9466".into(),
+            tenancy: fc_tenancy_api::CacheConfig::default(),
         }
+    }
+}
+
+/// What the settlement service keeps; once in the platform's `data_dir`
+/// itself, now in its own directory.
+const FILES: [&str; 4] = ["settlement.redb", "ledger.key", "designs", "exports"];
+
+impl Config {
+    /// Sets an empty `data_dir` to `<platform>/settlement`, and moves the
+    /// service's files there from `platform` when an earlier version kept
+    /// them in the platform's directory itself (and the new one has none).
+    /// Returns the directory.
+    pub fn resolve_data_dir(&mut self, platform: &Path) -> std::io::Result<PathBuf> {
+        if self.data_dir.is_empty() {
+            self.data_dir = platform.join("settlement").to_string_lossy().into_owned();
+        }
+        let dir = PathBuf::from(&self.data_dir);
+        if dir != platform && platform.join(FILES[0]).exists() && !dir.join(FILES[0]).exists() {
+            fc_core::fsutil::create_dir_durably(&dir)?;
+            for name in FILES {
+                let from = platform.join(name);
+                if from.exists() {
+                    std::fs::rename(&from, dir.join(name))?;
+                    tracing::info!(from = %from.display(), to = %dir.display(), "moved settlement data into its own directory");
+                }
+            }
+            fc_core::fsutil::sync_dir(&dir)?;
+            fc_core::fsutil::sync_dir(platform)?;
+        }
+        Ok(dir)
     }
 }
 
@@ -97,14 +148,19 @@ pub enum StartError {
     /// This service's identity or a peer's address is misconfigured.
     #[error("{0}")]
     Identity(String),
+    /// NATS (tenancy changes) is unreachable.
+    #[error("{0}")]
+    Bus(String),
 }
 
 /// A running settlement service.
 pub struct Running {
     /// Where the `Ledger` gRPC service listens.
     pub grpc_addr: SocketAddr,
-    /// The engine, shared with the portal.
+    /// The engine (tests and benchmarks drive it directly).
     pub settlement: Arc<Settlement>,
+    /// Its NATS connection (readiness).
+    pub nats: async_nats::Client,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -118,18 +174,48 @@ impl Running {
     }
 }
 
+/// How long [`serve`] waits for NATS.
+const NATS_WAIT: Duration = Duration::from_secs(10);
+
 /// What the settlement gRPC port serves (health and reflection come with it).
-pub const GRPC_SERVICES: [&str; 1] = ["factorychain.v1.Ledger"];
+pub const GRPC_SERVICES: [&str; 2] = ["factorychain.v1.Ledger", "factorychain.v1.Settlement"];
 
 /// Opens the ledger (`<data_dir>/settlement.redb`, key `<data_dir>/ledger.key`)
-/// and the design store (`<data_dir>/designs/`), starts the checkpointer and
-/// the gRPC server. Telemetry is read through ingest's `Query` at
-/// `config.telemetry_url` with this service's credential.
-pub async fn serve(config: Config, data_dir: &Path, registry: Arc<Registry>, shutdown: Shutdown) -> Result<Running, StartError> {
-    let credential = config.service_auth.credential().map_err(|e| StartError::Identity(format!("settlement.service_auth: {e}")))?;
-    let telemetry = fc_query_api::QueryClient::new(&config.telemetry_url, credential, Duration::from_secs(30))
+/// and the design store (`<data_dir>/designs/`) in `config.data_dir` (empty:
+/// `./data/settlement`), connects to NATS (`bus`) as the `settlement` user to
+/// follow tenancy changes, starts the checkpointer and the gRPC server.
+/// Telemetry is read through ingest's `Query` at `config.telemetry_url`,
+/// tenancy asked of `config.tenancy.url`, with this service's credential.
+pub async fn serve(mut config: Config, bus: &fc_bus::BusConfig, shutdown: Shutdown) -> Result<Running, StartError> {
+    if config.data_dir.is_empty() {
+        config.data_dir = "./data/settlement".into();
+    }
+    let data_dir = PathBuf::from(&config.data_dir);
+    fc_core::fsutil::create_dir_durably(&data_dir).map_err(|e| StartError::Storage(format!("{}: {e}", data_dir.display())))?;
+    let identity = |e: fc_rpc::service_auth::AuthError| StartError::Identity(format!("settlement.service_auth: {e}"));
+    let credential = config.service_auth.credential().map_err(identity)?;
+    let verifier = config.service_auth.verifier().map_err(identity)?;
+    let telemetry = fc_query_api::QueryClient::new(&config.telemetry_url, credential.clone(), Duration::from_secs(30))
         .map_err(|e| StartError::Identity(format!("settlement.telemetry_url: {e}")))?;
-    let settlement = Settlement::open(config.clone(), data_dir, registry, telemetry)?;
+    let tenancy = Arc::new(
+        TenancyClient::new(config.tenancy.clone(), credential).map_err(|e| StartError::Identity(format!("settlement.tenancy: {e}")))?,
+    );
+    let nats = fc_bus::connect_client(bus, "settlement").await.map_err(|e| StartError::Bus(e.to_string()))?;
+    let stop = shutdown.clone();
+    // Without the change notices a revoked key or an ended partnership would
+    // apply only when the cache expires: NATS is needed to start.
+    let follow = match tokio::time::timeout(NATS_WAIT, tenancy.follow(&nats, async move { stop.wait().await })).await {
+        Ok(Ok(task)) => task,
+        Ok(Err(e)) => return Err(StartError::Bus(format!("settlement: following tenancy changes on NATS: {e}"))),
+        Err(_) => {
+            return Err(StartError::Bus(format!(
+                "no NATS server answers at {} (bus.url) within {} s; settlement follows tenancy changes there",
+                bus.url,
+                NATS_WAIT.as_secs()
+            )));
+        }
+    };
+    let settlement = Settlement::open(config.clone(), &data_dir, tenancy, telemetry)?;
     let checkpointer = tokio::spawn(
         settlement.ledger().clone().run_checkpointer(Duration::from_millis(config.checkpoint_interval_ms.max(1)), shutdown.clone()),
     );
@@ -137,8 +223,10 @@ pub async fn serve(config: Config, data_dir: &Path, registry: Arc<Registry>, shu
         .await
         .map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
     let grpc_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
-    let svc = grpc::service(settlement.clone());
-    let router = tonic::transport::Server::builder().layer(fc_rpc::trace::GrpcServerLayer).add_service(svc);
+    let router = tonic::transport::Server::builder()
+        .layer(fc_rpc::trace::GrpcServerLayer)
+        .add_service(grpc::ledger(settlement.clone()))
+        .add_service(grpc::internal(settlement.clone(), verifier));
     let router = fc_rpc::add_introspection(router, &[fc_proto::FILE_DESCRIPTOR_SET], &GRPC_SERVICES, shutdown.clone())
         .await
         .map_err(|e| StartError::Grpc(e.to_string()))?;
@@ -149,8 +237,8 @@ pub async fn serve(config: Config, data_dir: &Path, registry: Arc<Registry>, shu
             tracing::error!(error = %e, "settlement gRPC server failed");
         }
     });
-    tracing::info!(%grpc_addr, vkey = %settlement.verifier_key(), "settlement ready");
-    Ok(Running { grpc_addr, settlement, tasks: vec![checkpointer, server] })
+    tracing::info!(%grpc_addr, data_dir = %data_dir.display(), vkey = %settlement.verifier_key(), "settlement ready");
+    Ok(Running { grpc_addr, settlement, nats, tasks: vec![checkpointer, server, follow] })
 }
 
 #[cfg(test)]
@@ -167,5 +255,26 @@ mod tests {
         };
         let cfg: Config = fc_core::config::load_table(Some(section), "FC_SETTLEMENT__", Vec::new()).expect("the [settlement] table parses");
         assert_eq!(cfg, Config::default(), "the example documents the defaults");
+    }
+
+    #[test]
+    fn files_of_the_old_layout_move_into_the_service_directory() {
+        let platform = tempfile::tempdir().unwrap();
+        std::fs::write(platform.path().join("settlement.redb"), b"ledger").unwrap();
+        std::fs::write(platform.path().join("ledger.key"), b"key").unwrap();
+        std::fs::create_dir_all(platform.path().join("designs/t_1")).unwrap();
+        std::fs::write(platform.path().join("registry.redb"), b"not ours").unwrap();
+        let mut cfg = Config::default();
+        let dir = cfg.resolve_data_dir(platform.path()).unwrap();
+        assert_eq!(dir, platform.path().join("settlement"));
+        assert_eq!(std::fs::read(dir.join("settlement.redb")).unwrap(), b"ledger");
+        assert_eq!(std::fs::read(dir.join("ledger.key")).unwrap(), b"key");
+        assert!(dir.join("designs/t_1").is_dir());
+        assert!(!platform.path().join("settlement.redb").exists());
+        assert!(platform.path().join("registry.redb").exists(), "other services' files stay");
+        // A second start finds everything in place; a stray old file is left alone.
+        std::fs::write(platform.path().join("settlement.redb"), b"stray").unwrap();
+        assert_eq!(cfg.resolve_data_dir(platform.path()).unwrap(), dir);
+        assert_eq!(std::fs::read(dir.join("settlement.redb")).unwrap(), b"ledger");
     }
 }

@@ -1,0 +1,94 @@
+//! The `fc-settlement` binary as its own OS process: it starts with only its
+//! configuration, keeps its files in its own directory, and says which peer
+//! is missing.
+
+use fc_proto::v1::ledger_client::LedgerClient;
+use fc_proto::v1::settlement_client::SettlementClient as Raw;
+use fc_proto::v1::{ListNetworksRequest, VerifierKeyRequest};
+use fc_rpc::service_auth::{Issuer, TENANT_HEADER, TOKEN_HEADER};
+use fc_testkit::{KillOnDrop, NatsServer};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn command(data: &std::path::Path, env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fc-settlement"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FC_DATA_DIR", data)
+        .env("FC_SETTLEMENT__GRPC_ADDR", "127.0.0.1:0")
+        .env("FC_SETTLEMENT__OPS_ADDR", "127.0.0.1:0")
+        .env("FC_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+async fn get(url: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse()?;
+    let r = fc_testkit::http::request(addr, "GET", path, &[], b"").await?;
+    Ok((r.status, r.body.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alone_it_starts_in_its_own_directory_and_names_the_missing_tenancy_owner() -> anyhow::Result<()> {
+    let nats = NatsServer::start().await?;
+    let data = tempfile::tempdir()?;
+    let issuer = Issuer::generate()?;
+    let tenancy = fc_testkit::unused_url("http")?;
+    let mut cmd = command(
+        data.path(),
+        &[
+            ("FC_BUS__URL", nats.url.clone()),
+            ("FC_SETTLEMENT__TENANCY__URL", tenancy.clone()),
+            ("FC_SETTLEMENT__SERVICE_AUTH__TOKEN", issuer.mint("settlement", Duration::from_secs(600))?),
+            ("FC_SETTLEMENT__SERVICE_AUTH__ISSUER_PUBLIC_KEY", issuer.public_key()),
+        ],
+    );
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    let _proc = KillOnDrop(child);
+    let [grpc, ops] = fc_testkit::printed_addresses(stdout, ["gRPC (Ledger, Settlement):", "settlement HTTP (health, metrics):"])?;
+    assert!(data.path().join("settlement").join("settlement.redb").exists(), "its own directory in the platform's");
+    fc_testkit::wait_until(Duration::from_secs(10), "settlement to be ready", || async {
+        get(&ops, "/readyz").await.map(|(c, _)| c == 200).unwrap_or(false)
+    })
+    .await?;
+    assert_eq!(get(&ops, "/healthz").await?.0, 200);
+    let channel = tonic::transport::Channel::from_shared(grpc)?.connect().await?;
+    // A member's API key is checked with the tenancy owner: unreachable, and named.
+    let mut ledger = LedgerClient::with_interceptor(channel.clone(), fc_testkit::bearer("fck_0000000000000000_00")?);
+    let e = ledger.get_verifier_key(VerifierKeyRequest {}).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    assert!(e.message().contains(&format!("tenancy service at {tenancy} is unreachable")), "names the peer: {e:?}");
+    // So is a call of the portal's that needs to know the organisation's networks.
+    let mut r = tonic::Request::new(ListNetworksRequest {});
+    r.metadata_mut().insert(TOKEN_HEADER, issuer.mint("portal", Duration::from_secs(600))?.parse()?);
+    r.metadata_mut().insert(TENANT_HEADER, "t_0123456789abcdef".parse()?);
+    let e = Raw::new(channel).list_networks(r).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    assert!(e.message().contains(&tenancy), "{e:?}");
+    let (_, metrics) = get(&ops, "/metrics").await?;
+    assert!(metrics.contains(r#"grpc_server_requests_total{method="/factorychain.v1.Ledger/GetVerifierKey"} 1"#), "{metrics}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nats_or_a_credential_it_exits_saying_why() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let nats = fc_testkit::unused_url("nats")?;
+    let issuer = Issuer::generate()?;
+    let env = [
+        ("FC_BUS__URL", nats.clone()),
+        ("FC_SETTLEMENT__SERVICE_AUTH__TOKEN", issuer.mint("settlement", Duration::from_secs(600))?),
+        ("FC_SETTLEMENT__SERVICE_AUTH__ISSUER_PUBLIC_KEY", issuer.public_key()),
+    ];
+    let out = command(data.path(), &env).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it does not run without its bus");
+    assert!(stderr.contains(&format!("no NATS server answers at {nats}")), "{stderr}");
+    let out = command(data.path(), &[]).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("settlement.service_auth"), "{stderr}");
+    Ok(())
+}
