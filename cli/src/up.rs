@@ -146,9 +146,7 @@ async fn ensure_nats(bus: &fc_bus::BusConfig, data_dir: &Path) -> Result<(Option
 /// Run until SIGINT/SIGTERM.
 pub async fn run(args: UpArgs) -> Result<()> {
     // Traces go to an OTLP collector only when one is named (docs/operations.md, Traces).
-    let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
-    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "factorychain".into());
-    let tracing = fc_rpc::trace::init(&service, "info", otlp.as_deref()).map_err(anyhow::Error::msg)?;
+    let tracing = fc_rpc::trace::init_from_env("factorychain").map_err(anyhow::Error::msg)?;
     // One file, three services: `[portal]` (and FC_PORTAL__*) configure the portal,
     // `[settlement]` (FC_SETTLEMENT__*) the settlement service, the rest ingest.
     let (top, [portal_part, settlement_part]) = fc_core::config::split_sections(args.config.as_deref(), std::env::vars())?;

@@ -59,3 +59,15 @@ pub async fn serve(listener: tokio::net::TcpListener, ready: Readiness, shutdown
         tracing::error!(error = %e, "ops HTTP server failed");
     }
 }
+
+/// A service binary's exit: success, or its error printed as `<binary>: <error>`
+/// (the peer it misses, the setting that is wrong) and a failure status.
+pub fn exit(binary: &str, result: Result<(), Box<dyn std::error::Error>>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{binary}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

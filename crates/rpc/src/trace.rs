@@ -47,6 +47,14 @@ impl Tracing {
     }
 }
 
+/// [`init`] as the standard variables say: `OTEL_EXPORTER_OTLP_ENDPOINT` (off
+/// when unset) and `OTEL_SERVICE_NAME` (`default_service` when unset), filter `info`.
+pub fn init_from_env(default_service: &str) -> Result<Tracing, String> {
+    let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
+    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| default_service.into());
+    init(&service, "info", otlp.as_deref())
+}
+
 /// Install logging (see `fc_core::telemetry`) and, with `otlp_endpoint` (e.g.
 /// `http://127.0.0.1:4317`), span export over OTLP/gRPC as service `service`.
 /// Call once per process, inside a tokio runtime.

@@ -16,45 +16,76 @@ use fc_proto::v1 as pb;
 #[error("settlement answer: {0}")]
 pub struct WireError(pub String);
 
-impl From<NetworkView> for pb::SupplyNetwork {
-    fn from(v: NetworkView) -> Self {
-        Self { network: v.network, buyer_name: v.buyer_name, role: v.role, size: v.size }
-    }
-}
-
-impl From<pb::SupplyNetwork> for NetworkView {
-    fn from(v: pb::SupplyNetwork) -> Self {
-        Self { network: v.network, buyer_name: v.buyer_name, role: v.role, size: v.size }
-    }
-}
-
-impl From<DesignView> for pb::Design {
-    fn from(v: DesignView) -> Self {
-        Self {
-            design_id: v.design_id,
-            version: v.version,
-            ciphertext_sha256: v.ciphertext_sha256,
-            recipients: v.recipients,
-            published_ms: v.published_ms,
-            seq: v.seq,
-            downloadable: v.downloadable,
+/// `From` both ways between a view and its message whose fields have the
+/// same names and types (`nested`: lists of such pairs).
+macro_rules! both_ways {
+    ($view:ty, $msg:ty, [$($f:ident),* $(,)?] $(, nested [$($n:ident),*])?) => {
+        impl From<$view> for $msg {
+            fn from(v: $view) -> Self {
+                Self { $($f: v.$f,)* $($($n: v.$n.into_iter().map(Into::into).collect(),)*)? }
+            }
         }
-    }
+        impl From<$msg> for $view {
+            fn from(v: $msg) -> Self {
+                Self { $($f: v.$f,)* $($($n: v.$n.into_iter().map(Into::into).collect(),)*)? }
+            }
+        }
+    };
 }
 
-impl From<pb::Design> for DesignView {
-    fn from(v: pb::Design) -> Self {
-        Self {
-            design_id: v.design_id,
-            version: v.version,
-            ciphertext_sha256: v.ciphertext_sha256,
-            recipients: v.recipients,
-            published_ms: v.published_ms,
-            seq: v.seq,
-            downloadable: v.downloadable,
-        }
-    }
-}
+both_ways!(NetworkView, pb::SupplyNetwork, [network, buyer_name, role, size]);
+both_ways!(DesignView, pb::Design, [design_id, version, ciphertext_sha256, recipients, published_ms, seq, downloadable]);
+both_ways!(
+    ShipmentView,
+    pb::Shipment,
+    [
+        shipment_id,
+        sent_quantity,
+        sent_at_ms,
+        received_quantity,
+        received_at_ms,
+        sampled,
+        defects,
+        inspection_source,
+        decision,
+        accepted_quantity,
+        rejection_reason
+    ]
+);
+both_ways!(
+    OrderView,
+    pb::Order,
+    [
+        network,
+        order_id,
+        buyer_org,
+        supplier_org,
+        part,
+        design_id,
+        design_version,
+        quantity,
+        unit_price_krw,
+        due_date_ms,
+        sample_size,
+        allowed_defects,
+        payment_term_days,
+        late_penalty_per_day_krw,
+        late_penalty_cap_krw,
+        transit_days,
+        status,
+        received_quantity,
+        accepted_quantity,
+        penalty_charged_krw
+    ],
+    nested[shipments]
+);
+both_ways!(
+    PaymentView,
+    pb::Payment,
+    [instruction_id, order_id, shipment_id, supplier_org, amount_krw, penalty_krw, due_date_ms, status, bank_reference, export_message_id]
+);
+both_ways!(BlockedView, pb::BlockedPayments, [supplier_org, supplier_name, instruction_ids, amount_krw]);
+both_ways!(BankFile, pb::BankFile, [message_id, xml], nested[blocked]);
 
 /// An order to issue in `network`, as the client sends it.
 pub fn issue_order(network: &str, o: OrderInput) -> pb::IssueOrderRequest {
@@ -100,156 +131,6 @@ pub fn order_input(r: pb::IssueOrderRequest) -> (String, OrderInput) {
             allow_past_due: r.allow_past_due,
         },
     )
-}
-
-impl From<ShipmentView> for pb::Shipment {
-    fn from(v: ShipmentView) -> Self {
-        Self {
-            shipment_id: v.shipment_id,
-            sent_quantity: v.sent_quantity,
-            sent_at_ms: v.sent_at_ms,
-            received_quantity: v.received_quantity,
-            received_at_ms: v.received_at_ms,
-            sampled: v.sampled,
-            defects: v.defects,
-            inspection_source: v.inspection_source,
-            decision: v.decision,
-            accepted_quantity: v.accepted_quantity,
-            rejection_reason: v.rejection_reason,
-        }
-    }
-}
-
-impl From<pb::Shipment> for ShipmentView {
-    fn from(v: pb::Shipment) -> Self {
-        Self {
-            shipment_id: v.shipment_id,
-            sent_quantity: v.sent_quantity,
-            sent_at_ms: v.sent_at_ms,
-            received_quantity: v.received_quantity,
-            received_at_ms: v.received_at_ms,
-            sampled: v.sampled,
-            defects: v.defects,
-            inspection_source: v.inspection_source,
-            decision: v.decision,
-            accepted_quantity: v.accepted_quantity,
-            rejection_reason: v.rejection_reason,
-        }
-    }
-}
-
-impl From<OrderView> for pb::Order {
-    fn from(v: OrderView) -> Self {
-        Self {
-            network: v.network,
-            order_id: v.order_id,
-            buyer_org: v.buyer_org,
-            supplier_org: v.supplier_org,
-            part: v.part,
-            design_id: v.design_id,
-            design_version: v.design_version,
-            quantity: v.quantity,
-            unit_price_krw: v.unit_price_krw,
-            due_date_ms: v.due_date_ms,
-            sample_size: v.sample_size,
-            allowed_defects: v.allowed_defects,
-            payment_term_days: v.payment_term_days,
-            late_penalty_per_day_krw: v.late_penalty_per_day_krw,
-            late_penalty_cap_krw: v.late_penalty_cap_krw,
-            transit_days: v.transit_days,
-            status: v.status,
-            received_quantity: v.received_quantity,
-            accepted_quantity: v.accepted_quantity,
-            penalty_charged_krw: v.penalty_charged_krw,
-            shipments: v.shipments.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-impl From<pb::Order> for OrderView {
-    fn from(v: pb::Order) -> Self {
-        Self {
-            network: v.network,
-            order_id: v.order_id,
-            buyer_org: v.buyer_org,
-            supplier_org: v.supplier_org,
-            part: v.part,
-            design_id: v.design_id,
-            design_version: v.design_version,
-            quantity: v.quantity,
-            unit_price_krw: v.unit_price_krw,
-            due_date_ms: v.due_date_ms,
-            sample_size: v.sample_size,
-            allowed_defects: v.allowed_defects,
-            payment_term_days: v.payment_term_days,
-            late_penalty_per_day_krw: v.late_penalty_per_day_krw,
-            late_penalty_cap_krw: v.late_penalty_cap_krw,
-            transit_days: v.transit_days,
-            status: v.status,
-            received_quantity: v.received_quantity,
-            accepted_quantity: v.accepted_quantity,
-            penalty_charged_krw: v.penalty_charged_krw,
-            shipments: v.shipments.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-impl From<PaymentView> for pb::Payment {
-    fn from(v: PaymentView) -> Self {
-        Self {
-            instruction_id: v.instruction_id,
-            order_id: v.order_id,
-            shipment_id: v.shipment_id,
-            supplier_org: v.supplier_org,
-            amount_krw: v.amount_krw,
-            penalty_krw: v.penalty_krw,
-            due_date_ms: v.due_date_ms,
-            status: v.status,
-            bank_reference: v.bank_reference,
-            export_message_id: v.export_message_id,
-        }
-    }
-}
-
-impl From<pb::Payment> for PaymentView {
-    fn from(v: pb::Payment) -> Self {
-        Self {
-            instruction_id: v.instruction_id,
-            order_id: v.order_id,
-            shipment_id: v.shipment_id,
-            supplier_org: v.supplier_org,
-            amount_krw: v.amount_krw,
-            penalty_krw: v.penalty_krw,
-            due_date_ms: v.due_date_ms,
-            status: v.status,
-            bank_reference: v.bank_reference,
-            export_message_id: v.export_message_id,
-        }
-    }
-}
-
-impl From<BlockedView> for pb::BlockedPayments {
-    fn from(v: BlockedView) -> Self {
-        Self { supplier_org: v.supplier_org, supplier_name: v.supplier_name, instruction_ids: v.instruction_ids, amount_krw: v.amount_krw }
-    }
-}
-
-impl From<pb::BlockedPayments> for BlockedView {
-    fn from(v: pb::BlockedPayments) -> Self {
-        Self { supplier_org: v.supplier_org, supplier_name: v.supplier_name, instruction_ids: v.instruction_ids, amount_krw: v.amount_krw }
-    }
-}
-
-impl From<BankFile> for pb::BankFile {
-    fn from(v: BankFile) -> Self {
-        Self { message_id: v.message_id, xml: v.xml, blocked: v.blocked.into_iter().map(Into::into).collect() }
-    }
-}
-
-impl From<pb::BankFile> for BankFile {
-    fn from(v: pb::BankFile) -> Self {
-        Self { message_id: v.message_id, xml: v.xml, blocked: v.blocked.into_iter().map(Into::into).collect() }
-    }
 }
 
 impl From<ExportView> for pb::PaymentsExport {

@@ -643,6 +643,13 @@ pub mod http {
         }
     }
 
+    /// `GET path` of the server at `url` (`http://host:port`, as services print it): status and body.
+    pub async fn get(url: &str, path: &str) -> anyhow::Result<(u16, String)> {
+        let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse()?;
+        let r = request(addr, "GET", path, &[], b"").await?;
+        Ok((r.status, r.body))
+    }
+
     /// Send one request.
     pub async fn request(
         addr: std::net::SocketAddr,

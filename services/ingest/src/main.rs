@@ -9,22 +9,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fc-ingest: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    fc_rpc::ops::exit("fc-ingest", run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let path = fc_core::config::path_from_args(std::env::args().skip(1));
     let (top, _) = fc_core::config::split_sections(path.as_deref(), std::env::vars())?;
     let config: fc_ingest::Config = top.load("FC_")?;
-    let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
-    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "ingest".into());
-    let tracing = fc_rpc::trace::init(&service, "info", otlp.as_deref())?;
+    let tracing = fc_rpc::trace::init_from_env("ingest")?;
     let shutdown = fc_core::Shutdown::new();
     shutdown.trigger_on_signals();
     let tenancy = config.tenancy.url.clone();

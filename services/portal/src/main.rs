@@ -11,13 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fc-portal: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    fc_rpc::ops::exit("fc-portal", run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,9 +28,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     {
         config.admin_token = token;
     }
-    let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
-    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "portal".into());
-    let tracing = fc_rpc::trace::init(&service, "info", otlp.as_deref())?;
+    let tracing = fc_rpc::trace::init_from_env("portal")?;
     let shutdown = fc_core::Shutdown::new();
     shutdown.trigger_on_signals();
     let (telemetry, settlement) = (config.telemetry_url.clone(), config.settlement_url.clone());

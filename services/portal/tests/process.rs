@@ -3,6 +3,7 @@
 //! operator's `Admin` API and its pages on its own.
 
 use fc_rpc::service_auth::Issuer;
+use fc_testkit::http::get;
 use fc_testkit::{KillOnDrop, NatsServer};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -36,12 +37,6 @@ fn fc_portal(data: &std::path::Path, nats: &str) -> anyhow::Result<(KillOnDrop, 
     let proc = KillOnDrop(child);
     let urls = fc_testkit::printed_addresses(stdout, ["portal:", "gRPC (Admin, Tenancy):", "portal HTTP (health, metrics):"])?;
     Ok((proc, urls))
-}
-
-async fn get(url: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse()?;
-    let r = fc_testkit::http::request(addr, "GET", path, &[], b"").await?;
-    Ok((r.status, r.body.clone()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,7 @@ fn assert_descends(span: &ReceivedSpan, ancestor: &ReceivedSpan, spans: &[Receiv
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_portal_request_is_one_trace_through_settlement_to_the_ledger_append() -> anyhow::Result<()> {
+async fn a_portal_request_is_one_trace_through_the_settlement_service_to_the_ledger_append() -> anyhow::Result<()> {
     let otlp = fc_testkit::OtlpReceiver::start().await?;
     let tracing = fc_rpc::trace::init("fc-portal-test", "info", Some(&otlp.url)).map_err(anyhow::Error::msg)?;
     let h = Harness::start().await?;
@@ -47,15 +47,18 @@ async fn a_portal_request_is_one_trace_through_settlement_to_the_ledger_append()
     let r = request(addr, "POST", &path, &headers, &sealed).await?;
     assert_eq!(r.status, 201, "{}", r.body);
     tracing.flush().await;
-    let spans = otlp.wait_for(trace_id, &["ledger_append"], Duration::from_secs(30)).await?;
+    let upload = "/factorychain.v1.Settlement/UploadDesign";
+    let spans = otlp.wait_for(trace_id, &["ledger_append", upload], Duration::from_secs(30)).await?;
     let http = spans
         .iter()
         .find(|s| s.parent_span_id == client_span)
         .unwrap_or_else(|| panic!("a server span continuing the client's: {spans:?}"));
     assert!(http.name.starts_with("POST "), "{http:?}");
-    // The append's ancestors lead to the HTTP span.
+    // The append's ancestors lead, through settlement's gRPC server span, to the HTTP span.
     let append = spans.iter().find(|s| s.name == "ledger_append").expect("append span");
-    assert_descends(append, http, &spans);
+    let settlement = spans.iter().find(|s| s.name == upload).expect("waited for it");
+    assert_descends(append, settlement, &spans);
+    assert_descends(settlement, http, &spans);
 
     // A chart's read: the portal asks ingest's Query over gRPC, in the same trace.
     let (trace_id, client_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");

@@ -11,13 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fc-settlement: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    fc_rpc::ops::exit("fc-settlement", run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,9 +22,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let from_file = top.file.as_ref().and_then(|t| t.get("data_dir")).and_then(|v| v.as_str()).map(String::from);
     let platform = std::env::var("FC_DATA_DIR").ok().or(from_file).unwrap_or_else(|| "./data".into());
     let data_dir = config.resolve_data_dir(std::path::Path::new(&platform))?;
-    let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
-    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "settlement".into());
-    let tracing = fc_rpc::trace::init(&service, "info", otlp.as_deref())?;
+    let tracing = fc_rpc::trace::init_from_env("settlement")?;
     let shutdown = fc_core::Shutdown::new();
     shutdown.trigger_on_signals();
     let ops_listener =

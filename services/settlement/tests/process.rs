@@ -6,6 +6,7 @@ use fc_proto::v1::ledger_client::LedgerClient;
 use fc_proto::v1::settlement_client::SettlementClient as Raw;
 use fc_proto::v1::{ListNetworksRequest, VerifierKeyRequest};
 use fc_rpc::service_auth::{Issuer, TENANT_HEADER, TOKEN_HEADER};
+use fc_testkit::http::get;
 use fc_testkit::{KillOnDrop, NatsServer};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -22,12 +23,6 @@ fn command(data: &std::path::Path, env: &[(&str, String)]) -> Command {
         cmd.env(k, v);
     }
     cmd
-}
-
-async fn get(url: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse()?;
-    let r = fc_testkit::http::request(addr, "GET", path, &[], b"").await?;
-    Ok((r.status, r.body.clone()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
