@@ -29,7 +29,8 @@ start_nats() {
   wait_port "$NATS_PORT"
 }
 # Start `factorychain up` with every listener on port 0, logging to $1; sets GRPC_URL
-# (Ingest, Query), ADMIN_URL (Admin), PORTAL_ADDR and UP_PID from the addresses it prints.
+# (Ingest, Query), ADMIN_URL (Admin), PORTAL_ADDR, INGEST_HTTP (ingest's health and
+# metrics) and UP_PID from the addresses it prints.
 # UP_ARGS: extra arguments of `up` (--split: each service its own process). Extra environment comes from the caller.
 start_up() {
   local log=$1
@@ -40,7 +41,8 @@ start_up() {
     GRPC_URL=$(sed -n 's/^ *gRPC (Ingest, Query): *//p' "$log")
     ADMIN_URL=$(sed -n 's/^ *gRPC (Admin, Tenancy): *//p' "$log")
     PORTAL_ADDR=$(sed -n 's|^ *portal: *http://||p' "$log")
-    [ -n "$GRPC_URL" ] && [ -n "$ADMIN_URL" ] && [ -n "$PORTAL_ADDR" ] && return 0
+    INGEST_HTTP=$(sed -n 's|^ *health and metrics: *\(http://[^/ ]*\).*|\1|p' "$log")
+    [ -n "$GRPC_URL" ] && [ -n "$ADMIN_URL" ] && [ -n "$PORTAL_ADDR" ] && [ -n "$INGEST_HTTP" ] && return 0
     kill -0 "$UP_PID" 2>/dev/null || break
     sleep 0.1
   done

@@ -52,6 +52,11 @@ pub struct IngestArgs {
     /// NATS URL: sample the store writer's backlog and wait for it to drain.
     #[arg(long)]
     nats_url: Option<String>,
+    /// Ingest's `/metrics` (its `http_addr`, e.g. `http://127.0.0.1:9464`): report the
+    /// server's own ack latency and the store writer's commit time over the run, beside
+    /// the devices' view.
+    #[arg(long)]
+    metrics_url: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -115,6 +120,10 @@ pub async fn run(args: IngestArgs) -> Result<()> {
         None => None,
     };
 
+    let scrape_before = match &args.metrics_url {
+        Some(url) => Some(server_histograms(url).await?),
+        None => None,
+    };
     let started = Instant::now();
     let send_until = started + duration;
     let mut handles = Vec::new();
@@ -178,6 +187,23 @@ pub async fn run(args: IngestArgs) -> Result<()> {
     }
     let acked = counters.acked_readings.load(Ordering::Relaxed);
     let ms = |us: u64| us as f64 / 1000.0;
+    // The server's view of the same run: its histograms' growth over the run.
+    let server = match (&args.metrics_url, scrape_before) {
+        (Some(url), Some(before)) => {
+            let after = server_histograms(url).await?;
+            let q = |name: &str, quantile: f64| {
+                let grew = histogram_delta(&before, &after, name);
+                bucket_quantile(&grew, quantile).map(|s| (s * 1000.0 * 100.0).round() / 100.0)
+            };
+            serde_json::json!({
+                "server_ack_p50_ms": q("ingest_ack_seconds", 0.5),
+                "server_ack_p99_ms": q("ingest_ack_seconds", 0.99),
+                "writer_commit_p50_ms": q("store_writer_commit_seconds", 0.5),
+                "writer_commit_p99_ms": q("store_writer_commit_seconds", 0.99),
+            })
+        }
+        _ => serde_json::json!({}),
+    };
     let report = serde_json::json!({
         "mode": "ingest",
         "devices": args.devices,
@@ -198,12 +224,75 @@ pub async fn run(args: IngestArgs) -> Result<()> {
         "stream_errors": counters.stream_errors.load(Ordering::Relaxed),
         "sent_batches": counters.sent_batches.load(Ordering::Relaxed),
     });
+    let mut report = report;
+    if let (Some(r), Some(extra)) = (report.as_object_mut(), server.as_object()) {
+        r.extend(extra.clone());
+    }
     if args.json {
         println!("{report}");
     } else {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
+}
+
+/// Cumulative histogram buckets by metric name: `(upper bound in seconds, count)`,
+/// from a Prometheus text page.
+type Buckets = std::collections::HashMap<String, Vec<(f64, f64)>>;
+
+async fn server_histograms(url: &str) -> Result<Buckets> {
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let (status, _, body) = crate::portal::http(addr, "GET", "/metrics", &[], "").await?;
+    anyhow::ensure!(status == 200, "GET {url}/metrics answered {status}");
+    Ok(parse_buckets(&body))
+}
+
+/// Every `<name>_bucket{le="<bound>"} <count>` line (histograms without other labels).
+fn parse_buckets(text: &str) -> Buckets {
+    let mut out = Buckets::new();
+    for line in text.lines() {
+        let Some((name, rest)) = line.split_once("_bucket{le=\"") else { continue };
+        let Some((le, count)) = rest.split_once("\"} ") else { continue };
+        let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
+        if let Ok(count) = count.trim().parse::<f64>()
+            && !bound.is_nan()
+        {
+            out.entry(name.to_string()).or_default().push((bound, count));
+        }
+    }
+    out
+}
+
+/// What a histogram gained between two scrapes.
+fn histogram_delta(before: &Buckets, after: &Buckets, name: &str) -> Vec<(f64, f64)> {
+    let old = before.get(name).cloned().unwrap_or_default();
+    after
+        .get(name)
+        .map(|b| b.iter().map(|&(le, n)| (le, n - old.iter().find(|(l, _)| *l == le).map_or(0.0, |(_, o)| *o))).collect())
+        .unwrap_or_default()
+}
+
+/// The `q` quantile of cumulative buckets, interpolated linearly within the
+/// bucket it falls in (as Prometheus' `histogram_quantile` does); `None` when empty.
+fn bucket_quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
+    let total = buckets.iter().map(|(_, n)| *n).fold(0.0, f64::max);
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut prev = (0.0, 0.0);
+    for &(le, n) in buckets {
+        if n >= rank {
+            if le.is_infinite() {
+                return Some(prev.0);
+            }
+            let width = n - prev.1;
+            let into = if width > 0.0 { (rank - prev.1) / width } else { 1.0 };
+            return Some(prev.0 + (le - prev.0) * into);
+        }
+        prev = (le, n);
+    }
+    Some(prev.0)
 }
 
 struct Device {
@@ -316,5 +405,31 @@ impl Device {
             }
         }
         hist
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_histograms_are_read_and_their_quantiles_interpolated() {
+        let before = parse_buckets(
+            "ingest_ack_seconds_bucket{le=\"0.005\"} 10\ningest_ack_seconds_bucket{le=\"0.01\"} 10\ningest_ack_seconds_bucket{le=\"0.02\"} 10\ningest_ack_seconds_bucket{le=\"+Inf\"} 10\n",
+        );
+        let text = "# TYPE ingest_ack_seconds histogram\n\
+            ingest_ack_seconds_bucket{le=\"0.005\"} 60\n\
+            ingest_ack_seconds_bucket{le=\"0.01\"} 100\n\
+            ingest_ack_seconds_bucket{le=\"0.02\"} 110\n\
+            ingest_ack_seconds_bucket{le=\"+Inf\"} 110\n\
+            ingest_ack_seconds_sum 0.5\n";
+        let after = parse_buckets(text);
+        let grew = histogram_delta(&before, &after, "ingest_ack_seconds");
+        assert_eq!(grew, vec![(0.005, 50.0), (0.01, 90.0), (0.02, 100.0), (f64::INFINITY, 100.0)]);
+        assert_eq!(bucket_quantile(&grew, 0.5), Some(0.005));
+        let p99 = bucket_quantile(&grew, 0.99).unwrap();
+        assert!((p99 - 0.019).abs() < 1e-9, "{p99}");
+        assert_eq!(bucket_quantile(&[], 0.5), None);
+        assert_eq!(bucket_quantile(&histogram_delta(&after, &after, "ingest_ack_seconds"), 0.5), None);
     }
 }

@@ -39,7 +39,7 @@ pub struct PortalArgs {
 }
 
 /// One HTTP/1.1 request on a fresh connection: (status, headers, body).
-async fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Result<(u16, String, String)> {
+pub(crate) async fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Result<(u16, String, String)> {
     let mut s = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
     for (k, v) in headers {

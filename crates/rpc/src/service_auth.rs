@@ -116,21 +116,30 @@ impl Issuer {
     }
 }
 
-/// Checks service tokens against the issuer's public key.
+/// Checks service tokens against the issuer's public key (or keys: while an
+/// issuer key is rotated, the old and the new one are both accepted).
 #[derive(Clone)]
 pub struct Verifier {
-    key: VerifyingKey,
+    keys: Vec<VerifyingKey>,
 }
 
 /// Tolerated clock difference between issuer and callee.
 const SKEW_MS: i64 = 60_000;
 
 impl Verifier {
-    /// Parses `fcsp1.<base64url key>`.
+    /// Parses `fcsp1.<base64url key>`, or several separated by commas (a rotation:
+    /// tokens of either issuer verify until the old key is removed).
     pub fn parse(public: &str) -> Result<Self, AuthError> {
-        let raw = public.trim().strip_prefix(PUBLIC_PREFIX).ok_or(AuthError::Malformed("issuer public key"))?;
-        let bytes: [u8; 32] = B64.decode(raw).ok().and_then(|b| b.try_into().ok()).ok_or(AuthError::Malformed("issuer public key"))?;
-        Ok(Self { key: VerifyingKey::from_bytes(&bytes).map_err(|_| AuthError::Malformed("issuer public key"))? })
+        let mut keys = Vec::new();
+        for one in public.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            let raw = one.strip_prefix(PUBLIC_PREFIX).ok_or(AuthError::Malformed("issuer public key"))?;
+            let bytes: [u8; 32] = B64.decode(raw).ok().and_then(|b| b.try_into().ok()).ok_or(AuthError::Malformed("issuer public key"))?;
+            keys.push(VerifyingKey::from_bytes(&bytes).map_err(|_| AuthError::Malformed("issuer public key"))?);
+        }
+        if keys.is_empty() || keys.len() > 4 {
+            return Err(AuthError::Malformed("issuer public key"));
+        }
+        Ok(Self { keys })
     }
 
     /// The service a token names, if it verifies and is current at `now_ms`.
@@ -152,7 +161,10 @@ impl Verifier {
             return Err(AuthError::Malformed("service token"));
         }
         let sig: [u8; 64] = B64.decode(sig).ok().and_then(|b| b.try_into().ok()).ok_or(AuthError::Malformed("service token"))?;
-        self.key.verify(body.as_bytes(), &Signature::from_bytes(&sig)).map_err(|_| AuthError::BadSignature)?;
+        let sig = Signature::from_bytes(&sig);
+        if !self.keys.iter().any(|k| k.verify(body.as_bytes(), &sig).is_ok()) {
+            return Err(AuthError::BadSignature);
+        }
         if now_ms > exp || iat > now_ms.saturating_add(SKEW_MS) {
             return Err(AuthError::Expired);
         }
@@ -187,25 +199,75 @@ pub fn tenant(meta: &MetadataMap) -> Result<String, tonic::Status> {
         .ok_or_else(|| tonic::Status::invalid_argument("internal API: no tenant named (x-fc-tenant)"))
 }
 
-/// A service's own credential, attached to every call it makes (a tonic interceptor).
+/// How often a credential read from a file looks at the file again.
+pub const TOKEN_FILE_RECHECK: Duration = Duration::from_secs(60);
+
+/// A service's own credential, attached to every call it makes (a tonic
+/// interceptor). Read from a file ([`Credential::from_file`]), it follows the
+/// file: a token replaced there (a rotated secret) is used within
+/// [`TOKEN_FILE_RECHECK`], without a restart.
 #[derive(Clone)]
 pub struct Credential {
+    state: std::sync::Arc<std::sync::Mutex<TokenState>>,
+}
+
+struct TokenState {
     token: AsciiMetadataValue,
+    file: Option<(std::path::PathBuf, Duration)>,
+    read_at: std::time::Instant,
+}
+
+fn parse_token(token: &str) -> Result<AsciiMetadataValue, AuthError> {
+    let token = token.trim();
+    if !token.starts_with("fcs1.") {
+        return Err(AuthError::Malformed("service token"));
+    }
+    token.parse().map_err(|_| AuthError::Malformed("service token"))
 }
 
 impl Credential {
     /// From a token text.
     pub fn new(token: &str) -> Result<Self, AuthError> {
-        let token = token.trim();
-        if !token.starts_with("fcs1.") {
-            return Err(AuthError::Malformed("service token"));
+        Ok(Self::with(parse_token(token)?, None))
+    }
+
+    /// From the token in `path`, looked at again every `recheck`.
+    pub fn from_file(path: &std::path::Path, recheck: Duration) -> Result<Self, AuthError> {
+        let text = std::fs::read_to_string(path).map_err(|e| AuthError::Io(format!("{}: {e}", path.display())))?;
+        Ok(Self::with(parse_token(&text)?, Some((path.to_path_buf(), recheck))))
+    }
+
+    fn with(token: AsciiMetadataValue, file: Option<(std::path::PathBuf, Duration)>) -> Self {
+        Self { state: std::sync::Arc::new(std::sync::Mutex::new(TokenState { token, file, read_at: std::time::Instant::now() })) }
+    }
+
+    /// The token to send now (the file's newer one once it is due for a look).
+    fn current(&self) -> AsciiMetadataValue {
+        let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((path, recheck)) = &st.file
+            && st.read_at.elapsed() >= *recheck
+        {
+            let read = std::fs::read_to_string(path).map_err(|e| AuthError::Io(e.to_string())).and_then(|t| parse_token(&t));
+            match read {
+                Ok(token) => {
+                    if token != st.token {
+                        tracing::info!(file = %path.display(), "service token replaced from its file");
+                    }
+                    st.token = token;
+                }
+                // The old token goes on until the file holds a good one again.
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "service token file unreadable; keeping the token read before")
+                }
+            }
+            st.read_at = std::time::Instant::now();
         }
-        Ok(Self { token: token.parse().map_err(|_| AuthError::Malformed("service token"))? })
+        st.token.clone()
     }
 
     /// Attaches the credential to a request's metadata.
     pub fn attach(&self, meta: &mut MetadataMap) {
-        meta.insert(TOKEN_HEADER, self.token.clone());
+        meta.insert(TOKEN_HEADER, self.current());
     }
 }
 
@@ -230,9 +292,11 @@ impl tonic::service::Interceptor for Credential {
 pub struct Config {
     /// This service's token, or empty to read `token_file`.
     pub token: String,
-    /// File holding this service's token.
+    /// File holding this service's token (looked at again every minute: a token
+    /// replaced there is used without a restart).
     pub token_file: String,
-    /// The issuer's public key (`fcsp1.…`) incoming internal calls are checked against.
+    /// The issuer's public key (`fcsp1.…`) incoming internal calls are checked
+    /// against; during a rotation, the new and the old key separated by a comma.
     pub issuer_public_key: String,
 }
 
@@ -245,8 +309,7 @@ impl Config {
         if self.token_file.is_empty() {
             return Err(AuthError::Io("service_auth: neither token nor token_file is set".into()));
         }
-        let text = std::fs::read_to_string(&self.token_file).map_err(|e| AuthError::Io(format!("{}: {e}", self.token_file)))?;
-        Credential::new(&text)
+        Credential::from_file(std::path::Path::new(&self.token_file), TOKEN_FILE_RECHECK)
     }
 
     /// The verifier of incoming internal calls.
@@ -270,6 +333,49 @@ mod tests {
         assert_eq!(v.verify_at(&t, 2_000).unwrap(), "ingest");
         assert_eq!(v.verify_at(&t, 62_000), Err(AuthError::Expired), "after its expiry");
         assert_eq!(Issuer::parse(&issuer.secret()).unwrap().public_key(), issuer.public_key(), "the secret round-trips");
+    }
+
+    #[test]
+    fn an_issuer_key_rotates_without_a_gap() {
+        let (old, new) = (Issuer::generate().unwrap(), Issuer::generate().unwrap());
+        let (t_old, t_new) = (
+            old.mint_at("ingest", 1_000, Duration::from_secs(60)).unwrap(),
+            new.mint_at("ingest", 1_000, Duration::from_secs(60)).unwrap(),
+        );
+        let both = Verifier::parse(&format!("{}, {}", new.public_key(), old.public_key())).unwrap();
+        assert_eq!(both.verify_at(&t_old, 1_000).unwrap(), "ingest");
+        assert_eq!(both.verify_at(&t_new, 1_000).unwrap(), "ingest");
+        let only_new = Verifier::parse(&new.public_key()).unwrap();
+        assert_eq!(only_new.verify_at(&t_old, 1_000), Err(AuthError::BadSignature), "the old key, once removed, verifies nothing");
+        for bad in ["", ",", "fcsp1.AAAA", &format!("{},x", new.public_key())] {
+            assert!(Verifier::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_token_file_is_followed_without_a_restart() {
+        let issuer = Issuer::generate().unwrap();
+        let dir = std::env::temp_dir().join(format!("fc-token-{}-{}", std::process::id(), fc_core::time::now_ms()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        let (first, second) =
+            (issuer.mint("ingest", Duration::from_secs(60)).unwrap(), issuer.mint("ingest", Duration::from_secs(120)).unwrap());
+        std::fs::write(&path, format!("{first}\n")).unwrap();
+        let sent = |c: &Credential| {
+            let mut m = MetadataMap::new();
+            c.attach(&mut m);
+            m.get(TOKEN_HEADER).unwrap().to_str().unwrap().to_string()
+        };
+        let slow = Credential::from_file(&path, Duration::from_secs(3600)).unwrap();
+        let eager = Credential::from_file(&path, Duration::ZERO).unwrap();
+        assert_eq!(sent(&eager), first);
+        std::fs::write(&path, &second).unwrap();
+        assert_eq!(sent(&eager), second, "the replaced token is used");
+        assert_eq!(sent(&slow), first, "not before its next look at the file");
+        // A broken file keeps the last good token.
+        std::fs::write(&path, "garbage").unwrap();
+        assert_eq!(sent(&eager), second);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -300,9 +300,9 @@ impl TenancyClient {
     }
 
     /// Whether `org_id` belongs to the supply network of buyer `network` (the
-    /// buyer itself, or an accepted supplier). Cached; a partnership that
-    /// starts or ends is announced ([`ChangeKind::PartnershipChanged`]) and
-    /// drops the cached answers at once.
+    /// buyer itself, or an accepted supplier). A "yes" is cached, and dropped
+    /// when a partnership change is announced ([`ChangeKind::PartnershipChanged`]);
+    /// a "no" is not, so a partnership accepted a moment ago counts at once.
     pub async fn is_member(&self, network: &str, org_id: &str) -> Result<bool, ServiceError> {
         if network == org_id {
             return Ok(true);
@@ -315,7 +315,12 @@ impl TenancyClient {
         match self.raw.clone().get_membership(req).await {
             Ok(r) => {
                 let member = r.into_inner().member;
-                self.members.lock().expect("tenancy cache").insert(key, Cached { value: member, at: Instant::now() });
+                let mut members = self.members.lock().expect("tenancy cache");
+                if member {
+                    members.insert(key, Cached { value: member, at: Instant::now() });
+                } else {
+                    members.remove(&key);
+                }
                 Ok(member)
             }
             Err(s) => {
