@@ -48,29 +48,35 @@ fn valid_unit(s: &str) -> bool {
     s.len() <= 32 && s.chars().all(|c| !c.is_control())
 }
 
-fn check_names(path: &str, machine: &str, metric: &str, unit: &str) -> Result<(), ServiceError> {
+// The field paths of errors (`series[3].values[17]`) are made only when
+// there is an error: formatting one per reading cost ingest an eighth of its CPU.
+
+fn check_names(path: &dyn Fn() -> String, machine: &str, metric: &str, unit: &str) -> Result<(), ServiceError> {
     if !valid_machine(machine) {
-        return Err(ServiceError::invalid(&format!("{path}.machine"), format!("{machine:?} must be 1-64 characters of A-Z a-z 0-9 _ -")));
+        return Err(ServiceError::invalid(
+            &format!("{}.machine", path()),
+            format!("{machine:?} must be 1-64 characters of A-Z a-z 0-9 _ -"),
+        ));
     }
     if !valid_metric(metric) {
         return Err(ServiceError::invalid(
-            &format!("{path}.metric"),
+            &format!("{}.metric", path()),
             format!("{metric:?} must be 1-128 characters of A-Z a-z 0-9 _ . : / -"),
         ));
     }
     if !valid_unit(unit) {
-        return Err(ServiceError::invalid(&format!("{path}.unit"), "must be at most 32 printable characters"));
+        return Err(ServiceError::invalid(&format!("{}.unit", path()), "must be at most 32 printable characters"));
     }
     Ok(())
 }
 
-fn check_point(path: &str, ts: i64, value: f64, quality: i32, now_ms: i64, limits: &Limits) -> Result<(), ServiceError> {
+fn check_point(path: &dyn Fn() -> String, ts: i64, value: f64, quality: i32, now_ms: i64, limits: &Limits) -> Result<(), ServiceError> {
     if !value.is_finite() {
-        return Err(ServiceError::invalid(path, format!("value must be finite, got {value}")));
+        return Err(ServiceError::invalid(&path(), format!("value must be finite, got {value}")));
     }
     if ts < now_ms.saturating_sub(limits.max_past_ms) || ts > now_ms.saturating_add(limits.max_future_ms) {
         return Err(ServiceError::invalid(
-            path,
+            &path(),
             format!(
                 "timestamp {ts} ms is outside the accepted window [now-{}s, now+{}s] (now is {now_ms})",
                 limits.max_past_ms / 1000,
@@ -79,7 +85,7 @@ fn check_point(path: &str, ts: i64, value: f64, quality: i32, now_ms: i64, limit
         ));
     }
     if Quality::try_from(quality).is_err() {
-        return Err(ServiceError::invalid(path, format!("unknown quality {quality}")));
+        return Err(ServiceError::invalid(&path(), format!("unknown quality {quality}")));
     }
     Ok(())
 }
@@ -102,17 +108,17 @@ pub fn validate(batch: ReadingBatch, now_ms: i64, limits: &Limits) -> Result<Val
     // (machine) -> (metric, unit) -> group
     let mut groups: BTreeMap<String, BTreeMap<(String, String), SeriesReadings>> = BTreeMap::new();
     for (i, s) in batch.series.into_iter().enumerate() {
-        let path = format!("series[{i}]");
+        let path = || format!("series[{i}]");
         check_names(&path, &s.machine, &s.metric, &s.unit)?;
         if s.timestamp_deltas_ms.len() != s.values.len() {
             return Err(ServiceError::invalid(
-                &format!("{path}.timestamp_deltas_ms"),
+                &format!("{}.timestamp_deltas_ms", path()),
                 format!("has {} entries for {} values", s.timestamp_deltas_ms.len(), s.values.len()),
             ));
         }
         if !s.qualities.is_empty() && s.qualities.len() != s.values.len() {
             return Err(ServiceError::invalid(
-                &format!("{path}.qualities"),
+                &format!("{}.qualities", path()),
                 format!("has {} entries for {} values (leave it empty for all GOOD)", s.qualities.len(), s.values.len()),
             ));
         }
@@ -120,8 +126,9 @@ pub fn validate(batch: ReadingBatch, now_ms: i64, limits: &Limits) -> Result<Val
         for (j, (&d, &v)) in s.timestamp_deltas_ms.iter().zip(&s.values).enumerate() {
             ts = ts
                 .checked_add(d)
-                .ok_or_else(|| ServiceError::invalid(&format!("{path}.timestamp_deltas_ms[{j}]"), "timestamp overflows"))?;
-            check_point(&format!("{path}.values[{j}]"), ts, v, s.qualities.get(j).copied().unwrap_or(1), now_ms, limits)?;
+                .ok_or_else(|| ServiceError::invalid(&format!("{}.timestamp_deltas_ms[{j}]", path()), "timestamp overflows"))?;
+            let at = || format!("{}.values[{j}]", path());
+            check_point(&at, ts, v, s.qualities.get(j).copied().unwrap_or(1), now_ms, limits)?;
         }
         if s.values.is_empty() {
             continue;
@@ -141,7 +148,7 @@ pub fn validate(batch: ReadingBatch, now_ms: i64, limits: &Limits) -> Result<Val
         }
     }
     for (i, r) in batch.readings.into_iter().enumerate() {
-        let path = format!("readings[{i}]");
+        let path = || format!("readings[{i}]");
         check_names(&path, &r.machine, &r.metric, &r.unit)?;
         check_point(&path, r.timestamp_ms, r.value, r.quality, now_ms, limits)?;
         let g = groups.entry(r.machine.clone()).or_default();
