@@ -61,8 +61,14 @@ impl Changes {
             key_id: key_id.into(),
             ..Default::default()
         };
-        if let Err(e) = fc_tenancy_api::publish(&self.nats, &change).await {
-            tracing::error!(error = %e, ?kind, tenant_id, "tenancy change not published; other services apply it when their cache expires");
+        self.send(&change).await;
+    }
+
+    /// Publishes `change`; a failure is logged (the callers' cache TTL bounds how long they miss it).
+    async fn send(&self, change: &Change) {
+        if let Err(e) = fc_tenancy_api::publish(&self.nats, change).await {
+            tracing::error!(error = %e, kind = ?change.kind(), tenant_id = %change.tenant_id, org_id = %change.org_id,
+                "tenancy change not published; other services apply it when their cache expires");
         }
     }
 
@@ -113,9 +119,7 @@ impl Changes {
 
     async fn partnership_changed(&self, a: &str, b: &str) {
         let change = Change { kind: ChangeKind::PartnershipChanged as i32, tenant_id: a.into(), org_id: b.into(), ..Default::default() };
-        if let Err(e) = fc_tenancy_api::publish(&self.nats, &change).await {
-            tracing::error!(error = %e, a, b, "partnership change not published; other services apply it when their cache expires");
-        }
+        self.send(&change).await;
     }
 
     /// Moves a tenant to another plan and says so.

@@ -994,11 +994,17 @@ impl Settlement {
     }
 
     /// The bank account (or the name, without one) of every supplier the
-    /// network owes a payment, asked once per supplier.
+    /// network has a payable payment for (the only ones a bank file, new or
+    /// re-issued, can pay), asked once per supplier.
     async fn accounts(&self, network: &str) -> Res<HashMap<String, Creditor>> {
         let suppliers: std::collections::BTreeSet<String> = self
             .with_state(network, |s| {
-                Ok(s.fold.payments().iter().filter_map(|p| s.supplier_of(&p.instruction.order_id).map(str::to_string)).collect())
+                Ok(s.fold
+                    .payments()
+                    .iter()
+                    .filter(|p| p.is_payable())
+                    .filter_map(|p| s.supplier_of(&p.instruction.order_id).map(str::to_string))
+                    .collect())
             })
             .await?;
         let mut accounts = HashMap::new();
