@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tonic::transport::Channel;
 
+mod monitor;
 mod split;
 mod supply;
 mod up;
@@ -108,6 +109,11 @@ enum Command {
     Verify {
         #[command(subcommand)]
         what: verify::VerifyCmd,
+    },
+    /// Alarm rules without a service: backtest a rule or the anomaly detector over a CSV.
+    Monitor {
+        #[command(subcommand)]
+        what: monitor::MonitorCmd,
     },
     /// Read readings back.
     Query {
@@ -321,6 +327,7 @@ async fn main() {
         Command::Keys { portal, what } => print_result(supply::keys(&portal, what)),
         Command::Design { portal, what } => print_result(supply::design(&portal, what)),
         Command::Settlement { portal, what } => print_result(supply::settlement(&portal, what)),
+        Command::Monitor { what } => print_result(monitor::run(what)),
         Command::Verify { what } => match verify::check(&what) {
             Ok(msg) => {
                 out!("{msg}");

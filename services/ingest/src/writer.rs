@@ -26,11 +26,23 @@ pub struct WriterConfig {
     /// How long JetStream waits for an ack before redelivering (after a crash, this is
     /// how long readings pulled but not written wait). Applied when the consumer is created.
     pub ack_wait_ms: u64,
+    /// Least time between two commits: messages that arrive sooner join the next commit
+    /// (up to `max_messages_per_write`). Devices are acked by JetStream, not by this
+    /// commit, so this delays when readings become queryable, never a device's ack;
+    /// fewer, larger commits cost the store less per reading.
+    pub commit_interval_ms: u64,
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { enabled: true, durable: "store-writer".into(), max_messages_per_write: 2000, max_ack_pending: 50_000, ack_wait_ms: 30_000 }
+        Self {
+            enabled: true,
+            durable: "store-writer".into(),
+            max_messages_per_write: 2000,
+            max_ack_pending: 50_000,
+            ack_wait_ms: 30_000,
+            commit_interval_ms: 20,
+        }
     }
 }
 
@@ -84,8 +96,10 @@ pub async fn run(state: Arc<AppState>) {
             }
         };
         backoff = Duration::from_millis(100);
-        let mut chunks = messages.ready_chunks(cfg.max_messages_per_write.max(1));
+        let max = cfg.max_messages_per_write.max(1);
+        let mut chunks = messages.ready_chunks(max);
         let mut draining = false;
+        let mut last_commit = tokio::time::Instant::now();
         loop {
             // At shutdown, write and ack what the client already pulled (so a restart does
             // not wait out ack_wait for it), until the stream stays quiet for a moment.
@@ -106,6 +120,16 @@ pub async fn run(state: Arc<AppState>) {
                     },
                 }
             };
+            // Gather until the commit interval has passed since the last commit (or the
+            // write is full): under load, fewer and larger commits.
+            let mut chunk = chunk;
+            let due = last_commit + Duration::from_millis(cfg.commit_interval_ms);
+            while !draining && chunk.len() < max {
+                match tokio::time::timeout_at(due, chunks.next()).await {
+                    Ok(Some(more)) => chunk.extend(more),
+                    Ok(None) | Err(_) => break,
+                }
+            }
             let mut batches = Vec::with_capacity(chunk.len());
             let mut good = Vec::with_capacity(chunk.len());
             for m in chunk {
@@ -170,6 +194,7 @@ pub async fn run(state: Arc<AppState>) {
                     }
                 }
             }
+            last_commit = tokio::time::Instant::now();
             metrics::histogram!("store_writer_commit_seconds").record(started.elapsed().as_secs_f64());
             metrics::counter!("store_writer_readings_total").increment(readings as u64);
             for (tenant, bytes) in &sizes {

@@ -1,0 +1,771 @@
+//! Machine states, shift calendars and OEE after ISO 22400-2.
+//!
+//! Per machine and shift:
+//! - planned busy time (PBT) = the shift, less its breaks, planned stops and time the
+//!   machine reports as a planned stop;
+//! - actual production time (APT) = time in the `running` state within PBT;
+//! - availability = APT / PBT;
+//! - effectiveness = planned run time per item x produced quantity / APT;
+//! - quality ratio = good quantity / produced quantity;
+//! - OEE = availability x effectiveness x quality ratio.
+//!
+//! A line or a day is the sum of its machines' or shifts' times and quantities, never an
+//! average of ratios. Down time within PBT is "unexplained" until an operator gives a
+//! reason; a reason given at any instant of a down period explains the whole period.
+//!
+//! Invariant: every function here is pure; times are Unix ms; a shift's local times use the
+//! tenant's fixed UTC offset.
+
+use serde::{Deserialize, Serialize};
+
+/// A machine's state at an instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MachineState {
+    /// Producing.
+    Running,
+    /// Ready but not producing.
+    Idle,
+    /// Not able to produce (also: no data).
+    Down,
+    /// Being set up or changed over.
+    Setup,
+    /// Stopped on purpose (maintenance, no order): not planned busy time.
+    PlannedStop,
+}
+
+impl MachineState {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineState::Running => "running",
+            MachineState::Idle => "idle",
+            MachineState::Down => "down",
+            MachineState::Setup => "setup",
+            MachineState::PlannedStop => "planned_stop",
+        }
+    }
+}
+
+/// A status tag value and the state it means.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateCode {
+    /// The tag's value.
+    pub value: f64,
+    /// The state.
+    pub state: MachineState,
+}
+
+fn default_no_data_ms() -> u64 {
+    300_000
+}
+
+/// How a machine's state is read from one of its signals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateRule {
+    /// The signal (e.g. spindle load, or a status tag).
+    pub metric: String,
+    /// Running when the signal is above this value, idle otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_above: Option<f64>,
+    /// Status codes; a value not listed is idle.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<StateCode>,
+    /// No reading for this long means down.
+    #[serde(default = "default_no_data_ms")]
+    pub no_data_ms: u64,
+}
+
+impl StateRule {
+    /// Every problem at once.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut errs = Vec::new();
+        if self.metric.is_empty() || self.metric.len() > 128 {
+            errs.push("metric must be 1 to 128 bytes".to_owned());
+        }
+        match (self.running_above, self.codes.is_empty()) {
+            (Some(v), true) if !v.is_finite() => errs.push("running_above must be a finite number".into()),
+            (Some(_), true) | (None, false) => {}
+            _ => errs.push("a state rule needs exactly one of running_above or codes".into()),
+        }
+        if self.codes.iter().any(|c| !c.value.is_finite()) {
+            errs.push("state codes must be finite numbers".into());
+        }
+        if !(1_000..=86_400_000).contains(&self.no_data_ms) {
+            errs.push("no_data_ms must be 1 s to 1 day".into());
+        }
+        if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+
+    /// The state a value means.
+    pub fn state_of(&self, value: f64) -> MachineState {
+        if let Some(th) = self.running_above {
+            return if value > th { MachineState::Running } else { MachineState::Idle };
+        }
+        self.codes.iter().find(|c| (c.value - value).abs() < 1e-9).map_or(MachineState::Idle, |c| c.state)
+    }
+}
+
+/// A period in one state, `[start_ms, end_ms)`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Span {
+    /// Start, inclusive.
+    pub start_ms: i64,
+    /// End, exclusive.
+    pub end_ms: i64,
+    /// The state.
+    pub state: MachineState,
+}
+
+/// The state timeline over `[from, to)` from the signal's readings (in time order; pass
+/// the readings from `from - no_data_ms` on, so the state at `from` is known). A reading
+/// holds its state until the next reading or for `no_data_ms`, whichever comes first;
+/// time without data is down.
+pub fn timeline(rule: &StateRule, points: &[(i64, f64)], from: i64, to: i64) -> Vec<Span> {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut push = |start: i64, end: i64, state: MachineState| {
+        let (s, e) = (start.max(from), end.min(to));
+        if s >= e {
+            return;
+        }
+        match spans.last_mut() {
+            Some(last) if last.state == state && last.end_ms == s => last.end_ms = e,
+            _ => spans.push(Span { start_ms: s, end_ms: e, state }),
+        }
+    };
+    let mut cursor = from;
+    for (i, &(ts, v)) in points.iter().enumerate() {
+        if ts >= to {
+            break;
+        }
+        if ts > cursor {
+            push(cursor, ts, MachineState::Down);
+        }
+        let next = points.get(i + 1).map_or(i64::MAX, |p| p.0);
+        let held = next.min(ts.saturating_add(rule.no_data_ms as i64));
+        push(ts.max(cursor), held, rule.state_of(v));
+        cursor = cursor.max(held);
+    }
+    push(cursor, to, MachineState::Down);
+    spans
+}
+
+/// A shift of the calendar, in the tenant's local time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftDef {
+    /// Name ("early", "night").
+    pub name: String,
+    /// Local start "HH:MM".
+    pub start: String,
+    /// Local end "HH:MM"; at or before the start: the next day.
+    pub end: String,
+    /// Breaks, local "HH:MM" pairs within the shift.
+    #[serde(default)]
+    pub breaks: Vec<(String, String)>,
+    /// Weekdays the shift runs (1 = Monday ... 7 = Sunday); empty: every day.
+    #[serde(default)]
+    pub days: Vec<u8>,
+}
+
+/// A planned stop: not planned busy time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedStop {
+    /// Start, Unix ms.
+    pub from_ms: i64,
+    /// End, Unix ms.
+    pub to_ms: i64,
+    /// Why.
+    pub reason: String,
+    /// The machine; none: every machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+}
+
+/// A tenant's shift calendar.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calendar {
+    /// The plant's offset from UTC in minutes (Korea: 540).
+    pub utc_offset_min: i32,
+    /// The shifts.
+    pub shifts: Vec<ShiftDef>,
+    /// Local dates ("YYYY-MM-DD") without shifts.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+    /// Planned stops.
+    #[serde(default)]
+    pub planned_stops: Vec<PlannedStop>,
+}
+
+/// One occurrence of a shift.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ShiftInstance {
+    /// The shift's name.
+    pub name: String,
+    /// The local date it starts on.
+    pub date: String,
+    /// Start, Unix ms.
+    pub start_ms: i64,
+    /// End, Unix ms.
+    pub end_ms: i64,
+    /// Breaks, Unix ms.
+    pub breaks: Vec<(i64, i64)>,
+}
+
+fn hhmm(s: &str) -> Option<i64> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..24).contains(&h) && (0..60).contains(&m)).then_some((h * 60 + m) * 60_000)
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+fn local_date(days: i64) -> Option<String> {
+    let d = time::Date::from_julian_day(i32::try_from(days + 2_440_588).ok()?).ok()?;
+    Some(format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()))
+}
+
+impl Calendar {
+    /// Every problem at once.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut errs = Vec::new();
+        if !(-14 * 60..=14 * 60).contains(&self.utc_offset_min) {
+            errs.push("utc_offset_min must be -840 to 840".to_owned());
+        }
+        if self.shifts.is_empty() || self.shifts.len() > 12 {
+            errs.push("a calendar needs 1 to 12 shifts".into());
+        }
+        for s in &self.shifts {
+            let (Some(a), Some(b)) = (hhmm(&s.start), hhmm(&s.end)) else {
+                errs.push(format!("shift {:?}: start and end must be HH:MM", s.name));
+                continue;
+            };
+            let len = if b > a { b - a } else { b + DAY_MS - a };
+            for (bs, be) in &s.breaks {
+                match (hhmm(bs), hhmm(be)) {
+                    (Some(x), Some(y)) => {
+                        let (x, y) = ((x - a).rem_euclid(DAY_MS), (y - a).rem_euclid(DAY_MS));
+                        if y <= x || y > len {
+                            errs.push(format!("shift {:?}: break {bs}-{be} is not within the shift", s.name));
+                        }
+                    }
+                    _ => errs.push(format!("shift {:?}: breaks must be HH:MM", s.name)),
+                }
+            }
+            if s.days.iter().any(|d| !(1..=7).contains(d)) {
+                errs.push(format!("shift {:?}: days are 1 (Monday) to 7 (Sunday)", s.name));
+            }
+        }
+        for h in &self.holidays {
+            if crate::backtest::parse_timestamp(h).is_none() || h.len() != 10 {
+                errs.push(format!("holiday {h:?} must be YYYY-MM-DD"));
+            }
+        }
+        for p in &self.planned_stops {
+            if p.to_ms <= p.from_ms {
+                errs.push(format!("planned stop {:?} ends before it starts", p.reason));
+            }
+        }
+        if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+
+    /// The shifts that start within `[from, to)`, in time order.
+    pub fn shifts_between(&self, from: i64, to: i64) -> Vec<ShiftInstance> {
+        let off = i64::from(self.utc_offset_min) * 60_000;
+        let mut out = Vec::new();
+        let (first, last) = ((from + off).div_euclid(DAY_MS) - 1, (to + off).div_euclid(DAY_MS));
+        for day in first..=last {
+            let Some(date) = local_date(day) else { continue };
+            if self.holidays.contains(&date) {
+                continue;
+            }
+            let weekday = (day + 3).rem_euclid(7) + 1; // 1970-01-01 was a Thursday (4)
+            for s in &self.shifts {
+                let (Some(a), Some(b)) = (hhmm(&s.start), hhmm(&s.end)) else { continue };
+                if !s.days.is_empty() && !s.days.contains(&(weekday as u8)) {
+                    continue;
+                }
+                let start = day * DAY_MS + a - off;
+                let end = start + if b > a { b - a } else { b + DAY_MS - a };
+                if start < from || start >= to {
+                    continue;
+                }
+                let breaks = s
+                    .breaks
+                    .iter()
+                    .filter_map(|(x, y)| {
+                        let (x, y) = (hhmm(x)?, hhmm(y)?);
+                        Some((start + (x - a).rem_euclid(DAY_MS), start + (y - a).rem_euclid(DAY_MS)))
+                    })
+                    .collect();
+                out.push(ShiftInstance { name: s.name.clone(), date: date.clone(), start_ms: start, end_ms: end, breaks });
+            }
+        }
+        out.sort_by_key(|s| s.start_ms);
+        out
+    }
+
+    /// Planned stops that apply to `machine`.
+    pub fn stops_of(&self, machine: &str) -> Vec<(i64, i64)> {
+        self.planned_stops.iter().filter(|p| p.machine.as_deref().is_none_or(|m| m == machine)).map(|p| (p.from_ms, p.to_ms)).collect()
+    }
+}
+
+/// `[start, end)` less every interval of `cut`.
+fn subtract(intervals: Vec<(i64, i64)>, cut: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let mut out = intervals;
+    for &(cs, ce) in cut {
+        out = out
+            .into_iter()
+            .flat_map(|(s, e)| {
+                if ce <= s || cs >= e {
+                    vec![(s, e)]
+                } else {
+                    [(s, cs.max(s)), (ce.min(e), e)].into_iter().filter(|(a, b)| a < b).collect()
+                }
+            })
+            .collect();
+    }
+    out
+}
+
+fn overlap(a: (i64, i64), set: &[(i64, i64)]) -> i64 {
+    set.iter().map(|&(s, e)| (e.min(a.1) - s.max(a.0)).max(0)).sum()
+}
+
+/// A down period within planned busy time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Downtime {
+    /// Start, Unix ms.
+    pub start_ms: i64,
+    /// End, Unix ms.
+    pub end_ms: i64,
+    /// Down or setup.
+    pub state: MachineState,
+    /// The reason code an operator gave; `None`: unexplained.
+    pub reason: Option<String>,
+}
+
+/// The OEE of one machine in one period (or the sum of several).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Oee {
+    /// Planned busy time, ms.
+    pub planned_busy_ms: i64,
+    /// Actual production time, ms.
+    pub actual_production_ms: i64,
+    /// Produced quantity.
+    pub produced: f64,
+    /// Good quantity.
+    pub good: f64,
+    /// Planned run time per item x produced quantity, ms.
+    pub planned_run_ms: f64,
+    /// Down periods within planned busy time.
+    pub downtime: Vec<Downtime>,
+}
+
+impl Oee {
+    /// APT / PBT.
+    pub fn availability(&self) -> Option<f64> {
+        (self.planned_busy_ms > 0).then(|| self.actual_production_ms as f64 / self.planned_busy_ms as f64)
+    }
+
+    /// Planned run time x produced / APT.
+    pub fn effectiveness(&self) -> Option<f64> {
+        (self.actual_production_ms > 0).then(|| self.planned_run_ms / self.actual_production_ms as f64)
+    }
+
+    /// Good / produced.
+    pub fn quality(&self) -> Option<f64> {
+        (self.produced > 0.0).then(|| self.good / self.produced)
+    }
+
+    /// The product of the three; `None` when a factor is undefined.
+    pub fn oee(&self) -> Option<f64> {
+        Some(self.availability()? * self.effectiveness()? * self.quality()?)
+    }
+
+    /// The sum over machines or periods (a line, a day).
+    pub fn sum<'a>(items: impl IntoIterator<Item = &'a Oee>) -> Oee {
+        let mut t = Oee::default();
+        for o in items {
+            t.planned_busy_ms += o.planned_busy_ms;
+            t.actual_production_ms += o.actual_production_ms;
+            t.produced += o.produced;
+            t.good += o.good;
+            t.planned_run_ms += o.planned_run_ms;
+            t.downtime.extend(o.downtime.iter().cloned());
+        }
+        t
+    }
+}
+
+/// What one machine did in one shift.
+#[derive(Clone, Debug)]
+pub struct ShiftRecord<'a> {
+    /// The shift.
+    pub shift: &'a ShiftInstance,
+    /// The machine's state timeline covering the shift.
+    pub states: &'a [Span],
+    /// Planned stops of the machine.
+    pub planned_stops: &'a [(i64, i64)],
+    /// Produced quantity in the shift.
+    pub produced: f64,
+    /// Good quantity in the shift.
+    pub good: f64,
+    /// Planned run time per item, ms.
+    pub planned_ms_per_item: f64,
+    /// Reasons operators gave: (an instant within the down period, reason code).
+    pub reasons: &'a [(i64, String)],
+}
+
+/// OEE of one machine in one shift.
+pub fn shift_oee(r: &ShiftRecord<'_>) -> Oee {
+    let mut cut: Vec<(i64, i64)> = r.shift.breaks.clone();
+    cut.extend_from_slice(r.planned_stops);
+    cut.extend(r.states.iter().filter(|s| s.state == MachineState::PlannedStop).map(|s| (s.start_ms, s.end_ms)));
+    let busy = subtract(vec![(r.shift.start_ms, r.shift.end_ms)], &cut);
+    let planned_busy_ms = busy.iter().map(|(s, e)| e - s).sum();
+    let mut actual = 0;
+    let mut downtime = Vec::new();
+    for span in r.states {
+        match span.state {
+            MachineState::Running => actual += overlap((span.start_ms, span.end_ms), &busy),
+            MachineState::Down | MachineState::Setup => {
+                for (s, e) in subtract(vec![(span.start_ms, span.end_ms)], &cut) {
+                    let (s, e) = (s.max(r.shift.start_ms), e.min(r.shift.end_ms));
+                    if s < e {
+                        let reason = r.reasons.iter().find(|(t, _)| (span.start_ms..span.end_ms).contains(t)).map(|(_, why)| why.clone());
+                        downtime.push(Downtime { start_ms: s, end_ms: e, state: span.state, reason });
+                    }
+                }
+            }
+            MachineState::Idle | MachineState::PlannedStop => {}
+        }
+    }
+    Oee {
+        planned_busy_ms,
+        actual_production_ms: actual,
+        produced: r.produced,
+        good: r.good,
+        planned_run_ms: r.planned_ms_per_item * r.produced,
+        downtime,
+    }
+}
+
+/// Increase of a counter over `[from, to)`: readings in time order, the last one before
+/// `from` included as the start value. A counter that goes down was reset: its new value
+/// is what it counted since.
+pub fn counter_delta(points: &[(i64, f64)], from: i64, to: i64) -> f64 {
+    let start = points.partition_point(|p| p.0 < from);
+    let mut prev = start.checked_sub(1).map(|i| points[i].1);
+    let mut total = 0.0;
+    for &(ts, v) in &points[start..] {
+        if ts >= to {
+            break;
+        }
+        total += match prev {
+            Some(p) if v >= p => v - p,
+            Some(_) => v,
+            None => 0.0,
+        };
+        prev = Some(v);
+    }
+    total
+}
+
+/// Down time by reason, longest first; "unexplained" for periods without one.
+pub fn pareto(downtime: &[Downtime]) -> Vec<(String, i64, usize)> {
+    let mut by: Vec<(String, i64, usize)> = Vec::new();
+    for d in downtime {
+        let key = d.reason.clone().unwrap_or_else(|| "unexplained".to_owned());
+        match by.iter_mut().find(|(k, _, _)| *k == key) {
+            Some(e) => {
+                e.1 += d.end_ms - d.start_ms;
+                e.2 += 1;
+            }
+            None => by.push((key, d.end_ms - d.start_ms, 1)),
+        }
+    }
+    by.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    by
+}
+
+/// The kind of a downtime reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonKind {
+    /// Planned (maintenance, no orders).
+    Planned,
+    /// Unplanned (breakdown, material missing).
+    Unplanned,
+    /// Changeover and setup.
+    Changeover,
+}
+
+/// A downtime reason in a tenant's tree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    /// Stable code.
+    pub code: String,
+    /// What operators read (Korean or English).
+    pub label: String,
+    /// Parent code; none: a top-level reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Planned, unplanned or changeover.
+    pub kind: ReasonKind,
+}
+
+/// Check a reason tree: unique codes, existing parents, no cycles, at most 4 levels and
+/// 500 reasons.
+pub fn validate_reasons(reasons: &[Reason]) -> Result<(), Vec<String>> {
+    let mut errs = Vec::new();
+    if reasons.len() > 500 {
+        errs.push("at most 500 reasons".to_owned());
+    }
+    let find = |code: &str| reasons.iter().find(|r| r.code == code);
+    for (i, r) in reasons.iter().enumerate() {
+        if r.code.is_empty() || r.code.len() > 64 {
+            errs.push(format!("reason code {:?} must be 1 to 64 bytes", r.code));
+        }
+        if r.label.trim().is_empty() || r.label.chars().count() > 200 {
+            errs.push(format!("reason {:?} needs a label of 1 to 200 characters", r.code));
+        }
+        if reasons[..i].iter().any(|o| o.code == r.code) {
+            errs.push(format!("reason code {:?} is used twice", r.code));
+        }
+        let mut depth = 1;
+        let mut at = r;
+        while let Some(p) = &at.parent {
+            match find(p) {
+                Some(parent) if depth < 4 => {
+                    depth += 1;
+                    at = parent;
+                }
+                Some(_) => {
+                    errs.push(format!("reason {:?} is deeper than 4 levels (or in a cycle)", r.code));
+                    break;
+                }
+                None => {
+                    errs.push(format!("reason {:?} has an unknown parent {p:?}", r.code));
+                    break;
+                }
+            }
+        }
+    }
+    if errs.is_empty() { Ok(()) } else { Err(errs) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+    const M: i64 = 60_000;
+    /// 2026-12-01T00:00 in Korea (UTC+9), a Tuesday.
+    const DAY0: i64 = 1_796_050_800_000;
+
+    fn cal() -> Calendar {
+        toml::from_str(
+            r#"
+            utc_offset_min = 540
+            holidays = ["2026-12-03"]
+            [[shifts]]
+            name = "day"
+            start = "08:00"
+            end = "16:00"
+            breaks = [["12:00", "12:30"]]
+            [[shifts]]
+            name = "night"
+            start = "22:00"
+            end = "06:00"
+            breaks = [["02:00", "02:30"]]
+            "#,
+        )
+        .unwrap()
+    }
+
+    fn spans(list: &[(i64, i64, MachineState)]) -> Vec<Span> {
+        list.iter().map(|&(s, e, state)| Span { start_ms: s, end_ms: e, state }).collect()
+    }
+
+    #[test]
+    fn shifts_follow_the_local_clock_across_midnight_and_skip_holidays() {
+        let c = cal();
+        c.validate().unwrap();
+        let s = c.shifts_between(DAY0, DAY0 + 3 * 24 * H);
+        let got: Vec<(String, String, i64, i64)> =
+            s.iter().map(|s| (s.name.clone(), s.date.clone(), (s.start_ms - DAY0) / H, (s.end_ms - DAY0) / H)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("day".into(), "2026-12-01".into(), 8, 16),
+                ("night".into(), "2026-12-01".into(), 22, 30),
+                ("day".into(), "2026-12-02".into(), 32, 40),
+                ("night".into(), "2026-12-02".into(), 46, 54),
+            ]
+        );
+        assert_eq!(s[1].breaks, vec![(DAY0 + 26 * H, DAY0 + 26 * H + 30 * M)], "the night break is after midnight");
+        let weekdays: Calendar =
+            toml::from_str("utc_offset_min = 540\n[[shifts]]\nname = \"d\"\nstart = \"08:00\"\nend = \"16:00\"\ndays = [1,2,3,4,5]")
+                .unwrap();
+        // 2026-12-05 and 06 are Saturday and Sunday.
+        assert_eq!(weekdays.shifts_between(DAY0, DAY0 + 7 * 24 * H).len(), 5);
+    }
+
+    #[test]
+    fn calendars_refuse_nonsense() {
+        let mut c = cal();
+        c.shifts[0].breaks.push(("17:00".into(), "18:00".into()));
+        c.shifts[1].start = "25:00".into();
+        c.holidays.push("Christmas".into());
+        c.utc_offset_min = 2000;
+        assert_eq!(c.validate().unwrap_err().len(), 4);
+    }
+
+    #[test]
+    fn a_day_shift_by_hand() {
+        // 08:00-16:00 with a 30 min break: PBT 7.5 h. Running 08:00-10:00, down 10:00-11:00
+        // (unexplained), running 11:00-16:00: APT = 2 + 1 + 3.5 (break excluded) = 6.5 h.
+        // 700 produced at 30 s each = 5.83 h of planned run time; 680 good.
+        let c = cal();
+        let shift = &c.shifts_between(DAY0, DAY0 + 24 * H)[0];
+        let st = spans(&[
+            (DAY0 + 8 * H, DAY0 + 10 * H, MachineState::Running),
+            (DAY0 + 10 * H, DAY0 + 11 * H, MachineState::Down),
+            (DAY0 + 11 * H, DAY0 + 16 * H, MachineState::Running),
+        ]);
+        let rec = ShiftRecord {
+            shift,
+            states: &st,
+            planned_stops: &[],
+            produced: 700.0,
+            good: 680.0,
+            planned_ms_per_item: 30_000.0,
+            reasons: &[],
+        };
+        let o = shift_oee(&rec);
+        assert_eq!(o.planned_busy_ms, 7 * H + 30 * M);
+        assert_eq!(o.actual_production_ms, 6 * H + 30 * M);
+        close(o.availability().unwrap(), 6.5 / 7.5);
+        close(o.effectiveness().unwrap(), 700.0 * 30.0 / (6.5 * 3600.0));
+        close(o.quality().unwrap(), 680.0 / 700.0);
+        close(o.oee().unwrap(), (6.5 / 7.5) * (700.0 * 30.0 / (6.5 * 3600.0)) * (680.0 / 700.0));
+        assert_eq!(o.downtime, vec![Downtime { start_ms: DAY0 + 10 * H, end_ms: DAY0 + 11 * H, state: MachineState::Down, reason: None }]);
+        assert_eq!(pareto(&o.downtime), vec![("unexplained".to_owned(), H, 1)]);
+        // Later an operator picks a reason at any instant of the stop: the whole hour is explained.
+        let reasons = [(DAY0 + 10 * H + 20 * M, "tool_break".to_owned())];
+        let o = shift_oee(&ShiftRecord { reasons: &reasons, ..rec });
+        assert_eq!(o.downtime[0].reason.as_deref(), Some("tool_break"));
+        assert_eq!(pareto(&o.downtime), vec![("tool_break".to_owned(), H, 1)]);
+    }
+
+    #[test]
+    fn a_night_shift_across_midnight_with_a_planned_stop() {
+        // 22:00-06:00 with a 02:00-02:30 break and a planned stop 04:00-05:00: PBT 6.5 h.
+        // Running the whole night except down 23:00-23:45 and setup 05:30-06:00:
+        // APT = 8 h - 0.5 break - 1 planned - 0.75 down - 0.5 setup = 5.25 h.
+        let c = cal();
+        let shift = &c.shifts_between(DAY0, DAY0 + 24 * H)[1];
+        let n = DAY0 + 22 * H;
+        let st = spans(&[
+            (n, n + H, MachineState::Running),
+            (n + H, n + H + 45 * M, MachineState::Down),
+            (n + H + 45 * M, n + 7 * H + 30 * M, MachineState::Running),
+            (n + 7 * H + 30 * M, n + 8 * H, MachineState::Setup),
+        ]);
+        let stops = [(n + 6 * H, n + 7 * H)];
+        let o = shift_oee(&ShiftRecord {
+            shift,
+            states: &st,
+            planned_stops: &stops,
+            produced: 600.0,
+            good: 600.0,
+            planned_ms_per_item: 30_000.0,
+            reasons: &[],
+        });
+        assert_eq!(o.planned_busy_ms, 6 * H + 30 * M);
+        assert_eq!(o.actual_production_ms, 5 * H + 15 * M);
+        close(o.availability().unwrap(), 5.25 / 6.5);
+        close(o.effectiveness().unwrap(), 600.0 * 30.0 / (5.25 * 3600.0));
+        close(o.quality().unwrap(), 1.0);
+        assert_eq!(o.downtime.len(), 2);
+        assert_eq!(o.downtime[1].state, MachineState::Setup);
+        // The line of two such machines is the sum, not the mean of ratios.
+        let idle = shift_oee(&ShiftRecord {
+            shift,
+            states: &[],
+            planned_stops: &stops,
+            produced: 0.0,
+            good: 0.0,
+            planned_ms_per_item: 30_000.0,
+            reasons: &[],
+        });
+        let line = Oee::sum([&o, &idle]);
+        close(line.availability().unwrap(), 5.25 / 13.0);
+        assert_eq!(idle.oee(), None, "no production time: effectiveness is undefined");
+    }
+
+    #[test]
+    fn states_come_from_signals_and_silence_is_down() {
+        let load = StateRule { metric: "spindle_load".into(), running_above: Some(20.0), codes: vec![], no_data_ms: 5 * M as u64 };
+        load.validate().unwrap();
+        let pts = [(0, 50.0), (M, 50.0), (2 * M, 5.0), (3 * M, 60.0), (20 * M, 60.0)];
+        let t = timeline(&load, &pts, 0, 30 * M);
+        assert_eq!(
+            t,
+            spans(&[
+                (0, 2 * M, MachineState::Running),
+                (2 * M, 3 * M, MachineState::Idle),
+                (3 * M, 8 * M, MachineState::Running),
+                (8 * M, 20 * M, MachineState::Down),
+                (20 * M, 25 * M, MachineState::Running),
+                (25 * M, 30 * M, MachineState::Down),
+            ])
+        );
+        let tag: StateRule = toml::from_str(
+            "metric = \"status\"\ncodes = [{ value = 1, state = \"running\" }, { value = 3, state = \"setup\" }, { value = 9, state = \"planned_stop\" }]",
+        )
+        .unwrap();
+        tag.validate().unwrap();
+        assert_eq!(
+            [1.0, 3.0, 9.0, 2.0].map(|v| tag.state_of(v)),
+            [MachineState::Running, MachineState::Setup, MachineState::PlannedStop, MachineState::Idle]
+        );
+        assert!(StateRule { running_above: Some(f64::NAN), ..load.clone() }.validate().is_err());
+        assert!(StateRule { codes: tag.codes.clone(), ..load }.validate().is_err());
+    }
+
+    #[test]
+    fn counters_survive_resets() {
+        let pts = [(0, 100.0), (10, 150.0), (20, 170.0), (30, 5.0), (40, 25.0), (50, 30.0)];
+        assert_eq!(counter_delta(&pts, 5, 45), 50.0 + 20.0 + 5.0 + 20.0);
+        assert_eq!(counter_delta(&pts, 0, 100), 150.0 - 100.0 + 20.0 + 5.0 + 20.0 + 5.0);
+        assert_eq!(counter_delta(&[], 0, 100), 0.0);
+    }
+
+    #[test]
+    fn reason_trees_are_checked() {
+        let r = |code: &str, parent: Option<&str>| Reason {
+            code: code.into(),
+            label: code.into(),
+            parent: parent.map(Into::into),
+            kind: ReasonKind::Unplanned,
+        };
+        assert!(validate_reasons(&[r("unplanned", None), r("tool", Some("unplanned"))]).is_ok());
+        let errs = validate_reasons(&[r("a", Some("b")), r("b", Some("a")), r("c", Some("zzz")), r("c", None)]).unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+    }
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-9, "{a} != {b}");
+    }
+}
