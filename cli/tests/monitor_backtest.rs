@@ -12,9 +12,14 @@ fn backtest(args: &[&str]) -> (bool, String, String) {
 fn a_rule_over_a_csv_prints_the_alarms_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("press.csv");
-    std::fs::write(&csv, "when,temp,load\n2026-01-01 00:00:00,70,1\n2026-01-01T00:01:00Z,85,1\n2026-01-01 00:02:00,86,1\n2026-01-01T09:03:00+09:00,60,1\n").unwrap();
+    std::fs::write(
+        &csv,
+        "when,temp,load\n2026-01-01 00:00:00,70,1\n2026-01-01T00:01:00Z,85,1\n2026-01-01 00:02:00,86,1\n2026-01-01T09:03:00+09:00,60,1\n",
+    )
+    .unwrap();
     let rule = dir.path().join("hot.toml");
-    std::fs::write(&rule, "id = \"hot\"\nseverity = \"major\"\n[condition]\ntype = \"threshold\"\nmetric = \"temp\"\nabove = 80\n").unwrap();
+    std::fs::write(&rule, "id = \"hot\"\nseverity = \"major\"\n[condition]\ntype = \"threshold\"\nmetric = \"temp\"\nabove = 80\n")
+        .unwrap();
     let (ok, out, err) = backtest(&["--csv", csv.to_str().unwrap(), "--time-column", "when", "--rule", rule.to_str().unwrap(), "--json"]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -21,6 +21,7 @@
 use crate::anomaly::{self, Detector, Score};
 use crate::rule::{Condition, Direction, Rule, Severity, glob};
 use crate::{fmt_num, with_unit};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 
 /// Most instances (series or machines) one rule tracks; readings of further series are
@@ -90,22 +91,72 @@ pub struct Transition {
     pub reason: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum Leaf {
-    Threshold { active: bool, last: f64 },
-    Rate { window: VecDeque<(i64, f64)>, active: bool, rate: f64, span_ms: i64 },
-    NoData { last_seen: i64 },
-    State { active: bool, last: f64 },
-    Anomaly { det: Box<Detector>, active: bool, score: Option<Score> },
+    Threshold {
+        active: bool,
+        last: f64,
+    },
+    Rate {
+        window: VecDeque<(i64, f64)>,
+        active: bool,
+        rate: f64,
+        span_ms: i64,
+    },
+    NoData {
+        last_seen: i64,
+    },
+    State {
+        active: bool,
+        last: f64,
+    },
+    Anomaly {
+        #[serde(with = "detector_bytes")]
+        det: Box<Detector>,
+        active: bool,
+        #[serde(with = "score_parts")]
+        score: Option<Score>,
+    },
+}
+
+/// A detector in a checkpoint: its compact bytes, base64.
+mod detector_bytes {
+    use super::Detector;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(d: &Detector, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD_NO_PAD.encode(d.to_bytes()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<Detector>, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD.decode(text).map_err(D::Error::custom)?;
+        Detector::from_bytes(&bytes).map(Box::new).ok_or_else(|| D::Error::custom("not a detector state"))
+    }
+}
+
+/// A score in a checkpoint: `[deviations, level, baseline, scale]`.
+mod score_parts {
+    use super::Score;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Score>, s: S) -> Result<S::Ok, S::Error> {
+        v.map(|x| [x.deviations, x.level, x.baseline, x.scale]).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Score>, D::Error> {
+        Ok(Option::<[f64; 4]>::deserialize(d)?.map(|[deviations, level, baseline, scale]| Score { deviations, level, baseline, scale }))
+    }
 }
 
 impl Leaf {
     fn new(c: &Condition, ts: i64) -> Leaf {
         match c {
-            Condition::Threshold { .. } => Leaf::Threshold { active: false, last: f64::NAN },
+            Condition::Threshold { .. } => Leaf::Threshold { active: false, last: 0.0 },
             Condition::RateOfChange { .. } => Leaf::Rate { window: VecDeque::new(), active: false, rate: 0.0, span_ms: 0 },
             Condition::NoData { .. } => Leaf::NoData { last_seen: ts },
-            Condition::State { .. } => Leaf::State { active: false, last: f64::NAN },
+            Condition::State { .. } => Leaf::State { active: false, last: 0.0 },
             Condition::Anomaly { .. } => Leaf::Anomaly { det: Box::default(), active: false, score: None },
             Condition::All { .. } | Condition::Any { .. } => unreachable!("combinations are not leaves"),
         }
@@ -209,7 +260,7 @@ fn minutes(ms: i64) -> String {
     if ms < 120_000 { format!("{} s", ms / 1000) } else { format!("{} min", ms / 60_000) }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Open {
     raised_at: i64,
     severity: Severity,
@@ -217,7 +268,7 @@ struct Open {
     escalated_at: i64,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Instance {
     unit: String,
     leaves: Vec<Leaf>,
@@ -242,6 +293,25 @@ pub struct RuleRunner {
 /// An alarm open in a runner: (machine, metric, raised_at, severity, acknowledged).
 pub type OpenAlarm = (String, Option<String>, i64, Severity, bool);
 
+/// A runner's state in a checkpoint.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    rule_id: String,
+    rule_version: u32,
+    instances: HashMap<String, HashMap<String, Instance>>,
+}
+
+/// Why a checkpoint was not restored.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RestoreError {
+    /// The bytes are not a checkpoint (or a damaged one).
+    #[error("not a checkpoint: {0}")]
+    Damaged(String),
+    /// The checkpoint is of another rule or another version of it: the runner starts
+    /// afresh, and the caller closes the alarms the old version left open.
+    #[error("the checkpoint is of {0} version {1}")]
+    OtherRule(String, u32),
+}
 impl RuleRunner {
     /// A runner for a validated rule.
     pub fn new(rule: Rule) -> Result<Self, crate::rule::RuleError> {
@@ -349,6 +419,33 @@ impl RuleRunner {
             severity: open.severity,
             reason: format!("cleared by {by}"),
         })
+    }
+
+    /// The state of every instance, for a checkpoint ([`RuleRunner::restore`]).
+    pub fn checkpoint(&self) -> Vec<u8> {
+        let c = Checkpoint { rule_id: self.rule.id.clone(), rule_version: self.rule.version, instances: self.instances.clone() };
+        serde_json::to_vec(&c).expect("a checkpoint serialises")
+    }
+
+    /// A runner for `rule` that resumes from a checkpoint of the same rule and version.
+    pub fn restore(rule: Rule, bytes: &[u8]) -> Result<Self, RestoreError> {
+        let mut runner = Self::new(rule).map_err(|e| RestoreError::Damaged(e.to_string()))?;
+        let c: Checkpoint = serde_json::from_slice(bytes).map_err(|e| RestoreError::Damaged(e.to_string()))?;
+        if c.rule_id != runner.rule.id || c.rule_version != runner.rule.version {
+            return Err(RestoreError::OtherRule(c.rule_id, c.rule_version));
+        }
+        // Each instance must have the leaves this rule builds, in order and kind.
+        let fresh: Vec<Leaf> = runner.leaves.iter().map(|c| Leaf::new(c, 0)).collect();
+        let same_shape = c.instances.values().flat_map(HashMap::values).all(|i| {
+            i.leaves.len() == fresh.len()
+                && i.leaves.iter().zip(&fresh).all(|(a, b)| std::mem::discriminant(a) == std::mem::discriminant(b))
+        });
+        if !same_shape {
+            return Err(RestoreError::Damaged("its conditions differ from the rule's".into()));
+        }
+        runner.count = c.instances.values().map(HashMap::len).sum();
+        runner.instances = c.instances;
+        Ok(runner)
     }
 
     /// Every open alarm.
@@ -672,6 +769,48 @@ mod tests {
             ]
         );
         assert_eq!(rr.instances(), 3);
+    }
+
+    #[test]
+    fn a_restart_from_a_checkpoint_continues_exactly() {
+        // Every kind of condition, the anomaly detector with a day of history included.
+        let rule = "id = \"mix\"\nescalate_after_min = 30\nmax_alarms_per_hour = 3\n[condition]\ntype = \"any\"\n\
+            [[condition.of]]\ntype = \"anomaly\"\nmetric = \"temp\"\n\
+            [[condition.of]]\ntype = \"rate_of_change\"\nmetric = \"temp\"\nper_minute = 4\n\
+            [[condition.of]]\ntype = \"state\"\nmetric = \"status\"\nbit = 2\n\
+            [[condition.of]]\ntype = \"no_data\"\nafter_ms = 900000";
+        let input: Vec<(i64, &str, f64)> = (0..3000)
+            .flat_map(|m| {
+                let temp = if (2000..2100).contains(&m) { 40.0 } else { 80.0 + (m % 17) as f64 * 0.1 };
+                let status = if m % 500 < 3 { 4.0 } else { 0.0 };
+                let t = m * 60;
+                if (2500..2520).contains(&m) { vec![] } else { vec![(t, "temp", temp), (t, "status", status)] }
+            })
+            .collect();
+        let mut whole = rule_runner(rule);
+        let expected = run(&mut whole, &input);
+        assert!(expected.len() >= 6, "the input exercises the rule: {expected:?}");
+        for cut in [1, 1500, 2050, 2510, input.len() - 1] {
+            let mut first = rule_runner(rule);
+            let mut got = run(&mut first, &input[..cut]);
+            let saved = first.checkpoint();
+            let mut resumed = RuleRunner::restore(Rule::from_toml(rule).unwrap(), &saved).unwrap();
+            got.extend(run(&mut resumed, &input[cut..]));
+            assert_eq!(got, expected, "cut at {cut}");
+        }
+        let saved = whole.checkpoint();
+        let v2 = Rule { version: 2, ..Rule::from_toml(rule).unwrap() };
+        assert_eq!(RuleRunner::restore(v2, &saved).unwrap_err(), RestoreError::OtherRule("mix".into(), 1));
+        assert!(matches!(RuleRunner::restore(Rule::from_toml(rule).unwrap(), b"{}"), Err(RestoreError::Damaged(_))));
+        let other_shape = Rule::from_toml(
+            &rule.replace("type = \"state\"\nmetric = \"status\"\nbit = 2", "type = \"threshold\"\nmetric = \"status\"\nabove = 2"),
+        )
+        .unwrap();
+        assert!(matches!(RuleRunner::restore(other_shape, &saved), Err(RestoreError::Damaged(_))));
+    }
+
+    fn rule_runner(toml_text: &str) -> RuleRunner {
+        rule(toml_text)
     }
 
     #[test]

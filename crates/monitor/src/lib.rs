@@ -1,6 +1,7 @@
 //! The monitor's pure logic: alarm rules ([`rule`]), the engine that turns readings into
 //! alarm transitions ([`engine`]), the anomaly detector ([`anomaly`]), backtests over
-//! recorded readings ([`backtest`]), and machine states and OEE ([`oee`]).
+//! recorded readings ([`backtest`]), notifications without their I/O ([`notify`]), and
+//! machine states and OEE ([`oee`]).
 //!
 //! Boundary: no I/O, no clock, no async. The monitor service feeds this crate readings
 //! from its NATS consumer and persists what it returns; the CLI's `monitor backtest`
@@ -9,6 +10,7 @@
 pub mod anomaly;
 pub mod backtest;
 pub mod engine;
+pub mod notify;
 pub mod oee;
 pub mod rule;
 
