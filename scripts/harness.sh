@@ -35,7 +35,7 @@ start_nats() {
 start_up() {
   local log=$1
   FC_DATA_DIR="${FC_DATA_DIR:-$work/data}" FC_BUS__URL="$NATS_URL" FC_GRPC_ADDR=127.0.0.1:0 FC_HTTP_ADDR=127.0.0.1:0 \
-    FC_PORTAL__LISTEN_ADDR=127.0.0.1:0 FC_PORTAL__GRPC_ADDR=127.0.0.1:0 FC_SETTLEMENT__GRPC_ADDR=127.0.0.1:0 FC_LOG=${FC_LOG:-warn} "$BIN" up ${UP_ARGS:-} >"$log" 2>&1 & UP_PID=$!
+    FC_PORTAL__LISTEN_ADDR=127.0.0.1:0 FC_PORTAL__GRPC_ADDR=127.0.0.1:0 FC_SETTLEMENT__GRPC_ADDR=127.0.0.1:0 FC_MONITOR__GRPC_ADDR=127.0.0.1:0 FC_LOG=${FC_LOG:-warn} "$BIN" up ${UP_ARGS:-} >"$log" 2>&1 & UP_PID=$!
   pids+=($UP_PID)
   for _ in $(seq 600); do
     GRPC_URL=$(sed -n 's/^ *gRPC (Ingest, Query): *//p' "$log")

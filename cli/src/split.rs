@@ -1,11 +1,11 @@
 //! `factorychain up --split`: the same services as `up`, each in its own OS
-//! process: `fc-portal` (the tenancy owner and the portal), `fc-settlement`
-//! and `fc-ingest`, found next to this executable. Each keeps its own files
+//! process: `fc-portal` (the tenancy owner and the portal), `fc-settlement`,
+//! `fc-monitor` and `fc-ingest`, found next to this executable. Each keeps its own files
 //! (settlement its own directory) and they talk over loopback gRPC and NATS
 //! with the tokens minted here. Started in the order their addresses are
 //! learnt: the portal (ingest's and settlement's ports are picked for it
-//! beforehand), then settlement and ingest, which are told the portal's
-//! tenancy port.
+//! beforehand), then settlement, the monitor and ingest, which are told the
+//! portal's tenancy port (and ingest's `Query`).
 
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -34,7 +34,7 @@ fn binary(name: &str) -> Result<PathBuf> {
     let path = exe.with_file_name(name);
     if !path.exists() {
         bail!(
-            "{} not found next to {} (build it: cargo build --release -p fc-ingest -p fc-portal -p fc-settlement-service, or make run-split)",
+            "{} not found next to {} (build it: cargo build --release -p fc-ingest -p fc-portal -p fc-settlement-service -p fc-monitor-service, or make run-split)",
             name,
             exe.display()
         );
@@ -116,6 +116,10 @@ pub struct Plan<'a> {
     pub settlement: &'a fc_settlement_service::Config,
     /// Settlement's NATS settings.
     pub settlement_bus: &'a fc_bus::BusConfig,
+    /// The monitor's (its `data_dir` resolved).
+    pub monitor: &'a fc_monitor_service::Config,
+    /// The monitor's NATS settings.
+    pub monitor_bus: &'a fc_bus::BusConfig,
 }
 
 /// `addr` with a free port when it asks for port 0 (for a listener another
@@ -130,7 +134,8 @@ fn fixed(addr: &str, what: &str) -> Result<std::net::SocketAddr> {
 
 /// Starts both processes and waits until `shutdown` fires or one exits.
 pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
-    let (fc_ingest_bin, fc_portal_bin, fc_settlement_bin) = (binary("fc-ingest")?, binary("fc-portal")?, binary("fc-settlement")?);
+    let (fc_ingest_bin, fc_portal_bin, fc_settlement_bin, fc_monitor_bin) =
+        (binary("fc-ingest")?, binary("fc-portal")?, binary("fc-settlement")?, binary("fc-monitor")?);
     let ingest = plan.ingest;
     // Ingest's and settlement's gRPC ports must be known to the portal before they start.
     let grpc = fixed(&ingest.grpc_addr, "grpc_addr")?;
@@ -180,6 +185,22 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     }
     let settlement_labels = ["gRPC (Ledger, Settlement):", "ledger verifier key:", "settlement HTTP (health, metrics):"];
     let (settlement, l) = start("fc-settlement", &fc_settlement_bin, plan.config, &[], &settlement_env, &settlement_labels)?;
+    let mo = plan.monitor;
+    let mut monitor_env = vec![
+        ("FC_BUS__USER".to_string(), plan.monitor_bus.user.clone()),
+        ("FC_BUS__PASSWORD".into(), plan.monitor_bus.password.clone()),
+        ("FC_MONITOR__GRPC_ADDR".into(), mo.grpc_addr.clone()),
+        ("FC_MONITOR__DATA_DIR".into(), mo.data_dir.clone()),
+        ("FC_MONITOR__TELEMETRY_URL".into(), query_url.clone()),
+        ("FC_MONITOR__SERVICE_AUTH__TOKEN".into(), mo.service_auth.token.clone()),
+        ("FC_MONITOR__SERVICE_AUTH__ISSUER_PUBLIC_KEY".into(), mo.service_auth.issuer_public_key.clone()),
+    ];
+    monitor_env.retain(|(_, v)| !v.is_empty());
+    if loopback_ops {
+        monitor_env.push(("FC_MONITOR__OPS_ADDR".into(), "127.0.0.1:0".into()));
+    }
+    let monitor_labels = ["gRPC (Monitor):", "monitor HTTP (health, metrics):"];
+    let (monitor, mon) = start("fc-monitor", &fc_monitor_bin, plan.config, &[], &monitor_env, &monitor_labels)?;
     let mut ingest_env = vec![
         ("FC_BUS__USER".to_string(), ingest.bus.user.clone()),
         ("FC_BUS__PASSWORD".into(), ingest.bus.password.clone()),
@@ -194,9 +215,10 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     let (ingest_proc, i) = start("fc-ingest", &fc_ingest_bin, plan.config, &[], &ingest_env, &ingest_labels)?;
     println!();
     println!(
-        "FactoryChain is up (split: fc-portal pid {}, fc-settlement pid {}, fc-ingest pid {}).",
+        "FactoryChain is up (split: fc-portal pid {}, fc-settlement pid {}, fc-monitor pid {}, fc-ingest pid {}).",
         portal.child.id(),
         settlement.child.id(),
+        monitor.child.id(),
         ingest_proc.child.id()
     );
     println!("  portal:                      {}", p["portal:"]);
@@ -204,9 +226,13 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     println!("  gRPC (Admin, Tenancy):       {admin_url}");
     println!("  gRPC (Ledger, Settlement):   {}", l["gRPC (Ledger, Settlement):"]);
     println!("  ledger verifier key:         {}", l["ledger verifier key:"]);
+    println!("  gRPC (Monitor):              {}", mon["gRPC (Monitor):"]);
     println!(
-        "  health and metrics:          {}/healthz (ingest)  {}/healthz (portal)  {}/healthz (settlement)",
-        i["ingest HTTP (health, metrics):"], p["portal HTTP (health, metrics):"], l["settlement HTTP (health, metrics):"]
+        "  health and metrics:          {}/healthz (ingest)  {}/healthz (portal)  {}/healthz (settlement)  {}/healthz (monitor)",
+        i["ingest HTTP (health, metrics):"],
+        p["portal HTTP (health, metrics):"],
+        l["settlement HTTP (health, metrics):"],
+        mon["monitor HTTP (health, metrics):"]
     );
     if plan.portal.admin_token.is_empty() {
         println!("  admin token:                 {}", plan.portal.data_dir().join("admin.token").display());
@@ -220,7 +246,7 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     }
     println!("Stop with Ctrl-C.");
     println!();
-    let mut procs = [portal, settlement, ingest_proc];
+    let mut procs = [portal, settlement, monitor, ingest_proc];
     // Until a signal, or a service exits by itself.
     loop {
         tokio::select! {
@@ -233,11 +259,13 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
         }
     }
     // Ingest first (it drains its streams and writer), then the portal (no
-    // new calls into settlement), then settlement (its final checkpoint).
-    let [portal, settlement, ingest_proc] = procs;
+    // new calls into settlement or the monitor), then the monitor (its last
+    // checkpoint) and settlement (its final ledger checkpoint).
+    let [portal, settlement, monitor, ingest_proc] = procs;
     tokio::task::spawn_blocking(move || {
         drop(ingest_proc);
         drop(portal);
+        drop(monitor);
         drop(settlement);
     })
     .await?;

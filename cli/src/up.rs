@@ -17,7 +17,7 @@ pub struct UpArgs {
     /// Create (once) a demo tenant, owner login and device; replay the datasets as live machines.
     #[arg(long)]
     demo: bool,
-    /// Run each service as its own OS process (fc-portal, fc-ingest) instead of one.
+    /// Run each service as its own OS process (fc-portal, fc-settlement, fc-monitor, fc-ingest) instead of one.
     #[arg(long)]
     split: bool,
     /// Dataset playback speed of the demo (dataset time per wall-clock time).
@@ -147,26 +147,29 @@ async fn ensure_nats(bus: &fc_bus::BusConfig, data_dir: &Path) -> Result<(Option
 pub async fn run(args: UpArgs) -> Result<()> {
     // Traces go to an OTLP collector only when one is named (docs/operations.md, Traces).
     let tracing = fc_rpc::trace::init_from_env("factorychain").map_err(anyhow::Error::msg)?;
-    // One file, three services: `[portal]` (and FC_PORTAL__*) configure the portal,
-    // `[settlement]` (FC_SETTLEMENT__*) the settlement service, the rest ingest.
-    let (top, [portal_part, settlement_part]) = fc_core::config::split_sections(args.config.as_deref(), std::env::vars())?;
+    // One file, four services: `[portal]` (and FC_PORTAL__*) configure the portal,
+    // `[settlement]` (FC_SETTLEMENT__*) the settlement service, `[monitor]`
+    // (FC_MONITOR__*) the monitor, the rest ingest.
+    let (top, [portal_part, settlement_part, monitor_part]) = fc_core::config::split_sections(args.config.as_deref(), std::env::vars())?;
     let mut cfg: fc_ingest::Config = top.load("FC_")?;
     let mut portal_cfg: fc_portal::Config = portal_part.load("FC_PORTAL__")?;
     let mut settlement_cfg: fc_settlement_service::Config = settlement_part.load("FC_SETTLEMENT__")?;
+    let mut monitor_cfg: fc_monitor_service::Config = monitor_part.load("FC_MONITOR__")?;
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let (_nats, nats_users) = ensure_nats(&cfg.bus, &cfg.data_dir).await?;
     // Each service connects as its own NATS user when `up` started the server.
-    let (portal_bus, settlement_bus) = match &nats_users {
+    let (portal_bus, settlement_bus, monitor_bus) = match &nats_users {
         Some(users) => {
-            let others = (users.bus_for(&cfg.bus, "portal"), users.bus_for(&cfg.bus, "settlement"));
+            let others = (users.bus_for(&cfg.bus, "portal"), users.bus_for(&cfg.bus, "settlement"), users.bus_for(&cfg.bus, "monitor"));
             cfg.bus = users.bus_for(&cfg.bus, "ingest");
             others
         }
-        None => (cfg.bus.clone(), cfg.bus.clone()),
+        None => (cfg.bus.clone(), cfg.bus.clone(), cfg.bus.clone()),
     };
     // Each service keeps its own data directory.
     settlement_cfg.resolve_data_dir(&cfg.data_dir).with_context(|| format!("settlement data in {}", cfg.data_dir.display()))?;
+    monitor_cfg.resolve_data_dir(&cfg.data_dir);
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     // One process, one data directory, one service issuer: the services get their
@@ -181,7 +184,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     identities(
         &cfg.data_dir,
-        [("ingest", &mut cfg.service_auth), ("portal", &mut portal_cfg.service_auth), ("settlement", &mut settlement_cfg.service_auth)],
+        [
+            ("ingest", &mut cfg.service_auth),
+            ("portal", &mut portal_cfg.service_auth),
+            ("settlement", &mut settlement_cfg.service_auth),
+            ("monitor", &mut monitor_cfg.service_auth),
+        ],
     )?;
     if args.split {
         let plan = crate::split::Plan {
@@ -192,6 +200,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
             portal_bus: &portal_bus,
             settlement: &settlement_cfg,
             settlement_bus: &settlement_bus,
+            monitor: &monitor_cfg,
+            monitor_bus: &monitor_bus,
         };
         let r = crate::split::run(plan, shutdown).await;
         tracing.shutdown().await;
@@ -207,7 +217,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
     // portal calls settlement's API, over loopback gRPC as when split.
     let query_url = format!("http://{}", running.grpc_addr);
     settlement_cfg.telemetry_url = query_url.clone();
+    monitor_cfg.telemetry_url = query_url.clone();
     portal_cfg.telemetry_url = query_url;
+    let monitor = fc_monitor_service::serve(monitor_cfg, &monitor_bus, shutdown.clone()).await?;
     let settlement = fc_settlement_service::serve(settlement_cfg, &settlement_bus, shutdown.clone()).await?;
     portal_cfg.settlement_url = format!("http://{}", settlement.grpc_addr);
     let portal = fc_portal::serve(portal_cfg.clone(), registry.clone(), portal_nats, shutdown.clone()).await?;
@@ -219,6 +231,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!("  gRPC (Admin, Tenancy):       http://{}", tenancy.addr);
     println!("  gRPC (Ledger, Settlement):   http://{}", settlement.grpc_addr);
     println!("  ledger verifier key:         {}", settlement.settlement.verifier_key());
+    println!("  gRPC (Monitor):              http://{}", monitor.grpc_addr);
     println!("  health and metrics:          http://{}/healthz  http://{}/metrics", running.http_addr, running.http_addr);
     if portal_cfg.admin_token.is_empty() {
         println!("  admin token:                 {}", portal_cfg.data_dir().join("admin.token").display());
@@ -234,6 +247,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     running.wait().await;
     portal.wait().await;
     tenancy.wait().await;
+    monitor.wait().await;
     settlement.wait().await;
     tracing.shutdown().await;
     Ok(())

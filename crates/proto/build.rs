@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "factorychain/v1/settlement.proto",
         "factorychain/v1/supply.proto",
         "factorychain/v1/tenancy.proto",
+        "factorychain/v1/monitor.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());

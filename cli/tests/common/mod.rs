@@ -56,6 +56,7 @@ pub fn start(nats_url: &str, data: &Path, extra_env: &[(&str, &str)]) -> Service
         .env("FC_HTTP_ADDR", "127.0.0.1:0")
         .env("FC_PORTAL__LISTEN_ADDR", "127.0.0.1:0")
         .env("FC_SETTLEMENT__GRPC_ADDR", "127.0.0.1:0")
+        .env("FC_MONITOR__GRPC_ADDR", "127.0.0.1:0")
         .env("FC_PORTAL__GRPC_ADDR", "127.0.0.1:0")
         .env("FC_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("FC_WRITER__ACK_WAIT_MS", "3000")

@@ -8,12 +8,13 @@
 //! | `ingest` | `fc.*.telemetry.>` (JetStream), `$JS.API.>`, `$JS.ACK.>` | `_INBOX.>` (replies), `fc.sys.tenancy` |
 //! | `portal` | `fc.sys.tenancy` | `fc.*.telemetry.>` (live views), `_INBOX.>` |
 //! | `settlement` | nothing | `fc.sys.tenancy` (partnership changes, revocations), `_INBOX.>` |
+//! | `monitor` | `fc.*.events.alarm` (JetStream), `$JS.API.>`, `$JS.ACK.>` | `_INBOX.>` (replies, pulled telemetry) |
 //!
 //! Invariant: only the tenancy owner (the portal) announces revocations, only
-//! ingest writes telemetry and touches JetStream.
+//! ingest writes telemetry, only the monitor announces alarms.
 
 /// The services with a NATS user.
-pub const SERVICES: [&str; 3] = ["ingest", "portal", "settlement"];
+pub const SERVICES: [&str; 4] = ["ingest", "portal", "settlement", "monitor"];
 
 /// `(publish, subscribe)` subjects `service` may use; `None` for a service without a NATS user.
 pub fn permissions(service: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
@@ -21,6 +22,7 @@ pub fn permissions(service: &str) -> Option<(&'static [&'static str], &'static [
         "ingest" => Some((&["fc.*.telemetry.>", "$JS.API.>", "$JS.ACK.>"], &["_INBOX.>", "fc.sys.tenancy"])),
         "portal" => Some((&["fc.sys.tenancy"], &["fc.*.telemetry.>", "_INBOX.>"])),
         "settlement" => Some((&[], &["_INBOX.>", "fc.sys.tenancy"])),
+        "monitor" => Some((&["fc.*.events.alarm", "$JS.API.>", "$JS.ACK.>"], &["_INBOX.>"])),
         _ => None,
     }
 }

@@ -197,9 +197,10 @@ pub const NON_CONFIG_ENV: &[&str] = &[
 
 /// The sections of the services that share one file and environment:
 /// `[portal]` and `FC_PORTAL__*` are the portal's, `[settlement]` and
-/// `FC_SETTLEMENT__*` settlement's, the rest the top level (ingest's and the
+/// `FC_SETTLEMENT__*` settlement's, `[monitor]` and `FC_MONITOR__*` the
+/// monitor's, the rest the top level (ingest's and the
 /// platform's, `[bus]` among them).
-pub const SERVICE_SECTIONS: [&str; 2] = ["portal", "settlement"];
+pub const SERVICE_SECTIONS: [&str; 3] = ["portal", "settlement", "monitor"];
 
 /// One service's part of the file and the environment, for [`load_table`].
 #[derive(Debug, Default, Clone)]
@@ -232,9 +233,9 @@ impl Part {
 /// Splits the file at `path` (if any) and the environment `env` into the top
 /// level and each of [`SERVICE_SECTIONS`]; the tools' own variables
 /// ([`NON_CONFIG_ENV`]) are left out.
-pub fn split_sections(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<(Part, [Part; 2]), ConfigError> {
+pub fn split_sections(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<(Part, [Part; 3]), ConfigError> {
     let mut file = path.map(read_table).transpose()?;
-    let mut sections: [Part; 2] = Default::default();
+    let mut sections: [Part; 3] = Default::default();
     let mut top: Vec<(String, String)> = env.into_iter().filter(|(k, _)| !NON_CONFIG_ENV.contains(&k.as_str())).collect();
     for (i, name) in SERVICE_SECTIONS.iter().enumerate() {
         sections[i].file = file.as_mut().and_then(|t| t.remove(*name)).and_then(|v| match v {

@@ -421,6 +421,43 @@ impl RuleRunner {
         })
     }
 
+    /// Hold an alarm the caller's store has open but this runner does not (it resumed from
+    /// an older checkpoint, or from none): it is not raised again, and it clears when the
+    /// condition is found false.
+    pub fn adopt_open(&mut self, machine: &str, metric: Option<&str>, raised_at: i64, severity: Severity, acked: bool) {
+        let key = if self.rule.per_series() { metric.unwrap_or("") } else { "" };
+        if self.instance(machine, Some(key)).is_none() {
+            let inst = Instance {
+                unit: String::new(),
+                leaves: self.leaves.iter().map(|c| Leaf::new(c, raised_at)).collect(),
+                since_true: None,
+                since_false: None,
+                open: None,
+                raises: VecDeque::new(),
+                suppressed: false,
+            };
+            self.instances.entry(machine.to_owned()).or_default().insert(key.to_owned(), inst);
+            self.count += 1;
+        }
+        let inst = self.instance(machine, Some(key)).expect("present");
+        inst.open = Some(Open { raised_at, severity, acked, escalated_at: raised_at });
+        if !inst.raises.contains(&raised_at) {
+            inst.raises.push_back(raised_at);
+        }
+    }
+
+    /// Forget an open alarm the caller's store has closed; false if it was not open here.
+    pub fn drop_open(&mut self, machine: &str, metric: Option<&str>, raised_at: i64) -> bool {
+        match self.instance(machine, metric) {
+            Some(inst) if inst.open.as_ref().is_some_and(|o| o.raised_at == raised_at) => {
+                inst.open = None;
+                inst.since_true = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The state of every instance, for a checkpoint ([`RuleRunner::restore`]).
     pub fn checkpoint(&self) -> Vec<u8> {
         let c = Checkpoint { rule_id: self.rule.id.clone(), rule_version: self.rule.version, instances: self.instances.clone() };
@@ -811,6 +848,18 @@ mod tests {
 
     fn rule_runner(toml_text: &str) -> RuleRunner {
         rule(toml_text)
+    }
+
+    #[test]
+    fn an_adopted_alarm_is_not_raised_again_and_clears() {
+        let mut r = rule(HOT);
+        r.adopt_open("m1", Some("temp"), 5 * S, Severity::Major, false);
+        assert_eq!(r.open_alarms(), vec![("m1".to_owned(), Some("temp".to_owned()), 5 * S, Severity::Major, false)]);
+        assert_eq!(run(&mut r, &[(10, "temp", 90.0), (20, "temp", 10.0)]), vec!["20 cleared major"]);
+        r.adopt_open("m1", Some("temp"), 30 * S, Severity::Warning, false);
+        assert!(!r.drop_open("m1", Some("temp"), 31 * S));
+        assert!(r.drop_open("m1", Some("temp"), 30 * S));
+        assert!(r.open_alarms().is_empty());
     }
 
     #[test]

@@ -339,6 +339,7 @@ struct NatsUsers {
     ingest: String,
     portal: String,
     settlement: String,
+    monitor: String,
 }
 
 /// NATS, the tenancy owner's gRPC port (the portal's, over a registry on the
@@ -388,11 +389,12 @@ impl Harness {
     pub async fn start_authenticated() -> anyhow::Result<Self> {
         fc_core::telemetry::init_for_tests();
         let pw = |who: &str| format!("{who}-{}", fc_core::time::now_ms());
-        let users = NatsUsers { ingest: pw("ingest"), portal: pw("portal"), settlement: pw("settlement") };
+        let users = NatsUsers { ingest: pw("ingest"), portal: pw("portal"), settlement: pw("settlement"), monitor: pw("monitor") };
         let conf = fc_bus::auth::authorization_config(&[
             ("ingest", &users.ingest),
             ("portal", &users.portal),
             ("settlement", &users.settlement),
+            ("monitor", &users.monitor),
             ("admin", NATS_ADMIN_PASSWORD),
         ]);
         let nats = NatsServer::start_with_config(&conf).await?;
@@ -450,6 +452,11 @@ impl Harness {
     /// The settlement service's NATS password ([`Harness::start_authenticated`]).
     pub fn settlement_password(&self) -> &str {
         self.users.as_ref().map_or("", |u| u.settlement.as_str())
+    }
+
+    /// The monitor's NATS password ([`Harness::start_authenticated`]).
+    pub fn monitor_password(&self) -> &str {
+        self.users.as_ref().map_or("", |u| u.monitor.as_str())
     }
 
     /// The portal's NATS password ([`Harness::start_authenticated`]).
@@ -612,6 +619,37 @@ impl Harness {
                 fc_settlement_service::serve(cfg, &bus, Shutdown::new()).await.map_err(anyhow::Error::from)
             })
             .await
+    }
+}
+
+/// Core NATS helpers for permission tests.
+pub mod nats {
+    use futures::StreamExt;
+    use std::time::Duration;
+
+    /// Waits until `sub` is registered at the server: `admin` publishes probes on
+    /// `subject` until one arrives (a client's flush is not a round trip).
+    pub async fn registered(sub: &mut async_nats::Subscriber, admin: &async_nats::Client, subject: &str) -> anyhow::Result<()> {
+        for _ in 0..100 {
+            admin.publish(subject.to_string(), "probe".into()).await?;
+            if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), sub.next()).await {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("the subscription to {subject} never received a probe")
+    }
+
+    /// Every message but probes that reaches `sub` within `window`.
+    pub async fn collect(sub: &mut async_nats::Subscriber, window: Duration) -> Vec<String> {
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, sub.next()).await {
+            let text = String::from_utf8_lossy(&m.payload).into_owned();
+            if text != "probe" {
+                got.push(text);
+            }
+        }
+        got
     }
 }
 

@@ -4,34 +4,9 @@
 
 use async_nats::ConnectOptions;
 use fc_proto::v1::{AckStatus, RevokeDeviceRequest};
+use fc_testkit::nats::{collect, registered};
 use fc_testkit::{Harness, NATS_ADMIN_PASSWORD};
-use futures::StreamExt;
 use std::time::Duration;
-
-/// Waits until `sub` is registered at the server: `admin` publishes probes on
-/// `subject` until one arrives (a client's flush is not a round trip).
-async fn registered(sub: &mut async_nats::Subscriber, admin: &async_nats::Client, subject: &str) -> anyhow::Result<()> {
-    for _ in 0..100 {
-        admin.publish(subject.to_string(), "probe".into()).await?;
-        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), sub.next()).await {
-            return Ok(());
-        }
-    }
-    anyhow::bail!("the subscription to {subject} never received a probe")
-}
-
-/// Every message but probes that reaches `sub` within `window`.
-async fn collect(sub: &mut async_nats::Subscriber, window: Duration) -> Vec<String> {
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + window;
-    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, sub.next()).await {
-        let text = String::from_utf8_lossy(&m.payload).into_owned();
-        if text != "probe" {
-            got.push(text);
-        }
-    }
-    got
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_service_publishes_and_subscribes_only_within_its_subjects() -> anyhow::Result<()> {

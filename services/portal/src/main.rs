@@ -16,7 +16,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let path = fc_core::config::path_from_args(std::env::args().skip(1));
-    let (top, [portal_part, _]) = fc_core::config::split_sections(path.as_deref(), std::env::vars())?;
+    let (top, [portal_part, _, _]) = fc_core::config::split_sections(path.as_deref(), std::env::vars())?;
     let bus: fc_bus::BusConfig = top.section("bus", "FC_").load("FC_BUS__")?;
     let mut config: fc_portal::Config = portal_part.load("FC_PORTAL__")?;
     if config.data_dir.is_empty() {

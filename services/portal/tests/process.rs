@@ -24,6 +24,7 @@ fn fc_portal(data: &std::path::Path, nats: &str) -> anyhow::Result<(KillOnDrop, 
         .env("FC_PORTAL__GRPC_ADDR", "127.0.0.1:0")
         .env("FC_PORTAL__OPS_ADDR", "127.0.0.1:0")
         .env("FC_SETTLEMENT__GRPC_ADDR", "127.0.0.1:0")
+        .env("FC_MONITOR__GRPC_ADDR", "127.0.0.1:0")
         .env("FC_PORTAL__TELEMETRY_URL", telemetry)
         .env("FC_PORTAL__SERVICE_AUTH__TOKEN", issuer.mint("portal", Duration::from_secs(600))?)
         .env("FC_PORTAL__SERVICE_AUTH__ISSUER_PUBLIC_KEY", issuer.public_key())

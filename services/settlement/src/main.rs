@@ -16,7 +16,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let path = fc_core::config::path_from_args(std::env::args().skip(1));
-    let (top, [_, settlement_part]) = fc_core::config::split_sections(path.as_deref(), std::env::vars())?;
+    let (top, [_, settlement_part, _]) = fc_core::config::split_sections(path.as_deref(), std::env::vars())?;
     let bus: fc_bus::BusConfig = top.section("bus", "FC_").load("FC_BUS__")?;
     let mut config: fc_settlement_service::Config = settlement_part.load("FC_SETTLEMENT__")?;
     let from_file = top.file.as_ref().and_then(|t| t.get("data_dir")).and_then(|v| v.as_str()).map(String::from);

@@ -1,0 +1,140 @@
+//! The monitor's gRPC port: `factorychain.v1.Monitor`, for services holding a service
+//! credential of one of [`CALLERS`], acting for the tenant in `x-fc-tenant`.
+
+use crate::monitor::{Monitor, parse_min_severity};
+use crate::store::{AlarmFilter, AlarmRecord, SavedRule};
+use fc_core::ServiceError;
+use fc_proto::v1 as pb;
+use fc_proto::v1::monitor_server::{Monitor as MonitorApi, MonitorServer};
+use fc_rpc::service_auth::Verifier;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Services that may call the `Monitor` API.
+pub const CALLERS: [&str; 1] = ["portal"];
+
+pub(crate) fn server(m: Arc<Monitor>, verifier: Verifier) -> MonitorServer<Svc> {
+    MonitorServer::new(Svc { m, verifier })
+}
+
+pub(crate) struct Svc {
+    m: Arc<Monitor>,
+    verifier: Verifier,
+}
+
+impl Svc {
+    fn tenant(&self, meta: &tonic::metadata::MetadataMap) -> Result<String, Status> {
+        self.verifier.check(meta, &CALLERS)?;
+        fc_rpc::service_auth::tenant(meta)
+    }
+}
+
+type Answer<T> = Result<Response<T>, Status>;
+
+fn rule_info(s: SavedRule) -> Result<pb::RuleInfo, ServiceError> {
+    Ok(pb::RuleInfo {
+        rule_json: serde_json::to_string(&s.rule).map_err(ServiceError::internal)?,
+        version: s.rule.version,
+        saved_at_ms: s.saved_at_ms,
+        saved_by: s.saved_by,
+    })
+}
+
+/// An alarm on the wire.
+pub fn alarm_pb(a: AlarmRecord) -> pb::Alarm {
+    let (acknowledged_by, acknowledged_at_ms) = a.acknowledged.unwrap_or_default();
+    pb::Alarm {
+        id: a.id,
+        rule_id: a.rule_id,
+        rule_version: a.rule_version,
+        machine: a.machine,
+        metric: a.metric.unwrap_or_default(),
+        severity: a.severity.as_str().into(),
+        state: a.state.as_str().into(),
+        raised_at_ms: a.raised_at_ms,
+        cleared_at_ms: a.cleared_at_ms.unwrap_or(0),
+        reason: a.reason,
+        acknowledged_by,
+        acknowledged_at_ms,
+        assignee: a.assignee,
+        notes: a.notes.into_iter().map(|n| pb::AlarmNote { author: n.author, at_ms: n.at_ms, text: n.text }).collect(),
+        history: a
+            .history
+            .into_iter()
+            .map(|s| pb::AlarmTransition { kind: s.kind, at_ms: s.at_ms, severity: s.severity.as_str().into(), by: s.by, text: s.text })
+            .collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl MonitorApi for Svc {
+    async fn put_rule(&self, req: Request<pb::PutRuleRequest>) -> Answer<pb::RuleInfo> {
+        let tenant = self.tenant(req.metadata())?;
+        let r = req.into_inner();
+        if r.rule_json.len() > 64 << 10 {
+            return Err(ServiceError::invalid("rule_json", "a rule is at most 64 KiB").into());
+        }
+        let rule: fc_monitor::Rule = serde_json::from_str(&r.rule_json).map_err(|e| ServiceError::invalid("rule_json", e))?;
+        let user = if r.user.is_empty() { "api".to_owned() } else { r.user };
+        let saved = self.m.put_rule(&tenant, rule, &user).await?;
+        Ok(Response::new(rule_info(saved)?))
+    }
+
+    async fn list_rules(&self, req: Request<pb::ListRulesRequest>) -> Answer<pb::ListRulesResponse> {
+        let tenant = self.tenant(req.metadata())?;
+        let rules = self.m.rules(&tenant)?.into_iter().map(rule_info).collect::<Result<_, _>>()?;
+        Ok(Response::new(pb::ListRulesResponse { rules }))
+    }
+
+    async fn delete_rule(&self, req: Request<pb::DeleteRuleRequest>) -> Answer<pb::DeleteRuleResponse> {
+        let tenant = self.tenant(req.metadata())?;
+        let cleared = self.m.delete_rule(&tenant, &req.get_ref().rule_id).await?;
+        Ok(Response::new(pb::DeleteRuleResponse { cleared_alarms: cleared as u32 }))
+    }
+
+    async fn list_alarms(&self, req: Request<pb::ListAlarmsRequest>) -> Answer<pb::ListAlarmsResponse> {
+        let tenant = self.tenant(req.metadata())?;
+        let r = req.into_inner();
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        let filter = AlarmFilter {
+            machine: some(r.machine),
+            rule_id: some(r.rule_id),
+            min_severity: parse_min_severity(&r.min_severity)?,
+            open_only: r.open_only,
+            from_ms: (r.from_ms != 0).then_some(r.from_ms),
+            to_ms: (r.to_ms != 0).then_some(r.to_ms),
+            limit: if r.limit == 0 { 100 } else { r.limit.min(1000) as usize },
+        };
+        let alarms = self.m.alarms(&tenant, &filter)?.into_iter().map(alarm_pb).collect();
+        Ok(Response::new(pb::ListAlarmsResponse { alarms }))
+    }
+
+    async fn get_alarm(&self, req: Request<pb::AlarmRef>) -> Answer<pb::Alarm> {
+        let tenant = self.tenant(req.metadata())?;
+        Ok(Response::new(alarm_pb(self.m.alarm(&tenant, &req.get_ref().alarm_id)?)))
+    }
+
+    async fn acknowledge_alarm(&self, req: Request<pb::AlarmActionRequest>) -> Answer<pb::Alarm> {
+        let tenant = self.tenant(req.metadata())?;
+        let r = req.into_inner();
+        Ok(Response::new(alarm_pb(self.m.acknowledge(&tenant, &r.alarm_id, &r.user, &r.comment).await?)))
+    }
+
+    async fn clear_alarm(&self, req: Request<pb::AlarmActionRequest>) -> Answer<pb::Alarm> {
+        let tenant = self.tenant(req.metadata())?;
+        let r = req.into_inner();
+        Ok(Response::new(alarm_pb(self.m.clear(&tenant, &r.alarm_id, &r.user, &r.comment).await?)))
+    }
+
+    async fn comment_alarm(&self, req: Request<pb::AlarmActionRequest>) -> Answer<pb::Alarm> {
+        let tenant = self.tenant(req.metadata())?;
+        let r = req.into_inner();
+        Ok(Response::new(alarm_pb(self.m.comment(&tenant, &r.alarm_id, &r.user, &r.comment).await?)))
+    }
+
+    async fn assign_alarm(&self, req: Request<pb::AssignAlarmRequest>) -> Answer<pb::Alarm> {
+        let tenant = self.tenant(req.metadata())?;
+        let r = req.into_inner();
+        Ok(Response::new(alarm_pb(self.m.assign(&tenant, &r.alarm_id, &r.user, &r.assignee).await?)))
+    }
+}

@@ -1,0 +1,373 @@
+//! The monitor's core: every tenant's rule runners, fed by the telemetry consumer and
+//! the clock, their transitions stored and announced, and the operators' actions.
+//!
+//! Invariant: a transition is stored (`store.rs`) before it is announced on
+//! `fc.<tenant>.events.alarm`, and a telemetry message is acked only after both, so a
+//! crash replays messages rather than losing alarms; a replay's transitions carry the
+//! same alarm ids and are recognised by the store and by JetStream's duplicate window.
+
+use crate::store::{AlarmFilter, AlarmRecord, AlarmState, Note, SavedRule, Step, Store};
+use bytes::Bytes;
+use fc_core::{ErrorCode, ServiceError};
+use fc_monitor::{Reading, Rule, RuleRunner, Severity, Transition, TransitionKind};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// Rules one tenant may have.
+pub const MAX_RULES_PER_TENANT: usize = 500;
+/// Longest note.
+pub const MAX_NOTE_CHARS: usize = 2000;
+
+/// An alarm event as published on `fc.<tenant>.events.alarm` (JSON).
+#[derive(Serialize)]
+pub struct AlarmEvent<'a> {
+    /// raised, escalated, acknowledged, assigned, commented, cleared.
+    pub kind: &'a str,
+    /// The alarm after the change.
+    pub alarm: &'a AlarmRecord,
+}
+
+/// The subject of a tenant's alarm events.
+pub fn events_subject(tenant: &str) -> String {
+    format!("fc.{tenant}.events.alarm")
+}
+
+type Runners = BTreeMap<String, RuleRunner>;
+
+/// The monitor.
+pub struct Monitor {
+    store: Store,
+    tenants: Mutex<HashMap<String, Runners>>,
+    bus: Arc<fc_bus::Bus>,
+    series: Option<fc_query_api::QueryClient>,
+}
+
+impl Monitor {
+    /// Open the store, rebuild every rule's runner from its checkpoint and reconcile it
+    /// with the alarms the store has open.
+    pub fn open(store: Store, bus: Arc<fc_bus::Bus>, series: Option<fc_query_api::QueryClient>) -> Result<Self, ServiceError> {
+        let mut tenants: HashMap<String, Runners> = HashMap::new();
+        for (tenant, saved) in store.all_rules()? {
+            let id = saved.rule.id.clone();
+            let runner = match store.checkpoint(&tenant, &id)? {
+                Some(bytes) => RuleRunner::restore(saved.rule.clone(), &bytes).unwrap_or_else(|e| {
+                    tracing::warn!(tenant = %tenant, rule = %id, error = %e, "checkpoint not used; the rule starts afresh");
+                    RuleRunner::new(saved.rule.clone()).expect("stored rules are valid")
+                }),
+                None => RuleRunner::new(saved.rule.clone()).map_err(|e| ServiceError::internal(format!("stored rule {id}: {e}")))?,
+            };
+            tenants.entry(tenant).or_default().insert(id, runner);
+        }
+        let open = store.open_alarms()?;
+        for (tenant, runners) in &mut tenants {
+            for (id, runner) in runners.iter_mut() {
+                let stored: Vec<&AlarmRecord> = open.iter().filter(|a| a.tenant == *tenant && a.rule_id == *id).collect();
+                for a in &stored {
+                    if a.rule_version == runner.rule().version {
+                        runner.adopt_open(&a.machine, a.metric.as_deref(), a.raised_at_ms, a.severity, a.state == AlarmState::Acknowledged);
+                    }
+                }
+                for (machine, metric, raised_at, ..) in runner.open_alarms() {
+                    if !stored.iter().any(|a| a.machine == machine && a.metric == metric && a.raised_at_ms == raised_at) {
+                        runner.drop_open(&machine, metric.as_deref(), raised_at);
+                    }
+                }
+            }
+        }
+        Ok(Self { store, tenants: Mutex::new(tenants), bus, series })
+    }
+
+    /// Whether `tenant` has any rule (messages of other tenants are not decoded).
+    pub fn watches(&self, tenant: &str) -> bool {
+        self.tenants.lock().expect("tenants lock").get(tenant).is_some_and(|r| !r.is_empty())
+    }
+
+    /// Judge one tenant's readings; returns the transitions.
+    pub fn observe(&self, tenant: &str, msg: &fc_telemetry::bus::DecodedMessage) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let mut tenants = self.tenants.lock().expect("tenants lock");
+        let Some(runners) = tenants.get_mut(tenant) else { return out };
+        let mut readings = 0u64;
+        for s in &msg.series {
+            for p in &s.points {
+                if p.quality == 3 {
+                    continue; // bad quality: not judged
+                }
+                readings += 1;
+                let r = Reading { machine: &s.machine, metric: &s.metric, unit: &s.unit, ts_ms: p.ts_ms, value: p.value };
+                for runner in runners.values_mut() {
+                    runner.observe(&r, &mut out);
+                }
+            }
+        }
+        metrics::counter!("monitor_readings_total").increment(readings);
+        out
+    }
+
+    /// Let time pass for every rule; returns the transitions by tenant.
+    pub fn tick(&self, now_ms: i64) -> Vec<(String, Vec<Transition>)> {
+        let mut tenants = self.tenants.lock().expect("tenants lock");
+        let mut all = Vec::new();
+        for (tenant, runners) in tenants.iter_mut() {
+            let mut out = Vec::new();
+            for runner in runners.values_mut() {
+                runner.tick(now_ms, &mut out);
+            }
+            if !out.is_empty() {
+                all.push((tenant.clone(), out));
+            }
+        }
+        all
+    }
+
+    /// Store transitions, then announce them; returns when JetStream has the events.
+    pub async fn record(&self, tenant: &str, transitions: &[Transition]) -> Result<(), ServiceError> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        for t in transitions {
+            metrics::counter!("monitor_alarm_transitions_total", "kind" => t.kind.as_str()).increment(1);
+        }
+        let changed = self.store.apply(tenant, transitions)?;
+        self.announce(tenant, &changed).await
+    }
+
+    async fn announce(&self, tenant: &str, changed: &[(String, AlarmRecord)]) -> Result<(), ServiceError> {
+        let mut acks = Vec::with_capacity(changed.len());
+        for (kind, alarm) in changed {
+            let payload = serde_json::to_vec(&AlarmEvent { kind, alarm }).map_err(ServiceError::internal)?;
+            let msg_id = format!("{}/{}", alarm.id, alarm.history.len());
+            let ack = self
+                .bus
+                .publish(events_subject(tenant), &msg_id, Bytes::from(payload))
+                .await
+                .map_err(|e| ServiceError::unavailable(e.to_string()))?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.wait().await.map_err(|e| ServiceError::unavailable(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Every runner's checkpoint, saved in one commit.
+    pub fn checkpoint(&self) -> Result<(), ServiceError> {
+        let items: Vec<(String, String, Vec<u8>)> = {
+            let tenants = self.tenants.lock().expect("tenants lock");
+            tenants.iter().flat_map(|(t, runners)| runners.iter().map(move |(id, r)| (t.clone(), id.clone(), r.checkpoint()))).collect()
+        };
+        self.store.save_checkpoints(&items)
+    }
+
+    /// A tenant's rules.
+    pub fn rules(&self, tenant: &str) -> Result<Vec<SavedRule>, ServiceError> {
+        self.store.rules(tenant)
+    }
+
+    /// Save a rule as its next version; its runner starts afresh, and alarms the old
+    /// version left open are cleared (they name the version that raised them).
+    pub async fn put_rule(&self, tenant: &str, mut rule: Rule, user: &str) -> Result<SavedRule, ServiceError> {
+        rule.validate().map_err(|e| ServiceError::invalid("rule", e))?;
+        self.check_metrics(tenant, &rule).await?;
+        let exists = self.store.rule(tenant, &rule.id)?.is_some();
+        if !exists && self.store.rules(tenant)?.len() >= MAX_RULES_PER_TENANT {
+            return Err(ServiceError::new(ErrorCode::ResourceExhausted, format!("a tenant has at most {MAX_RULES_PER_TENANT} rules")));
+        }
+        rule.version = self.store.last_version(tenant, &rule.id)? + 1;
+        let saved = SavedRule { rule: rule.clone(), saved_at_ms: fc_core::time::now_ms(), saved_by: user.to_owned() };
+        self.store.save_rule(tenant, &saved)?;
+        let runner = RuleRunner::new(rule.clone()).map_err(|e| ServiceError::invalid("rule", e))?;
+        let old = self.tenants.lock().expect("tenants lock").entry(tenant.to_owned()).or_default().insert(rule.id.clone(), runner);
+        self.close_left_open(tenant, old, &format!("the rule changed (version {})", rule.version)).await?;
+        Ok(saved)
+    }
+
+    /// Delete a rule; returns how many open alarms it cleared.
+    pub async fn delete_rule(&self, tenant: &str, id: &str) -> Result<usize, ServiceError> {
+        if !self.store.delete_rule(tenant, id)? {
+            return Err(ServiceError::not_found(format!("rule {id}")));
+        }
+        let old = self.tenants.lock().expect("tenants lock").get_mut(tenant).and_then(|r| r.remove(id));
+        self.close_left_open(tenant, old, "the rule was deleted").await
+    }
+
+    async fn close_left_open(&self, tenant: &str, old: Option<RuleRunner>, why: &str) -> Result<usize, ServiceError> {
+        let Some(old) = old else { return Ok(0) };
+        let now = fc_core::time::now_ms();
+        let transitions: Vec<Transition> = old
+            .open_alarms()
+            .into_iter()
+            .map(|(machine, metric, raised_at, severity, _)| Transition {
+                kind: TransitionKind::Cleared,
+                rule_id: old.rule().id.clone(),
+                rule_version: old.rule().version,
+                machine,
+                metric,
+                raised_at_ms: raised_at,
+                at_ms: now,
+                severity,
+                reason: why.to_owned(),
+            })
+            .collect();
+        self.record(tenant, &transitions).await?;
+        Ok(transitions.len())
+    }
+
+    /// A rule must read metrics the tenant has: a typo would otherwise watch nothing.
+    async fn check_metrics(&self, tenant: &str, rule: &Rule) -> Result<(), ServiceError> {
+        let Some(q) = &self.series else { return Ok(()) };
+        let series = q.list_series(tenant, None).await?;
+        for m in rule.metrics() {
+            let known = series.iter().any(|s| rule.watches_machine(&s.machine) && fc_monitor::rule::glob(m, &s.metric));
+            if !known {
+                let mut names: Vec<&str> = series.iter().map(|s| s.metric.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                names.truncate(20);
+                let listed = if names.is_empty() { "none yet".to_owned() } else { names.join(", ") };
+                return Err(ServiceError::invalid(
+                    "rule",
+                    format!(
+                        "no series of {} is named {m:?} (metrics this tenant has: {listed})",
+                        if rule.machine.is_empty() { "any machine".to_owned() } else { format!("machines {:?}", rule.machine) }
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A tenant's alarms.
+    pub fn alarms(&self, tenant: &str, filter: &AlarmFilter) -> Result<Vec<AlarmRecord>, ServiceError> {
+        self.store.alarms(tenant, filter)
+    }
+
+    /// One alarm of the tenant.
+    pub fn alarm(&self, tenant: &str, id: &str) -> Result<AlarmRecord, ServiceError> {
+        self.store.alarm(tenant, id)?.ok_or_else(|| ServiceError::not_found(format!("alarm {id}")))
+    }
+
+    fn with_runner<T>(&self, tenant: &str, rule: &str, f: impl FnOnce(&mut RuleRunner) -> T) -> Option<T> {
+        self.tenants.lock().expect("tenants lock").get_mut(tenant).and_then(|r| r.get_mut(rule)).map(f)
+    }
+
+    /// An operator acknowledges an alarm (it stops escalating).
+    pub async fn acknowledge(&self, tenant: &str, id: &str, user: &str, comment: &str) -> Result<AlarmRecord, ServiceError> {
+        check_user(user)?;
+        check_note(comment, false)?;
+        let now = fc_core::time::now_ms();
+        let alarm = self.store.update(tenant, id, |a| {
+            if a.acknowledged.is_none() {
+                a.acknowledged = Some((user.to_owned(), now));
+                if a.state == AlarmState::Raised {
+                    a.state = AlarmState::Acknowledged;
+                }
+                a.history.push(Step {
+                    kind: "acknowledged".into(),
+                    at_ms: now,
+                    severity: a.severity,
+                    by: user.to_owned(),
+                    text: comment.to_owned(),
+                });
+                if !comment.is_empty() {
+                    a.notes.push(Note { author: user.to_owned(), at_ms: now, text: comment.to_owned() });
+                }
+            }
+            Ok(())
+        })?;
+        self.with_runner(tenant, &alarm.rule_id, |r| r.acknowledge(&alarm.machine, alarm.metric.as_deref()));
+        self.announce(tenant, &[("acknowledged".into(), alarm.clone())]).await?;
+        Ok(alarm)
+    }
+
+    /// An operator clears an open alarm.
+    pub async fn clear(&self, tenant: &str, id: &str, user: &str, comment: &str) -> Result<AlarmRecord, ServiceError> {
+        check_user(user)?;
+        check_note(comment, false)?;
+        let alarm = self.alarm(tenant, id)?;
+        if !alarm.is_open() {
+            return Err(ServiceError::new(ErrorCode::FailedPrecondition, format!("alarm {id} is already cleared")));
+        }
+        let now = fc_core::time::now_ms();
+        self.with_runner(tenant, &alarm.rule_id, |r| r.drop_open(&alarm.machine, alarm.metric.as_deref(), alarm.raised_at_ms));
+        let alarm = self.store.update(tenant, id, |a| {
+            a.state = AlarmState::Cleared;
+            a.cleared_at_ms = Some(now);
+            a.history.push(Step {
+                kind: "cleared".into(),
+                at_ms: now,
+                severity: a.severity,
+                by: user.to_owned(),
+                text: comment.to_owned(),
+            });
+            if !comment.is_empty() {
+                a.notes.push(Note { author: user.to_owned(), at_ms: now, text: comment.to_owned() });
+            }
+            Ok(())
+        })?;
+        self.announce(tenant, &[("cleared".into(), alarm.clone())]).await?;
+        Ok(alarm)
+    }
+
+    /// An operator adds a note.
+    pub async fn comment(&self, tenant: &str, id: &str, user: &str, text: &str) -> Result<AlarmRecord, ServiceError> {
+        check_user(user)?;
+        check_note(text, true)?;
+        let now = fc_core::time::now_ms();
+        let alarm = self.store.update(tenant, id, |a| {
+            a.notes.push(Note { author: user.to_owned(), at_ms: now, text: text.to_owned() });
+            a.history.push(Step { kind: "commented".into(), at_ms: now, severity: a.severity, by: user.to_owned(), text: text.to_owned() });
+            Ok(())
+        })?;
+        self.announce(tenant, &[("commented".into(), alarm.clone())]).await?;
+        Ok(alarm)
+    }
+
+    /// An operator assigns the alarm (empty: to nobody).
+    pub async fn assign(&self, tenant: &str, id: &str, user: &str, assignee: &str) -> Result<AlarmRecord, ServiceError> {
+        check_user(user)?;
+        if assignee.chars().count() > 128 || assignee.chars().any(char::is_control) {
+            return Err(ServiceError::invalid("assignee", "at most 128 printable characters"));
+        }
+        let now = fc_core::time::now_ms();
+        let alarm = self.store.update(tenant, id, |a| {
+            a.assignee = assignee.to_owned();
+            a.history.push(Step {
+                kind: "assigned".into(),
+                at_ms: now,
+                severity: a.severity,
+                by: user.to_owned(),
+                text: assignee.to_owned(),
+            });
+            Ok(())
+        })?;
+        self.announce(tenant, &[("assigned".into(), alarm.clone())]).await?;
+        Ok(alarm)
+    }
+}
+
+fn check_user(user: &str) -> Result<(), ServiceError> {
+    if user.is_empty() || user.chars().count() > 128 || user.chars().any(char::is_control) {
+        return Err(ServiceError::invalid("user", "1 to 128 printable characters naming the operator"));
+    }
+    Ok(())
+}
+
+fn check_note(text: &str, required: bool) -> Result<(), ServiceError> {
+    if required && text.trim().is_empty() {
+        return Err(ServiceError::invalid("comment", "a note needs some text"));
+    }
+    if text.chars().count() > MAX_NOTE_CHARS {
+        return Err(ServiceError::invalid("comment", format!("at most {MAX_NOTE_CHARS} characters")));
+    }
+    Ok(())
+}
+
+/// Parse a severity filter ("" is none).
+pub fn parse_min_severity(s: &str) -> Result<Option<Severity>, ServiceError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    Severity::parse(s).map(Some).ok_or_else(|| ServiceError::invalid("min_severity", "one of info, warning, major, critical"))
+}
