@@ -137,16 +137,19 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     let (fc_ingest_bin, fc_portal_bin, fc_settlement_bin, fc_monitor_bin) =
         (binary("fc-ingest")?, binary("fc-portal")?, binary("fc-settlement")?, binary("fc-monitor")?);
     let ingest = plan.ingest;
-    // Ingest's and settlement's gRPC ports must be known to the portal before they start.
+    // Ingest's, settlement's and the monitor's gRPC ports must be known to the portal before they start.
     let grpc = fixed(&ingest.grpc_addr, "grpc_addr")?;
     let query_url = format!("http://{grpc}");
     let settlement_grpc = fixed(&plan.settlement.grpc_addr, "settlement.grpc_addr")?;
     let settlement_url = format!("http://{settlement_grpc}");
+    let monitor_grpc = fixed(&plan.monitor.grpc_addr, "monitor.grpc_addr")?;
+    let monitor_url = format!("http://{monitor_grpc}");
     let loopback_ops = ingest.http_addr.ends_with(":0");
     let mut portal_env = vec![
         ("FC_PORTAL__DATA_DIR".to_string(), plan.portal.data_dir.clone()),
         ("FC_PORTAL__TELEMETRY_URL".into(), query_url.clone()),
         ("FC_PORTAL__SETTLEMENT_URL".into(), settlement_url.clone()),
+        ("FC_PORTAL__MONITOR_URL".into(), monitor_url.clone()),
         ("FC_PORTAL__SERVICE_AUTH__TOKEN".into(), plan.portal.service_auth.token.clone()),
         ("FC_PORTAL__SERVICE_AUTH__ISSUER_PUBLIC_KEY".into(), plan.portal.service_auth.issuer_public_key.clone()),
         ("FC_PORTAL__ADMIN_TOKEN".into(), plan.portal.admin_token.clone()),
@@ -189,7 +192,7 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     let mut monitor_env = vec![
         ("FC_BUS__USER".to_string(), plan.monitor_bus.user.clone()),
         ("FC_BUS__PASSWORD".into(), plan.monitor_bus.password.clone()),
-        ("FC_MONITOR__GRPC_ADDR".into(), mo.grpc_addr.clone()),
+        ("FC_MONITOR__GRPC_ADDR".into(), monitor_grpc.to_string()),
         ("FC_MONITOR__DATA_DIR".into(), mo.data_dir.clone()),
         ("FC_MONITOR__TELEMETRY_URL".into(), query_url.clone()),
         ("FC_MONITOR__SERVICE_AUTH__TOKEN".into(), mo.service_auth.token.clone()),

@@ -220,6 +220,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     monitor_cfg.telemetry_url = query_url.clone();
     portal_cfg.telemetry_url = query_url;
     let monitor = fc_monitor_service::serve(monitor_cfg, &monitor_bus, shutdown.clone()).await?;
+    portal_cfg.monitor_url = format!("http://{}", monitor.grpc_addr);
     let settlement = fc_settlement_service::serve(settlement_cfg, &settlement_bus, shutdown.clone()).await?;
     portal_cfg.settlement_url = format!("http://{}", settlement.grpc_addr);
     let portal = fc_portal::serve(portal_cfg.clone(), registry.clone(), portal_nats, shutdown.clone()).await?;

@@ -368,6 +368,8 @@ pub struct Harness {
     /// The settlement service, started by the first portal (it lives as long
     /// as the harness: its ledger file is opened once).
     settlement: tokio::sync::OnceCell<fc_settlement_service::Running>,
+    /// The monitor, started by the first portal (or [`Harness::monitor`]).
+    monitor: tokio::sync::OnceCell<fc_monitor_service::Running>,
 }
 
 impl Harness {
@@ -432,6 +434,7 @@ impl Harness {
             shutdown: Shutdown::new(),
             tweak,
             settlement: tokio::sync::OnceCell::new(),
+            monitor: tokio::sync::OnceCell::new(),
         };
         h.boot().await?;
         Ok(h)
@@ -587,6 +590,7 @@ impl Harness {
         cfg.telemetry_url = self.grpc_url();
         tweak(&mut cfg);
         cfg.settlement_url = format!("http://{}", self.settlement().await?.grpc_addr);
+        cfg.monitor_url = format!("http://{}", self.monitor().await?.grpc_addr);
         Ok(fc_portal::serve(cfg, self.registry.clone(), self.portal_nats.clone(), self.shutdown.clone()).await?)
     }
 
@@ -617,6 +621,33 @@ impl Harness {
                     (bus.user, bus.password) = ("settlement".into(), u.settlement.clone());
                 }
                 fc_settlement_service::serve(cfg, &bus, Shutdown::new()).await.map_err(anyhow::Error::from)
+            })
+            .await
+    }
+}
+
+impl Harness {
+    /// The monitor (its own directory in the harness's data directory), reading
+    /// telemetry from the harness's NATS and checking metrics with ingest's `Query`
+    /// (started on first use; a clock tick every 100 ms, a checkpoint every 200 ms).
+    pub async fn monitor(&self) -> anyhow::Result<&fc_monitor_service::Running> {
+        self.monitor
+            .get_or_try_init(|| async {
+                let mut cfg = fc_monitor_service::Config {
+                    grpc_addr: "127.0.0.1:0".into(),
+                    data_dir: self.data.path().join("monitor").to_string_lossy().into_owned(),
+                    telemetry_url: self.grpc_url(),
+                    tick_interval_ms: 100,
+                    checkpoint_interval_ms: 200,
+                    ..Default::default()
+                };
+                cfg.service_auth.token = self.service_token("monitor");
+                cfg.service_auth.issuer_public_key = self.issuer.public_key();
+                let mut bus = fc_bus::BusConfig { url: self.bus_url.clone(), ..Default::default() };
+                if let Some(u) = &self.users {
+                    (bus.user, bus.password) = ("monitor".into(), u.monitor.clone());
+                }
+                fc_monitor_service::serve(cfg, &bus, Shutdown::new()).await.map_err(anyhow::Error::from)
             })
             .await
     }

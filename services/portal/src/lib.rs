@@ -12,6 +12,8 @@
 //! Boundary: the portal reads telemetry through the same `TelemetryStore` the
 //! ingest service writes, and tenants through the same registry.
 
+pub mod alarm_pages;
+pub mod alarms;
 pub mod api;
 pub mod auth;
 pub mod demo;
@@ -83,6 +85,8 @@ pub struct Config {
     pub telemetry_url: String,
     /// The settlement service's gRPC port (`factorychain.v1.Settlement`).
     pub settlement_url: String,
+    /// The monitor's gRPC port (`factorychain.v1.Monitor`): alarm rules and alarms.
+    pub monitor_url: String,
     /// `/healthz`, `/readyz`, `/metrics` of the `fc-portal` process (under `up`,
     /// ingest's `http_addr` serves them for the whole process).
     pub ops_addr: String,
@@ -164,6 +168,7 @@ impl Default for Config {
             service_auth: fc_rpc::service_auth::Config::default(),
             telemetry_url: "http://127.0.0.1:50051".into(),
             settlement_url: "http://127.0.0.1:50052".into(),
+            monitor_url: "http://127.0.0.1:50054".into(),
             ops_addr: "127.0.0.1:9465".into(),
         }
     }
@@ -183,6 +188,8 @@ pub struct PortalState {
     /// Supplier settlement (ledger, designs, orders, payments): the settlement
     /// service's internal API, acting for the signed-in organisation.
     pub settlement: fc_settlement_api::SettlementClient,
+    /// Alarm rules and alarms: the monitor's internal API, acting for the tenant.
+    pub monitor: fc_monitor_api::MonitorClient,
     /// Settings.
     pub config: Config,
     /// Login throttling per (e-mail, client address), per client address and in all.
@@ -252,6 +259,8 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .merge(partners::routes())
         .merge(supply::routes())
         .merge(supply_pages::routes())
+        .merge(alarms::routes())
+        .merge(alarm_pages::routes())
         .nest("/api", api::routes().route("/openapi.json", get(openapi::json)))
         .route(
             "/static/htmx.min.js",
@@ -349,8 +358,11 @@ pub async fn serve(config: Config, registry: Arc<Registry>, nats: async_nats::Cl
     let telemetry = fc_query_api::QueryClient::new(&config.telemetry_url, credential.clone(), std::time::Duration::from_secs(30))
         .map_err(|e| StartError::Config(format!("portal.telemetry_url: {e}")))?;
     // Design files stream through: a call may take as long as an upload does.
-    let settlement = fc_settlement_api::SettlementClient::new(&config.settlement_url, credential, std::time::Duration::from_secs(600))
-        .map_err(|e| StartError::Config(format!("portal.settlement_url: {e}")))?;
+    let settlement =
+        fc_settlement_api::SettlementClient::new(&config.settlement_url, credential.clone(), std::time::Duration::from_secs(600))
+            .map_err(|e| StartError::Config(format!("portal.settlement_url: {e}")))?;
+    let monitor = fc_monitor_api::MonitorClient::new(&config.monitor_url, credential, std::time::Duration::from_secs(30))
+        .map_err(|e| StartError::Config(format!("portal.monitor_url: {e}")))?;
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await
         .map_err(|source| StartError::Bind { addr: config.listen_addr.clone(), source })?;
@@ -371,6 +383,7 @@ pub async fn serve(config: Config, registry: Arc<Registry>, nats: async_nats::Cl
         changes: tenancy::Changes::new(nats.clone()),
         nats,
         settlement,
+        monitor,
         config,
         shutdown: shutdown.clone(),
     });

@@ -118,6 +118,7 @@ fn layout(lang: Lang, title: &str, who: Option<&Principal>, body: Markup) -> Mar
                     a.brand href="/" { (lang.t("app")) }
                     @if let Some(p) = who {
                         a href="/" { (lang.t("dashboard")) }
+                        a href="/alarms" { (lang.t("alarms")) }
                         a href="/explore" { (lang.t("explore")) }
                         a href="/devices" { (lang.t("devices")) }
                         @if p.role.allows(Role::Owner) {

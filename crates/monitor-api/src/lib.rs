@@ -1,0 +1,256 @@
+//! [`MonitorClient`]: the monitor service's internal gRPC API (`factorychain.v1.Monitor`)
+//! for the services that act for a tenant (the portal), and the views they answer with.
+//! Every call names the tenant (`x-fc-tenant`) and carries this service's credential;
+//! the rules (validation, versions, the alarm lifecycle) are the monitor's.
+
+use fc_core::ServiceError;
+use fc_monitor::Rule;
+use fc_proto::v1 as pb;
+use fc_proto::v1::monitor_client::MonitorClient as Raw;
+use fc_rpc::service_auth::{Credential, TENANT_HEADER};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use utoipa::{IntoParams, ToSchema};
+
+type Res<T> = Result<T, ServiceError>;
+
+/// A saved alarm rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RuleView {
+    /// The rule (id, name, machine, severity, condition, durations; see docs/monitor.md).
+    #[schema(value_type = Object)]
+    pub rule: serde_json::Value,
+    /// Its version (every save makes a new one).
+    pub version: u32,
+    /// When this version was saved (Unix ms).
+    pub saved_at_ms: i64,
+    /// Who saved it.
+    pub saved_by: String,
+}
+
+/// A note on an alarm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NoteView {
+    /// Who wrote it.
+    pub author: String,
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// What.
+    pub text: String,
+}
+
+/// One step of an alarm's life.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StepView {
+    /// raised, escalated, acknowledged, assigned, commented, cleared.
+    pub kind: String,
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// Severity after it.
+    pub severity: String,
+    /// The operator (empty: the monitor).
+    pub by: String,
+    /// Details.
+    pub text: String,
+}
+
+/// An alarm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AlarmView {
+    /// Stable id.
+    pub id: String,
+    /// The rule that raised it.
+    pub rule_id: String,
+    /// The rule's version.
+    pub rule_version: u32,
+    /// Machine.
+    pub machine: String,
+    /// Metric (empty for rules over a whole machine).
+    pub metric: String,
+    /// info, warning, major or critical.
+    pub severity: String,
+    /// raised, acknowledged or cleared.
+    pub state: String,
+    /// When raised (Unix ms).
+    pub raised_at_ms: i64,
+    /// When cleared (Unix ms), if it is.
+    pub cleared_at_ms: Option<i64>,
+    /// Why, in words.
+    pub reason: String,
+    /// Who acknowledged it.
+    pub acknowledged_by: Option<String>,
+    /// When.
+    pub acknowledged_at_ms: Option<i64>,
+    /// Who it is assigned to (empty: nobody).
+    pub assignee: String,
+    /// Notes, oldest first.
+    pub notes: Vec<NoteView>,
+    /// Its life, oldest first.
+    pub history: Vec<StepView>,
+}
+
+impl From<pb::Alarm> for AlarmView {
+    fn from(a: pb::Alarm) -> Self {
+        Self {
+            id: a.id,
+            rule_id: a.rule_id,
+            rule_version: a.rule_version,
+            machine: a.machine,
+            metric: a.metric,
+            severity: a.severity,
+            state: a.state,
+            raised_at_ms: a.raised_at_ms,
+            cleared_at_ms: (a.cleared_at_ms != 0).then_some(a.cleared_at_ms),
+            reason: a.reason,
+            acknowledged_by: (!a.acknowledged_by.is_empty()).then_some(a.acknowledged_by),
+            acknowledged_at_ms: (a.acknowledged_at_ms != 0).then_some(a.acknowledged_at_ms),
+            assignee: a.assignee,
+            notes: a.notes.into_iter().map(|n| NoteView { author: n.author, at_ms: n.at_ms, text: n.text }).collect(),
+            history: a
+                .history
+                .into_iter()
+                .map(|s| StepView { kind: s.kind, at_ms: s.at_ms, severity: s.severity, by: s.by, text: s.text })
+                .collect(),
+        }
+    }
+}
+
+/// Which alarms to list.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlarmQuery {
+    /// Only this machine.
+    pub machine: Option<String>,
+    /// Only this rule.
+    pub rule_id: Option<String>,
+    /// At least this severity (info, warning, major, critical).
+    pub min_severity: Option<String>,
+    /// Only alarms not cleared.
+    pub open_only: Option<bool>,
+    /// Raised at or after (Unix ms).
+    pub from_ms: Option<i64>,
+    /// Raised before (Unix ms).
+    pub to_ms: Option<i64>,
+    /// Most alarms (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// A client of the monitor service, with this service's credential.
+#[derive(Clone)]
+pub struct MonitorClient {
+    raw: Raw<InterceptedService<Channel, Credential>>,
+    url: String,
+}
+
+impl MonitorClient {
+    /// A client of the monitor at `url` (connected on first use; while the monitor is
+    /// down, calls answer "unavailable" naming `url`). `timeout` bounds each call.
+    pub fn new(url: &str, credential: Credential, timeout: Duration) -> Res<Self> {
+        let channel = Channel::from_shared(url.to_string())
+            .map_err(|e| ServiceError::invalid("monitor url", e))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(timeout)
+            .connect_lazy();
+        Ok(Self { raw: Raw::with_interceptor(channel, credential).max_decoding_message_size(16 << 20), url: url.to_string() })
+    }
+
+    /// The service's address.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn request<T>(&self, tenant: &str, msg: T) -> Res<tonic::Request<T>> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut().insert(TENANT_HEADER, tenant.parse().map_err(|_| ServiceError::invalid("tenant", "not a valid id"))?);
+        Ok(r)
+    }
+
+    fn error(&self, s: tonic::Status) -> ServiceError {
+        ServiceError::from_status(&s, &format!("monitor service at {}", self.url))
+    }
+
+    fn rule_view(&self, r: pb::RuleInfo) -> Res<RuleView> {
+        let rule =
+            serde_json::from_str(&r.rule_json).map_err(|e| ServiceError::internal(format!("monitor service at {}: {e}", self.url)))?;
+        Ok(RuleView { rule, version: r.version, saved_at_ms: r.saved_at_ms, saved_by: r.saved_by })
+    }
+
+    /// Save a rule as its next version.
+    pub async fn put_rule(&self, tenant: &str, rule: &Rule, user: &str) -> Res<RuleView> {
+        let rule_json = serde_json::to_string(rule).map_err(|e| ServiceError::invalid("rule", e))?;
+        let r = self
+            .raw
+            .clone()
+            .put_rule(self.request(tenant, pb::PutRuleRequest { rule_json, user: user.into() })?)
+            .await
+            .map_err(|s| self.error(s))?;
+        self.rule_view(r.into_inner())
+    }
+
+    /// The tenant's rules.
+    pub async fn rules(&self, tenant: &str) -> Res<Vec<RuleView>> {
+        let r = self.raw.clone().list_rules(self.request(tenant, pb::ListRulesRequest {})?).await.map_err(|s| self.error(s))?;
+        r.into_inner().rules.into_iter().map(|r| self.rule_view(r)).collect()
+    }
+
+    /// Delete a rule; returns how many open alarms it cleared.
+    pub async fn delete_rule(&self, tenant: &str, rule_id: &str, user: &str) -> Res<u32> {
+        let req = pb::DeleteRuleRequest { rule_id: rule_id.into(), user: user.into() };
+        let r = self.raw.clone().delete_rule(self.request(tenant, req)?).await.map_err(|s| self.error(s))?;
+        Ok(r.into_inner().cleared_alarms)
+    }
+
+    /// Alarms, newest first.
+    pub async fn alarms(&self, tenant: &str, q: &AlarmQuery) -> Res<Vec<AlarmView>> {
+        let req = pb::ListAlarmsRequest {
+            machine: q.machine.clone().unwrap_or_default(),
+            rule_id: q.rule_id.clone().unwrap_or_default(),
+            min_severity: q.min_severity.clone().unwrap_or_default(),
+            open_only: q.open_only.unwrap_or(false),
+            from_ms: q.from_ms.unwrap_or(0),
+            to_ms: q.to_ms.unwrap_or(0),
+            limit: q.limit.unwrap_or(0),
+        };
+        let r = self.raw.clone().list_alarms(self.request(tenant, req)?).await.map_err(|s| self.error(s))?;
+        Ok(r.into_inner().alarms.into_iter().map(Into::into).collect())
+    }
+
+    /// One alarm.
+    pub async fn alarm(&self, tenant: &str, id: &str) -> Res<AlarmView> {
+        let r = self.raw.clone().get_alarm(self.request(tenant, pb::AlarmRef { alarm_id: id.into() })?).await.map_err(|s| self.error(s))?;
+        Ok(r.into_inner().into())
+    }
+
+    fn action(id: &str, user: &str, comment: &str) -> pb::AlarmActionRequest {
+        pb::AlarmActionRequest { alarm_id: id.into(), user: user.into(), comment: comment.into() }
+    }
+
+    /// Acknowledge an alarm (it stops escalating).
+    pub async fn acknowledge(&self, tenant: &str, id: &str, user: &str, comment: &str) -> Res<AlarmView> {
+        let r =
+            self.raw.clone().acknowledge_alarm(self.request(tenant, Self::action(id, user, comment))?).await.map_err(|s| self.error(s))?;
+        Ok(r.into_inner().into())
+    }
+
+    /// Clear an open alarm.
+    pub async fn clear(&self, tenant: &str, id: &str, user: &str, comment: &str) -> Res<AlarmView> {
+        let r = self.raw.clone().clear_alarm(self.request(tenant, Self::action(id, user, comment))?).await.map_err(|s| self.error(s))?;
+        Ok(r.into_inner().into())
+    }
+
+    /// Add a note.
+    pub async fn comment(&self, tenant: &str, id: &str, user: &str, text: &str) -> Res<AlarmView> {
+        let r = self.raw.clone().comment_alarm(self.request(tenant, Self::action(id, user, text))?).await.map_err(|s| self.error(s))?;
+        Ok(r.into_inner().into())
+    }
+
+    /// Assign the alarm (empty: to nobody).
+    pub async fn assign(&self, tenant: &str, id: &str, user: &str, assignee: &str) -> Res<AlarmView> {
+        let req = pb::AssignAlarmRequest { alarm_id: id.into(), user: user.into(), assignee: assignee.into() };
+        let r = self.raw.clone().assign_alarm(self.request(tenant, req)?).await.map_err(|s| self.error(s))?;
+        Ok(r.into_inner().into())
+    }
+}

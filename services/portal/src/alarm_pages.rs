@@ -1,0 +1,184 @@
+//! The alarms pages: open and past alarms with acknowledge and clear, and the
+//! tenant's alarm rules with a JSON editor. The monitor service owns both; every
+//! form posts its CSRF token.
+
+use crate::PortalState;
+use crate::alarms::actor;
+use crate::auth::{PageAuth, check_csrf};
+use crate::pages::{PageResult, csrf_field, page, with_status};
+use crate::problem::Problem;
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use fc_monitor_api::AlarmQuery;
+use fc_registry::Role;
+use maud::html;
+use serde::Deserialize;
+use std::sync::Arc;
+
+type St = State<Arc<PortalState>>;
+
+/// Page routes.
+pub fn routes() -> Router<Arc<PortalState>> {
+    Router::new()
+        .route("/alarms", get(alarms))
+        .route("/alarms/{id}/acknowledge", post(acknowledge))
+        .route("/alarms/{id}/clear", post(clear))
+        .route("/alarm-rules", get(rules).post(save_rule))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AlarmsQ {
+    all: bool,
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+/// "2026-12-02 08:41 UTC".
+pub(crate) fn when(ms: i64) -> String {
+    let t = fc_monitor::backtest::rfc3339(ms - ms.rem_euclid(60_000));
+    format!("{} UTC", t.replace('T', " ").trim_end_matches(":00Z"))
+}
+
+async fn alarms(State(s): St, PageAuth(p): PageAuth, Query(q): Query<AlarmsQ>) -> PageResult {
+    let lang = p.lang;
+    let filter = AlarmQuery { open_only: Some(!q.all), limit: Some(200), ..Default::default() };
+    let list = s.monitor.alarms(&p.tenant_id, &filter).await?;
+    let can_act = p.role.allows(Role::Operator);
+    Ok(page(
+        lang,
+        lang.t("alarms"),
+        Some(&p),
+        html! {
+            h1 { (lang.t("alarms")) }
+            p {
+                a href="/alarms" { (lang.t("open_alarms")) } " · " a href="/alarms?all=true" { (lang.t("all_alarms")) }
+                " · " a href="/alarm-rules" { (lang.t("alarm_rules")) }
+            }
+            @if list.is_empty() { p.muted id="no-alarms" { (lang.t("no_alarms")) } }
+            @else {
+                table id="alarms" {
+                    thead { tr { th { (lang.t("severity")) } th { (lang.t("machine")) } th { (lang.t("reason")) } th { (lang.t("raised_at")) } th { (lang.t("state")) } th {} } }
+                    tbody { @for a in &list {
+                        tr data-alarm=(a.id) data-state=(a.state) {
+                            td { strong { (a.severity) } }
+                            td { (a.machine) @if !a.metric.is_empty() { br; span.muted { (a.metric) } } }
+                            td { (a.reason) br; span.muted { (lang.t("rule")) " " (a.rule_id) " v" (a.rule_version) } }
+                            td { (when(a.raised_at_ms)) }
+                            td {
+                                (lang.t(state_key(&a.state)))
+                                @if let Some(by) = &a.acknowledged_by { br; span.muted { (lang.t("acknowledged_by")) " " (by) } }
+                            }
+                            td { @if can_act && a.state != "cleared" {
+                                @if a.acknowledged_by.is_none() {
+                                    form.inline method="post" action={ "/alarms/" (a.id) "/acknowledge" } { (csrf_field(&p)) button type="submit" { (lang.t("acknowledge")) } }
+                                    " "
+                                }
+                                form.inline method="post" action={ "/alarms/" (a.id) "/clear" } { (csrf_field(&p)) button.danger type="submit" { (lang.t("clear_alarm")) } }
+                            } }
+                        }
+                    } }
+                }
+            }
+        },
+    ))
+}
+
+fn state_key(state: &str) -> &'static str {
+    match state {
+        "acknowledged" => "acknowledged",
+        "cleared" => "cleared",
+        _ => "raised",
+    }
+}
+
+async fn acknowledge(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    p.require(Role::Operator)?;
+    s.monitor.acknowledge(&p.tenant_id, &id, &actor(&s, &p), "").await?;
+    Ok(Redirect::to("/alarms").into_response())
+}
+
+async fn clear(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    p.require(Role::Operator)?;
+    s.monitor.clear(&p.tenant_id, &id, &actor(&s, &p), "").await?;
+    Ok(Redirect::to("/alarms").into_response())
+}
+
+#[derive(Deserialize)]
+struct RuleForm {
+    csrf: String,
+    rule: String,
+}
+
+const EXAMPLE_RULE: &str = r#"{
+  "id": "spindle-hot",
+  "name": "Spindle too hot",
+  "machine": "*",
+  "severity": "major",
+  "condition": { "type": "threshold", "metric": "temperature", "above": 80, "hysteresis": 2 },
+  "for_ms": 60000,
+  "escalate_after_min": 30
+}"#;
+
+async fn rules_page(s: &PortalState, p: &crate::auth::Principal, draft: Option<&str>, error: Option<&str>) -> PageResult {
+    let lang = p.lang;
+    let rules = s.monitor.rules(&p.tenant_id).await?;
+    Ok(page(
+        lang,
+        lang.t("alarm_rules"),
+        Some(p),
+        html! {
+            h1 { (lang.t("alarm_rules")) }
+            p { a href="/alarms" { "← " (lang.t("alarms")) } }
+            @if rules.is_empty() { p.muted { (lang.t("no_rules")) } }
+            @else {
+                table id="rules" {
+                    thead { tr { th { (lang.t("rule")) } th { (lang.t("version")) } th { (lang.t("severity")) } th { "" } } }
+                    tbody { @for r in &rules {
+                        tr data-rule=(r.rule["id"].as_str().unwrap_or("")) {
+                            td { strong { (r.rule["id"].as_str().unwrap_or("")) } br; span.muted { (r.rule["name"].as_str().unwrap_or("")) } }
+                            td { (r.version) br; span.muted { (r.saved_by) } }
+                            td { (r.rule["severity"].as_str().unwrap_or("")) }
+                            td { pre { (serde_json::to_string(&r.rule["condition"]).unwrap_or_default()) } }
+                        }
+                    } }
+                }
+            }
+            @if p.role.allows(Role::Operator) {
+                @if let Some(e) = error { p.error role="alert" { (e) } }
+                form.stack method="post" action="/alarm-rules" style="max-width:none" {
+                    (csrf_field(p))
+                    label { (lang.t("rule_json")) br; textarea name="rule" rows="12" style="width:100%;font-family:ui-monospace,monospace" { (draft.unwrap_or(EXAMPLE_RULE)) } }
+                    p.muted { "docs/monitor.md" }
+                    div { button type="submit" { (lang.t("save_rule")) } }
+                }
+            }
+        },
+    ))
+}
+
+async fn rules(State(s): St, PageAuth(p): PageAuth) -> PageResult {
+    rules_page(&s, &p, None, None).await
+}
+
+async fn save_rule(State(s): St, PageAuth(p): PageAuth, Form(f): Form<RuleForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    p.require(Role::Operator)?;
+    let saved = match serde_json::from_str::<fc_monitor::Rule>(&f.rule) {
+        Ok(rule) => s.monitor.put_rule(&p.tenant_id, &rule, &actor(&s, &p)).await.map_err(Problem::from),
+        Err(e) => Err(Problem::bad_request(format!("rule: {e}"))),
+    };
+    match saved {
+        Ok(_) => Ok(Redirect::to("/alarm-rules").into_response()),
+        Err(e) if e.status == 400 => Ok(with_status(rules_page(&s, &p, Some(&f.rule), Some(&e.detail)).await?, &e)),
+        Err(e) => Err(e.into()),
+    }
+}

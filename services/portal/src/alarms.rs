@@ -1,0 +1,162 @@
+//! Alarms and alarm rules over REST. The monitor service owns them (rules,
+//! versions, the alarm lifecycle); this module takes the caller's tenant from its
+//! credential and maps roles: viewers read; operators (people and API keys)
+//! acknowledge, clear, comment, assign and edit rules.
+
+use crate::PortalState;
+use crate::auth::{ApiAuth, Principal};
+use crate::problem::Problem;
+use crate::web::ApiJson;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use fc_monitor_api::{AlarmQuery, AlarmView, RuleView};
+use fc_registry::Role;
+use serde::Deserialize;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+type St = State<Arc<PortalState>>;
+
+/// REST routes.
+pub fn routes() -> Router<Arc<PortalState>> {
+    Router::new()
+        .route("/api/v1/alarms", get(list))
+        .route("/api/v1/alarms/{id}", get(one))
+        .route("/api/v1/alarms/{id}/acknowledge", post(acknowledge))
+        .route("/api/v1/alarms/{id}/clear", post(clear))
+        .route("/api/v1/alarms/{id}/comments", post(comment))
+        .route("/api/v1/alarms/{id}/assignee", put(assign))
+        .route("/api/v1/alarm-rules", get(rules))
+        .route("/api/v1/alarm-rules/{id}", put(put_rule).delete(delete_rule))
+}
+
+/// Who acts, as alarms record it: the signed-in user's e-mail, or "api key".
+pub(crate) fn actor(s: &PortalState, p: &Principal) -> String {
+    match &p.user_id {
+        Some(id) => s.registry.get_user(&p.tenant_id, id).map(|u| u.email).unwrap_or_else(|_| id.clone()),
+        None => "api key".into(),
+    }
+}
+
+/// An operator's words on an acknowledgement or a clear (the body is optional).
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ActionIn {
+    /// A note kept with the alarm.
+    #[serde(default)]
+    comment: String,
+}
+
+fn action(body: &[u8]) -> Result<ActionIn, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ActionIn::default());
+    }
+    serde_json::from_slice(body).map_err(|e| Problem::bad_request(format!("body: {e}")))
+}
+
+/// A note.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentIn {
+    /// What to note (at most 2,000 characters).
+    text: String,
+}
+
+/// Whom to assign the alarm to.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssigneeIn {
+    /// A name or e-mail; empty: nobody.
+    assignee: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/alarms", params(AlarmQuery), responses((status = 200, description = "alarms, newest first", body = Vec<AlarmView>), (status = 400, description = "a bad filter", body = Problem)))]
+pub(crate) async fn list(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    q: Result<Query<AlarmQuery>, QueryRejection>,
+) -> Result<Json<Vec<AlarmView>>, Problem> {
+    let Query(q) = q.map_err(|e| Problem::bad_request(e.body_text()))?;
+    Ok(Json(s.monitor.alarms(&p.tenant_id, &q).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/alarms/{id}", params(("id" = String, Path, description = "alarm id")), responses((status = 200, description = "the alarm with its notes and history", body = AlarmView), (status = 404, description = "no such alarm of this tenant", body = Problem)))]
+pub(crate) async fn one(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> Result<Json<AlarmView>, Problem> {
+    Ok(Json(s.monitor.alarm(&p.tenant_id, &id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/alarms/{id}/acknowledge", params(("id" = String, Path, description = "alarm id")), request_body = ActionIn, responses((status = 200, description = "acknowledged: it stops escalating", body = AlarmView), (status = 404, description = "no such alarm", body = Problem)))]
+pub(crate) async fn acknowledge(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<AlarmView>, Problem> {
+    p.require(Role::Operator)?;
+    let comment = action(&body)?.comment;
+    Ok(Json(s.monitor.acknowledge(&p.tenant_id, &id, &actor(&s, &p), &comment).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/alarms/{id}/clear", params(("id" = String, Path, description = "alarm id")), request_body = ActionIn, responses((status = 200, description = "cleared", body = AlarmView), (status = 404, description = "no such alarm", body = Problem), (status = 409, description = "already cleared", body = Problem)))]
+pub(crate) async fn clear(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>, body: Bytes) -> Result<Json<AlarmView>, Problem> {
+    p.require(Role::Operator)?;
+    let comment = action(&body)?.comment;
+    Ok(Json(s.monitor.clear(&p.tenant_id, &id, &actor(&s, &p), &comment).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/alarms/{id}/comments", params(("id" = String, Path, description = "alarm id")), request_body = CommentIn, responses((status = 200, description = "the alarm with the note", body = AlarmView), (status = 400, description = "an empty or too long note", body = Problem), (status = 404, description = "no such alarm", body = Problem)))]
+pub(crate) async fn comment(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<CommentIn>,
+) -> Result<Json<AlarmView>, Problem> {
+    p.require(Role::Operator)?;
+    Ok(Json(s.monitor.comment(&p.tenant_id, &id, &actor(&s, &p), &b.text).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/alarms/{id}/assignee", params(("id" = String, Path, description = "alarm id")), request_body = AssigneeIn, responses((status = 200, description = "assigned", body = AlarmView), (status = 404, description = "no such alarm", body = Problem)))]
+pub(crate) async fn assign(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<AssigneeIn>,
+) -> Result<Json<AlarmView>, Problem> {
+    p.require(Role::Operator)?;
+    Ok(Json(s.monitor.assign(&p.tenant_id, &id, &actor(&s, &p), &b.assignee).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/alarm-rules", responses((status = 200, description = "the tenant's alarm rules", body = Vec<RuleView>)))]
+pub(crate) async fn rules(State(s): St, ApiAuth(p): ApiAuth) -> Result<Json<Vec<RuleView>>, Problem> {
+    Ok(Json(s.monitor.rules(&p.tenant_id).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/alarm-rules/{id}", params(("id" = String, Path, description = "rule id (a-z 0-9 - _ .)")), request_body(content = Object, description = "the rule: name, machine, severity, condition, for_ms, auto_clear, clear_for_ms, escalate_after_min, max_alarms_per_hour (docs/monitor.md)"), responses((status = 200, description = "saved as its next version", body = RuleView), (status = 400, description = "an invalid rule, or one naming a metric the tenant does not have", body = Problem)))]
+pub(crate) async fn put_rule(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(id): Path<String>,
+    ApiJson(mut body): ApiJson<serde_json::Value>,
+) -> Result<Json<RuleView>, Problem> {
+    p.require(Role::Operator)?;
+    let obj = body.as_object_mut().ok_or_else(|| Problem::bad_request("a rule is a JSON object"))?;
+    match obj.get("id") {
+        Some(v) if v.as_str() != Some(id.as_str()) => return Err(Problem::bad_request("the rule's id differs from the one in the path")),
+        _ => {}
+    }
+    obj.insert("id".into(), serde_json::Value::String(id));
+    obj.remove("version");
+    let rule: fc_monitor::Rule = serde_json::from_value(body).map_err(|e| Problem::bad_request(format!("rule: {e}")))?;
+    Ok(Json(s.monitor.put_rule(&p.tenant_id, &rule, &actor(&s, &p)).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/alarm-rules/{id}", params(("id" = String, Path, description = "rule id")), responses((status = 204, description = "deleted; its open alarms were cleared"), (status = 404, description = "no such rule", body = Problem)))]
+pub(crate) async fn delete_rule(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> Result<StatusCode, Problem> {
+    p.require(Role::Operator)?;
+    s.monitor.delete_rule(&p.tenant_id, &id, &actor(&s, &p)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
