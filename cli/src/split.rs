@@ -245,7 +245,10 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
     if let Some(speed) = plan.demo {
         let text = std::fs::read_to_string(&demo_file).with_context(|| format!("reading {}", demo_file.display()))?;
         let d: fc_portal::demo::Demo = serde_json::from_str(&text).with_context(|| format!("{}", demo_file.display()))?;
-        crate::up::start_demo(&d, &i["ingest gRPC (Ingest, Query):"], &p["portal:"], speed, shutdown.clone());
+        let mut portal_cfg = plan.portal.clone();
+        portal_cfg.monitor_url = monitor_url.clone();
+        let monitor_client = crate::up::demo_monitor(&portal_cfg)?;
+        crate::up::start_demo(&d, &i["ingest gRPC (Ingest, Query):"], &p["portal:"], monitor_client, speed, shutdown.clone());
     }
     println!("Stop with Ctrl-C.");
     println!();

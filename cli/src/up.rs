@@ -241,7 +241,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     if args.demo {
         let d = fc_portal::demo::ensure(&registry, &cfg.data_dir.join("demo.json")).map_err(anyhow::Error::msg)?;
-        start_demo(&d, &grpc, &format!("http://{}", portal.addr), args.demo_speed, shutdown.clone());
+        let monitor_client = demo_monitor(&portal_cfg)?;
+        start_demo(&d, &grpc, &format!("http://{}", portal.addr), monitor_client, args.demo_speed, shutdown.clone());
     }
     println!("Stop with Ctrl-C.");
     println!();
@@ -254,8 +255,22 @@ pub async fn run(args: UpArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prints the demo's login and device, and replays the datasets into ingest at `grpc` until shutdown.
-pub fn start_demo(d: &fc_portal::demo::Demo, grpc: &str, portal: &str, speed: f64, shutdown: Shutdown) {
+/// A client of the monitor as the portal (the demo's rules are saved as the portal saves a tenant's).
+pub fn demo_monitor(portal: &fc_portal::Config) -> Result<fc_monitor_api::MonitorClient> {
+    let credential = portal.service_auth.credential().map_err(|e| anyhow::anyhow!("portal.service_auth: {e}"))?;
+    fc_monitor_api::MonitorClient::new(&portal.monitor_url, credential, Duration::from_secs(10)).map_err(anyhow::Error::from)
+}
+
+/// Prints the demo's login and device, replays the datasets into ingest at `grpc` until
+/// shutdown, and saves the demo's alarm rules with the monitor once their metrics arrived.
+pub fn start_demo(
+    d: &fc_portal::demo::Demo,
+    grpc: &str,
+    portal: &str,
+    monitor: fc_monitor_api::MonitorClient,
+    speed: f64,
+    shutdown: Shutdown,
+) {
     println!("  demo login:                  {} / {}", d.email, d.password);
     println!("  demo tenant:                 {}", d.tenant_id);
     println!("  demo device token:           {}", d.token);
@@ -272,6 +287,8 @@ pub fn start_demo(d: &fc_portal::demo::Demo, grpc: &str, portal: &str, speed: f6
         speed,
         replay.datasets_dir.display()
     );
+    tokio::spawn(fc_portal::demo::install_rules(monitor, d.tenant_id.clone(), shutdown.clone()));
+    println!("  demo alarm rules:            steel-demand, machine-temp-low, machine-temp-anomaly (see {portal}/alarms)");
     tokio::spawn(async move {
         tokio::select! {
             r = fc_demo::replay(replay) => if let Err(e) = r { tracing::warn!(error = %e, "demo replay stopped") },

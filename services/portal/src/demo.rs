@@ -39,3 +39,76 @@ pub fn ensure(registry: &Registry, path: &Path) -> Result<Demo, String> {
     fc_core::fsutil::replace_private(path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(d)
 }
+
+/// The demo's alarm rules on the replayed datasets: the steel plant's demand (a
+/// quarter hour above 100 kWh, i.e. 400 kW, which the replay reaches within minutes),
+/// the machine's temperature falling below 75 °C (at the default 120x the replay gets
+/// there in about 7 minutes, the demand in about 17), and the anomaly detector on that
+/// temperature (it judges once it has six hours of history).
+pub fn rules() -> Vec<fc_monitor::Rule> {
+    [
+        r#"id = "steel-demand"
+name = "Steel plant demand above 400 kW"
+machine = "steel-plant"
+severity = "warning"
+escalate_after_min = 15
+[condition]
+type = "threshold"
+metric = "energy.usage"
+above = 100
+hysteresis = 10"#,
+        r#"id = "machine-temp-low"
+name = "Machine temperature below 75 °C"
+machine = "machine-temp-1"
+severity = "major"
+[condition]
+type = "threshold"
+metric = "temperature"
+below = 75
+hysteresis = 3"#,
+        r#"id = "machine-temp-anomaly"
+name = "Machine temperature leaves its normal range"
+machine = "machine-temp-1"
+severity = "major"
+[condition]
+type = "anomaly"
+metric = "temperature"
+sensitivity = 1.0"#,
+    ]
+    .iter()
+    .map(|t| fc_monitor::Rule::from_toml(t).expect("the demo rules are valid"))
+    .collect()
+}
+
+/// Saves the demo rules the tenant does not have yet (an edited one is kept), once the
+/// replay has stored the metrics they name (the monitor refuses rules on unknown
+/// metrics); tries every two seconds for three minutes or until `stop`.
+pub async fn install_rules(monitor: fc_monitor_api::MonitorClient, tenant: String, stop: fc_core::Shutdown) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(180);
+    let mut last_error = String::new();
+    while tokio::time::Instant::now() < deadline {
+        let have: Vec<String> = match monitor.rules(&tenant).await {
+            Ok(r) => r.iter().filter_map(|v| v.rule["id"].as_str().map(str::to_owned)).collect(),
+            Err(e) => {
+                last_error = e.to_string();
+                Vec::new()
+            }
+        };
+        let mut missing = 0;
+        for rule in rules().into_iter().filter(|r| !have.contains(&r.id)) {
+            if let Err(e) = monitor.put_rule(&tenant, &rule, "demo").await {
+                last_error = e.to_string();
+                missing += 1;
+            }
+        }
+        if missing == 0 {
+            tracing::info!(tenant = %tenant, "demo alarm rules in place");
+            return;
+        }
+        tokio::select! {
+            _ = stop.wait() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+        }
+    }
+    tracing::warn!(tenant = %tenant, error = %last_error, "demo alarm rules not saved");
+}

@@ -113,3 +113,34 @@ async fn a_rule_saved_over_rest_raises_an_alarm_that_operators_handle() -> anyho
     assert_eq!(api(addr, "DELETE", "/api/v1/alarm-rules/hot", &op_a, None).await?.status, 204);
     Ok(())
 }
+
+/// `up --demo` saves its alarm rules once the replay stored the metrics they name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_rules_are_saved_once_their_metrics_exist() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let monitor_url = format!("http://{}", h.monitor().await?.grpc_addr);
+    let (tenant, device) = h.tenant_with_device("Demo Steel Works")?;
+    let credential = fc_rpc::service_auth::Credential::new(&h.service_token("portal"))?;
+    let client = fc_monitor_api::MonitorClient::new(&monitor_url, credential, Duration::from_secs(10))?;
+    let stop = fc_core::Shutdown::new();
+    let task = tokio::spawn(fc_portal::demo::install_rules(client.clone(), tenant.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(client.rules(&tenant).await?.is_empty(), "no rule before the metrics exist");
+    let now = fc_core::time::now_ms();
+    let reading = |machine: &str, metric: &str, value: f64| Reading {
+        machine: machine.into(),
+        metric: metric.into(),
+        unit: String::new(),
+        timestamp_ms: now,
+        value,
+        quality: 0,
+    };
+    let readings = vec![reading("steel-plant", "energy.usage", 50.0), reading("machine-temp-1", "temperature", 85.0)];
+    h.ingest(&device).await?.push(ReadingBatch { device_seq: 1, readings, series: vec![] }).await?;
+    h.wait_writer_idle().await?;
+    tokio::time::timeout(Duration::from_secs(10), task).await??;
+    let mut ids: Vec<String> = client.rules(&tenant).await?.iter().map(|r| r.rule["id"].as_str().unwrap_or("").to_owned()).collect();
+    ids.sort();
+    assert_eq!(ids, ["machine-temp-anomaly", "machine-temp-low", "steel-demand"]);
+    Ok(())
+}
