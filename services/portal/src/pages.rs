@@ -345,6 +345,16 @@ async fn dashboard(State(s): St, PageAuth(p): PageAuth) -> PageResult {
     // machine -> (newest timestamp, [(metric, unit, value)])
     type MachineRow = (i64, Vec<(String, String, f64)>);
     let mut machines: std::collections::BTreeMap<String, MachineRow> = Default::default();
+    // Open alarms per machine; the machines still show while the monitor is unreachable.
+    let open = fc_monitor_api::AlarmQuery { open_only: Some(true), limit: Some(1000), ..Default::default() };
+    let alarms = s.monitor.alarms(&p.tenant_id, &open).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "dashboard without alarms");
+        Vec::new()
+    });
+    let mut open_by_machine: std::collections::HashMap<&str, usize> = Default::default();
+    for a in &alarms {
+        *open_by_machine.entry(a.machine.as_str()).or_default() += 1;
+    }
     for l in latest {
         let e = machines.entry(l.series.machine.clone()).or_insert((i64::MIN, Vec::new()));
         e.0 = e.0.max(l.ts_ms);
@@ -364,6 +374,9 @@ async fn dashboard(State(s): St, PageAuth(p): PageAuth) -> PageResult {
                         a href={ "/machines/" (encode(m)) } {
                             h2 { span class={ "dot " (status) } title=(lang.t(status)) {} (m) }
                             p.muted { (lang.t(status)) }
+                            @if let Some(n) = open_by_machine.get(m.as_str()) {
+                                p.error.alarm-count { strong { (n) } " " (lang.t("active_alarms")) }
+                            }
                             table { @for (metric, unit, v) in readings.iter().take(6) { tr { td { (metric) } td { (fmt_value(*v)) " " (unit) } } } }
                         }
                     }

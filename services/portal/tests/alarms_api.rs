@@ -86,6 +86,15 @@ async fn a_rule_saved_over_rest_raises_an_alarm_that_operators_handle() -> anyho
     );
     assert_eq!(alarm["reason"], "temperature 95 Cel is above the limit of 80 Cel");
 
+    // The pages: the dashboard's card counts the open alarm, the alarms page lists it.
+    let owner = reg.create_user(&a, "owner@a.example", "Owner", Role::Owner, "long enough password")?;
+    let (sid, _) = reg.create_session(&owner)?;
+    let cookie = format!("fc_session={sid}");
+    let dash = request(addr, "GET", "/", &[("cookie", cookie.as_str())], b"").await?;
+    assert!(dash.body.contains("<strong>1</strong> active alarms"), "{}", dash.body);
+    let page = request(addr, "GET", "/alarms", &[("cookie", cookie.as_str()), ("accept-language", "ko")], b"").await?;
+    assert!(page.body.contains(&format!("data-alarm=\"{id}\"")) && page.body.contains("확인"), "{}", page.body);
+
     // Tenant B: nothing to see, nothing to touch.
     let r = api(addr, "GET", "/api/v1/alarms", &op_b, None).await?;
     assert_eq!(r.json(), serde_json::json!([]));
