@@ -19,7 +19,7 @@ use std::net::IpAddr;
 
 /// The header that carries the signature.
 pub const SIGNATURE_HEADER: &str = "FactoryChain-Signature";
-/// Attempts of one delivery before it goes to the dead-letter list.
+/// Attempts of one delivery before it goes to the dead-letter list, by default.
 pub const MAX_ATTEMPTS: u32 = 8;
 
 /// `t=<timestamp_s>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
@@ -68,10 +68,10 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now_s: i64, tolerance_s:
 }
 
 /// Delay before attempt `attempt` (1-based; attempt 1 is immediate) of a delivery, or
-/// `None` once [`MAX_ATTEMPTS`] failed: 0, 1 s, 2 s, 4 s ... capped at 5 minutes, with
-/// up to 20 % jitter from `jitter` (0..1) so retries of many alarms do not march together.
-pub fn retry_delay_ms(attempt: u32, jitter: f64) -> Option<u64> {
-    if attempt == 0 || attempt > MAX_ATTEMPTS {
+/// `None` past `max_attempts`: 0, 1 s, 2 s, 4 s ... capped at 5 minutes, with up to
+/// 20 % jitter from `jitter` (0..1) so retries of many alarms do not march together.
+pub fn retry_delay_ms(attempt: u32, max_attempts: u32, jitter: f64) -> Option<u64> {
+    if attempt == 0 || attempt > max_attempts {
         return None;
     }
     if attempt == 1 {
@@ -200,9 +200,11 @@ mod tests {
 
     #[test]
     fn retries_back_off_then_stop() {
-        let d: Vec<Option<u64>> = (0..=9).map(|a| retry_delay_ms(a, 0.0)).collect();
+        let d: Vec<Option<u64>> = (0..=9).map(|a| retry_delay_ms(a, MAX_ATTEMPTS, 0.0)).collect();
         assert_eq!(d, vec![None, Some(0), Some(1000), Some(2000), Some(4000), Some(8000), Some(16000), Some(32000), Some(64000), None]);
-        assert_eq!(retry_delay_ms(3, 1.0), Some(2400));
+        assert_eq!(retry_delay_ms(3, MAX_ATTEMPTS, 1.0), Some(2400));
+        assert_eq!(retry_delay_ms(30, 40, 0.0), Some(300_000), "capped at five minutes");
+        assert_eq!(retry_delay_ms(3, 2, 0.0), None);
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! The monitor's gRPC port: `factorychain.v1.Monitor`, for services holding a service
+//! The monitor's gRPC port: `factorychain.v1.Monitor` (rules, alarms) and
+//! `factorychain.v1.MonitorNotifications` (webhooks, deliveries), for services holding a service
 //! credential of one of [`CALLERS`], acting for the tenant in `x-fc-tenant`.
 
 use crate::monitor::{Monitor, parse_min_severity};
-use crate::store::{AlarmFilter, AlarmRecord, SavedRule};
+use crate::store::{AlarmFilter, AlarmRecord, DeliveryState, SavedRule, WebhookRecord};
 use fc_core::ServiceError;
 use fc_proto::v1 as pb;
+use fc_proto::v1::monitor_notifications_server::{MonitorNotifications as NotificationsApi, MonitorNotificationsServer};
 use fc_proto::v1::monitor_server::{Monitor as MonitorApi, MonitorServer};
 use fc_rpc::service_auth::Verifier;
 use std::sync::Arc;
@@ -136,5 +138,87 @@ impl MonitorApi for Svc {
         let tenant = self.tenant(req.metadata())?;
         let r = req.into_inner();
         Ok(Response::new(alarm_pb(self.m.assign(&tenant, &r.alarm_id, &r.user, &r.assignee).await?)))
+    }
+}
+
+pub(crate) fn notifications(m: Arc<Monitor>, verifier: Verifier) -> MonitorNotificationsServer<Notify> {
+    MonitorNotificationsServer::new(Notify { m, verifier })
+}
+
+pub(crate) struct Notify {
+    m: Arc<Monitor>,
+    verifier: Verifier,
+}
+
+impl Notify {
+    fn tenant(&self, meta: &tonic::metadata::MetadataMap) -> Result<String, Status> {
+        self.verifier.check(meta, &CALLERS)?;
+        fc_rpc::service_auth::tenant(meta)
+    }
+}
+
+fn webhook_pb(w: WebhookRecord, show_secret: bool) -> pb::Webhook {
+    pb::Webhook {
+        id: w.id,
+        url: w.url,
+        min_severity: w.subscription.min_severity.as_str().into(),
+        machines: w.subscription.machines,
+        created_at_ms: w.created_at_ms,
+        secret: if show_secret { w.secret } else { String::new() },
+    }
+}
+
+#[tonic::async_trait]
+impl NotificationsApi for Notify {
+    async fn put_webhook(&self, req: Request<pb::PutWebhookRequest>) -> Answer<pb::Webhook> {
+        let tenant = self.tenant(req.metadata())?;
+        let r = req.into_inner();
+        let made_secret = r.secret.is_empty();
+        let w = self.m.put_webhook(&tenant, &r.id, &r.url, &r.secret, &r.min_severity, r.machines)?;
+        Ok(Response::new(webhook_pb(w, made_secret)))
+    }
+
+    async fn list_webhooks(&self, req: Request<pb::ListWebhooksRequest>) -> Answer<pb::ListWebhooksResponse> {
+        let tenant = self.tenant(req.metadata())?;
+        let webhooks = self.m.webhooks(&tenant)?.into_iter().map(|w| webhook_pb(w, false)).collect();
+        Ok(Response::new(pb::ListWebhooksResponse { webhooks }))
+    }
+
+    async fn delete_webhook(&self, req: Request<pb::DeleteWebhookRequest>) -> Answer<pb::DeleteWebhookResponse> {
+        let tenant = self.tenant(req.metadata())?;
+        self.m.delete_webhook(&tenant, &req.get_ref().id)?;
+        Ok(Response::new(pb::DeleteWebhookResponse {}))
+    }
+
+    async fn list_deliveries(&self, req: Request<pb::ListDeliveriesRequest>) -> Answer<pb::ListDeliveriesResponse> {
+        let tenant = self.tenant(req.metadata())?;
+        let r = req.into_inner();
+        let state = match r.state.as_str() {
+            "" => None,
+            "pending" => Some(DeliveryState::Pending),
+            "delivered" => Some(DeliveryState::Delivered),
+            "dead" => Some(DeliveryState::Dead),
+            _ => return Err(ServiceError::invalid("state", "pending, delivered or dead").into()),
+        };
+        let limit = if r.limit == 0 { 100 } else { r.limit.min(1000) as usize };
+        let deliveries = self
+            .m
+            .store()
+            .deliveries(&tenant, state, limit)?
+            .into_iter()
+            .map(|d| pb::Delivery {
+                id: d.id,
+                webhook_id: d.webhook_id,
+                alarm_id: d.alarm_id,
+                kind: d.kind,
+                state: d.state.as_str().into(),
+                attempts: d.attempts,
+                last_error: d.last_error,
+                created_at_ms: d.created_at_ms,
+                next_attempt_at_ms: if d.state == DeliveryState::Pending { d.next_at_ms } else { 0 },
+                delivered_at_ms: d.delivered_at_ms.unwrap_or(0),
+            })
+            .collect();
+        Ok(Response::new(pb::ListDeliveriesResponse { deliveries }))
     }
 }

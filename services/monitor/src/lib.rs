@@ -9,6 +9,7 @@
 //!   transitions, the operators' actions;
 //! - `store.rs`: rules (every version), alarms (notes, history), runner checkpoints;
 //! - `consumer.rs`: the telemetry consumer, the clock, the checkpointer;
+//! - `deliver.rs`: signed webhook deliveries, retries, the dead-letter list;
 //! - `grpc.rs`: the API; [`serve`] wires it all; `src/main.rs` is `fc-monitor`.
 //!
 //! Peers: NATS (telemetry in, events out), ingest's `Query` (a rule's metrics must exist).
@@ -23,6 +24,7 @@
 //!   authenticated service's request.
 
 mod consumer;
+mod deliver;
 mod grpc;
 pub mod monitor;
 pub mod store;
@@ -61,6 +63,15 @@ pub struct Config {
     pub telemetry_url: String,
     /// This service's identity.
     pub service_auth: fc_rpc::service_auth::Config,
+    /// Let webhooks reach loopback, link-local and private addresses (a plant's own
+    /// network, tests); off in a shared cloud, where they would reach the platform.
+    pub allow_private_webhooks: bool,
+    /// Webhook notifications per tenant per minute; more wait their turn.
+    pub notifications_per_minute: u32,
+    /// How long one webhook request may take.
+    pub webhook_timeout_ms: u64,
+    /// Attempts of one delivery (1 s, 2 s, 4 s ... apart) before the dead-letter list.
+    pub webhook_attempts: u32,
 }
 
 impl Default for Config {
@@ -76,6 +87,10 @@ impl Default for Config {
             checkpoint_interval_ms: 30_000,
             telemetry_url: "http://127.0.0.1:50051".into(),
             service_auth: fc_rpc::service_auth::Config::default(),
+            allow_private_webhooks: false,
+            notifications_per_minute: 60,
+            webhook_timeout_ms: 10_000,
+            webhook_attempts: 8,
         }
     }
 }
@@ -136,7 +151,7 @@ impl Running {
 }
 
 /// What the monitor's gRPC port serves (health and reflection come with it).
-pub const GRPC_SERVICES: [&str; 1] = ["factorychain.v1.Monitor"];
+pub const GRPC_SERVICES: [&str; 2] = ["factorychain.v1.Monitor", "factorychain.v1.MonitorNotifications"];
 
 /// How long [`serve`] waits for NATS.
 const NATS_WAIT: Duration = Duration::from_secs(10);
@@ -172,13 +187,17 @@ pub async fn serve(mut config: Config, bus: &fc_bus::BusConfig, shutdown: Shutdo
         }
     };
     let store = store::Store::open(&data_dir.join("monitor.redb")).map_err(|e| StartError::Storage(e.message))?;
-    let monitor = Arc::new(Monitor::open(store, bus_conn.clone(), series).map_err(|e| StartError::Storage(e.message))?);
+    let monitor = Arc::new(
+        Monitor::open(store, bus_conn.clone(), series, config.allow_private_webhooks).map_err(|e| StartError::Storage(e.message))?,
+    );
     let listener = tokio::net::TcpListener::bind(&config.grpc_addr)
         .await
         .map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
     let grpc_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
-    let router =
-        tonic::transport::Server::builder().layer(fc_rpc::trace::GrpcServerLayer).add_service(grpc::server(monitor.clone(), verifier));
+    let router = tonic::transport::Server::builder()
+        .layer(fc_rpc::trace::GrpcServerLayer)
+        .add_service(grpc::server(monitor.clone(), verifier.clone()))
+        .add_service(grpc::notifications(monitor.clone(), verifier));
     let router = fc_rpc::add_introspection(router, &[fc_proto::FILE_DESCRIPTOR_SET], &GRPC_SERVICES, shutdown.clone())
         .await
         .map_err(|e| StartError::Grpc(e.to_string()))?;
@@ -193,6 +212,7 @@ pub async fn serve(mut config: Config, bus: &fc_bus::BusConfig, shutdown: Shutdo
         tokio::spawn(consumer::consume(monitor.clone(), bus_conn.clone(), config.clone(), shutdown.clone())),
         tokio::spawn(consumer::clock(monitor.clone(), config.clone(), shutdown.clone())),
         tokio::spawn(consumer::checkpointer(monitor.clone(), config.clone(), shutdown.clone())),
+        tokio::spawn(deliver::run(monitor.clone(), config.clone(), shutdown.clone())),
         server,
     ];
     tracing::info!(%grpc_addr, data_dir = %data_dir.display(), "monitor ready");

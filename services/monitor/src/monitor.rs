@@ -6,11 +6,12 @@
 //! crash replays messages rather than losing alarms; a replay's transitions carry the
 //! same alarm ids and are recognised by the store and by JetStream's duplicate window.
 
-use crate::store::{AlarmFilter, AlarmRecord, AlarmState, Note, SavedRule, Step, Store};
+use crate::store::{AlarmFilter, AlarmRecord, AlarmState, DeliveryRecord, DeliveryState, Note, SavedRule, Step, Store, WebhookRecord};
 use bytes::Bytes;
 use fc_core::{ErrorCode, ServiceError};
 use fc_monitor::{Reading, Rule, RuleRunner, Severity, Transition, TransitionKind};
 use serde::Serialize;
+use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -35,18 +36,27 @@ pub fn events_subject(tenant: &str) -> String {
 
 type Runners = BTreeMap<String, RuleRunner>;
 
+/// Webhook endpoints one tenant may have.
+pub const MAX_WEBHOOKS_PER_TENANT: usize = 20;
+
 /// The monitor.
 pub struct Monitor {
     store: Store,
     tenants: Mutex<HashMap<String, Runners>>,
     bus: Arc<fc_bus::Bus>,
     series: Option<fc_query_api::QueryClient>,
+    allow_private_webhooks: bool,
 }
 
 impl Monitor {
     /// Open the store, rebuild every rule's runner from its checkpoint and reconcile it
     /// with the alarms the store has open.
-    pub fn open(store: Store, bus: Arc<fc_bus::Bus>, series: Option<fc_query_api::QueryClient>) -> Result<Self, ServiceError> {
+    pub fn open(
+        store: Store,
+        bus: Arc<fc_bus::Bus>,
+        series: Option<fc_query_api::QueryClient>,
+        allow_private_webhooks: bool,
+    ) -> Result<Self, ServiceError> {
         let mut tenants: HashMap<String, Runners> = HashMap::new();
         for (tenant, saved) in store.all_rules()? {
             let id = saved.rule.id.clone();
@@ -75,7 +85,7 @@ impl Monitor {
                 }
             }
         }
-        Ok(Self { store, tenants: Mutex::new(tenants), bus, series })
+        Ok(Self { store, tenants: Mutex::new(tenants), bus, series, allow_private_webhooks })
     }
 
     /// Whether `tenant` has any rule (messages of other tenants are not decoded).
@@ -148,7 +158,114 @@ impl Monitor {
         for ack in acks {
             ack.wait().await.map_err(|e| ServiceError::unavailable(e.to_string()))?;
         }
-        Ok(())
+        self.queue_notifications(tenant, changed)
+    }
+
+    /// Queue a webhook delivery of each raise, escalation and clear for every endpoint
+    /// that wants it (idempotent: a delivery's id comes from the alarm's step).
+    fn queue_notifications(&self, tenant: &str, changed: &[(String, AlarmRecord)]) -> Result<(), ServiceError> {
+        let notable: Vec<&(String, AlarmRecord)> =
+            changed.iter().filter(|(k, _)| matches!(k.as_str(), "raised" | "escalated" | "cleared")).collect();
+        if notable.is_empty() {
+            return Ok(());
+        }
+        let hooks = self.store.webhooks(tenant)?;
+        let now = fc_core::time::now_ms();
+        let mut queue = Vec::new();
+        for (kind, alarm) in notable {
+            for w in hooks.iter().filter(|w| w.subscription.wants(alarm.severity, &alarm.machine)) {
+                let mut h = sha2::Sha256::new();
+                h.update(format!("{}\0{}\0{}", alarm.id, alarm.history.len(), w.id).as_bytes());
+                let body = serde_json::to_string(&AlarmEvent { kind, alarm }).map_err(ServiceError::internal)?;
+                queue.push(DeliveryRecord {
+                    id: format!("dl_{}", &hex::encode(h.finalize())[..20]),
+                    tenant: tenant.to_owned(),
+                    webhook_id: w.id.clone(),
+                    alarm_id: alarm.id.clone(),
+                    kind: kind.clone(),
+                    body,
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    last_error: String::new(),
+                    created_at_ms: now,
+                    next_at_ms: now,
+                    delivered_at_ms: None,
+                });
+            }
+        }
+        self.store.enqueue(&queue)
+    }
+
+    /// The store (the delivery worker's queue).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Save a webhook endpoint; returns it (with the secret the monitor made, if any).
+    pub fn put_webhook(
+        &self,
+        tenant: &str,
+        id: &str,
+        url: &str,
+        secret: &str,
+        min_severity: &str,
+        machines: Vec<String>,
+    ) -> Result<WebhookRecord, ServiceError> {
+        let id_ok = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+        if !id_ok {
+            return Err(ServiceError::invalid("id", "1 to 64 of a-z 0-9 - _ ."));
+        }
+        fc_monitor::notify::check_url(url, self.allow_private_webhooks).map_err(|e| ServiceError::invalid("url", e))?;
+        let secret = match secret.chars().count() {
+            0 => {
+                let mut buf = [0u8; 24];
+                getrandom::fill(&mut buf).map_err(ServiceError::internal)?;
+                format!("whsec_{}", hex::encode(buf))
+            }
+            16..=256 => secret.to_owned(),
+            _ => return Err(ServiceError::invalid("secret", "16 to 256 characters (or empty: the monitor makes one)")),
+        };
+        if machines.len() > 50 || machines.iter().any(|m| m.is_empty() || m.len() > 128) {
+            return Err(ServiceError::invalid("machines", "at most 50 globs of 1 to 128 bytes"));
+        }
+        let min_severity = parse_min_severity(min_severity)?.unwrap_or(Severity::Info);
+        let existing = self.store.webhooks(tenant)?;
+        if !existing.iter().any(|w| w.id == id) && existing.len() >= MAX_WEBHOOKS_PER_TENANT {
+            return Err(ServiceError::new(
+                ErrorCode::ResourceExhausted,
+                format!("a tenant has at most {MAX_WEBHOOKS_PER_TENANT} webhooks"),
+            ));
+        }
+        let w = WebhookRecord {
+            id: id.to_owned(),
+            url: url.to_owned(),
+            secret,
+            subscription: fc_monitor::notify::Subscription {
+                channel: fc_monitor::notify::Channel::Webhook { endpoint: id.to_owned() },
+                min_severity,
+                machines,
+            },
+            created_at_ms: fc_core::time::now_ms(),
+        };
+        self.store.put_webhook(tenant, &w)?;
+        Ok(w)
+    }
+
+    /// A tenant's webhook endpoints.
+    pub fn webhooks(&self, tenant: &str) -> Result<Vec<WebhookRecord>, ServiceError> {
+        self.store.webhooks(tenant)
+    }
+
+    /// Remove an endpoint.
+    pub fn delete_webhook(&self, tenant: &str, id: &str) -> Result<(), ServiceError> {
+        if self.store.delete_webhook(tenant, id)? { Ok(()) } else { Err(ServiceError::not_found(format!("webhook {id}"))) }
+    }
+
+    /// Whether the operator lets webhooks reach private networks.
+    pub fn allow_private_webhooks(&self) -> bool {
+        self.allow_private_webhooks
     }
 
     /// Every runner's checkpoint, saved in one commit.

@@ -1,5 +1,6 @@
 //! The monitor's own file (`<data_dir>/monitor.redb`): rules with every saved version,
-//! alarms with their notes and history, and the rule runners' checkpoints.
+//! alarms with their notes and history, the rule runners' checkpoints, webhook
+//! endpoints and their deliveries (the dead-letter list among them).
 //!
 //! Invariant: an alarm's id is derived from (tenant, rule, machine, metric, raise time),
 //! and a transition already in an alarm's history is not added twice, so applying the
@@ -175,6 +176,8 @@ impl Store {
             txn.open_table(RULE_VERSIONS).map_err(internal)?;
             txn.open_table(ALARMS).map_err(internal)?;
             txn.open_table(CHECKPOINTS).map_err(internal)?;
+            txn.open_table(WEBHOOKS).map_err(internal)?;
+            txn.open_table(DELIVERIES).map_err(internal)?;
         }
         txn.commit().map_err(internal)?;
         Ok(Self { db })
@@ -411,6 +414,189 @@ impl Store {
                 out.push(a);
             }
         }
+        Ok(out)
+    }
+}
+
+/// (tenant, endpoint id) -> webhook, JSON.
+const WEBHOOKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("webhooks");
+/// (tenant, delivery id) -> delivery, JSON.
+const DELIVERIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("deliveries");
+
+/// A tenant's webhook endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    /// Endpoint id.
+    pub id: String,
+    /// Where to.
+    pub url: String,
+    /// Signing secret.
+    pub secret: String,
+    /// Which alarms.
+    pub subscription: fc_monitor::notify::Subscription,
+    /// When created.
+    pub created_at_ms: i64,
+}
+
+/// Where a delivery is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// To be tried (again) at `next_at_ms`.
+    Pending,
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Every attempt failed: the dead-letter list.
+    Dead,
+}
+
+impl DeliveryState {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+}
+
+/// One notification to one endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// Stable id (from the alarm's step and the endpoint).
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Endpoint.
+    pub webhook_id: String,
+    /// Alarm.
+    pub alarm_id: String,
+    /// raised, escalated, cleared.
+    pub kind: String,
+    /// The JSON body (the alarm event).
+    pub body: String,
+    /// Where it is.
+    pub state: DeliveryState,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: String,
+    /// Queued at.
+    pub created_at_ms: i64,
+    /// Next attempt at.
+    pub next_at_ms: i64,
+    /// Delivered at.
+    pub delivered_at_ms: Option<i64>,
+}
+
+impl Store {
+    /// Save (or replace) an endpoint.
+    pub fn put_webhook(&self, tenant: &str, w: &WebhookRecord) -> Result<(), ServiceError> {
+        let txn = self.db.begin_write().map_err(internal)?;
+        txn.open_table(WEBHOOKS).map_err(internal)?.insert((tenant, w.id.as_str()), json(w).as_slice()).map_err(internal)?;
+        txn.commit().map_err(internal)
+    }
+
+    /// A tenant's endpoints.
+    pub fn webhooks(&self, tenant: &str) -> Result<Vec<WebhookRecord>, ServiceError> {
+        let read = self.db.db().map_err(internal)?.begin_read().map_err(internal)?;
+        let t = read.open_table(WEBHOOKS).map_err(internal)?;
+        let mut out = Vec::new();
+        for row in t.range((tenant, "")..).map_err(internal)? {
+            let (k, v) = row.map_err(internal)?;
+            if k.value().0 != tenant {
+                break;
+            }
+            out.push(serde_json::from_slice(v.value()).map_err(internal)?);
+        }
+        Ok(out)
+    }
+
+    /// Remove an endpoint and its pending deliveries; false if there was none.
+    pub fn delete_webhook(&self, tenant: &str, id: &str) -> Result<bool, ServiceError> {
+        let txn = self.db.begin_write().map_err(internal)?;
+        let existed = {
+            let existed = txn.open_table(WEBHOOKS).map_err(internal)?.remove((tenant, id)).map_err(internal)?.is_some();
+            let mut d = txn.open_table(DELIVERIES).map_err(internal)?;
+            let mut drop_ids = Vec::new();
+            for row in d.range((tenant, "")..).map_err(internal)? {
+                let (k, v) = row.map_err(internal)?;
+                if k.value().0 != tenant {
+                    break;
+                }
+                let rec: DeliveryRecord = serde_json::from_slice(v.value()).map_err(internal)?;
+                if rec.webhook_id == id && rec.state == DeliveryState::Pending {
+                    drop_ids.push(rec.id);
+                }
+            }
+            for i in drop_ids {
+                d.remove((tenant, i.as_str())).map_err(internal)?;
+            }
+            existed
+        };
+        txn.commit().map_err(internal)?;
+        Ok(existed)
+    }
+
+    /// Queue deliveries; one already queued (a replay) is left as it is.
+    pub fn enqueue(&self, items: &[DeliveryRecord]) -> Result<(), ServiceError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(internal)?;
+        {
+            let mut t = txn.open_table(DELIVERIES).map_err(internal)?;
+            for d in items {
+                if t.get((d.tenant.as_str(), d.id.as_str())).map_err(internal)?.is_none() {
+                    t.insert((d.tenant.as_str(), d.id.as_str()), json(d).as_slice()).map_err(internal)?;
+                }
+            }
+        }
+        txn.commit().map_err(internal)
+    }
+
+    /// Pending deliveries due at `now_ms`, oldest first, at most `limit`.
+    pub fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<DeliveryRecord>, ServiceError> {
+        let read = self.db.db().map_err(internal)?.begin_read().map_err(internal)?;
+        let t = read.open_table(DELIVERIES).map_err(internal)?;
+        let mut out: Vec<DeliveryRecord> = Vec::new();
+        for row in t.iter().map_err(internal)? {
+            let (_, v) = row.map_err(internal)?;
+            let d: DeliveryRecord = serde_json::from_slice(v.value()).map_err(internal)?;
+            if d.state == DeliveryState::Pending && d.next_at_ms <= now_ms {
+                out.push(d);
+            }
+        }
+        out.sort_by_key(|d| d.next_at_ms);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Save a delivery's new state.
+    pub fn update_delivery(&self, d: &DeliveryRecord) -> Result<(), ServiceError> {
+        let txn = self.db.begin_write().map_err(internal)?;
+        txn.open_table(DELIVERIES).map_err(internal)?.insert((d.tenant.as_str(), d.id.as_str()), json(d).as_slice()).map_err(internal)?;
+        txn.commit().map_err(internal)
+    }
+
+    /// A tenant's deliveries, newest first, in `state` if given.
+    pub fn deliveries(&self, tenant: &str, state: Option<DeliveryState>, limit: usize) -> Result<Vec<DeliveryRecord>, ServiceError> {
+        let read = self.db.db().map_err(internal)?.begin_read().map_err(internal)?;
+        let t = read.open_table(DELIVERIES).map_err(internal)?;
+        let mut out: Vec<DeliveryRecord> = Vec::new();
+        for row in t.range((tenant, "")..).map_err(internal)? {
+            let (k, v) = row.map_err(internal)?;
+            if k.value().0 != tenant {
+                break;
+            }
+            let d: DeliveryRecord = serde_json::from_slice(v.value()).map_err(internal)?;
+            if state.is_none_or(|s| s == d.state) {
+                out.push(d);
+            }
+        }
+        out.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| a.id.cmp(&b.id)));
+        out.truncate(limit.max(1));
         Ok(out)
     }
 }
