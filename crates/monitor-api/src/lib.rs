@@ -7,6 +7,7 @@ use fc_core::ServiceError;
 use fc_monitor::Rule;
 use fc_proto::v1 as pb;
 use fc_proto::v1::monitor_client::MonitorClient as Raw;
+use fc_proto::v1::monitor_notifications_client::MonitorNotificationsClient as RawNotify;
 use fc_rpc::service_auth::{Credential, TENANT_HEADER};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -138,10 +139,95 @@ pub struct AlarmQuery {
     pub limit: Option<u32>,
 }
 
+/// A webhook endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookView {
+    /// Endpoint id.
+    pub id: String,
+    /// Where alarms are POSTed.
+    pub url: String,
+    /// The lowest severity sent.
+    pub min_severity: String,
+    /// Machine globs (empty: every machine).
+    pub machines: Vec<String>,
+    /// When created (Unix ms).
+    pub created_at_ms: i64,
+    /// The signing secret, only in the answer that made it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl From<pb::Webhook> for WebhookView {
+    fn from(w: pb::Webhook) -> Self {
+        Self {
+            id: w.id,
+            url: w.url,
+            min_severity: w.min_severity,
+            machines: w.machines,
+            created_at_ms: w.created_at_ms,
+            secret: (!w.secret.is_empty()).then_some(w.secret),
+        }
+    }
+}
+
+/// One notification to one endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryView {
+    /// Delivery id.
+    pub id: String,
+    /// The endpoint.
+    pub webhook_id: String,
+    /// The alarm.
+    pub alarm_id: String,
+    /// raised, escalated or cleared.
+    pub kind: String,
+    /// pending, delivered or dead.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: String,
+    /// When queued (Unix ms).
+    pub created_at_ms: i64,
+}
+
+impl From<pb::Delivery> for DeliveryView {
+    fn from(d: pb::Delivery) -> Self {
+        Self {
+            id: d.id,
+            webhook_id: d.webhook_id,
+            alarm_id: d.alarm_id,
+            kind: d.kind,
+            state: d.state,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            created_at_ms: d.created_at_ms,
+        }
+    }
+}
+
+/// A webhook endpoint to save.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    /// http(s) URL; loopback, link-local and private addresses are refused unless the operator allows them.
+    pub url: String,
+    /// The signing secret, 16 to 256 characters; empty: one is made and shown once.
+    #[serde(default)]
+    pub secret: String,
+    /// The lowest severity sent (info, warning, major, critical; empty: all).
+    #[serde(default)]
+    pub min_severity: String,
+    /// Machine globs (empty: every machine).
+    #[serde(default)]
+    pub machines: Vec<String>,
+}
+
 /// A client of the monitor service, with this service's credential.
 #[derive(Clone)]
 pub struct MonitorClient {
     raw: Raw<InterceptedService<Channel, Credential>>,
+    notify: RawNotify<InterceptedService<Channel, Credential>>,
     url: String,
 }
 
@@ -154,7 +240,11 @@ impl MonitorClient {
             .connect_timeout(Duration::from_secs(2))
             .timeout(timeout)
             .connect_lazy();
-        Ok(Self { raw: Raw::with_interceptor(channel, credential).max_decoding_message_size(16 << 20), url: url.to_string() })
+        Ok(Self {
+            raw: Raw::with_interceptor(channel.clone(), credential.clone()).max_decoding_message_size(16 << 20),
+            notify: RawNotify::with_interceptor(channel, credential).max_decoding_message_size(16 << 20),
+            url: url.to_string(),
+        })
     }
 
     /// The service's address.
@@ -252,5 +342,41 @@ impl MonitorClient {
         let req = pb::AssignAlarmRequest { alarm_id: id.into(), user: user.into(), assignee: assignee.into() };
         let r = self.raw.clone().assign_alarm(self.request(tenant, req)?).await.map_err(|s| self.error(s))?;
         Ok(r.into_inner().into())
+    }
+
+    /// Save a webhook endpoint.
+    pub async fn put_webhook(&self, tenant: &str, id: &str, w: &WebhookInput) -> Res<WebhookView> {
+        let req = pb::PutWebhookRequest {
+            id: id.into(),
+            url: w.url.clone(),
+            secret: w.secret.clone(),
+            min_severity: w.min_severity.clone(),
+            machines: w.machines.clone(),
+        };
+        let r = self.notify.clone().put_webhook(self.request(tenant, req)?).await.map_err(|s| self.error(s))?;
+        Ok(r.into_inner().into())
+    }
+
+    /// The tenant's webhook endpoints.
+    pub async fn webhooks(&self, tenant: &str) -> Res<Vec<WebhookView>> {
+        let r = self.notify.clone().list_webhooks(self.request(tenant, pb::ListWebhooksRequest {})?).await.map_err(|s| self.error(s))?;
+        Ok(r.into_inner().webhooks.into_iter().map(Into::into).collect())
+    }
+
+    /// Remove a webhook endpoint.
+    pub async fn delete_webhook(&self, tenant: &str, id: &str) -> Res<()> {
+        self.notify
+            .clone()
+            .delete_webhook(self.request(tenant, pb::DeleteWebhookRequest { id: id.into() })?)
+            .await
+            .map_err(|s| self.error(s))?;
+        Ok(())
+    }
+
+    /// Deliveries, newest first, in `state` (pending, delivered, dead; empty: all).
+    pub async fn deliveries(&self, tenant: &str, state: &str, limit: u32) -> Res<Vec<DeliveryView>> {
+        let req = pb::ListDeliveriesRequest { state: state.into(), limit };
+        let r = self.notify.clone().list_deliveries(self.request(tenant, req)?).await.map_err(|s| self.error(s))?;
+        Ok(r.into_inner().deliveries.into_iter().map(Into::into).collect())
     }
 }

@@ -27,6 +27,8 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/alarms/{id}/acknowledge", post(acknowledge))
         .route("/alarms/{id}/clear", post(clear))
         .route("/alarm-rules", get(rules).post(save_rule))
+        .route("/notifications", get(notifications).post(save_webhook))
+        .route("/notifications/{id}/delete", post(delete_webhook))
 }
 
 #[derive(Deserialize, Default)]
@@ -60,6 +62,7 @@ async fn alarms(State(s): St, PageAuth(p): PageAuth, Query(q): Query<AlarmsQ>) -
             p {
                 a href="/alarms" { (lang.t("open_alarms")) } " · " a href="/alarms?all=true" { (lang.t("all_alarms")) }
                 " · " a href="/alarm-rules" { (lang.t("alarm_rules")) }
+                " · " a href="/notifications" { (lang.t("notifications")) }
             }
             @if list.is_empty() { p.muted id="no-alarms" { (lang.t("no_alarms")) } }
             @else {
@@ -181,4 +184,85 @@ async fn save_rule(State(s): St, PageAuth(p): PageAuth, Form(f): Form<RuleForm>)
         Err(e) if e.status == 400 => Ok(with_status(rules_page(&s, &p, Some(&f.rule), Some(&e.detail)).await?, &e)),
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Deserialize)]
+struct WebhookForm {
+    csrf: String,
+    id: String,
+    url: String,
+    min_severity: String,
+}
+
+async fn notifications_page(s: &PortalState, p: &crate::auth::Principal, secret: Option<&str>, error: Option<&str>) -> PageResult {
+    let lang = p.lang;
+    let hooks = s.monitor.webhooks(&p.tenant_id).await?;
+    let dead = s.monitor.deliveries(&p.tenant_id, "dead", 100).await?;
+    let can_edit = p.role.allows(Role::Owner);
+    Ok(page(
+        lang,
+        lang.t("notifications"),
+        Some(p),
+        html! {
+            h1 { (lang.t("notifications")) }
+            p { a href="/alarms" { "← " (lang.t("alarms")) } }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            @if let Some(secret) = secret {
+                div.card { p { (lang.t("webhook_secret_once")) } p.token id="webhook-secret" { (secret) } }
+            }
+            h2 { (lang.t("webhooks")) }
+            table id="webhooks" {
+                thead { tr { th { "ID" } th { "URL" } th { (lang.t("severity")) } th {} } }
+                tbody { @for w in &hooks {
+                    tr data-webhook=(w.id) {
+                        td { (w.id) } td { code { (w.url) } } td { "≥ " (w.min_severity) }
+                        td { @if can_edit {
+                            form.inline method="post" action={ "/notifications/" (w.id) "/delete" } { (csrf_field(p)) button.danger type="submit" { (lang.t("delete")) } }
+                        } }
+                    }
+                } }
+            }
+            @if can_edit {
+                form.row method="post" action="/notifications" {
+                    (csrf_field(p))
+                    label { "ID" br; input name="id" required maxlength="64" pattern="[a-z0-9._-]+"; }
+                    label { "URL" br; input name="url" type="url" required maxlength="2048" placeholder="https://"; }
+                    label { (lang.t("severity")) br; select name="min_severity" { @for v in ["info", "warning", "major", "critical"] { option value=(v) { (v) } } } }
+                    button type="submit" { (lang.t("add_webhook")) }
+                }
+            }
+            h2 { (lang.t("dead_letters")) }
+            @if dead.is_empty() { p.muted { (lang.t("no_dead_letters")) } }
+            @else {
+                table id="dead-letters" {
+                    thead { tr { th { (lang.t("webhooks")) } th { (lang.t("alarms")) } th { (lang.t("attempts")) } th { (lang.t("reason")) } th { (lang.t("raised_at")) } } }
+                    tbody { @for d in &dead {
+                        tr data-delivery=(d.id) { td { (d.webhook_id) } td { (d.alarm_id) " (" (d.kind) ")" } td { (d.attempts) } td { (d.last_error) } td { (when(d.created_at_ms)) } }
+                    } }
+                }
+            }
+        },
+    ))
+}
+
+async fn notifications(State(s): St, PageAuth(p): PageAuth) -> PageResult {
+    notifications_page(&s, &p, None, None).await
+}
+
+async fn save_webhook(State(s): St, PageAuth(p): PageAuth, Form(f): Form<WebhookForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    p.require(Role::Owner)?;
+    let input = fc_monitor_api::WebhookInput { url: f.url.trim().to_owned(), min_severity: f.min_severity, ..Default::default() };
+    match s.monitor.put_webhook(&p.tenant_id, f.id.trim(), &input).await.map_err(Problem::from) {
+        Ok(w) => notifications_page(&s, &p, w.secret.as_deref(), None).await,
+        Err(e) if e.status == 400 => Ok(with_status(notifications_page(&s, &p, None, Some(&e.detail)).await?, &e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete_webhook(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    p.require(Role::Owner)?;
+    s.monitor.delete_webhook(&p.tenant_id, &id).await?;
+    Ok(Redirect::to("/notifications").into_response())
 }

@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use fc_monitor_api::{AlarmQuery, AlarmView, RuleView};
+use fc_monitor_api::{AlarmQuery, AlarmView, DeliveryView, RuleView, WebhookInput, WebhookView};
 use fc_registry::Role;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -32,6 +32,9 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/api/v1/alarms/{id}/assignee", put(assign))
         .route("/api/v1/alarm-rules", get(rules))
         .route("/api/v1/alarm-rules/{id}", put(put_rule).delete(delete_rule))
+        .route("/api/v1/webhooks", get(webhooks))
+        .route("/api/v1/webhooks/{id}", put(put_webhook).delete(delete_webhook))
+        .route("/api/v1/webhook-deliveries", get(deliveries))
 }
 
 /// Who acts, as alarms record it: the signed-in user's e-mail, or "api key".
@@ -159,4 +162,48 @@ pub(crate) async fn delete_rule(State(s): St, ApiAuth(p): ApiAuth, Path(id): Pat
     p.require(Role::Operator)?;
     s.monitor.delete_rule(&p.tenant_id, &id, &actor(&s, &p)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/webhooks", responses((status = 200, description = "the tenant's webhook endpoints (secrets are not shown)", body = Vec<WebhookView>)))]
+pub(crate) async fn webhooks(State(s): St, ApiAuth(p): ApiAuth) -> Result<Json<Vec<WebhookView>>, Problem> {
+    Ok(Json(s.monitor.webhooks(&p.tenant_id).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/webhooks/{id}", params(("id" = String, Path, description = "endpoint id (a-z 0-9 - _ .)")), request_body = WebhookInput, responses((status = 200, description = "saved; a secret the monitor made is in this answer only", body = WebhookView), (status = 400, description = "a bad or unsafe URL, a short secret", body = Problem)))]
+pub(crate) async fn put_webhook(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<WebhookInput>,
+) -> Result<Json<WebhookView>, Problem> {
+    p.require(Role::Owner)?;
+    Ok(Json(s.monitor.put_webhook(&p.tenant_id, &id, &b).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", params(("id" = String, Path, description = "endpoint id")), responses((status = 204, description = "removed; its pending deliveries dropped"), (status = 404, description = "no such endpoint", body = Problem)))]
+pub(crate) async fn delete_webhook(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> Result<StatusCode, Problem> {
+    p.require(Role::Owner)?;
+    s.monitor.delete_webhook(&p.tenant_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which deliveries to list.
+#[derive(Deserialize, utoipa::IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryQuery {
+    /// pending, delivered or dead (the dead-letter list); empty: all.
+    state: String,
+    /// Most deliveries (default 100, at most 1000).
+    limit: u32,
+}
+
+#[utoipa::path(get, path = "/api/v1/webhook-deliveries", params(DeliveryQuery), responses((status = 200, description = "deliveries, newest first", body = Vec<DeliveryView>)))]
+pub(crate) async fn deliveries(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    q: Result<Query<DeliveryQuery>, QueryRejection>,
+) -> Result<Json<Vec<DeliveryView>>, Problem> {
+    let Query(q) = q.map_err(|e| Problem::bad_request(e.body_text()))?;
+    Ok(Json(s.monitor.deliveries(&p.tenant_id, &q.state, q.limit).await?))
 }

@@ -88,8 +88,15 @@ async fn a_rule_saved_over_rest_raises_an_alarm_that_operators_handle() -> anyho
 
     // The pages: the dashboard's card counts the open alarm, the alarms page lists it.
     let owner = reg.create_user(&a, "owner@a.example", "Owner", Role::Owner, "long enough password")?;
-    let (sid, _) = reg.create_session(&owner)?;
+    let (sid, session) = reg.create_session(&owner)?;
     let cookie = format!("fc_session={sid}");
+    let as_owner = |method: &'static str, path: String, body: &'static str| {
+        let (cookie, csrf) = (cookie.clone(), session.csrf.clone());
+        async move {
+            let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str()), ("content-type", "application/json")];
+            request(addr, method, &path, &headers, body.as_bytes()).await
+        }
+    };
     let dash = request(addr, "GET", "/", &[("cookie", cookie.as_str())], b"").await?;
     assert!(dash.body.contains("<strong>1</strong> active alarms"), "{}", dash.body);
     let page = request(addr, "GET", "/alarms", &[("cookie", cookie.as_str()), ("accept-language", "ko")], b"").await?;
@@ -120,6 +127,26 @@ async fn a_rule_saved_over_rest_raises_an_alarm_that_operators_handle() -> anyho
     assert_eq!(api(addr, "POST", &format!("/api/v1/alarms/{id}/clear"), &op_a, None).await?.status, 409, "already cleared");
     assert_eq!(api(addr, "GET", "/api/v1/alarms?min_severity=loud", &op_a, None).await?.status, 400);
     assert_eq!(api(addr, "DELETE", "/api/v1/alarm-rules/hot", &op_a, None).await?.status, 204);
+
+    // Webhooks: signed-in owners only; an unsafe address is a clear 400; B sees none of A's.
+    let r = api(addr, "PUT", "/api/v1/webhooks/ops", &op_a, Some(r#"{"url":"https://hooks.example.com/x"}"#)).await?;
+    assert_eq!(r.status, 403, "operators do not add webhooks");
+    let r = as_owner("PUT", "/api/v1/webhooks/ops".into(), r#"{"url":"http://169.254.169.254/latest"}"#).await?;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["detail"].as_str().unwrap_or("").contains("link-local"), "{}", r.body);
+    let r = as_owner("PUT", "/api/v1/webhooks/ops".into(), r#"{"url":"https://hooks.example.com/x","min_severity":"major"}"#).await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["secret"].as_str().unwrap_or("").starts_with("whsec_"), "{}", r.body);
+    let listed = api(addr, "GET", "/api/v1/webhooks", &viewer_a, None).await?.json();
+    assert_eq!(listed[0]["id"], "ops");
+    assert!(listed[0].get("secret").is_none(), "secrets are not listed: {listed}");
+    assert_eq!(api(addr, "GET", "/api/v1/webhooks", &op_b, None).await?.json(), serde_json::json!([]));
+    assert_eq!(api(addr, "DELETE", "/api/v1/webhooks/ops", &op_b, None).await?.status, 403);
+    assert_eq!(api(addr, "GET", "/api/v1/webhook-deliveries?state=dead", &op_a, None).await?.json(), serde_json::json!([]));
+    assert_eq!(api(addr, "GET", "/api/v1/webhook-deliveries?state=lost", &op_a, None).await?.status, 400);
+    let page = request(addr, "GET", "/notifications", &[("cookie", cookie.as_str())], b"").await?;
+    assert!(page.body.contains("data-webhook=\"ops\""), "{}", page.body);
+    assert_eq!(as_owner("DELETE", "/api/v1/webhooks/ops".into(), "").await?.status, 204);
     Ok(())
 }
 
