@@ -164,7 +164,7 @@ sf, ss, sh = (json.load(open(f"{w}/{n}.json")) for n in ("split-full", "split-su
 split_kept_up = ss["writer_drain_s"] <= 2.0 and ss["writer_backlog_max_msgs"] <= 2 * rate / ss["readings_per_batch"] and ss["acked_readings_per_s"] >= 0.95 * rate
 print(json.dumps({
     "bench": "ingest_e2e_split",
-    "processes": "fc-portal, fc-settlement, fc-ingest",
+    "processes": "fc-portal, fc-settlement, fc-monitor, fc-ingest",
     "burst_acked_readings_per_s": round(sf["acked_readings_per_s"]),
     "burst_acked_readings_per_s_one_process": round(full["acked_readings_per_s"]),
     "burst_ratio_to_one_process": round(sf["acked_readings_per_s"] / full["acked_readings_per_s"], 3) if full["acked_readings_per_s"] else None,

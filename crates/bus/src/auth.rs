@@ -66,7 +66,9 @@ mod tests {
         );
         assert!(text.contains(r#"{ user: "portal", password: "pw2", permissions: { publish: { allow: ["fc.sys.tenancy"] }"#), "{text}");
         assert!(text.contains(r#"{ user: "admin", password: "pw3" }"#), "{text}");
-        assert!(super::permissions("monitor").is_none());
+        assert!(super::permissions("energy").is_none(), "a service without a user yet");
+        let (publish, subscribe) = super::permissions("monitor").expect("the monitor has a user");
+        assert_eq!((publish[0], subscribe), ("fc.*.events.alarm", &["_INBOX.>"][..]), "it announces alarms, reads nothing off core NATS");
         let text = super::authorization_config(&[("settlement", "pw4")]);
         assert!(text.contains(r#"publish: { deny: [">"] }, subscribe: { allow: ["_INBOX.>", "fc.sys.tenancy"] }"#), "{text}");
     }

@@ -367,6 +367,32 @@ impl Bus {
         max_ack_pending: i64,
         ack_wait: Duration,
     ) -> Result<consumer::PullConsumer, BusError> {
+        self.pull_consumer(stream, durable, filter, max_ack_pending, ack_wait, Duration::ZERO).await
+    }
+
+    /// A durable pull consumer that the server deletes after `inactive` without a pull:
+    /// under interest retention, a reader that went away for good stops holding the
+    /// stream's messages (the store writer's, which must never lose one, does not expire).
+    pub async fn expiring_consumer(
+        &self,
+        stream: &str,
+        durable: &str,
+        max_ack_pending: i64,
+        ack_wait: Duration,
+        inactive: Duration,
+    ) -> Result<consumer::PullConsumer, BusError> {
+        self.pull_consumer(stream, durable, None, max_ack_pending, ack_wait, inactive).await
+    }
+
+    async fn pull_consumer(
+        &self,
+        stream: &str,
+        durable: &str,
+        filter: Option<String>,
+        max_ack_pending: i64,
+        ack_wait: Duration,
+        inactive_threshold: Duration,
+    ) -> Result<consumer::PullConsumer, BusError> {
         let s = self.js.get_stream(stream).await.map_err(js)?;
         let cfg = consumer::pull::Config {
             durable_name: Some(durable.into()),
@@ -375,6 +401,7 @@ impl Bus {
             max_ack_pending,
             filter_subject: filter.unwrap_or_default(),
             deliver_policy: consumer::DeliverPolicy::All,
+            inactive_threshold,
             ..Default::default()
         };
         s.get_or_create_consumer(durable, cfg).await.map_err(js)

@@ -16,7 +16,13 @@ pub async fn consume(monitor: Arc<Monitor>, bus: Arc<fc_bus::Bus>, cfg: Config, 
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_triggered() {
         let consumer = match bus
-            .durable_consumer(fc_bus::TELEMETRY_STREAM, &cfg.durable, None, cfg.max_ack_pending, Duration::from_millis(cfg.ack_wait_ms))
+            .expiring_consumer(
+                fc_bus::TELEMETRY_STREAM,
+                &cfg.durable,
+                cfg.max_ack_pending,
+                Duration::from_millis(cfg.ack_wait_ms),
+                Duration::from_millis(cfg.consumer_inactive_threshold_ms),
+            )
             .await
         {
             Ok(c) => c,

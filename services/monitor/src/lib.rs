@@ -55,6 +55,11 @@ pub struct Config {
     pub max_ack_pending: i64,
     /// How long JetStream waits for an ack before delivering again.
     pub ack_wait_ms: u64,
+    /// The server deletes the monitor's consumer after this long without the monitor:
+    /// the stream keeps telemetry for every consumer, so one that is gone for good
+    /// would otherwise fill it until ingest refuses readings. A monitor back later
+    /// starts from what the stream still holds.
+    pub consumer_inactive_threshold_ms: u64,
     /// How often time passes for rules without readings (heartbeats, durations, escalation).
     pub tick_interval_ms: u64,
     /// How often the rule runners' state is saved (and at shutdown).
@@ -83,6 +88,7 @@ impl Default for Config {
             durable: "monitor".into(),
             max_ack_pending: 20_000,
             ack_wait_ms: 30_000,
+            consumer_inactive_threshold_ms: 3_600_000,
             tick_interval_ms: 1000,
             checkpoint_interval_ms: 30_000,
             telemetry_url: "http://127.0.0.1:50051".into(),

@@ -196,3 +196,32 @@ async fn bad_rules_and_callers_are_refused_clearly() -> anyhow::Result<()> {
     m.wait().await;
     Ok(())
 }
+
+/// Under interest retention every consumer holds the stream's messages: the monitor's
+/// consumer expires when the monitor is gone, so telemetry does not pile up for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_gone_for_good_stops_holding_telemetry() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let mut cfg = config(&h);
+    cfg.consumer_inactive_threshold_ms = 1500;
+    let stop = Shutdown::new();
+    let bus = fc_bus::BusConfig { url: h.bus_url.clone(), ..Default::default() };
+    let m = fc_monitor_service::serve(cfg, &bus, stop.clone()).await?;
+    let js = async_nats::jetstream::new(async_nats::connect(&h.bus_url).await?);
+    let stream = js.get_stream(fc_bus::TELEMETRY_STREAM).await?;
+    fc_testkit::wait_until(Duration::from_secs(10), "the monitor's consumer", || async {
+        stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>("monitor").await.is_ok()
+    })
+    .await?;
+    stop.trigger();
+    m.wait().await;
+    fc_testkit::wait_until(Duration::from_secs(15), "the abandoned consumer to expire", || async {
+        stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>("monitor").await.is_err()
+    })
+    .await?;
+    assert!(
+        stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>("store-writer").await.is_ok(),
+        "the store writer's never expires"
+    );
+    Ok(())
+}
