@@ -784,6 +784,30 @@ pub fn series_batch(seq: u64, t0: i64, values: Vec<f64>) -> fc_proto::v1::Readin
     }
 }
 
+/// A batch of one reading of `machine`'s `metric`, timestamped now.
+pub fn one_reading(seq: u64, machine: &str, metric: &str, unit: &str, value: f64) -> fc_proto::v1::ReadingBatch {
+    let reading = fc_proto::v1::Reading {
+        machine: machine.into(),
+        metric: metric.into(),
+        unit: unit.into(),
+        timestamp_ms: fc_core::time::now_ms(),
+        value,
+        quality: 0,
+    };
+    fc_proto::v1::ReadingBatch { device_seq: seq, readings: vec![reading], series: vec![] }
+}
+
+/// A service binary (`bin`) to run as its own process with only the environment given:
+/// `PATH`, `FC_DATA_DIR=data`, quiet logs, and `env` (its listeners, peers, identity).
+pub fn service_command(bin: &str, data: &std::path::Path, env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("FC_DATA_DIR", data).env("FC_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 /// The interceptor for a bearer token.
 pub fn bearer(token: &str) -> anyhow::Result<Bearer> {
     Ok(Bearer(format!("Bearer {token}").parse()?))

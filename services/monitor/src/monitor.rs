@@ -380,16 +380,7 @@ impl Monitor {
                 if a.state == AlarmState::Raised {
                     a.state = AlarmState::Acknowledged;
                 }
-                a.history.push(Step {
-                    kind: "acknowledged".into(),
-                    at_ms: now,
-                    severity: a.severity,
-                    by: user.to_owned(),
-                    text: comment.to_owned(),
-                });
-                if !comment.is_empty() {
-                    a.notes.push(Note { author: user.to_owned(), at_ms: now, text: comment.to_owned() });
-                }
+                operator_step(a, "acknowledged", user, comment, now);
             }
             Ok(())
         })?;
@@ -411,16 +402,7 @@ impl Monitor {
         let alarm = self.store.update(tenant, id, |a| {
             a.state = AlarmState::Cleared;
             a.cleared_at_ms = Some(now);
-            a.history.push(Step {
-                kind: "cleared".into(),
-                at_ms: now,
-                severity: a.severity,
-                by: user.to_owned(),
-                text: comment.to_owned(),
-            });
-            if !comment.is_empty() {
-                a.notes.push(Note { author: user.to_owned(), at_ms: now, text: comment.to_owned() });
-            }
+            operator_step(a, "cleared", user, comment, now);
             Ok(())
         })?;
         self.announce(tenant, &[("cleared".into(), alarm.clone())]).await?;
@@ -433,8 +415,7 @@ impl Monitor {
         check_note(text, true)?;
         let now = fc_core::time::now_ms();
         let alarm = self.store.update(tenant, id, |a| {
-            a.notes.push(Note { author: user.to_owned(), at_ms: now, text: text.to_owned() });
-            a.history.push(Step { kind: "commented".into(), at_ms: now, severity: a.severity, by: user.to_owned(), text: text.to_owned() });
+            operator_step(a, "commented", user, text, now);
             Ok(())
         })?;
         self.announce(tenant, &[("commented".into(), alarm.clone())]).await?;
@@ -461,6 +442,14 @@ impl Monitor {
         })?;
         self.announce(tenant, &[("assigned".into(), alarm.clone())]).await?;
         Ok(alarm)
+    }
+}
+
+/// An operator's step in an alarm's history, and their words (if any) as a note.
+fn operator_step(a: &mut AlarmRecord, kind: &str, user: &str, text: &str, now: i64) {
+    a.history.push(Step { kind: kind.into(), at_ms: now, severity: a.severity, by: user.to_owned(), text: text.to_owned() });
+    if !text.is_empty() {
+        a.notes.push(Note { author: user.to_owned(), at_ms: now, text: text.to_owned() });
     }
 }
 

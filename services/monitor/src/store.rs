@@ -167,6 +167,25 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 impl Store {
+    /// Every row of `tenant` in `table`, decoded, in key order.
+    fn tenant_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<(&str, &str), &[u8]>,
+        tenant: &str,
+    ) -> Result<Vec<T>, ServiceError> {
+        let read = self.db.db().map_err(internal)?.begin_read().map_err(internal)?;
+        let t = read.open_table(table).map_err(internal)?;
+        let mut out = Vec::new();
+        for row in t.range((tenant, "")..).map_err(internal)? {
+            let (k, v) = row.map_err(internal)?;
+            if k.value().0 != tenant {
+                break;
+            }
+            out.push(serde_json::from_slice(v.value()).map_err(internal)?);
+        }
+        Ok(out)
+    }
+
     /// Open (or create) the file.
     pub fn open(path: &std::path::Path) -> Result<Self, ServiceError> {
         let db = fc_core::redbfile::RedbFile::open(path, 64 << 20).map_err(internal)?;
@@ -197,17 +216,7 @@ impl Store {
 
     /// A tenant's current rules, by id.
     pub fn rules(&self, tenant: &str) -> Result<Vec<SavedRule>, ServiceError> {
-        let read = self.db.db().map_err(internal)?.begin_read().map_err(internal)?;
-        let t = read.open_table(RULES).map_err(internal)?;
-        let mut out = Vec::new();
-        for row in t.range((tenant, "")..).map_err(internal)? {
-            let (k, v) = row.map_err(internal)?;
-            if k.value().0 != tenant {
-                break;
-            }
-            out.push(serde_json::from_slice(v.value()).map_err(internal)?);
-        }
-        Ok(out)
+        self.tenant_rows(RULES, tenant)
     }
 
     /// One current rule.
@@ -378,15 +387,8 @@ impl Store {
 
     /// A tenant's alarms, newest first, filtered.
     pub fn alarms(&self, tenant: &str, f: &AlarmFilter) -> Result<Vec<AlarmRecord>, ServiceError> {
-        let read = self.db.db().map_err(internal)?.begin_read().map_err(internal)?;
-        let t = read.open_table(ALARMS).map_err(internal)?;
         let mut out = Vec::new();
-        for row in t.range((tenant, "")..).map_err(internal)? {
-            let (k, v) = row.map_err(internal)?;
-            if k.value().0 != tenant {
-                break;
-            }
-            let a: AlarmRecord = serde_json::from_slice(v.value()).map_err(internal)?;
+        for a in self.tenant_rows::<AlarmRecord>(ALARMS, tenant)? {
             let keep = f.machine.as_ref().is_none_or(|m| *m == a.machine)
                 && f.rule_id.as_ref().is_none_or(|r| *r == a.rule_id)
                 && f.min_severity.is_none_or(|s| a.severity >= s)
@@ -500,17 +502,7 @@ impl Store {
 
     /// A tenant's endpoints.
     pub fn webhooks(&self, tenant: &str) -> Result<Vec<WebhookRecord>, ServiceError> {
-        let read = self.db.db().map_err(internal)?.begin_read().map_err(internal)?;
-        let t = read.open_table(WEBHOOKS).map_err(internal)?;
-        let mut out = Vec::new();
-        for row in t.range((tenant, "")..).map_err(internal)? {
-            let (k, v) = row.map_err(internal)?;
-            if k.value().0 != tenant {
-                break;
-            }
-            out.push(serde_json::from_slice(v.value()).map_err(internal)?);
-        }
-        Ok(out)
+        self.tenant_rows(WEBHOOKS, tenant)
     }
 
     /// Remove an endpoint and its pending deliveries; false if there was none.
@@ -582,19 +574,8 @@ impl Store {
 
     /// A tenant's deliveries, newest first, in `state` if given.
     pub fn deliveries(&self, tenant: &str, state: Option<DeliveryState>, limit: usize) -> Result<Vec<DeliveryRecord>, ServiceError> {
-        let read = self.db.db().map_err(internal)?.begin_read().map_err(internal)?;
-        let t = read.open_table(DELIVERIES).map_err(internal)?;
-        let mut out: Vec<DeliveryRecord> = Vec::new();
-        for row in t.range((tenant, "")..).map_err(internal)? {
-            let (k, v) = row.map_err(internal)?;
-            if k.value().0 != tenant {
-                break;
-            }
-            let d: DeliveryRecord = serde_json::from_slice(v.value()).map_err(internal)?;
-            if state.is_none_or(|s| s == d.state) {
-                out.push(d);
-            }
-        }
+        let mut out: Vec<DeliveryRecord> = self.tenant_rows::<DeliveryRecord>(DELIVERIES, tenant)?;
+        out.retain(|d| state.is_none_or(|s| s == d.state));
         out.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| a.id.cmp(&b.id)));
         out.truncate(limit.max(1));
         Ok(out)

@@ -4,23 +4,15 @@
 
 use async_nats::ConnectOptions;
 use fc_core::Shutdown;
+use fc_proto::v1::PutRuleRequest;
 use fc_proto::v1::monitor_client::MonitorClient;
-use fc_proto::v1::{PutRuleRequest, Reading, ReadingBatch};
 use fc_rpc::service_auth::{TENANT_HEADER, TOKEN_HEADER};
 use fc_testkit::nats::{collect, registered};
 use fc_testkit::{Harness, NATS_ADMIN_PASSWORD};
 use std::time::Duration;
 
-fn batch(seq: u64, value: f64) -> ReadingBatch {
-    let reading = Reading {
-        machine: "press-1".into(),
-        metric: "temp".into(),
-        unit: "Cel".into(),
-        timestamp_ms: fc_core::time::now_ms(),
-        value,
-        quality: 0,
-    };
-    ReadingBatch { device_seq: seq, readings: vec![reading], series: vec![] }
+fn batch(seq: u64, value: f64) -> fc_proto::v1::ReadingBatch {
+    fc_testkit::one_reading(seq, "press-1", "temp", "Cel", value)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,22 +7,14 @@ use axum::routing::post;
 use fc_core::Shutdown;
 use fc_proto::v1::monitor_client::MonitorClient;
 use fc_proto::v1::monitor_notifications_client::MonitorNotificationsClient;
-use fc_proto::v1::{ListDeliveriesRequest, PutRuleRequest, PutWebhookRequest, Reading, ReadingBatch};
+use fc_proto::v1::{ListDeliveriesRequest, PutRuleRequest, PutWebhookRequest};
 use fc_rpc::service_auth::{TENANT_HEADER, TOKEN_HEADER};
 use fc_testkit::{Harness, wait_until};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-fn batch(seq: u64, value: f64) -> ReadingBatch {
-    let reading = Reading {
-        machine: "press-1".into(),
-        metric: "temp".into(),
-        unit: "Cel".into(),
-        timestamp_ms: fc_core::time::now_ms(),
-        value,
-        quality: 0,
-    };
-    ReadingBatch { device_seq: seq, readings: vec![reading], series: vec![] }
+fn batch(seq: u64, value: f64) -> fc_proto::v1::ReadingBatch {
+    fc_testkit::one_reading(seq, "press-1", "temp", "Cel", value)
 }
 
 /// A receiver: `/hook` records (signature, body) and answers 204; `/broken` answers 500.

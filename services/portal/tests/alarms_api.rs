@@ -20,15 +20,7 @@ async fn api(addr: SocketAddr, method: &str, path: &str, key: &str, body: Option
 }
 
 fn batch(seq: u64, value: f64) -> ReadingBatch {
-    let reading = Reading {
-        machine: "press-1".into(),
-        metric: "temperature".into(),
-        unit: "Cel".into(),
-        timestamp_ms: fc_core::time::now_ms(),
-        value,
-        quality: 0,
-    };
-    ReadingBatch { device_seq: seq, readings: vec![reading], series: vec![] }
+    fc_testkit::one_reading(seq, "press-1", "temperature", "Cel", value)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,17 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn command(data: &std::path::Path, env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fc-settlement"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("FC_DATA_DIR", data)
-        .env("FC_SETTLEMENT__GRPC_ADDR", "127.0.0.1:0")
-        .env("FC_SETTLEMENT__OPS_ADDR", "127.0.0.1:0")
-        .env("FC_LOG", "warn");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
+    let listeners = [("FC_SETTLEMENT__GRPC_ADDR", "127.0.0.1:0".to_string()), ("FC_SETTLEMENT__OPS_ADDR", "127.0.0.1:0".to_string())];
+    fc_testkit::service_command(env!("CARGO_BIN_EXE_fc-settlement"), data, &[&listeners[..], env].concat())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
