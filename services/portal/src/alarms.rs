@@ -24,17 +24,17 @@ type St = State<Arc<PortalState>>;
 /// REST routes.
 pub fn routes() -> Router<Arc<PortalState>> {
     Router::new()
-        .route("/api/v1/alarms", get(list))
-        .route("/api/v1/alarms/{id}", get(one))
-        .route("/api/v1/alarms/{id}/acknowledge", post(acknowledge))
-        .route("/api/v1/alarms/{id}/clear", post(clear))
-        .route("/api/v1/alarms/{id}/comments", post(comment))
-        .route("/api/v1/alarms/{id}/assignee", put(assign))
-        .route("/api/v1/alarm-rules", get(rules))
-        .route("/api/v1/alarm-rules/{id}", put(put_rule).delete(delete_rule))
-        .route("/api/v1/webhooks", get(webhooks))
+        .route("/api/v1/alarms", get(list_alarms))
+        .route("/api/v1/alarms/{id}", get(get_alarm))
+        .route("/api/v1/alarms/{id}/acknowledge", post(acknowledge_alarm))
+        .route("/api/v1/alarms/{id}/clear", post(clear_alarm))
+        .route("/api/v1/alarms/{id}/comments", post(comment_alarm))
+        .route("/api/v1/alarms/{id}/assignee", put(assign_alarm))
+        .route("/api/v1/alarm-rules", get(list_alarm_rules))
+        .route("/api/v1/alarm-rules/{id}", put(put_alarm_rule).delete(delete_alarm_rule))
+        .route("/api/v1/webhooks", get(list_webhooks))
         .route("/api/v1/webhooks/{id}", put(put_webhook).delete(delete_webhook))
-        .route("/api/v1/webhook-deliveries", get(deliveries))
+        .route("/api/v1/webhook-deliveries", get(list_webhook_deliveries))
 }
 
 /// Who acts, as alarms record it: the signed-in user's e-mail, or "api key".
@@ -78,7 +78,7 @@ pub struct AssigneeIn {
 }
 
 #[utoipa::path(get, path = "/api/v1/alarms", params(AlarmQuery), responses((status = 200, description = "alarms, newest first", body = Vec<AlarmView>), (status = 400, description = "a bad filter", body = Problem)))]
-pub(crate) async fn list(
+pub(crate) async fn list_alarms(
     State(s): St,
     ApiAuth(p): ApiAuth,
     q: Result<Query<AlarmQuery>, QueryRejection>,
@@ -88,12 +88,12 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/alarms/{id}", params(("id" = String, Path, description = "alarm id")), responses((status = 200, description = "the alarm with its notes and history", body = AlarmView), (status = 404, description = "no such alarm of this tenant", body = Problem)))]
-pub(crate) async fn one(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> Result<Json<AlarmView>, Problem> {
+pub(crate) async fn get_alarm(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> Result<Json<AlarmView>, Problem> {
     Ok(Json(s.monitor.alarm(&p.tenant_id, &id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/alarms/{id}/acknowledge", params(("id" = String, Path, description = "alarm id")), request_body = ActionIn, responses((status = 200, description = "acknowledged: it stops escalating", body = AlarmView), (status = 404, description = "no such alarm", body = Problem)))]
-pub(crate) async fn acknowledge(
+pub(crate) async fn acknowledge_alarm(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path(id): Path<String>,
@@ -105,14 +105,19 @@ pub(crate) async fn acknowledge(
 }
 
 #[utoipa::path(post, path = "/api/v1/alarms/{id}/clear", params(("id" = String, Path, description = "alarm id")), request_body = ActionIn, responses((status = 200, description = "cleared", body = AlarmView), (status = 404, description = "no such alarm", body = Problem), (status = 409, description = "already cleared", body = Problem)))]
-pub(crate) async fn clear(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>, body: Bytes) -> Result<Json<AlarmView>, Problem> {
+pub(crate) async fn clear_alarm(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<AlarmView>, Problem> {
     p.require(Role::Operator)?;
     let comment = action(&body)?.comment;
     Ok(Json(s.monitor.clear(&p.tenant_id, &id, &actor(&s, &p), &comment).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/alarms/{id}/comments", params(("id" = String, Path, description = "alarm id")), request_body = CommentIn, responses((status = 200, description = "the alarm with the note", body = AlarmView), (status = 400, description = "an empty or too long note", body = Problem), (status = 404, description = "no such alarm", body = Problem)))]
-pub(crate) async fn comment(
+pub(crate) async fn comment_alarm(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path(id): Path<String>,
@@ -123,7 +128,7 @@ pub(crate) async fn comment(
 }
 
 #[utoipa::path(put, path = "/api/v1/alarms/{id}/assignee", params(("id" = String, Path, description = "alarm id")), request_body = AssigneeIn, responses((status = 200, description = "assigned", body = AlarmView), (status = 404, description = "no such alarm", body = Problem)))]
-pub(crate) async fn assign(
+pub(crate) async fn assign_alarm(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path(id): Path<String>,
@@ -134,12 +139,12 @@ pub(crate) async fn assign(
 }
 
 #[utoipa::path(get, path = "/api/v1/alarm-rules", responses((status = 200, description = "the tenant's alarm rules", body = Vec<RuleView>)))]
-pub(crate) async fn rules(State(s): St, ApiAuth(p): ApiAuth) -> Result<Json<Vec<RuleView>>, Problem> {
+pub(crate) async fn list_alarm_rules(State(s): St, ApiAuth(p): ApiAuth) -> Result<Json<Vec<RuleView>>, Problem> {
     Ok(Json(s.monitor.rules(&p.tenant_id).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/alarm-rules/{id}", params(("id" = String, Path, description = "rule id (a-z 0-9 - _ .)")), request_body(content = Object, description = "the rule: name, machine, severity, condition, for_ms, auto_clear, clear_for_ms, escalate_after_min, max_alarms_per_hour (docs/monitor.md)"), responses((status = 200, description = "saved as its next version", body = RuleView), (status = 400, description = "an invalid rule, or one naming a metric the tenant does not have", body = Problem)))]
-pub(crate) async fn put_rule(
+pub(crate) async fn put_alarm_rule(
     State(s): St,
     ApiAuth(p): ApiAuth,
     Path(id): Path<String>,
@@ -158,14 +163,14 @@ pub(crate) async fn put_rule(
 }
 
 #[utoipa::path(delete, path = "/api/v1/alarm-rules/{id}", params(("id" = String, Path, description = "rule id")), responses((status = 204, description = "deleted; its open alarms were cleared"), (status = 404, description = "no such rule", body = Problem)))]
-pub(crate) async fn delete_rule(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> Result<StatusCode, Problem> {
+pub(crate) async fn delete_alarm_rule(State(s): St, ApiAuth(p): ApiAuth, Path(id): Path<String>) -> Result<StatusCode, Problem> {
     p.require(Role::Operator)?;
     s.monitor.delete_rule(&p.tenant_id, &id, &actor(&s, &p)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks", responses((status = 200, description = "the tenant's webhook endpoints (secrets are not shown)", body = Vec<WebhookView>)))]
-pub(crate) async fn webhooks(State(s): St, ApiAuth(p): ApiAuth) -> Result<Json<Vec<WebhookView>>, Problem> {
+pub(crate) async fn list_webhooks(State(s): St, ApiAuth(p): ApiAuth) -> Result<Json<Vec<WebhookView>>, Problem> {
     Ok(Json(s.monitor.webhooks(&p.tenant_id).await?))
 }
 
@@ -199,7 +204,7 @@ pub struct DeliveryQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/webhook-deliveries", params(DeliveryQuery), responses((status = 200, description = "deliveries, newest first", body = Vec<DeliveryView>)))]
-pub(crate) async fn deliveries(
+pub(crate) async fn list_webhook_deliveries(
     State(s): St,
     ApiAuth(p): ApiAuth,
     q: Result<Query<DeliveryQuery>, QueryRejection>,
