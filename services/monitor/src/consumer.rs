@@ -107,15 +107,29 @@ pub async fn consume(monitor: Arc<Monitor>, bus: Arc<fc_bus::Bus>, cfg: Config, 
 pub async fn clock(monitor: Arc<Monitor>, cfg: Config, shutdown: Shutdown) {
     let mut every = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms.max(10)));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The runners have moved on, so a transition that could not be recorded would not
+    // come again: keep it and try again at the next tick (recording twice changes nothing).
+    let mut unrecorded: Vec<(String, Vec<fc_monitor::Transition>)> = Vec::new();
     loop {
         tokio::select! { _ = shutdown.wait() => return, _ = every.tick() => {} }
-        for (tenant, transitions) in monitor.tick(fc_core::time::now_ms()) {
+        let mut due = std::mem::take(&mut unrecorded);
+        due.extend(monitor.tick(fc_core::time::now_ms()));
+        for (tenant, transitions) in due {
             if let Err(e) = monitor.record(&tenant, &transitions).await {
-                tracing::warn!(error = %e, tenant = %tenant, "alarm transitions of the clock not recorded");
+                tracing::warn!(error = %e, tenant = %tenant, "alarm transitions of the clock not recorded yet; retrying at the next tick");
+                unrecorded.push((tenant, transitions));
             }
+        }
+        if unrecorded.len() > MAX_UNRECORDED {
+            let dropped = unrecorded.len() - MAX_UNRECORDED;
+            unrecorded.drain(..dropped);
+            tracing::error!(dropped, "alarm transitions of the clock dropped after failing for too long");
         }
     }
 }
+
+/// Tenants' transition lists the clock keeps while recording fails (the oldest go first).
+const MAX_UNRECORDED: usize = 10_000;
 
 /// Save every runner's state every `checkpoint_interval_ms`, and once more at shutdown.
 pub async fn checkpointer(monitor: Arc<Monitor>, cfg: Config, shutdown: Shutdown) {
