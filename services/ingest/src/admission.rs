@@ -60,12 +60,27 @@ impl AdmissionConfig {
 /// A stream this full refuses every batch at the door.
 const FULL: f64 = 0.98;
 
+/// One tenant's bytes: published and not yet stored, and stored in all (since start).
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    outstanding: u64,
+    stored: u64,
+}
+
 /// Per-tenant accounting of published but not yet stored bytes.
+///
+/// It also gives reads their writes: [`Admission::settled`] waits until what a
+/// tenant had published when a query came in is stored, so a device (or a page)
+/// that reads right after an acknowledged push sees it.
 pub struct Admission {
     capacity: u64,
     tenant_cap: u64,
     not_ready_at: u64,
-    outstanding: Mutex<HashMap<String, u64>>,
+    /// Per tenant that published since start (a few words each; never pruned, so
+    /// a waiter's target stays comparable).
+    counts: Mutex<HashMap<String, Counts>>,
+    /// Woken on every store.
+    stored_signal: tokio::sync::Notify,
     /// The stream's size at the last poll.
     stream_bytes: AtomicU64,
 }
@@ -77,7 +92,8 @@ impl Admission {
             capacity,
             tenant_cap: (capacity as f64 * cfg.max_tenant_share) as u64,
             not_ready_at: (capacity as f64 * cfg.not_ready_fill) as u64,
-            outstanding: Mutex::new(HashMap::new()),
+            counts: Mutex::new(HashMap::new()),
+            stored_signal: tokio::sync::Notify::new(),
             stream_bytes: AtomicU64::new(0),
         }
     }
@@ -89,7 +105,7 @@ impl Admission {
             metrics::counter!("ingest_admission_refusals_total", "scope" => "bus").increment(1);
             return Err(ServiceError::new(ErrorCode::Unavailable, "the telemetry bus is full while the store catches up; retry later"));
         }
-        let mine = self.outstanding.lock().expect("admission lock").get(tenant).copied().unwrap_or(0);
+        let mine = self.outstanding(tenant);
         if mine.saturating_add(bytes) > self.tenant_cap {
             metrics::counter!("ingest_admission_refusals_total", "scope" => "tenant").increment(1);
             return Err(ServiceError::new(
@@ -106,22 +122,50 @@ impl Admission {
 
     /// `tenant` published `bytes` (JetStream stored them).
     pub fn published(&self, tenant: &str, bytes: u64) {
-        let mut map = self.outstanding.lock().expect("admission lock");
+        let mut map = self.counts.lock().expect("admission lock");
         match map.get_mut(tenant) {
-            Some(n) => *n = n.saturating_add(bytes),
+            Some(c) => c.outstanding = c.outstanding.saturating_add(bytes),
             None => {
-                map.insert(tenant.to_string(), bytes);
+                map.insert(tenant.to_string(), Counts { outstanding: bytes, stored: 0 });
             }
         }
     }
 
-    /// The writer stored `bytes` of `tenant`'s messages.
+    /// The writer is done with `bytes` of `tenant`'s messages (stored, or refused as
+    /// malformed).
     pub fn stored(&self, tenant: &str, bytes: u64) {
-        let mut map = self.outstanding.lock().expect("admission lock");
-        if let Some(n) = map.get_mut(tenant) {
-            *n = n.saturating_sub(bytes);
-            if *n == 0 {
-                map.remove(tenant);
+        let mut map = self.counts.lock().expect("admission lock");
+        if let Some(c) = map.get_mut(tenant) {
+            // Only what was counted in (after a restart, earlier messages drain unaccounted).
+            let done = bytes.min(c.outstanding);
+            c.outstanding -= done;
+            c.stored = c.stored.saturating_add(done);
+        }
+        drop(map);
+        self.stored_signal.notify_waiters();
+    }
+
+    /// Wait (at most `max`) until what `tenant` had published when called is stored.
+    /// Returns whether it is; after `max` the caller reads what is there.
+    pub async fn settled(&self, tenant: &str, max: std::time::Duration) -> bool {
+        let target = {
+            let map = self.counts.lock().expect("admission lock");
+            match map.get(tenant) {
+                Some(c) if c.outstanding > 0 => c.stored + c.outstanding,
+                _ => return true,
+            }
+        };
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let signal = self.stored_signal.notified();
+            tokio::pin!(signal);
+            signal.as_mut().enable();
+            if self.counts.lock().expect("admission lock").get(tenant).is_none_or(|c| c.stored >= target || c.outstanding == 0) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, signal).await.is_err() {
+                metrics::counter!("query_unsettled_reads_total").increment(1);
+                return false;
             }
         }
     }
@@ -134,7 +178,7 @@ impl Admission {
 
     /// Bytes of `tenant` published and not yet stored.
     pub fn outstanding(&self, tenant: &str) -> u64 {
-        self.outstanding.lock().expect("admission lock").get(tenant).copied().unwrap_or(0)
+        self.counts.lock().expect("admission lock").get(tenant).map_or(0, |c| c.outstanding)
     }
 }
 
@@ -166,6 +210,30 @@ mod tests {
         a.check("t1", 100).unwrap();
         assert!(!a.observe_stream(950));
         assert_eq!(a.check("t1", 100).unwrap_err().code, ErrorCode::Unavailable);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_waits_for_what_was_published_before_it_and_no_longer() {
+        let a = std::sync::Arc::new(Admission::new(&AdmissionConfig::default(), 1000));
+        let wait = std::time::Duration::from_secs(1);
+        assert!(a.settled("t1", wait).await, "nothing published: no wait");
+        a.published("t1", 100);
+        a.published("t1", 50);
+        let reader = tokio::spawn({
+            let a = a.clone();
+            async move { a.settled("t1", wait).await }
+        });
+        tokio::task::yield_now().await;
+        a.published("t1", 70); // after the read came in: not waited for
+        a.stored("t2", 500); // another tenant's store wakes it, and it waits on
+        a.stored("t1", 100);
+        tokio::task::yield_now().await;
+        assert!(!reader.is_finished(), "50 bytes of before are not stored yet");
+        a.stored("t1", 50);
+        assert!(reader.await.unwrap(), "settled once what came before is stored");
+        assert!(!a.settled("t1", wait).await, "the 70 bytes are never stored: gives up after the wait");
+        a.stored("t1", 70);
+        assert!(a.settled("t1", wait).await);
     }
 
     #[test]

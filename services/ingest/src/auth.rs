@@ -15,6 +15,14 @@ pub async fn device(state: &AppState, meta: &tonic::metadata::MetadataMap) -> Re
 /// Services that may read a tenant's telemetry through `Query`.
 pub const QUERY_CALLERS: [&str; 4] = ["portal", "settlement", "monitor", "energy"];
 
+/// Reads see the writes acknowledged before them (see [`crate::admission::Admission::settled`]).
+async fn settle(state: &AppState, tenant: &str) {
+    let max = std::time::Duration::from_millis(state.config.query_settle_ms);
+    if !max.is_zero() {
+        state.admission.settled(tenant, max).await;
+    }
+}
+
 /// Whose telemetry a `Query` call reads: the device's tenant, or the tenant an
 /// authenticated service names ([`fc_rpc::service_auth::TENANT_HEADER`]); a
 /// tenant header without a valid service credential is refused.
@@ -30,8 +38,10 @@ pub async fn reader(
         verifier.check(meta, &QUERY_CALLERS)?;
         let tenant = fc_rpc::service_auth::tenant(meta)?;
         let plan = state.tenancy.plan(&tenant).await?;
+        settle(state, &tenant).await;
         return Ok((tenant.into(), plan));
     }
     let who = device(state, meta).await?;
+    settle(state, &who.tenant_id).await;
     Ok((who.tenant_id, who.plan))
 }

@@ -68,6 +68,10 @@ pub struct Config {
     pub stream_inflight_batches: usize,
     /// Each tenant's share of the telemetry bus.
     pub admission: admission::AdmissionConfig,
+    /// A `Query` call first waits (at most this long) until what its tenant had
+    /// published when it came in is stored, so a read after an acknowledged push
+    /// sees it; 0 reads at once.
+    pub query_settle_ms: u64,
 }
 
 impl Default for Config {
@@ -85,6 +89,7 @@ impl Default for Config {
             writer: writer::WriterConfig::default(),
             stream_inflight_batches: 64,
             admission: admission::AdmissionConfig::default(),
+            query_settle_ms: 2_000,
         }
     }
 }
@@ -104,6 +109,9 @@ impl Config {
         }
         if self.limits.max_message_bytes < 1024 {
             errs.push("limits.max_message_bytes: must be at least 1024".into());
+        }
+        if self.query_settle_ms > 60_000 {
+            errs.push("query_settle_ms: at most 60000".into());
         }
         if self.stream_inflight_batches == 0 {
             errs.push("stream_inflight_batches: must be positive".into());

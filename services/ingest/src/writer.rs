@@ -148,6 +148,10 @@ pub async fn run(state: Arc<AppState>) {
                     Err(why) => {
                         tracing::error!(subject = %m.subject, reason = %why, "terminating malformed telemetry message");
                         metrics::counter!("store_writer_rejected_total").increment(1);
+                        // Done with it: its bytes no longer count against its tenant.
+                        if let Some(tenant) = m.subject.as_str().split('.').nth(1) {
+                            state.admission.stored(tenant, m.payload.len() as u64);
+                        }
                         let _ = m.ack_with(AckKind::Term).await;
                     }
                 }

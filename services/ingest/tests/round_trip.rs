@@ -172,3 +172,33 @@ async fn a_repeated_device_seq_is_acked_and_stored_once() -> anyhow::Result<()> 
     assert_eq!(r.readings.len(), 1);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_right_after_an_ack_sees_the_acknowledged_readings() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (_, token) = h.tenant_with_device("Read Your Writes")?;
+    let mut ingest = h.ingest(&token).await?;
+    let mut query = h.query(&token).await?;
+    let t0 = now() - 60_000;
+    // The writer commits at most every 20 ms: without the settle wait, most of these
+    // reads would come before the reading they look for is stored.
+    for i in 0..20i64 {
+        let reading = Reading {
+            machine: "press-1".into(),
+            metric: "temp".into(),
+            unit: "Cel".into(),
+            timestamp_ms: t0 + i,
+            value: i as f64,
+            quality: 0,
+        };
+        let ack = ingest.push(ReadingBatch { device_seq: i as u64 + 1, readings: vec![reading], series: vec![] }).await?.into_inner();
+        assert_eq!(ack.accepted, 1);
+        let latest = query.latest(LatestRequest { series: vec![] }).await?.into_inner();
+        assert_eq!(
+            latest.readings.iter().map(|r| r.value).collect::<Vec<_>>(),
+            [i as f64],
+            "read {i} missed the write acknowledged before it"
+        );
+    }
+    Ok(())
+}

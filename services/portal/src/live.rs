@@ -124,10 +124,14 @@ pub async fn sse(
     let view = s.live_views.open(csrf, &p.tenant_id, s.config.live_views_per_session, s.config.live_views_per_tenant)?;
     // The subject carries the session's tenant: another tenant's machine is simply silent.
     let rx = s.hub.subscribe(fc_bus::telemetry_subject(&p.tenant_id, &machine));
+    // Then the newest stored readings, so what arrived between the page and this stream
+    // is not missing until the machine's next reading (the page skips older values).
+    let snapshot = snapshot(&s, &p.tenant_id, &machine).await;
     let period = Duration::from_millis(s.config.live_session_check_ms.max(1));
     let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let live = Live {
+        snapshot,
         readings: tokio_stream::wrappers::BroadcastStream::new(rx),
         check,
         state: s.clone(),
@@ -143,8 +147,24 @@ pub async fn sse(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
+/// The newest stored reading of each of the machine's series, as one `readings`
+/// event (none if the store has none or cannot answer now).
+async fn snapshot(s: &PortalState, tenant: &str, machine: &str) -> Option<String> {
+    let series = s.telemetry.list_series(tenant, Some(machine)).await.ok()?;
+    let keys: Vec<_> = series.iter().map(|i| (i.machine.clone(), i.metric.clone())).take(1000).collect();
+    if keys.is_empty() {
+        return None;
+    }
+    let latest = s.telemetry.latest(tenant, &keys).await.ok()?;
+    let items: Vec<serde_json::Value> =
+        latest.iter().map(|l| serde_json::json!({"metric": l.series.metric, "unit": l.series.unit, "t": l.ts_ms, "v": l.value})).collect();
+    Some(serde_json::Value::Array(items).to_string())
+}
+
 /// One open live view.
 struct Live {
+    /// Sent first.
+    snapshot: Option<String>,
     readings: tokio_stream::wrappers::BroadcastStream<Arc<str>>,
     check: tokio::time::Interval,
     state: Arc<PortalState>,
@@ -159,6 +179,9 @@ impl Live {
     /// would keep the server from stopping), when the session no longer allows
     /// it, or when the feed ends.
     async fn next(&mut self) -> Option<Event> {
+        if let Some(data) = self.snapshot.take() {
+            return Some(Event::default().event("readings").data(data));
+        }
         loop {
             tokio::select! {
                 _ = self.state.shutdown.wait() => return None,

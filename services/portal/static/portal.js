@@ -49,9 +49,10 @@
           row.children[1].className = "big";
           table.querySelector("tbody").appendChild(row);
         }
+        var ts = row.querySelector('[data-role="ts"]');
+        if (Number(ts.dataset.ts) >= r.t) return; // not newer than what is shown (the snapshot repeats live values)
         row.querySelector('[data-role="value"]').textContent = fmt(r.v);
         row.children[2].textContent = r.unit;
-        var ts = row.querySelector('[data-role="ts"]');
         ts.textContent = new Date(r.t).toLocaleTimeString();
         ts.dataset.ts = r.t;
         var c = charts[r.metric];
