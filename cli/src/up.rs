@@ -170,6 +170,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
     // Each service keeps its own data directory.
     settlement_cfg.resolve_data_dir(&cfg.data_dir).with_context(|| format!("settlement data in {}", cfg.data_dir.display()))?;
     monitor_cfg.resolve_data_dir(&cfg.data_dir);
+    // Links in alarm e-mails lead to this portal unless the operator names a public address.
+    if monitor_cfg.portal_url.is_empty() && !portal_cfg.listen_addr.ends_with(":0") {
+        monitor_cfg.portal_url = format!("http://{}", portal_cfg.listen_addr);
+    }
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     // One process, one data directory, one service issuer: the services get their

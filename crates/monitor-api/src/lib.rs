@@ -175,8 +175,12 @@ impl From<pb::Webhook> for WebhookView {
 pub struct DeliveryView {
     /// Delivery id.
     pub id: String,
-    /// The endpoint.
+    /// webhook or email.
+    pub channel: String,
+    /// The endpoint (webhook deliveries).
     pub webhook_id: String,
+    /// The recipient (e-mail deliveries).
+    pub email: String,
     /// The alarm.
     pub alarm_id: String,
     /// raised, escalated or cleared.
@@ -195,7 +199,9 @@ impl From<pb::Delivery> for DeliveryView {
     fn from(d: pb::Delivery) -> Self {
         Self {
             id: d.id,
+            channel: d.channel,
             webhook_id: d.webhook_id,
+            email: d.email,
             alarm_id: d.alarm_id,
             kind: d.kind,
             state: d.state,
@@ -203,6 +209,27 @@ impl From<pb::Delivery> for DeliveryView {
             last_error: d.last_error,
             created_at_ms: d.created_at_ms,
         }
+    }
+}
+
+/// A user's e-mail subscription to alarms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EmailSubscriptionView {
+    /// The user.
+    pub user_id: String,
+    /// Where alarms are sent.
+    pub address: String,
+    /// The lowest severity sent.
+    pub min_severity: String,
+    /// Machine globs (empty: every machine).
+    pub machines: Vec<String>,
+    /// When saved (Unix ms).
+    pub created_at_ms: i64,
+}
+
+impl From<pb::EmailSubscription> for EmailSubscriptionView {
+    fn from(s: pb::EmailSubscription) -> Self {
+        Self { user_id: s.user_id, address: s.address, min_severity: s.min_severity, machines: s.machines, created_at_ms: s.created_at_ms }
     }
 }
 
@@ -378,5 +405,39 @@ impl MonitorClient {
         let req = pb::ListDeliveriesRequest { state: state.into(), limit };
         let r = self.notify.clone().list_deliveries(self.request(tenant, req)?).await.map_err(|s| self.error(s))?;
         Ok(r.into_inner().deliveries.into_iter().map(Into::into).collect())
+    }
+
+    /// Save `user`'s e-mail subscription (FailedPrecondition: the platform sends no e-mail).
+    pub async fn put_email_subscription(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        address: &str,
+        min_severity: &str,
+        machines: &[String],
+    ) -> Res<EmailSubscriptionView> {
+        let req = pb::EmailSubscription {
+            user_id: user_id.into(),
+            address: address.into(),
+            min_severity: min_severity.into(),
+            machines: machines.to_vec(),
+            created_at_ms: 0,
+        };
+        let r = self.notify.clone().put_email_subscription(self.request(tenant, req)?).await.map_err(|s| self.error(s))?;
+        Ok(r.into_inner().into())
+    }
+
+    /// The tenant's e-mail subscriptions (one user's if `user_id` is not empty).
+    pub async fn email_subscriptions(&self, tenant: &str, user_id: &str) -> Res<Vec<EmailSubscriptionView>> {
+        let req = pb::ListEmailSubscriptionsRequest { user_id: user_id.into() };
+        let r = self.notify.clone().list_email_subscriptions(self.request(tenant, req)?).await.map_err(|s| self.error(s))?;
+        Ok(r.into_inner().subscriptions.into_iter().map(Into::into).collect())
+    }
+
+    /// Remove a user's e-mail subscription (no error if there is none).
+    pub async fn delete_email_subscription(&self, tenant: &str, user_id: &str) -> Res<()> {
+        let req = pb::DeleteEmailSubscriptionRequest { user_id: user_id.into() };
+        self.notify.clone().delete_email_subscription(self.request(tenant, req)?).await.map_err(|s| self.error(s))?;
+        Ok(())
     }
 }

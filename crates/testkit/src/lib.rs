@@ -370,6 +370,8 @@ pub struct Harness {
     settlement: tokio::sync::OnceCell<fc_settlement_service::Running>,
     /// The monitor, started by the first portal (or [`Harness::monitor`]).
     monitor: tokio::sync::OnceCell<fc_monitor_service::Running>,
+    /// The SMTP receiver the monitor sends alarm e-mails to.
+    smtp: tokio::sync::OnceCell<tokio::sync::Mutex<smtp::Sink>>,
 }
 
 impl Harness {
@@ -435,6 +437,7 @@ impl Harness {
             tweak,
             settlement: tokio::sync::OnceCell::new(),
             monitor: tokio::sync::OnceCell::new(),
+            smtp: tokio::sync::OnceCell::new(),
         };
         h.boot().await?;
         Ok(h)
@@ -629,11 +632,14 @@ impl Harness {
 impl Harness {
     /// The monitor (its own directory in the harness's data directory), reading
     /// telemetry from the harness's NATS and checking metrics with ingest's `Query`
-    /// (started on first use; a clock tick every 100 ms, a checkpoint every 200 ms).
+    /// (started on first use; a clock tick every 100 ms, a checkpoint every 200 ms;
+    /// alarm e-mails to the harness's SMTP receiver, see [`Harness::mail`]).
     pub async fn monitor(&self) -> anyhow::Result<&fc_monitor_service::Running> {
         self.monitor
             .get_or_try_init(|| async {
+                let sink = self.smtp.get_or_try_init(|| async { smtp::Sink::start().await.map(tokio::sync::Mutex::new) }).await?;
                 let mut cfg = fc_monitor_service::Config {
+                    smtp_url: sink.lock().await.url(),
                     grpc_addr: "127.0.0.1:0".into(),
                     data_dir: self.data.path().join("monitor").to_string_lossy().into_owned(),
                     telemetry_url: self.grpc_url(),
@@ -651,7 +657,14 @@ impl Harness {
             })
             .await
     }
+
+    /// The next alarm e-mail the monitor sent, if one comes within `within`.
+    pub async fn mail(&self, within: std::time::Duration) -> Option<smtp::Mail> {
+        self.smtp.get()?.lock().await.next(within).await
+    }
 }
+
+pub mod smtp;
 
 /// Core NATS helpers for permission tests.
 pub mod nats {

@@ -1,10 +1,12 @@
-//! The webhook delivery worker: POSTs each queued alarm notification to its endpoint,
-//! signed (`fc_monitor::notify::sign`), retried with backoff, and after the last
-//! attempt left in the dead-letter list the portal shows. Each tenant has a
-//! notification rate; deliveries over it wait for the next slot, they are not dropped.
+//! The notification worker: POSTs each queued alarm notification to its webhook,
+//! signed (`fc_monitor::notify::sign`), or sends it as an e-mail over SMTP
+//! (`lettre`); retried with backoff, and after the last attempt left in the
+//! dead-letter list the portal shows. Each tenant has one notification rate for
+//! both; deliveries over it wait for the next slot, they are not dropped.
 //!
-//! Boundary: every address a URL resolves to is checked
-//! (`fc_monitor::notify::check_ip`) before the request is made.
+//! Boundary: every address a webhook URL resolves to is checked
+//! (`fc_monitor::notify::check_ip`) before the request is made. The SMTP server is
+//! the operator's (`monitor.smtp_url`), so it is not checked.
 
 use crate::Config;
 use crate::monitor::Monitor;
@@ -15,8 +17,75 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// Sends alarm e-mails through the operator's SMTP server.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: lettre::message::Mailbox,
+    portal_url: String,
+}
+
+impl Mailer {
+    /// The mailer `cfg` describes; `None` when `smtp_url` is empty.
+    pub fn new(cfg: &Config) -> Result<Option<Self>, String> {
+        if cfg.smtp_url.is_empty() {
+            return Ok(None);
+        }
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&cfg.smtp_url)
+            .map_err(|e| format!("monitor.smtp_url: {e}"))?
+            .timeout(Some(Duration::from_millis(cfg.webhook_timeout_ms)))
+            .build();
+        let from = cfg.smtp_from.parse().map_err(|e| format!("monitor.smtp_from: {:?} is not a mailbox: {e}", cfg.smtp_from))?;
+        Ok(Some(Self { transport, from, portal_url: cfg.portal_url.trim_end_matches('/').to_owned() }))
+    }
+
+    /// Send one alarm event (the delivery's JSON body) to `to`.
+    async fn send(&self, to: &str, body: &str) -> Result<(), String> {
+        let event: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("unreadable notification: {e}"))?;
+        let (subject, text) = alarm_mail(&event, &self.portal_url);
+        let to = to.parse().map_err(|e| format!("{to:?}: {e}"))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(text)
+            .map_err(|e| e.to_string())?;
+        self.transport.send(message).await.map(|_| ()).map_err(|e| format!("SMTP: {e}"))
+    }
+}
+
+/// The subject and plain text of an alarm event's e-mail.
+fn alarm_mail(event: &serde_json::Value, portal_url: &str) -> (String, String) {
+    let kind = event["kind"].as_str().unwrap_or("changed");
+    let a = &event["alarm"];
+    let s = |k: &str| a[k].as_str().unwrap_or("").to_owned();
+    let machine = s("machine");
+    let severity = s("severity");
+    let subject = format!("[FactoryChain] {} {kind}: {} on {machine}", severity.to_uppercase(), s("rule_id"));
+    let mut text = format!("Alarm {kind}.\n\n");
+    text += &format!("Machine:   {machine}\n");
+    if let Some(metric) = a["metric"].as_str() {
+        text += &format!("Metric:    {metric}\n");
+    }
+    text += &format!("Severity:  {severity}\n");
+    text += &format!("Rule:      {} (version {})\n", s("rule_id"), a["rule_version"].as_u64().unwrap_or(0));
+    text += &format!("Raised at: {}\n", fc_monitor::backtest::rfc3339(a["raised_at_ms"].as_i64().unwrap_or(0)));
+    if let Some(cleared) = a["cleared_at_ms"].as_i64() {
+        text += &format!("Cleared:   {}\n", fc_monitor::backtest::rfc3339(cleared));
+    }
+    text += &format!("\nWhy: {}\n", s("reason"));
+    if !portal_url.is_empty() {
+        text += &format!("\nOpen it: {portal_url}/alarms?all=true#{}\n", s("id"));
+    }
+    text += "\nYou get this because you subscribed to alarms on the Notifications page.\n";
+    (subject, text)
+}
+
 /// Run until shutdown.
-pub async fn run(monitor: Arc<Monitor>, cfg: Config, shutdown: Shutdown) {
+pub async fn run(monitor: Arc<Monitor>, cfg: Config, mailer: Option<Mailer>, shutdown: Shutdown) {
     let per_minute = NonZeroU32::new(cfg.notifications_per_minute.max(1)).expect("at least 1");
     let limiter: Arc<DefaultKeyedRateLimiter<String>> = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -38,6 +107,14 @@ pub async fn run(monitor: Arc<Monitor>, cfg: Config, shutdown: Shutdown) {
             if limiter.check_key(&d.tenant).is_err() {
                 continue; // over the tenant's rate: it waits for the next round
             }
+            if !d.email.is_empty() {
+                let result = match &mailer {
+                    Some(m) => m.send(&d.email, &d.body).await,
+                    None => Err("this platform sends no e-mail (monitor.smtp_url is not set)".into()),
+                };
+                finish(&monitor, &mut d, cfg.webhook_attempts.max(1), result);
+                continue;
+            }
             let hook = monitor.webhooks(&d.tenant).ok().and_then(|hooks| hooks.into_iter().find(|w| w.id == d.webhook_id));
             let Some(hook) = hook else {
                 d.state = DeliveryState::Dead;
@@ -56,6 +133,11 @@ pub async fn run(monitor: Arc<Monitor>, cfg: Config, shutdown: Shutdown) {
     }
 }
 
+/// webhook or email.
+pub fn channel(d: &DeliveryRecord) -> &'static str {
+    if d.email.is_empty() { "webhook" } else { "email" }
+}
+
 fn finish(monitor: &Monitor, d: &mut DeliveryRecord, max_attempts: u32, result: Result<(), String>) {
     d.attempts += 1;
     let now = fc_core::time::now_ms();
@@ -64,7 +146,7 @@ fn finish(monitor: &Monitor, d: &mut DeliveryRecord, max_attempts: u32, result: 
             d.state = DeliveryState::Delivered;
             d.delivered_at_ms = Some(now);
             d.last_error.clear();
-            metrics::counter!("monitor_webhook_deliveries_total", "outcome" => "delivered").increment(1);
+            metrics::counter!("monitor_notifications_total", "channel" => channel(d), "outcome" => "delivered").increment(1);
         }
         Err(e) => {
             d.last_error = e;
@@ -72,12 +154,12 @@ fn finish(monitor: &Monitor, d: &mut DeliveryRecord, max_attempts: u32, result: 
             match fc_monitor::notify::retry_delay_ms(d.attempts + 1, max_attempts, jitter) {
                 Some(wait) => {
                     d.next_at_ms = now + wait as i64;
-                    metrics::counter!("monitor_webhook_deliveries_total", "outcome" => "retry").increment(1);
+                    metrics::counter!("monitor_notifications_total", "channel" => channel(d), "outcome" => "retry").increment(1);
                 }
                 None => {
                     d.state = DeliveryState::Dead;
-                    metrics::counter!("monitor_webhook_deliveries_total", "outcome" => "dead").increment(1);
-                    tracing::warn!(tenant = %d.tenant, webhook = %d.webhook_id, error = %d.last_error, "webhook delivery failed for good");
+                    metrics::counter!("monitor_notifications_total", "channel" => channel(d), "outcome" => "dead").increment(1);
+                    tracing::warn!(tenant = %d.tenant, webhook = %d.webhook_id, email = %d.email, error = %d.last_error, "notification failed for good");
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! credential of one of [`CALLERS`], acting for the tenant in `x-fc-tenant`.
 
 use crate::monitor::{Monitor, parse_min_severity};
-use crate::store::{AlarmFilter, AlarmRecord, DeliveryState, SavedRule, WebhookRecord};
+use crate::store::{AlarmFilter, AlarmRecord, DeliveryState, EmailSubscriptionRecord, SavedRule, WebhookRecord};
 use fc_core::ServiceError;
 use fc_proto::v1 as pb;
 use fc_proto::v1::monitor_notifications_server::{MonitorNotifications as NotificationsApi, MonitorNotificationsServer};
@@ -207,6 +207,7 @@ impl NotificationsApi for Notify {
             .deliveries(&tenant, state, limit)?
             .into_iter()
             .map(|d| pb::Delivery {
+                channel: crate::deliver::channel(&d).into(),
                 id: d.id,
                 webhook_id: d.webhook_id,
                 alarm_id: d.alarm_id,
@@ -217,8 +218,41 @@ impl NotificationsApi for Notify {
                 created_at_ms: d.created_at_ms,
                 next_attempt_at_ms: if d.state == DeliveryState::Pending { d.next_at_ms } else { 0 },
                 delivered_at_ms: d.delivered_at_ms.unwrap_or(0),
+                email: d.email,
             })
             .collect();
         Ok(Response::new(pb::ListDeliveriesResponse { deliveries }))
+    }
+
+    async fn put_email_subscription(&self, req: Request<pb::EmailSubscription>) -> Answer<pb::EmailSubscription> {
+        let tenant = self.tenant(req.metadata())?;
+        let r = req.into_inner();
+        let s = self.m.put_email_subscription(&tenant, &r.user_id, &r.address, &r.min_severity, r.machines)?;
+        Ok(Response::new(email_pb(s)))
+    }
+
+    async fn list_email_subscriptions(&self, req: Request<pb::ListEmailSubscriptionsRequest>) -> Answer<pb::ListEmailSubscriptionsResponse> {
+        let tenant = self.tenant(req.metadata())?;
+        let subscriptions = self.m.email_subscriptions(&tenant, &req.get_ref().user_id)?.into_iter().map(email_pb).collect();
+        Ok(Response::new(pb::ListEmailSubscriptionsResponse { subscriptions }))
+    }
+
+    async fn delete_email_subscription(
+        &self,
+        req: Request<pb::DeleteEmailSubscriptionRequest>,
+    ) -> Answer<pb::DeleteEmailSubscriptionResponse> {
+        let tenant = self.tenant(req.metadata())?;
+        self.m.delete_email_subscription(&tenant, &req.get_ref().user_id)?;
+        Ok(Response::new(pb::DeleteEmailSubscriptionResponse {}))
+    }
+}
+
+fn email_pb(s: EmailSubscriptionRecord) -> pb::EmailSubscription {
+    pb::EmailSubscription {
+        address: s.address().to_owned(),
+        user_id: s.user_id,
+        min_severity: s.subscription.min_severity.as_str().into(),
+        machines: s.subscription.machines,
+        created_at_ms: s.created_at_ms,
     }
 }

@@ -77,6 +77,14 @@ pub struct Config {
     pub webhook_timeout_ms: u64,
     /// Attempts of one delivery (1 s, 2 s, 4 s ... apart) before the dead-letter list.
     pub webhook_attempts: u32,
+    /// The SMTP server alarm e-mails go through: `smtp://host:25` (plain),
+    /// `smtp://user:password@host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:password@host:465` (TLS); empty: no e-mail (subscriptions are refused).
+    pub smtp_url: String,
+    /// The e-mails' sender.
+    pub smtp_from: String,
+    /// The portal's public address, for links in e-mails (empty: no links).
+    pub portal_url: String,
 }
 
 impl Default for Config {
@@ -97,6 +105,9 @@ impl Default for Config {
             notifications_per_minute: 60,
             webhook_timeout_ms: 10_000,
             webhook_attempts: 8,
+            smtp_url: String::new(),
+            smtp_from: "FactoryChain <alarms@factorychain.invalid>".into(),
+            portal_url: String::new(),
         }
     }
 }
@@ -192,9 +203,10 @@ pub async fn serve(mut config: Config, bus: &fc_bus::BusConfig, shutdown: Shutdo
             )));
         }
     };
+    let mailer = deliver::Mailer::new(&config).map_err(StartError::Identity)?;
     let store = store::Store::open(&data_dir.join("monitor.redb")).map_err(|e| StartError::Storage(e.message))?;
     let monitor = Arc::new(
-        Monitor::open(store, bus_conn.clone(), series, config.allow_private_webhooks).map_err(|e| StartError::Storage(e.message))?,
+        Monitor::open(store, bus_conn.clone(), series, config.allow_private_webhooks, !config.smtp_url.is_empty()).map_err(|e| StartError::Storage(e.message))?,
     );
     let listener = tokio::net::TcpListener::bind(&config.grpc_addr)
         .await
@@ -218,7 +230,7 @@ pub async fn serve(mut config: Config, bus: &fc_bus::BusConfig, shutdown: Shutdo
         tokio::spawn(consumer::consume(monitor.clone(), bus_conn.clone(), config.clone(), shutdown.clone())),
         tokio::spawn(consumer::clock(monitor.clone(), config.clone(), shutdown.clone())),
         tokio::spawn(consumer::checkpointer(monitor.clone(), config.clone(), shutdown.clone())),
-        tokio::spawn(deliver::run(monitor.clone(), config.clone(), shutdown.clone())),
+        tokio::spawn(deliver::run(monitor.clone(), config.clone(), mailer, shutdown.clone())),
         server,
     ];
     tracing::info!(%grpc_addr, data_dir = %data_dir.display(), "monitor ready");

@@ -6,7 +6,9 @@
 //! crash replays messages rather than losing alarms; a replay's transitions carry the
 //! same alarm ids and are recognised by the store and by JetStream's duplicate window.
 
-use crate::store::{AlarmFilter, AlarmRecord, AlarmState, DeliveryRecord, DeliveryState, Note, SavedRule, Step, Store, WebhookRecord};
+use crate::store::{
+    AlarmFilter, AlarmRecord, AlarmState, DeliveryRecord, DeliveryState, EmailSubscriptionRecord, Note, SavedRule, Step, Store, WebhookRecord,
+};
 use bytes::Bytes;
 use fc_core::{ErrorCode, ServiceError};
 use fc_monitor::{Reading, Rule, RuleRunner, Severity, Transition, TransitionKind};
@@ -46,7 +48,12 @@ pub struct Monitor {
     bus: Arc<fc_bus::Bus>,
     series: Option<fc_query_api::QueryClient>,
     allow_private_webhooks: bool,
+    /// Whether e-mail can be sent (`smtp_url` is set).
+    email: bool,
 }
+
+/// E-mail subscriptions one tenant may have (one per user).
+pub const MAX_EMAIL_SUBSCRIPTIONS_PER_TENANT: usize = 500;
 
 impl Monitor {
     /// Open the store, rebuild every rule's runner from its checkpoint and reconcile it
@@ -56,6 +63,7 @@ impl Monitor {
         bus: Arc<fc_bus::Bus>,
         series: Option<fc_query_api::QueryClient>,
         allow_private_webhooks: bool,
+        email: bool,
     ) -> Result<Self, ServiceError> {
         let mut tenants: HashMap<String, Runners> = HashMap::new();
         for (tenant, saved) in store.all_rules()? {
@@ -85,7 +93,7 @@ impl Monitor {
                 }
             }
         }
-        Ok(Self { store, tenants: Mutex::new(tenants), bus, series, allow_private_webhooks })
+        Ok(Self { store, tenants: Mutex::new(tenants), bus, series, allow_private_webhooks, email })
     }
 
     /// Whether `tenant` has any rule (messages of other tenants are not decoded).
@@ -161,26 +169,34 @@ impl Monitor {
         self.queue_notifications(tenant, changed)
     }
 
-    /// Queue a webhook delivery of each raise, escalation and clear for every endpoint
-    /// that wants it (idempotent: a delivery's id comes from the alarm's step).
+    /// Queue a delivery of each raise, escalation and clear for every webhook and e-mail
+    /// subscription that wants it (idempotent: a delivery's id comes from the alarm's
+    /// step and the recipient).
     fn queue_notifications(&self, tenant: &str, changed: &[(String, AlarmRecord)]) -> Result<(), ServiceError> {
         let notable: Vec<&(String, AlarmRecord)> =
             changed.iter().filter(|(k, _)| matches!(k.as_str(), "raised" | "escalated" | "cleared")).collect();
         if notable.is_empty() {
             return Ok(());
         }
+        // (webhook id, e-mail address) per recipient.
+        let mut recipients: Vec<(&fc_monitor::notify::Subscription, String, String)> = Vec::new();
         let hooks = self.store.webhooks(tenant)?;
+        recipients.extend(hooks.iter().map(|w| (&w.subscription, w.id.clone(), String::new())));
+        let mails = if self.email { self.store.email_subscriptions(tenant)? } else { Vec::new() };
+        recipients.extend(mails.iter().map(|m| (&m.subscription, String::new(), m.address().to_owned())));
         let now = fc_core::time::now_ms();
         let mut queue = Vec::new();
         for (kind, alarm) in notable {
-            for w in hooks.iter().filter(|w| w.subscription.wants(alarm.severity, &alarm.machine)) {
+            for (_, webhook_id, email) in recipients.iter().filter(|(s, ..)| s.wants(alarm.severity, &alarm.machine)) {
                 let mut h = sha2::Sha256::new();
-                h.update(format!("{}\0{}\0{}", alarm.id, alarm.history.len(), w.id).as_bytes());
+                let recipient = if email.is_empty() { webhook_id.clone() } else { format!("mailto:{email}") };
+                h.update(format!("{}\0{}\0{}", alarm.id, alarm.history.len(), recipient).as_bytes());
                 let body = serde_json::to_string(&AlarmEvent { kind, alarm }).map_err(ServiceError::internal)?;
                 queue.push(DeliveryRecord {
                     id: format!("dl_{}", &hex::encode(h.finalize())[..20]),
                     tenant: tenant.to_owned(),
-                    webhook_id: w.id.clone(),
+                    webhook_id: webhook_id.clone(),
+                    email: email.clone(),
                     alarm_id: alarm.id.clone(),
                     kind: kind.clone(),
                     body,
@@ -227,9 +243,7 @@ impl Monitor {
             16..=256 => secret.to_owned(),
             _ => return Err(ServiceError::invalid("secret", "16 to 256 characters (or empty: the monitor makes one)")),
         };
-        if machines.len() > 50 || machines.iter().any(|m| m.is_empty() || m.len() > 128) {
-            return Err(ServiceError::invalid("machines", "at most 50 globs of 1 to 128 bytes"));
-        }
+        check_machines(&machines)?;
         let min_severity = parse_min_severity(min_severity)?.unwrap_or(Severity::Info);
         let existing = self.store.webhooks(tenant)?;
         if !existing.iter().any(|w| w.id == id) && existing.len() >= MAX_WEBHOOKS_PER_TENANT {
@@ -261,6 +275,63 @@ impl Monitor {
     /// Remove an endpoint.
     pub fn delete_webhook(&self, tenant: &str, id: &str) -> Result<(), ServiceError> {
         if self.store.delete_webhook(tenant, id)? { Ok(()) } else { Err(ServiceError::not_found(format!("webhook {id}"))) }
+    }
+
+    /// Save a user's e-mail subscription.
+    pub fn put_email_subscription(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        address: &str,
+        min_severity: &str,
+        machines: Vec<String>,
+    ) -> Result<EmailSubscriptionRecord, ServiceError> {
+        if !self.email {
+            return Err(ServiceError::new(
+                ErrorCode::FailedPrecondition,
+                "this platform sends no e-mail (the operator has not set monitor.smtp_url)",
+            ));
+        }
+        if user_id.is_empty() || user_id.len() > 128 {
+            return Err(ServiceError::invalid("user_id", "1 to 128 bytes"));
+        }
+        let address = address.trim();
+        address.parse::<lettre::Address>().map_err(|e| ServiceError::invalid("address", format!("{address:?} is not an e-mail address: {e}")))?;
+        if address.len() > 254 {
+            return Err(ServiceError::invalid("address", "at most 254 bytes"));
+        }
+        check_machines(&machines)?;
+        let min_severity = parse_min_severity(min_severity)?.unwrap_or(Severity::Warning);
+        let existing = self.store.email_subscriptions(tenant)?;
+        if !existing.iter().any(|s| s.user_id == user_id) && existing.len() >= MAX_EMAIL_SUBSCRIPTIONS_PER_TENANT {
+            return Err(ServiceError::new(
+                ErrorCode::ResourceExhausted,
+                format!("a tenant has at most {MAX_EMAIL_SUBSCRIPTIONS_PER_TENANT} e-mail subscriptions"),
+            ));
+        }
+        let s = EmailSubscriptionRecord {
+            user_id: user_id.to_owned(),
+            subscription: fc_monitor::notify::Subscription {
+                channel: fc_monitor::notify::Channel::Email { address: address.to_owned() },
+                min_severity,
+                machines,
+            },
+            created_at_ms: fc_core::time::now_ms(),
+        };
+        self.store.put_email_subscription(tenant, &s)?;
+        Ok(s)
+    }
+
+    /// A tenant's e-mail subscriptions (one user's if `user_id` is not empty).
+    pub fn email_subscriptions(&self, tenant: &str, user_id: &str) -> Result<Vec<EmailSubscriptionRecord>, ServiceError> {
+        let mut all = self.store.email_subscriptions(tenant)?;
+        all.retain(|s| user_id.is_empty() || s.user_id == user_id);
+        Ok(all)
+    }
+
+    /// Remove a user's e-mail subscription (and its queued e-mails).
+    pub fn delete_email_subscription(&self, tenant: &str, user_id: &str) -> Result<(), ServiceError> {
+        self.store.delete_email_subscription(tenant, user_id)
     }
 
     /// Whether the operator lets webhooks reach private networks.
@@ -476,4 +547,12 @@ pub fn parse_min_severity(s: &str) -> Result<Option<Severity>, ServiceError> {
         return Ok(None);
     }
     Severity::parse(s).map(Some).ok_or_else(|| ServiceError::invalid("min_severity", "one of info, warning, major, critical"))
+}
+
+/// A subscription's machine globs: at most 50 of 1 to 128 bytes.
+fn check_machines(machines: &[String]) -> Result<(), ServiceError> {
+    if machines.len() > 50 || machines.iter().any(|m| m.is_empty() || m.len() > 128) {
+        return Err(ServiceError::invalid("machines", "at most 50 globs of 1 to 128 bytes"));
+    }
+    Ok(())
 }

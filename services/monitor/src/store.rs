@@ -197,6 +197,7 @@ impl Store {
             txn.open_table(CHECKPOINTS).map_err(internal)?;
             txn.open_table(WEBHOOKS).map_err(internal)?;
             txn.open_table(DELIVERIES).map_err(internal)?;
+            txn.open_table(EMAIL_SUBSCRIPTIONS).map_err(internal)?;
         }
         txn.commit().map_err(internal)?;
         Ok(Self { db })
@@ -424,6 +425,29 @@ impl Store {
 const WEBHOOKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("webhooks");
 /// (tenant, delivery id) -> delivery, JSON.
 const DELIVERIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("deliveries");
+/// (tenant, user id) -> e-mail subscription, JSON.
+const EMAIL_SUBSCRIPTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("email_subscriptions");
+
+/// A user's wish to get alarms by e-mail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EmailSubscriptionRecord {
+    /// The user (the portal's id).
+    pub user_id: String,
+    /// Which alarms, to which address (`Channel::Email`).
+    pub subscription: fc_monitor::notify::Subscription,
+    /// When created.
+    pub created_at_ms: i64,
+}
+
+impl EmailSubscriptionRecord {
+    /// The address.
+    pub fn address(&self) -> &str {
+        match &self.subscription.channel {
+            fc_monitor::notify::Channel::Email { address } => address,
+            fc_monitor::notify::Channel::Webhook { .. } => "",
+        }
+    }
+}
 
 /// A tenant's webhook endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -470,8 +494,11 @@ pub struct DeliveryRecord {
     pub id: String,
     /// Tenant.
     pub tenant: String,
-    /// Endpoint.
+    /// Endpoint (webhook deliveries).
     pub webhook_id: String,
+    /// Recipient (e-mail deliveries; empty for webhooks).
+    #[serde(default)]
+    pub email: String,
     /// Alarm.
     pub alarm_id: String,
     /// raised, escalated, cleared.
@@ -510,25 +537,39 @@ impl Store {
         let txn = self.db.begin_write().map_err(internal)?;
         let existed = {
             let existed = txn.open_table(WEBHOOKS).map_err(internal)?.remove((tenant, id)).map_err(internal)?.is_some();
-            let mut d = txn.open_table(DELIVERIES).map_err(internal)?;
-            let mut drop_ids = Vec::new();
-            for row in d.range((tenant, "")..).map_err(internal)? {
-                let (k, v) = row.map_err(internal)?;
-                if k.value().0 != tenant {
-                    break;
-                }
-                let rec: DeliveryRecord = serde_json::from_slice(v.value()).map_err(internal)?;
-                if rec.webhook_id == id && rec.state == DeliveryState::Pending {
-                    drop_ids.push(rec.id);
-                }
-            }
-            for i in drop_ids {
-                d.remove((tenant, i.as_str())).map_err(internal)?;
-            }
+            drop_pending(&mut txn.open_table(DELIVERIES).map_err(internal)?, tenant, |d| d.email.is_empty() && d.webhook_id == id)?;
             existed
         };
         txn.commit().map_err(internal)?;
         Ok(existed)
+    }
+
+    /// Save (or replace) a user's e-mail subscription.
+    pub fn put_email_subscription(&self, tenant: &str, s: &EmailSubscriptionRecord) -> Result<(), ServiceError> {
+        let txn = self.db.begin_write().map_err(internal)?;
+        txn.open_table(EMAIL_SUBSCRIPTIONS).map_err(internal)?.insert((tenant, s.user_id.as_str()), json(s).as_slice()).map_err(internal)?;
+        txn.commit().map_err(internal)
+    }
+
+    /// A tenant's e-mail subscriptions, by user id.
+    pub fn email_subscriptions(&self, tenant: &str) -> Result<Vec<EmailSubscriptionRecord>, ServiceError> {
+        self.tenant_rows(EMAIL_SUBSCRIPTIONS, tenant)
+    }
+
+    /// Remove a user's subscription and the e-mails still queued for it.
+    pub fn delete_email_subscription(&self, tenant: &str, user_id: &str) -> Result<(), ServiceError> {
+        let txn = self.db.begin_write().map_err(internal)?;
+        {
+            let mut subs = txn.open_table(EMAIL_SUBSCRIPTIONS).map_err(internal)?;
+            let address = match subs.remove((tenant, user_id)).map_err(internal)? {
+                Some(v) => serde_json::from_slice::<EmailSubscriptionRecord>(v.value()).map_err(internal)?.address().to_owned(),
+                None => String::new(),
+            };
+            if !address.is_empty() {
+                drop_pending(&mut txn.open_table(DELIVERIES).map_err(internal)?, tenant, |d| d.email == address)?;
+            }
+        }
+        txn.commit().map_err(internal)
     }
 
     /// Queue deliveries; one already queued (a replay) is left as it is.
@@ -580,4 +621,27 @@ impl Store {
         out.truncate(limit.max(1));
         Ok(out)
     }
+}
+
+/// Remove a tenant's pending deliveries that `which` picks.
+fn drop_pending(
+    t: &mut redb::Table<(&str, &str), &[u8]>,
+    tenant: &str,
+    which: impl Fn(&DeliveryRecord) -> bool,
+) -> Result<(), ServiceError> {
+    let mut drop_ids = Vec::new();
+    for row in t.range((tenant, "")..).map_err(internal)? {
+        let (k, v) = row.map_err(internal)?;
+        if k.value().0 != tenant {
+            break;
+        }
+        let rec: DeliveryRecord = serde_json::from_slice(v.value()).map_err(internal)?;
+        if rec.state == DeliveryState::Pending && which(&rec) {
+            drop_ids.push(rec.id);
+        }
+    }
+    for i in drop_ids {
+        t.remove((tenant, i.as_str())).map_err(internal)?;
+    }
+    Ok(())
 }

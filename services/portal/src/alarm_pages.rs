@@ -29,6 +29,8 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/alarm-rules", get(rules).post(save_rule))
         .route("/notifications", get(notifications).post(save_webhook))
         .route("/notifications/{id}/delete", post(delete_webhook))
+        .route("/notifications/email", post(save_email))
+        .route("/notifications/email/delete", post(delete_email))
 }
 
 #[derive(Deserialize, Default)]
@@ -69,7 +71,7 @@ async fn alarms(State(s): St, PageAuth(p): PageAuth, Query(q): Query<AlarmsQ>) -
                 table id="alarms" {
                     thead { tr { th { (lang.t("severity")) } th { (lang.t("machine")) } th { (lang.t("reason")) } th { (lang.t("raised_at")) } th { (lang.t("state")) } th {} } }
                     tbody { @for a in &list {
-                        tr data-alarm=(a.id) data-state=(a.state) {
+                        tr id=(a.id) data-alarm=(a.id) data-state=(a.state) {
                             td { strong { (a.severity) } }
                             td { (a.machine) @if !a.metric.is_empty() { br; span.muted { (a.metric) } } }
                             td { (a.reason) br; span.muted { (lang.t("rule")) " " (a.rule_id) " v" (a.rule_version) } }
@@ -199,6 +201,10 @@ async fn notifications_page(s: &PortalState, p: &crate::auth::Principal, secret:
     let hooks = s.monitor.webhooks(&p.tenant_id).await?;
     let dead = s.monitor.deliveries(&p.tenant_id, "dead", 100).await?;
     let can_edit = p.role.allows(Role::Owner);
+    let mine = match &p.user_id {
+        Some(id) => s.monitor.email_subscriptions(&p.tenant_id, id).await?.into_iter().next(),
+        None => None,
+    };
     Ok(page(
         lang,
         lang.t("notifications"),
@@ -209,6 +215,26 @@ async fn notifications_page(s: &PortalState, p: &crate::auth::Principal, secret:
             @if let Some(e) = error { p.error role="alert" { (e) } }
             @if let Some(secret) = secret {
                 div.card { p { (lang.t("webhook_secret_once")) } p.token id="webhook-secret" { (secret) } }
+            }
+            h2 { (lang.t("email_alarms")) }
+            div.card id="email-subscription" {
+                @if let Some(m) = &mine {
+                    p { (lang.t("email_to")) " " strong { (m.address) } " · " (lang.t("severity")) " ≥ " (m.min_severity)
+                        @if !m.machines.is_empty() { " · " (m.machines.join(", ")) } }
+                    form.inline method="post" action="/notifications/email/delete" { (csrf_field(p)) button.danger type="submit" { (lang.t("unsubscribe")) } }
+                } @else {
+                    p.muted { (lang.t("no_email")) }
+                }
+                form.row method="post" action="/notifications/email" {
+                    (csrf_field(p))
+                    label { (lang.t("severity")) br; select name="min_severity" {
+                        @for v in ["info", "warning", "major", "critical"] {
+                            option value=(v) selected[mine.as_ref().map_or(v == "warning", |m| m.min_severity == v)] { (v) }
+                        }
+                    } }
+                    label { (lang.t("machine_globs")) br; input name="machines" maxlength="2000" placeholder="press-*, lathe-2" value=(mine.as_ref().map(|m| m.machines.join(", ")).unwrap_or_default()); }
+                    button type="submit" { (lang.t("subscribe")) }
+                }
             }
             h2 { (lang.t("webhooks")) }
             table id="webhooks" {
@@ -235,9 +261,9 @@ async fn notifications_page(s: &PortalState, p: &crate::auth::Principal, secret:
             @if dead.is_empty() { p.muted { (lang.t("no_dead_letters")) } }
             @else {
                 table id="dead-letters" {
-                    thead { tr { th { (lang.t("webhooks")) } th { (lang.t("alarms")) } th { (lang.t("attempts")) } th { (lang.t("reason")) } th { (lang.t("raised_at")) } } }
+                    thead { tr { th { (lang.t("recipient")) } th { (lang.t("alarms")) } th { (lang.t("attempts")) } th { (lang.t("reason")) } th { (lang.t("raised_at")) } } }
                     tbody { @for d in &dead {
-                        tr data-delivery=(d.id) { td { (d.webhook_id) } td { (d.alarm_id) " (" (d.kind) ")" } td { (d.attempts) } td { (d.last_error) } td { (when(d.created_at_ms)) } }
+                        tr data-delivery=(d.id) { td { @if d.email.is_empty() { (d.webhook_id) } @else { (d.email) } } td { (d.alarm_id) " (" (d.kind) ")" } td { (d.attempts) } td { (d.last_error) } td { (when(d.created_at_ms)) } }
                     } }
                 }
             }
@@ -264,5 +290,33 @@ async fn delete_webhook(State(s): St, PageAuth(p): PageAuth, Path(id): Path<Stri
     check_csrf(&p, &f.csrf)?;
     p.require(Role::Owner)?;
     s.monitor.delete_webhook(&p.tenant_id, &id).await?;
+    Ok(Redirect::to("/notifications").into_response())
+}
+
+#[derive(Deserialize)]
+struct EmailForm {
+    csrf: String,
+    min_severity: String,
+    #[serde(default)]
+    machines: String,
+}
+
+async fn save_email(State(s): St, PageAuth(p): PageAuth, Form(f): Form<EmailForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    let Some(user) = p.user_id.clone() else { return Err(Problem::forbidden("sign in as a user").into()) };
+    let email = s.registry.get_user(&p.tenant_id, &user).map_err(Problem::from)?.email;
+    let machines: Vec<String> = f.machines.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect();
+    match s.monitor.put_email_subscription(&p.tenant_id, &user, &email, &f.min_severity, &machines).await.map_err(Problem::from) {
+        Ok(_) => Ok(Redirect::to("/notifications").into_response()),
+        Err(e) if e.status == 400 || e.status == 409 => Ok(with_status(notifications_page(&s, &p, None, Some(&e.detail)).await?, &e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete_email(State(s): St, PageAuth(p): PageAuth, Form(f): Form<CsrfForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    if let Some(user) = &p.user_id {
+        s.monitor.delete_email_subscription(&p.tenant_id, user).await?;
+    }
     Ok(Redirect::to("/notifications").into_response())
 }

@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use fc_monitor_api::{AlarmQuery, AlarmView, DeliveryView, RuleView, WebhookInput, WebhookView};
+use fc_monitor_api::{AlarmQuery, AlarmView, DeliveryView, EmailSubscriptionView, RuleView, WebhookInput, WebhookView};
 use fc_registry::Role;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -35,6 +35,8 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/api/v1/webhooks", get(list_webhooks))
         .route("/api/v1/webhooks/{id}", put(put_webhook).delete(delete_webhook))
         .route("/api/v1/webhook-deliveries", get(list_webhook_deliveries))
+        .route("/api/v1/me/alarm-subscription", get(get_my_subscription).put(put_my_subscription).delete(delete_my_subscription))
+        .route("/api/v1/alarm-subscriptions", get(list_alarm_subscriptions))
 }
 
 /// Who acts, as alarms record it: the signed-in user's e-mail, or "api key".
@@ -211,4 +213,53 @@ pub(crate) async fn list_webhook_deliveries(
 ) -> Result<Json<Vec<DeliveryView>>, Problem> {
     let Query(q) = q.map_err(|e| Problem::bad_request(e.body_text()))?;
     Ok(Json(s.monitor.deliveries(&p.tenant_id, &q.state, q.limit).await?))
+}
+
+/// Which alarms the signed-in user wants by e-mail (sent to the account's address).
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionIn {
+    /// The lowest severity sent (info, warning, major, critical; empty: warning).
+    #[serde(default)]
+    pub min_severity: String,
+    /// Machine globs (empty: every machine).
+    #[serde(default)]
+    pub machines: Vec<String>,
+}
+
+/// The signed-in user (a subscription is a person's; an API key has none) and their address.
+fn me(s: &PortalState, p: &Principal) -> Result<(String, String), Problem> {
+    let id = p.user_id.clone().ok_or_else(|| Problem::forbidden("an e-mail subscription belongs to a user: sign in (API keys have none)"))?;
+    let email = s.registry.get_user(&p.tenant_id, &id).map_err(Problem::from)?.email;
+    Ok((id, email))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/alarm-subscription", responses((status = 200, description = "the signed-in user's e-mail subscription", body = EmailSubscriptionView), (status = 404, description = "none", body = Problem)))]
+pub(crate) async fn get_my_subscription(State(s): St, ApiAuth(p): ApiAuth) -> Result<Json<EmailSubscriptionView>, Problem> {
+    let (id, _) = me(&s, &p)?;
+    let mine = s.monitor.email_subscriptions(&p.tenant_id, &id).await?;
+    mine.into_iter().next().map(Json).ok_or_else(|| Problem::new(fc_core::ErrorCode::NotFound, "you have no e-mail subscription"))
+}
+
+#[utoipa::path(put, path = "/api/v1/me/alarm-subscription", request_body = SubscriptionIn, responses((status = 200, description = "saved: alarms at or above the severity on those machines are e-mailed to the account's address", body = EmailSubscriptionView), (status = 400, description = "a bad severity or machine glob", body = Problem), (status = 409, description = "the platform sends no e-mail", body = Problem)))]
+pub(crate) async fn put_my_subscription(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    ApiJson(b): ApiJson<SubscriptionIn>,
+) -> Result<Json<EmailSubscriptionView>, Problem> {
+    let (id, email) = me(&s, &p)?;
+    Ok(Json(s.monitor.put_email_subscription(&p.tenant_id, &id, &email, &b.min_severity, &b.machines).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/me/alarm-subscription", responses((status = 204, description = "no more alarm e-mails (also when there was no subscription)")))]
+pub(crate) async fn delete_my_subscription(State(s): St, ApiAuth(p): ApiAuth) -> Result<StatusCode, Problem> {
+    let (id, _) = me(&s, &p)?;
+    s.monitor.delete_email_subscription(&p.tenant_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/alarm-subscriptions", responses((status = 200, description = "every user's e-mail subscription (owners)", body = Vec<EmailSubscriptionView>)))]
+pub(crate) async fn list_alarm_subscriptions(State(s): St, ApiAuth(p): ApiAuth) -> Result<Json<Vec<EmailSubscriptionView>>, Problem> {
+    p.require(Role::Owner)?;
+    Ok(Json(s.monitor.email_subscriptions(&p.tenant_id, "").await?))
 }

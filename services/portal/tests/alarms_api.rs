@@ -139,6 +139,32 @@ async fn a_rule_saved_over_rest_raises_an_alarm_that_operators_handle() -> anyho
     let page = request(addr, "GET", "/notifications", &[("cookie", cookie.as_str())], b"").await?;
     assert!(page.body.contains("data-webhook=\"ops\""), "{}", page.body);
     assert_eq!(as_owner("DELETE", "/api/v1/webhooks/ops".into(), "").await?.status, 204);
+
+    // E-mail: a subscription is a signed-in user's, to the account's address.
+    let r = api(addr, "PUT", "/api/v1/me/alarm-subscription", &op_a, Some(r#"{"min_severity":"major"}"#)).await?;
+    assert_eq!(r.status, 403, "an API key is nobody's inbox: {}", r.body);
+    let r = as_owner("PUT", "/api/v1/me/alarm-subscription".into(), r#"{"min_severity":"loud"}"#).await?;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(as_owner("GET", "/api/v1/me/alarm-subscription".into(), "").await?.status, 404);
+    let r = as_owner("PUT", "/api/v1/me/alarm-subscription".into(), r#"{"min_severity":"major","machines":["press-*"]}"#).await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!((r.json()["address"].as_str(), r.json()["min_severity"].as_str()), (Some("owner@a.example"), Some("major")));
+    assert_eq!(as_owner("GET", "/api/v1/me/alarm-subscription".into(), "").await?.json()["machines"], serde_json::json!(["press-*"]));
+    assert_eq!(api(addr, "GET", "/api/v1/alarm-subscriptions", &op_a, None).await?.status, 403, "operators do not list everyone's");
+    assert_eq!(as_owner("GET", "/api/v1/alarm-subscriptions".into(), "").await?.json()[0]["address"], "owner@a.example");
+    let page = request(addr, "GET", "/notifications", &[("cookie", cookie.as_str())], b"").await?;
+    assert!(page.body.contains("<strong>owner@a.example</strong>"), "{}", page.body);
+
+    // A major alarm on a press reaches the owner's inbox.
+    let hot = r#"{"severity":"major","condition":{"type":"threshold","metric":"temperature","above":80}}"#;
+    assert_eq!(api(addr, "PUT", "/api/v1/alarm-rules/hot2", &op_a, Some(hot)).await?.status, 200);
+    ingest.push(batch(5, 20.0)).await?;
+    ingest.push(batch(6, 97.0)).await?;
+    let mail = h.mail(Duration::from_secs(10)).await.expect("an alarm e-mail");
+    assert_eq!(mail.to, ["owner@a.example"]);
+    assert!(mail.header("subject").unwrap_or_default().contains("MAJOR raised: hot2 on press-1"), "{:?}", mail.header("subject"));
+    assert_eq!(as_owner("DELETE", "/api/v1/me/alarm-subscription".into(), "").await?.status, 204);
+    assert_eq!(as_owner("GET", "/api/v1/me/alarm-subscription".into(), "").await?.status, 404);
     Ok(())
 }
 
