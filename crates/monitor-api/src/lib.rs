@@ -212,6 +212,40 @@ impl From<pb::Delivery> for DeliveryView {
     }
 }
 
+/// One alarm a backtest found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BacktestAlarmView {
+    /// The machine.
+    pub machine: String,
+    /// The metric (rules that run per series).
+    pub metric: Option<String>,
+    /// Raised at, Unix ms.
+    pub raised_at_ms: i64,
+    /// Cleared at, Unix ms; none: still open at the end of the window.
+    pub cleared_at_ms: Option<i64>,
+    /// The highest severity it reached.
+    pub severity: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// What a rule would have raised over stored history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BacktestView {
+    /// Window start, Unix ms.
+    pub start_ms: i64,
+    /// Window end, Unix ms.
+    pub end_ms: i64,
+    /// Readings judged.
+    pub readings: u64,
+    /// Series read.
+    pub series: u32,
+    /// Not every reading of the window was read (too many series or readings).
+    pub truncated: bool,
+    /// In the order raised.
+    pub alarms: Vec<BacktestAlarmView>,
+}
+
 /// A user's e-mail subscription to alarms.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EmailSubscriptionView {
@@ -305,6 +339,32 @@ impl MonitorClient {
             .await
             .map_err(|s| self.error(s))?;
         self.rule_view(r.into_inner())
+    }
+
+    /// Run `rule` over the tenant's stored readings in `[start_ms, end_ms)` without saving it.
+    pub async fn backtest(&self, tenant: &str, rule: &Rule, start_ms: i64, end_ms: i64) -> Res<BacktestView> {
+        let rule_json = serde_json::to_string(rule).map_err(|e| ServiceError::invalid("rule", e))?;
+        let req = pb::BacktestRuleRequest { rule_json, start_ms, end_ms };
+        let r = self.raw.clone().backtest_rule(self.request(tenant, req)?).await.map_err(|s| self.error(s))?.into_inner();
+        Ok(BacktestView {
+            readings: r.readings,
+            series: r.series,
+            truncated: r.truncated,
+            start_ms,
+            end_ms,
+            alarms: r
+                .alarms
+                .into_iter()
+                .map(|a| BacktestAlarmView {
+                    machine: a.machine,
+                    metric: (!a.metric.is_empty()).then_some(a.metric),
+                    raised_at_ms: a.raised_at_ms,
+                    cleared_at_ms: (a.cleared_at_ms != 0).then_some(a.cleared_at_ms),
+                    severity: a.severity,
+                    reason: a.reason,
+                })
+                .collect(),
+        })
     }
 
     /// The tenant's rules.

@@ -111,6 +111,9 @@ pub struct Alarm {
     /// The metric (rules that run per series) or `null` (per machine).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
+    /// The machine (backtests over stored history; a CSV is one machine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
 }
 
 /// What a backtest found.
@@ -133,18 +136,35 @@ pub fn run(rule: &Rule, table: &Table, unit: &str) -> Result<Report, BacktestErr
         ([m], [_]) if !m.contains(['*', '?']) => vec![(*m).to_owned()],
         _ => table.columns.clone(),
     };
+    let readings = table.rows.iter().flat_map(|(ts, values)| {
+        names
+            .iter()
+            .zip(values)
+            .filter_map(move |(name, v)| v.map(|value| Reading { machine: "backtest", metric: name, unit, ts_ms: *ts, value }))
+    });
+    replay(rule, readings, false)
+}
+
+/// Run `rule` over readings of stored history (every machine and metric it watches, in
+/// time order) as the live service would, time passing with the readings (so lost
+/// heartbeats are found too).
+pub fn run_history<'a>(rule: &Rule, readings: impl Iterator<Item = Reading<'a>>) -> Result<Report, BacktestError> {
+    replay(rule.clone(), readings, true)
+}
+
+fn replay<'a>(rule: Rule, readings: impl Iterator<Item = Reading<'a>>, name_machines: bool) -> Result<Report, BacktestError> {
     let mut runner = RuleRunner::new(rule)?;
     let mut out = Vec::new();
     let mut report = Report { readings: 0, alarms: Vec::new() };
-    let mut open: HashMap<(Option<String>, i64), usize> = HashMap::new();
-    for (ts, values) in &table.rows {
-        for (name, v) in names.iter().zip(values) {
-            let Some(value) = *v else { continue };
-            report.readings += 1;
-            runner.observe(&Reading { machine: "backtest", metric: name, unit, ts_ms: *ts, value }, &mut out);
+    let mut open: HashMap<(String, Option<String>, i64), usize> = HashMap::new();
+    for r in readings {
+        report.readings += 1;
+        if name_machines {
+            runner.tick(r.ts_ms, &mut out);
         }
+        runner.observe(&r, &mut out);
         for t in out.drain(..) {
-            let key = (t.metric.clone(), t.raised_at_ms);
+            let key = (t.machine.clone(), t.metric.clone(), t.raised_at_ms);
             match t.kind {
                 TransitionKind::Raised => {
                     open.insert(key, report.alarms.len());
@@ -154,6 +174,7 @@ pub fn run(rule: &Rule, table: &Table, unit: &str) -> Result<Report, BacktestErr
                         severity: t.severity.to_string(),
                         reason: t.reason,
                         metric: t.metric,
+                        machine: name_machines.then_some(t.machine),
                     });
                 }
                 TransitionKind::Escalated => {
@@ -264,6 +285,28 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn history_names_machines_and_finds_lost_heartbeats_between_readings() {
+        let rule: Rule =
+            serde_json::from_str(r#"{"id":"quiet","machine":"press-*","condition":{"type":"no_data","after_ms":60000}}"#).unwrap();
+        // press-1 reports every 10 s but falls silent for 5 minutes; press-2 never does.
+        let mut rows: Vec<(i64, &str)> = Vec::new();
+        for i in 0..100i64 {
+            let t = 1_000_000 + i * 10_000;
+            if !(20..50).contains(&i) {
+                rows.push((t, "press-1"));
+            }
+            rows.push((t, "press-2"));
+        }
+        let readings = rows.iter().map(|(t, m)| Reading { machine: m, metric: "temp", unit: "Cel", ts_ms: *t, value: 20.0 });
+        let report = run_history(&rule, readings).unwrap();
+        assert_eq!(report.readings, 170);
+        assert_eq!(report.alarms.len(), 1, "{:?}", report.alarms);
+        let a = &report.alarms[0];
+        assert_eq!(a.machine.as_deref(), Some("press-1"));
+        assert!(a.cleared_at.is_some(), "cleared when press-1 reports again");
+    }
+
+    #[test]
     fn timestamps_of_every_shape() {
         let base = 1_390_825_500_000; // 2014-01-27T12:25:00Z
         for (s, want) in [
@@ -337,6 +380,7 @@ mod tests {
                 severity: "warning".into(),
                 reason: "temp 90 Cel is above the limit of 80 Cel".into(),
                 metric: Some("temp".into()),
+                machine: None,
             }]
         );
     }

@@ -82,6 +82,36 @@ impl MonitorApi for Svc {
         Ok(Response::new(rule_info(saved)?))
     }
 
+    async fn backtest_rule(&self, req: Request<pb::BacktestRuleRequest>) -> Answer<pb::BacktestRuleResponse> {
+        let tenant = self.tenant(req.metadata())?;
+        let r = req.into_inner();
+        if r.rule_json.len() > 64 << 10 {
+            return Err(ServiceError::invalid("rule_json", "a rule is at most 64 KiB").into());
+        }
+        let rule: fc_monitor::Rule = serde_json::from_str(&r.rule_json).map_err(|e| ServiceError::invalid("rule_json", e))?;
+        let b = self.m.backtest(&tenant, &rule, r.start_ms, r.end_ms).await?;
+        let ms = |s: &str| fc_monitor::backtest::parse_timestamp(s).unwrap_or(0);
+        let alarms = b
+            .report
+            .alarms
+            .into_iter()
+            .map(|a| pb::BacktestAlarm {
+                machine: a.machine.unwrap_or_default(),
+                metric: a.metric.unwrap_or_default(),
+                raised_at_ms: ms(&a.raised_at),
+                cleared_at_ms: a.cleared_at.as_deref().map_or(0, ms),
+                severity: a.severity,
+                reason: a.reason,
+            })
+            .collect();
+        Ok(Response::new(pb::BacktestRuleResponse {
+            readings: b.report.readings as u64,
+            series: b.series as u32,
+            truncated: b.truncated,
+            alarms,
+        }))
+    }
+
     async fn list_rules(&self, req: Request<pb::ListRulesRequest>) -> Answer<pb::ListRulesResponse> {
         let tenant = self.tenant(req.metadata())?;
         let rules = self.m.rules(&tenant)?.into_iter().map(rule_info).collect::<Result<_, _>>()?;
@@ -231,7 +261,10 @@ impl NotificationsApi for Notify {
         Ok(Response::new(email_pb(s)))
     }
 
-    async fn list_email_subscriptions(&self, req: Request<pb::ListEmailSubscriptionsRequest>) -> Answer<pb::ListEmailSubscriptionsResponse> {
+    async fn list_email_subscriptions(
+        &self,
+        req: Request<pb::ListEmailSubscriptionsRequest>,
+    ) -> Answer<pb::ListEmailSubscriptionsResponse> {
         let tenant = self.tenant(req.metadata())?;
         let subscriptions = self.m.email_subscriptions(&tenant, &req.get_ref().user_id)?.into_iter().map(email_pb).collect();
         Ok(Response::new(pb::ListEmailSubscriptionsResponse { subscriptions }))

@@ -206,7 +206,8 @@ pub async fn serve(mut config: Config, bus: &fc_bus::BusConfig, shutdown: Shutdo
     let mailer = deliver::Mailer::new(&config).map_err(StartError::Identity)?;
     let store = store::Store::open(&data_dir.join("monitor.redb")).map_err(|e| StartError::Storage(e.message))?;
     let monitor = Arc::new(
-        Monitor::open(store, bus_conn.clone(), series, config.allow_private_webhooks, !config.smtp_url.is_empty()).map_err(|e| StartError::Storage(e.message))?,
+        Monitor::open(store, bus_conn.clone(), series, config.allow_private_webhooks, !config.smtp_url.is_empty())
+            .map_err(|e| StartError::Storage(e.message))?,
     );
     let listener = tokio::net::TcpListener::bind(&config.grpc_addr)
         .await

@@ -7,7 +7,8 @@
 //! same alarm ids and are recognised by the store and by JetStream's duplicate window.
 
 use crate::store::{
-    AlarmFilter, AlarmRecord, AlarmState, DeliveryRecord, DeliveryState, EmailSubscriptionRecord, Note, SavedRule, Step, Store, WebhookRecord,
+    AlarmFilter, AlarmRecord, AlarmState, DeliveryRecord, DeliveryState, EmailSubscriptionRecord, Note, SavedRule, Step, Store,
+    WebhookRecord,
 };
 use bytes::Bytes;
 use fc_core::{ErrorCode, ServiceError};
@@ -50,6 +51,21 @@ pub struct Monitor {
     allow_private_webhooks: bool,
     /// Whether e-mail can be sent (`smtp_url` is set).
     email: bool,
+}
+
+/// Series one backtest reads at most.
+pub const BACKTEST_SERIES: usize = 200;
+/// Readings one backtest reads at most.
+pub const BACKTEST_READINGS: usize = 2_000_000;
+
+/// What a backtest over stored history found.
+pub struct Backtest {
+    /// Readings and alarms.
+    pub report: fc_monitor::backtest::Report,
+    /// Series read.
+    pub series: usize,
+    /// Not everything in the window was read.
+    pub truncated: bool,
 }
 
 /// E-mail subscriptions one tenant may have (one per user).
@@ -296,7 +312,9 @@ impl Monitor {
             return Err(ServiceError::invalid("user_id", "1 to 128 bytes"));
         }
         let address = address.trim();
-        address.parse::<lettre::Address>().map_err(|e| ServiceError::invalid("address", format!("{address:?} is not an e-mail address: {e}")))?;
+        address
+            .parse::<lettre::Address>()
+            .map_err(|e| ServiceError::invalid("address", format!("{address:?} is not an e-mail address: {e}")))?;
         if address.len() > 254 {
             return Err(ServiceError::invalid("address", "at most 254 bytes"));
         }
@@ -369,6 +387,53 @@ impl Monitor {
         let old = self.tenants.lock().expect("tenants lock").entry(tenant.to_owned()).or_default().insert(rule.id.clone(), runner);
         self.close_left_open(tenant, old, &format!("the rule changed (version {})", rule.version)).await?;
         Ok(saved)
+    }
+
+    /// Run `rule` over `tenant`'s stored readings in `[from, to)` (at most 92 days; at
+    /// most [`BACKTEST_SERIES`] series and [`BACKTEST_READINGS`] readings, else
+    /// `truncated`), as the live service would have.
+    pub async fn backtest(&self, tenant: &str, rule: &Rule, from: i64, to: i64) -> Result<Backtest, ServiceError> {
+        rule.validate().map_err(|e| ServiceError::invalid("rule", e))?;
+        if to <= from || to - from > 92 * 86_400_000 {
+            return Err(ServiceError::invalid("end_ms", "after start_ms, at most 92 days later"));
+        }
+        let query = self.series.as_ref().ok_or_else(|| {
+            ServiceError::new(ErrorCode::FailedPrecondition, "this monitor reads no stored history (monitor.telemetry_url is not set)")
+        })?;
+        let metrics = rule.metrics();
+        let mut any_metric = false;
+        rule.condition.visit(&mut |c| any_metric |= matches!(c, fc_monitor::Condition::NoData { metric: None, .. }));
+        let mut series: Vec<_> = query
+            .list_series(tenant, None)
+            .await?
+            .into_iter()
+            .filter(|s| rule.watches_machine(&s.machine))
+            .filter(|s| any_metric || metrics.iter().any(|m| fc_monitor::rule::glob(m, &s.metric)))
+            .collect();
+        let mut truncated = series.len() > BACKTEST_SERIES;
+        series.truncate(BACKTEST_SERIES);
+        let mut points: Vec<(i64, usize, f64)> = Vec::new();
+        for (i, s) in series.iter().enumerate() {
+            let left = BACKTEST_READINGS.saturating_sub(points.len());
+            if left == 0 {
+                truncated = true;
+                break;
+            }
+            let spec = fc_query_api::RangeSpec { start_ms: from, end_ms: to, step_ms: 0, limit: left.min(1_000_000) as u32 };
+            let r = query.range(tenant, &s.machine, &s.metric, spec).await?;
+            truncated |= r.truncated;
+            points.extend(r.points.iter().filter(|p| p.value.is_finite()).map(|p| (p.ts_ms, i, p.value)));
+        }
+        points.sort_by_key(|&(ts, i, _)| (ts, i));
+        let readings = points.iter().map(|&(ts, i, value)| fc_monitor::Reading {
+            machine: &series[i].machine,
+            metric: &series[i].metric,
+            unit: &series[i].unit,
+            ts_ms: ts,
+            value,
+        });
+        let report = fc_monitor::backtest::run_history(rule, readings).map_err(|e| ServiceError::invalid("rule", e.to_string()))?;
+        Ok(Backtest { report, series: series.len(), truncated })
     }
 
     /// Delete a rule; returns how many open alarms it cleared.

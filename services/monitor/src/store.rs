@@ -547,7 +547,10 @@ impl Store {
     /// Save (or replace) a user's e-mail subscription.
     pub fn put_email_subscription(&self, tenant: &str, s: &EmailSubscriptionRecord) -> Result<(), ServiceError> {
         let txn = self.db.begin_write().map_err(internal)?;
-        txn.open_table(EMAIL_SUBSCRIPTIONS).map_err(internal)?.insert((tenant, s.user_id.as_str()), json(s).as_slice()).map_err(internal)?;
+        txn.open_table(EMAIL_SUBSCRIPTIONS)
+            .map_err(internal)?
+            .insert((tenant, s.user_id.as_str()), json(s).as_slice())
+            .map_err(internal)?;
         txn.commit().map_err(internal)
     }
 

@@ -121,6 +121,9 @@ async fn clear(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form
 struct RuleForm {
     csrf: String,
     rule: String,
+    /// "backtest": try the rule on the last 30 days instead of saving it.
+    #[serde(default)]
+    action: String,
 }
 
 const EXAMPLE_RULE: &str = r#"{
@@ -133,7 +136,13 @@ const EXAMPLE_RULE: &str = r#"{
   "escalate_after_min": 30
 }"#;
 
-async fn rules_page(s: &PortalState, p: &crate::auth::Principal, draft: Option<&str>, error: Option<&str>) -> PageResult {
+async fn rules_page(
+    s: &PortalState,
+    p: &crate::auth::Principal,
+    draft: Option<&str>,
+    error: Option<&str>,
+    backtest: Option<&fc_monitor_api::BacktestView>,
+) -> PageResult {
     let lang = p.lang;
     let rules = s.monitor.rules(&p.tenant_id).await?;
     Ok(page(
@@ -159,11 +168,28 @@ async fn rules_page(s: &PortalState, p: &crate::auth::Principal, draft: Option<&
             }
             @if p.role.allows(Role::Operator) {
                 @if let Some(e) = error { p.error role="alert" { (e) } }
+                @if let Some(b) = backtest {
+                    div.card id="backtest" data-alarms=(b.alarms.len()) {
+                        h2 { (lang.t("backtest")) }
+                        p { strong { (b.alarms.len()) } " " (lang.t("backtest_alarms")) " · " (b.readings) " " (lang.t("readings")) ", " (b.series) " " (lang.t("series"))
+                            " · " (when(b.start_ms)) " – " (when(b.end_ms)) }
+                        @if b.truncated { p.error { (lang.t("backtest_truncated")) } }
+                        @if !b.alarms.is_empty() {
+                            table {
+                                thead { tr { th { (lang.t("machine")) } th { (lang.t("raised_at")) } th { (lang.t("cleared")) } th { (lang.t("severity")) } th { (lang.t("reason")) } } }
+                                tbody { @for a in b.alarms.iter().take(200) {
+                                    tr { td { (a.machine) } td { (when(a.raised_at_ms)) } td { @if let Some(c) = a.cleared_at_ms { (when(c)) } @else { "—" } } td { (a.severity) } td { (a.reason) } }
+                                } }
+                            }
+                        }
+                    }
+                }
                 form.stack method="post" action="/alarm-rules" style="max-width:none" {
                     (csrf_field(p))
                     label { (lang.t("rule_json")) br; textarea name="rule" rows="12" style="width:100%;font-family:ui-monospace,monospace" { (draft.unwrap_or(EXAMPLE_RULE)) } }
                     p.muted { "docs/monitor.md" }
-                    div { button type="submit" { (lang.t("save_rule")) } }
+                    div { button type="submit" name="action" value="save" { (lang.t("save_rule")) } " "
+                          button type="submit" name="action" value="backtest" { (lang.t("backtest_30d")) } }
                 }
             }
         },
@@ -171,19 +197,31 @@ async fn rules_page(s: &PortalState, p: &crate::auth::Principal, draft: Option<&
 }
 
 async fn rules(State(s): St, PageAuth(p): PageAuth) -> PageResult {
-    rules_page(&s, &p, None, None).await
+    rules_page(&s, &p, None, None, None).await
 }
 
 async fn save_rule(State(s): St, PageAuth(p): PageAuth, Form(f): Form<RuleForm>) -> PageResult {
     check_csrf(&p, &f.csrf)?;
     p.require(Role::Operator)?;
-    let saved = match serde_json::from_str::<fc_monitor::Rule>(&f.rule) {
-        Ok(rule) => s.monitor.put_rule(&p.tenant_id, &rule, &actor(&s, &p)).await.map_err(Problem::from),
-        Err(e) => Err(Problem::bad_request(format!("rule: {e}"))),
+    let rule = match serde_json::from_str::<fc_monitor::Rule>(&f.rule) {
+        Ok(rule) => rule,
+        Err(e) => {
+            let e = Problem::bad_request(format!("rule: {e}"));
+            return Ok(with_status(rules_page(&s, &p, Some(&f.rule), Some(&e.detail), None).await?, &e));
+        }
     };
-    match saved {
+    if f.action == "backtest" {
+        let end = fc_core::time::now_ms();
+        let start = end - crate::alarms::BACKTEST_DAYS * 86_400_000;
+        return match s.monitor.backtest(&p.tenant_id, &rule, start, end).await.map_err(Problem::from) {
+            Ok(b) => rules_page(&s, &p, Some(&f.rule), None, Some(&b)).await,
+            Err(e) if e.status == 400 => Ok(with_status(rules_page(&s, &p, Some(&f.rule), Some(&e.detail), None).await?, &e)),
+            Err(e) => Err(e.into()),
+        };
+    }
+    match s.monitor.put_rule(&p.tenant_id, &rule, &actor(&s, &p)).await.map_err(Problem::from) {
         Ok(_) => Ok(Redirect::to("/alarm-rules").into_response()),
-        Err(e) if e.status == 400 => Ok(with_status(rules_page(&s, &p, Some(&f.rule), Some(&e.detail)).await?, &e)),
+        Err(e) if e.status == 400 => Ok(with_status(rules_page(&s, &p, Some(&f.rule), Some(&e.detail), None).await?, &e)),
         Err(e) => Err(e.into()),
     }
 }

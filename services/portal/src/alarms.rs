@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use fc_monitor_api::{AlarmQuery, AlarmView, DeliveryView, EmailSubscriptionView, RuleView, WebhookInput, WebhookView};
+use fc_monitor_api::{AlarmQuery, AlarmView, BacktestView, DeliveryView, EmailSubscriptionView, RuleView, WebhookInput, WebhookView};
 use fc_registry::Role;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/api/v1/alarms/{id}/assignee", put(assign_alarm))
         .route("/api/v1/alarm-rules", get(list_alarm_rules))
         .route("/api/v1/alarm-rules/{id}", put(put_alarm_rule).delete(delete_alarm_rule))
+        .route("/api/v1/alarm-rule-backtests", post(backtest_alarm_rule))
         .route("/api/v1/webhooks", get(list_webhooks))
         .route("/api/v1/webhooks/{id}", put(put_webhook).delete(delete_webhook))
         .route("/api/v1/webhook-deliveries", get(list_webhook_deliveries))
@@ -229,7 +230,8 @@ pub struct SubscriptionIn {
 
 /// The signed-in user (a subscription is a person's; an API key has none) and their address.
 fn me(s: &PortalState, p: &Principal) -> Result<(String, String), Problem> {
-    let id = p.user_id.clone().ok_or_else(|| Problem::forbidden("an e-mail subscription belongs to a user: sign in (API keys have none)"))?;
+    let id =
+        p.user_id.clone().ok_or_else(|| Problem::forbidden("an e-mail subscription belongs to a user: sign in (API keys have none)"))?;
     let email = s.registry.get_user(&p.tenant_id, &id).map_err(Problem::from)?.email;
     Ok((id, email))
 }
@@ -262,4 +264,35 @@ pub(crate) async fn delete_my_subscription(State(s): St, ApiAuth(p): ApiAuth) ->
 pub(crate) async fn list_alarm_subscriptions(State(s): St, ApiAuth(p): ApiAuth) -> Result<Json<Vec<EmailSubscriptionView>>, Problem> {
     p.require(Role::Owner)?;
     Ok(Json(s.monitor.email_subscriptions(&p.tenant_id, "").await?))
+}
+
+/// A rule to try on stored history before it is saved.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestIn {
+    /// The rule, as `PUT /api/v1/alarm-rules/{id}` takes it (with its `id`).
+    #[schema(value_type = Object)]
+    pub rule: serde_json::Value,
+    /// Window start, Unix ms (default: `end_ms` less 30 days).
+    #[serde(default)]
+    pub start_ms: Option<i64>,
+    /// Window end, Unix ms (default: now; at most 92 days after the start).
+    #[serde(default)]
+    pub end_ms: Option<i64>,
+}
+
+/// The default backtest window: the last 30 days.
+pub(crate) const BACKTEST_DAYS: i64 = 30;
+
+#[utoipa::path(post, path = "/api/v1/alarm-rule-backtests", request_body = BacktestIn, responses((status = 200, description = "the alarms the rule would have raised over the window's stored readings; nothing is saved", body = BacktestView), (status = 400, description = "a bad rule or window", body = Problem)))]
+pub(crate) async fn backtest_alarm_rule(
+    State(s): St,
+    ApiAuth(p): ApiAuth,
+    ApiJson(b): ApiJson<BacktestIn>,
+) -> Result<Json<BacktestView>, Problem> {
+    p.require(Role::Operator)?;
+    let rule: fc_monitor::Rule = serde_json::from_value(b.rule).map_err(|e| Problem::bad_request(format!("rule: {e}")))?;
+    let end = b.end_ms.unwrap_or_else(fc_core::time::now_ms);
+    let start = b.start_ms.unwrap_or(end - BACKTEST_DAYS * 86_400_000);
+    Ok(Json(s.monitor.backtest(&p.tenant_id, &rule, start, end).await?))
 }

@@ -78,6 +78,46 @@ async fn a_rule_saved_over_rest_raises_an_alarm_that_operators_handle() -> anyho
     );
     assert_eq!(alarm["reason"], "temperature 95 Cel is above the limit of 80 Cel");
 
+    // A backtest over stored history: the rule (saved or not) on the tenant's readings.
+    let try_rule = r#"{"rule":{"id":"try","condition":{"type":"threshold","metric":"temperature","above":50}}}"#;
+    let r = api(addr, "POST", "/api/v1/alarm-rule-backtests", &op_a, Some(try_rule)).await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let b = r.json();
+    assert_eq!((b["readings"].as_u64(), b["series"].as_u64(), b["truncated"].as_bool()), (Some(2), Some(1), Some(false)), "{b}");
+    assert_eq!(b["alarms"].as_array().map(Vec::len), Some(1), "{b}");
+    assert_eq!((b["alarms"][0]["machine"].as_str(), b["alarms"][0]["cleared_at_ms"].as_i64()), (Some("press-1"), None));
+    assert!(b["alarms"][0]["reason"].as_str().unwrap_or("").contains("95"), "{b}");
+    assert_eq!(api(addr, "POST", "/api/v1/alarm-rule-backtests", &viewer_a, Some(try_rule)).await?.status, 403);
+    let r = api(addr, "POST", "/api/v1/alarm-rule-backtests", &op_b, Some(try_rule)).await?;
+    assert_eq!((r.status, r.json()["readings"].as_u64()), (200, Some(0)), "B's backtest reads none of A's readings: {}", r.body);
+    let r = api(
+        addr,
+        "POST",
+        "/api/v1/alarm-rule-backtests",
+        &op_a,
+        Some(r#"{"rule":{"id":"try","condition":{"type":"threshold","metric":"temperature","above":50}},"start_ms":0,"end_ms":1}"#),
+    )
+    .await?;
+    assert_eq!(r.status, 200, "a window of nothing: {}", r.body);
+    let r = api(
+        addr,
+        "POST",
+        "/api/v1/alarm-rule-backtests",
+        &op_a,
+        Some(r#"{"rule":{"id":"try","condition":{"type":"threshold","metric":"temperature","above":50}},"start_ms":0}"#),
+    )
+    .await?;
+    assert_eq!(r.status, 400, "more than 92 days: {}", r.body);
+    let r = api(
+        addr,
+        "POST",
+        "/api/v1/alarm-rule-backtests",
+        &op_a,
+        Some(r#"{"rule":{"id":"try","condition":{"type":"threshold","metric":"temperature","above":"NaN"}}}"#),
+    )
+    .await?;
+    assert_eq!(r.status, 400, "{}", r.body);
+
     // The pages: the dashboard's card counts the open alarm, the alarms page lists it.
     let owner = reg.create_user(&a, "owner@a.example", "Owner", Role::Owner, "long enough password")?;
     let (sid, session) = reg.create_session(&owner)?;
@@ -91,6 +131,17 @@ async fn a_rule_saved_over_rest_raises_an_alarm_that_operators_handle() -> anyho
     };
     let dash = request(addr, "GET", "/", &[("cookie", cookie.as_str())], b"").await?;
     assert!(dash.body.contains("<strong>1</strong> active alarms"), "{}", dash.body);
+    // The rule editor's preview runs the same backtest and saves nothing.
+    let form = format!(
+        "csrf={}&action=backtest&rule={}",
+        session.csrf,
+        "%7B%22id%22%3A%22try%22%2C%22condition%22%3A%7B%22type%22%3A%22threshold%22%2C%22metric%22%3A%22temperature%22%2C%22above%22%3A50%7D%7D"
+    );
+    let headers = [("cookie", cookie.as_str()), ("content-type", "application/x-www-form-urlencoded")];
+    let page = request(addr, "POST", "/alarm-rules", &headers, form.as_bytes()).await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"backtest\" data-alarms=\"1\""), "{}", page.body);
+    assert!(!page.body.contains("data-rule=\"try\""), "a preview saves nothing");
     let page = request(addr, "GET", "/alarms", &[("cookie", cookie.as_str()), ("accept-language", "ko")], b"").await?;
     assert!(page.body.contains(&format!("data-alarm=\"{id}\"")) && page.body.contains("확인"), "{}", page.body);
 
