@@ -194,6 +194,7 @@ pub async fn run(plan: Plan<'_>, shutdown: fc_core::Shutdown) -> Result<()> {
         ("FC_BUS__PASSWORD".into(), plan.monitor_bus.password.clone()),
         ("FC_MONITOR__GRPC_ADDR".into(), monitor_grpc.to_string()),
         ("FC_MONITOR__DATA_DIR".into(), mo.data_dir.clone()),
+        ("FC_MONITOR__PORTAL_URL".into(), mo.portal_url.clone()),
         ("FC_MONITOR__TELEMETRY_URL".into(), query_url.clone()),
         ("FC_MONITOR__SERVICE_AUTH__TOKEN".into(), mo.service_auth.token.clone()),
         ("FC_MONITOR__SERVICE_AUTH__ISSUER_PUBLIC_KEY".into(), mo.service_auth.issuer_public_key.clone()),

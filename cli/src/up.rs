@@ -291,8 +291,10 @@ pub fn start_demo(
         speed,
         replay.datasets_dir.display()
     );
-    tokio::spawn(fc_portal::demo::install_rules(monitor, d.tenant_id.clone(), shutdown.clone()));
+    tokio::spawn(fc_portal::demo::install_rules(monitor.clone(), d.tenant_id.clone(), shutdown.clone()));
+    tokio::spawn(fc_portal::demo::install_oee(monitor, d.tenant_id.clone(), speed, shutdown.clone()));
     println!("  demo alarm rules:            steel-demand, machine-temp-low, machine-temp-anomaly (see {portal}/alarms)");
+    println!("  demo OEE:                    three shifts a day, lines A and B (see {portal}/oee)");
     tokio::spawn(async move {
         tokio::select! {
             r = fc_demo::replay(replay) => if let Err(e) = r { tracing::warn!(error = %e, "demo replay stopped") },

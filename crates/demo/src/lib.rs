@@ -155,6 +155,9 @@ pub struct Replay {
     pub quiet: bool,
 }
 
+/// The machine-temperature machine counts as running at or above this temperature (°C).
+pub const DEMO_RUNNING_ABOVE: f64 = 75.0;
+
 /// Play the datasets as live machines: each row is sent when its (sped-up) time comes, stamped now.
 pub async fn replay(args: Replay) -> Result<()> {
     anyhow::ensure!(args.speed > 0.0, "--speed must be positive");
@@ -189,6 +192,10 @@ pub async fn replay(args: Replay) -> Result<()> {
     let origin: Vec<i64> = all.iter().map(|s| s.3[0].ts_ms).collect();
     let mut laps = vec![0i64; all.len()];
     let mut sent = 0u64;
+    // The temperature dataset has no counts: while the machine is warm (running), the demo
+    // counts 10 parts per row and one scrapped part per 5 rows, so its OEE page has all
+    // three factors. These counters are simulated, and named so.
+    let (mut parts, mut scrap, mut warm_rows) = (0.0f64, 0.0f64, 0u64);
     if !args.quiet {
         eprintln!("replaying {} series at {}x", all.len(), args.speed);
     }
@@ -213,6 +220,31 @@ pub async fn replay(args: Replay) -> Result<()> {
             if !vals.is_empty() {
                 // Stamped now, 1 ms apart, so a burst after a pause stays unique and in order.
                 let n = vals.len() as i64;
+                if metric == "temperature" {
+                    let (mut p, mut sc) = (Vec::with_capacity(vals.len()), Vec::with_capacity(vals.len()));
+                    for v in &vals {
+                        if *v >= DEMO_RUNNING_ABOVE {
+                            parts += 10.0;
+                            warm_rows += 1;
+                            if warm_rows % 5 == 0 {
+                                scrap += 1.0;
+                            }
+                        }
+                        p.push(parts);
+                        sc.push(scrap);
+                    }
+                    for (name, values) in [("parts_simulated", p), ("scrap_simulated", sc)] {
+                        series.push(SeriesReadings {
+                            machine: machine.clone(),
+                            metric: name.into(),
+                            unit: "1".into(),
+                            base_timestamp_ms: now - n,
+                            timestamp_deltas_ms: (0..n).map(|i| if i == 0 { 0 } else { 1 }).collect(),
+                            values,
+                            qualities: vec![],
+                        });
+                    }
+                }
                 series.push(SeriesReadings {
                     machine: machine.clone(),
                     metric: metric.clone(),

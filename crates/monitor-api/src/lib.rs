@@ -8,6 +8,7 @@ use fc_monitor::Rule;
 use fc_proto::v1 as pb;
 use fc_proto::v1::monitor_client::MonitorClient as Raw;
 use fc_proto::v1::monitor_notifications_client::MonitorNotificationsClient as RawNotify;
+use fc_proto::v1::monitor_oee_client::MonitorOeeClient as RawOee;
 use fc_rpc::service_auth::{Credential, TENANT_HEADER};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -212,6 +213,121 @@ impl From<pb::Delivery> for DeliveryView {
     }
 }
 
+/// Times, quantities and ratios of one OEE row (ISO 22400-2).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OeeFigures {
+    /// Planned busy time, ms.
+    pub planned_busy_ms: i64,
+    /// Actual production time (running within planned busy time), ms.
+    pub actual_production_ms: i64,
+    /// Produced quantity.
+    pub produced: f64,
+    /// Good quantity.
+    pub good: f64,
+    /// Planned run time per item x produced quantity, ms.
+    pub planned_run_ms: f64,
+    /// Actual production time / planned busy time.
+    pub availability: Option<f64>,
+    /// Planned run time / actual production time.
+    pub effectiveness: Option<f64>,
+    /// Good / produced.
+    pub quality: Option<f64>,
+    /// The product of the three.
+    pub oee: Option<f64>,
+}
+
+/// One machine in one shift.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OeeRow {
+    /// The machine.
+    pub machine: String,
+    /// Its line.
+    pub line: String,
+    /// The shift.
+    pub shift: String,
+    /// The local date it starts on.
+    pub date: String,
+    /// Start, Unix ms.
+    pub start_ms: i64,
+    /// End (or now, for a running shift), Unix ms.
+    pub end_ms: i64,
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: OeeFigures,
+}
+
+/// A total over the report's shifts: a machine, a line, or everything (empty name).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OeeTotal {
+    /// The machine or line.
+    pub name: String,
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: OeeFigures,
+}
+
+/// A period in one state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StateSpanView {
+    /// The machine.
+    pub machine: String,
+    /// Start, Unix ms.
+    pub start_ms: i64,
+    /// End, Unix ms.
+    pub end_ms: i64,
+    /// running, idle, down, setup or planned_stop.
+    pub state: String,
+}
+
+/// A down or setup period within planned busy time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DowntimeView {
+    /// The machine.
+    pub machine: String,
+    /// Start, Unix ms.
+    pub start_ms: i64,
+    /// End, Unix ms.
+    pub end_ms: i64,
+    /// down or setup.
+    pub state: String,
+    /// The reason code; none: unexplained.
+    pub reason: Option<String>,
+}
+
+/// Down time of one reason.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ParetoView {
+    /// The reason code, or "unexplained".
+    pub reason: String,
+    /// Down time, ms.
+    pub ms: i64,
+    /// Periods.
+    pub count: usize,
+}
+
+/// OEE over the shifts that start in a window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OeeReportView {
+    /// Window start, Unix ms.
+    pub start_ms: i64,
+    /// Window end, Unix ms.
+    pub end_ms: i64,
+    /// Per machine and shift.
+    pub rows: Vec<OeeRow>,
+    /// Per machine.
+    pub machines: Vec<OeeTotal>,
+    /// Per line.
+    pub lines: Vec<OeeTotal>,
+    /// Everything.
+    pub total: Option<OeeTotal>,
+    /// State timelines.
+    pub timeline: Vec<StateSpanView>,
+    /// Down periods.
+    pub downtime: Vec<DowntimeView>,
+    /// Down time by reason, longest first.
+    pub pareto: Vec<ParetoView>,
+}
+
 /// One alarm a backtest found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BacktestAlarmView {
@@ -289,6 +405,7 @@ pub struct WebhookInput {
 pub struct MonitorClient {
     raw: Raw<InterceptedService<Channel, Credential>>,
     notify: RawNotify<InterceptedService<Channel, Credential>>,
+    oee: RawOee<InterceptedService<Channel, Credential>>,
     url: String,
 }
 
@@ -303,7 +420,8 @@ impl MonitorClient {
             .connect_lazy();
         Ok(Self {
             raw: Raw::with_interceptor(channel.clone(), credential.clone()).max_decoding_message_size(16 << 20),
-            notify: RawNotify::with_interceptor(channel, credential).max_decoding_message_size(16 << 20),
+            notify: RawNotify::with_interceptor(channel.clone(), credential.clone()).max_decoding_message_size(16 << 20),
+            oee: RawOee::with_interceptor(channel, credential).max_decoding_message_size(64 << 20),
             url: url.to_string(),
         })
     }
@@ -498,6 +616,37 @@ impl MonitorClient {
     pub async fn delete_email_subscription(&self, tenant: &str, user_id: &str) -> Res<()> {
         let req = pb::DeleteEmailSubscriptionRequest { user_id: user_id.into() };
         self.notify.clone().delete_email_subscription(self.request(tenant, req)?).await.map_err(|s| self.error(s))?;
+        Ok(())
+    }
+
+    /// Save the tenant's OEE setup (JSON, `fc_monitor::oee::OeeSetup`); returns it as saved.
+    pub async fn put_oee_setup(&self, tenant: &str, setup: &serde_json::Value) -> Res<serde_json::Value> {
+        let req = pb::OeeSetupRequest { setup_json: setup.to_string() };
+        let r = self.oee.clone().put_oee_setup(self.request(tenant, req)?).await.map_err(|s| self.error(s))?.into_inner();
+        serde_json::from_str(&r.setup_json).map_err(ServiceError::internal)
+    }
+
+    /// The tenant's OEE setup, if any.
+    pub async fn oee_setup(&self, tenant: &str) -> Res<Option<serde_json::Value>> {
+        let r =
+            self.oee.clone().get_oee_setup(self.request(tenant, pb::GetOeeSetupRequest {})?).await.map_err(|s| self.error(s))?.into_inner();
+        if r.setup_json.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&r.setup_json).map(Some).map_err(ServiceError::internal)
+    }
+
+    /// OEE of the shifts starting in `[start_ms, end_ms)`, of one machine, one line or all.
+    pub async fn oee(&self, tenant: &str, start_ms: i64, end_ms: i64, machine: &str, line: &str) -> Res<OeeReportView> {
+        let req = pb::GetOeeRequest { start_ms, end_ms, machine: machine.into(), line: line.into() };
+        let r = self.oee.clone().get_oee(self.request(tenant, req)?).await.map_err(|s| self.error(s))?.into_inner();
+        serde_json::from_str(&r.report_json).map_err(ServiceError::internal)
+    }
+
+    /// Record why `machine` was down around `at_ms`.
+    pub async fn set_downtime_reason(&self, tenant: &str, machine: &str, at_ms: i64, reason: &str, user: &str) -> Res<()> {
+        let req = pb::SetDowntimeReasonRequest { machine: machine.into(), at_ms, reason: reason.into(), user: user.into() };
+        self.oee.clone().set_downtime_reason(self.request(tenant, req)?).await.map_err(|s| self.error(s))?;
         Ok(())
     }
 }

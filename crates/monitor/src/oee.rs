@@ -564,6 +564,333 @@ pub fn validate_reasons(reasons: &[Reason]) -> Result<(), Vec<String>> {
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }
 
+/// How one machine's OEE is measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineSetup {
+    /// The machine.
+    pub machine: String,
+    /// Its line (machines of one line are summed); empty: none.
+    #[serde(default)]
+    pub line: String,
+    /// How its state is read.
+    pub state: StateRule,
+    /// Counter metric of produced items; none: nothing counted (no effectiveness or quality).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub produced_metric: Option<String>,
+    /// Counter metric of good items; none: every produced item is good (or see `scrap_metric`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub good_metric: Option<String>,
+    /// Counter metric of scrapped items (good = produced - scrap), instead of `good_metric`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrap_metric: Option<String>,
+    /// Planned run time per item, ms.
+    #[serde(default)]
+    pub planned_ms_per_item: f64,
+}
+
+/// A tenant's OEE setup: its calendar, downtime reasons and machines.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OeeSetup {
+    /// Shifts, breaks, holidays, planned stops.
+    pub calendar: Calendar,
+    /// The downtime reason tree operators pick from.
+    #[serde(default)]
+    pub reasons: Vec<Reason>,
+    /// The machines measured.
+    #[serde(default)]
+    pub machines: Vec<MachineSetup>,
+}
+
+impl OeeSetup {
+    /// Every problem at once.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut errs = Vec::new();
+        if let Err(e) = self.calendar.validate() {
+            errs.extend(e.into_iter().map(|e| format!("calendar: {e}")));
+        }
+        if let Err(e) = validate_reasons(&self.reasons) {
+            errs.extend(e.into_iter().map(|e| format!("reasons: {e}")));
+        }
+        if self.calendar.planned_stops.len() > 1000 {
+            errs.push("calendar: at most 1000 planned stops".into());
+        }
+        if self.calendar.holidays.len() > 1000 {
+            errs.push("calendar: at most 1000 holidays".into());
+        }
+        if self.machines.len() > 500 {
+            errs.push("at most 500 machines".into());
+        }
+        let name_ok = |s: &str| !s.is_empty() && s.len() <= 128;
+        for (i, m) in self.machines.iter().enumerate() {
+            let at = format!("machines[{i}] ({:?})", m.machine);
+            if !name_ok(&m.machine) {
+                errs.push(format!("{at}: machine must be 1 to 128 bytes"));
+            }
+            if self.machines[..i].iter().any(|o| o.machine == m.machine) {
+                errs.push(format!("{at}: listed twice"));
+            }
+            if m.line.len() > 128 {
+                errs.push(format!("{at}: line must be at most 128 bytes"));
+            }
+            if let Err(e) = m.state.validate() {
+                errs.extend(e.into_iter().map(|e| format!("{at}: state: {e}")));
+            }
+            for (what, metric) in
+                [("produced_metric", &m.produced_metric), ("good_metric", &m.good_metric), ("scrap_metric", &m.scrap_metric)]
+            {
+                if metric.as_deref().is_some_and(|x| !name_ok(x)) {
+                    errs.push(format!("{at}: {what} must be 1 to 128 bytes"));
+                }
+            }
+            if m.good_metric.is_some() && m.scrap_metric.is_some() {
+                errs.push(format!("{at}: give good_metric or scrap_metric, not both"));
+            }
+            if !(m.planned_ms_per_item.is_finite() && (0.0..=86_400_000.0).contains(&m.planned_ms_per_item)) {
+                errs.push(format!("{at}: planned_ms_per_item must be 0 to 86400000"));
+            }
+            if m.produced_metric.is_some() && m.planned_ms_per_item <= 0.0 {
+                errs.push(format!("{at}: a machine that counts items needs planned_ms_per_item"));
+            }
+        }
+        if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+
+    /// The metrics one machine's OEE reads: state, then the counters it has.
+    pub fn metrics_of(m: &MachineSetup) -> Vec<&str> {
+        let mut out = vec![m.state.metric.as_str()];
+        out.extend([&m.produced_metric, &m.good_metric, &m.scrap_metric].into_iter().filter_map(|x| x.as_deref()));
+        out
+    }
+}
+
+/// What one machine reported in a window (readings in time order, from a little before it).
+#[derive(Clone, Debug, Default)]
+pub struct MachineData {
+    /// The state signal.
+    pub state: Vec<(i64, f64)>,
+    /// The produced counter.
+    pub produced: Vec<(i64, f64)>,
+    /// The good counter.
+    pub good: Vec<(i64, f64)>,
+    /// The scrap counter.
+    pub scrap: Vec<(i64, f64)>,
+    /// Reasons operators gave: (an instant within a down period, reason code).
+    pub reasons: Vec<(i64, String)>,
+}
+
+/// Times, quantities and the four ratios of one row of a report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Planned busy time, ms.
+    pub planned_busy_ms: i64,
+    /// Actual production time, ms.
+    pub actual_production_ms: i64,
+    /// Produced quantity.
+    pub produced: f64,
+    /// Good quantity.
+    pub good: f64,
+    /// Planned run time of what was produced, ms.
+    pub planned_run_ms: f64,
+    /// APT / PBT.
+    pub availability: Option<f64>,
+    /// Planned run time / APT.
+    pub effectiveness: Option<f64>,
+    /// Good / produced.
+    pub quality: Option<f64>,
+    /// The product of the three.
+    pub oee: Option<f64>,
+}
+
+impl From<&Oee> for Figures {
+    fn from(o: &Oee) -> Self {
+        Self {
+            planned_busy_ms: o.planned_busy_ms,
+            actual_production_ms: o.actual_production_ms,
+            produced: o.produced,
+            good: o.good,
+            planned_run_ms: o.planned_run_ms,
+            availability: o.availability(),
+            effectiveness: o.effectiveness(),
+            quality: o.quality(),
+            oee: o.oee(),
+        }
+    }
+}
+
+/// One machine in one shift.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShiftRow {
+    /// The machine.
+    pub machine: String,
+    /// Its line.
+    pub line: String,
+    /// The shift's name.
+    pub shift: String,
+    /// The local date the shift starts on.
+    pub date: String,
+    /// Shift start, Unix ms.
+    pub start_ms: i64,
+    /// Shift end, Unix ms.
+    pub end_ms: i64,
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// A total (a machine, a line, everything) over the report's shifts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Total {
+    /// The machine or line; empty: everything.
+    pub name: String,
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// A period in one state of one machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StateSpan {
+    /// The machine.
+    pub machine: String,
+    /// Start, Unix ms.
+    pub start_ms: i64,
+    /// End, Unix ms.
+    pub end_ms: i64,
+    /// running, idle, down, setup, planned_stop.
+    pub state: String,
+}
+
+/// A down (or setup) period within planned busy time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DowntimeRow {
+    /// The machine.
+    pub machine: String,
+    /// Start, Unix ms.
+    pub start_ms: i64,
+    /// End, Unix ms.
+    pub end_ms: i64,
+    /// down or setup.
+    pub state: String,
+    /// The reason code; none: unexplained.
+    pub reason: Option<String>,
+}
+
+/// Down time of one reason.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParetoRow {
+    /// The reason code, or "unexplained".
+    pub reason: String,
+    /// Down time, ms.
+    pub ms: i64,
+    /// Periods.
+    pub count: usize,
+}
+
+/// OEE of machines over the shifts that start in a window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Window start, Unix ms.
+    pub start_ms: i64,
+    /// Window end, Unix ms.
+    pub end_ms: i64,
+    /// Per machine and shift.
+    pub rows: Vec<ShiftRow>,
+    /// Per machine.
+    pub machines: Vec<Total>,
+    /// Per line.
+    pub lines: Vec<Total>,
+    /// Everything.
+    pub total: Option<Total>,
+    /// State timelines over the shifts' span.
+    pub timeline: Vec<StateSpan>,
+    /// Down periods within planned busy time.
+    pub downtime: Vec<DowntimeRow>,
+    /// Down time by reason, longest first.
+    pub pareto: Vec<ParetoRow>,
+}
+
+/// The OEE report of `machines` (with their data, in the same order) over the shifts of
+/// `calendar` that start in `[from, to)`; shifts still running count up to `now`.
+pub fn report(calendar: &Calendar, machines: &[(&MachineSetup, &MachineData)], from: i64, to: i64, now: i64) -> Report {
+    let shifts: Vec<ShiftInstance> = calendar
+        .shifts_between(from, to)
+        .into_iter()
+        .filter(|s| s.start_ms < now)
+        .map(|mut s| {
+            s.end_ms = s.end_ms.min(now);
+            s.breaks.retain(|b| b.0 < now);
+            s
+        })
+        .collect();
+    let mut out = Report { start_ms: from, end_ms: to, ..Default::default() };
+    let (Some(span_from), Some(span_to)) = (shifts.iter().map(|s| s.start_ms).min(), shifts.iter().map(|s| s.end_ms).max()) else {
+        return out;
+    };
+    let mut all = Vec::new();
+    let mut by_line: Vec<(String, Vec<Oee>)> = Vec::new();
+    for (setup, data) in machines {
+        let states = timeline(&setup.state, &data.state, span_from, span_to);
+        out.timeline.extend(states.iter().map(|s| StateSpan {
+            machine: setup.machine.clone(),
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            state: s.state.as_str().into(),
+        }));
+        let stops = calendar.stops_of(&setup.machine);
+        let mut mine = Vec::new();
+        for shift in &shifts {
+            let produced = counter_delta(&data.produced, shift.start_ms, shift.end_ms);
+            let good = match (&setup.good_metric, &setup.scrap_metric) {
+                (Some(_), _) => counter_delta(&data.good, shift.start_ms, shift.end_ms).min(produced),
+                (None, Some(_)) => (produced - counter_delta(&data.scrap, shift.start_ms, shift.end_ms)).max(0.0),
+                (None, None) => produced,
+            };
+            let o = shift_oee(&ShiftRecord {
+                shift,
+                states: &states,
+                planned_stops: &stops,
+                produced,
+                good,
+                planned_ms_per_item: setup.planned_ms_per_item,
+                reasons: &data.reasons,
+            });
+            out.downtime.extend(o.downtime.iter().map(|d| DowntimeRow {
+                machine: setup.machine.clone(),
+                start_ms: d.start_ms,
+                end_ms: d.end_ms,
+                state: d.state.as_str().into(),
+                reason: d.reason.clone(),
+            }));
+            out.rows.push(ShiftRow {
+                machine: setup.machine.clone(),
+                line: setup.line.clone(),
+                shift: shift.name.clone(),
+                date: shift.date.clone(),
+                start_ms: shift.start_ms,
+                end_ms: shift.end_ms,
+                figures: (&o).into(),
+            });
+            mine.push(o);
+        }
+        let machine_total = Oee::sum(&mine);
+        out.machines.push(Total { name: setup.machine.clone(), figures: (&machine_total).into() });
+        if !setup.line.is_empty() {
+            match by_line.iter_mut().find(|(l, _)| *l == setup.line) {
+                Some((_, v)) => v.push(machine_total.clone()),
+                None => by_line.push((setup.line.clone(), vec![machine_total.clone()])),
+            }
+        }
+        all.push(machine_total);
+    }
+    out.lines = by_line.iter().map(|(l, v)| Total { name: l.clone(), figures: (&Oee::sum(v)).into() }).collect();
+    let everything = Oee::sum(&all);
+    out.pareto = pareto(&everything.downtime).into_iter().map(|(reason, ms, count)| ParetoRow { reason, ms, count }).collect();
+    out.total = Some(Total { name: String::new(), figures: (&everything).into() });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,5 +1094,74 @@ mod tests {
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-9, "{a} != {b}");
+    }
+
+    #[test]
+    fn a_report_over_two_machines_of_a_line_sums_times_and_explains_stops() {
+        let c = cal();
+        let press = MachineSetup {
+            machine: "press-1".into(),
+            line: "A".into(),
+            state: StateRule { metric: "load".into(), running_above: Some(10.0), codes: vec![], no_data_ms: 10 * M as u64 },
+            produced_metric: Some("count".into()),
+            good_metric: None,
+            scrap_metric: Some("scrap".into()),
+            planned_ms_per_item: 30_000.0,
+        };
+        let silent = MachineSetup {
+            machine: "press-2".into(),
+            produced_metric: None,
+            scrap_metric: None,
+            planned_ms_per_item: 0.0,
+            ..press.clone()
+        };
+        let setup = OeeSetup { calendar: c.clone(), reasons: vec![], machines: vec![press.clone(), silent.clone()] };
+        setup.validate().unwrap();
+        // press-1 runs the day shift from 08:00 to 10:00, is silent (down) 10:00-11:00 and runs to 16:00;
+        // it counts 700 items, 20 scrapped.
+        let day = DAY0 + 8 * H;
+        let mut data = MachineData::default();
+        for t in (day..DAY0 + 16 * H).step_by(M as usize) {
+            if !(DAY0 + 10 * H..DAY0 + 11 * H).contains(&t) {
+                data.state.push((t, 50.0));
+            }
+        }
+        data.produced = vec![(day - M, 1000.0), (DAY0 + 12 * H, 1400.0), (DAY0 + 16 * H - M, 1700.0)];
+        data.scrap = vec![(day - M, 5.0), (DAY0 + 16 * H - M, 25.0)];
+        data.reasons = vec![(DAY0 + 10 * H + 30 * M, "tool_break".into())];
+        let r = report(&c, &[(&press, &data), (&silent, &MachineData::default())], DAY0, DAY0 + 17 * H, DAY0 + 17 * H);
+        assert_eq!(r.rows.len(), 2, "one day shift each (the night shift starts after the window)");
+        let p = &r.rows[0].figures;
+        assert_eq!(p.planned_busy_ms, 7 * H + 30 * M);
+        // Down 10:00 to 11:00 less the no-data hold of 10 min after the last reading at 09:59.
+        assert_eq!(p.actual_production_ms, 6 * H + 30 * M + 9 * M);
+        assert_eq!((p.produced, p.good), (700.0, 680.0));
+        assert_eq!(r.downtime.iter().filter(|d| d.machine == "press-1").count(), 1);
+        assert_eq!(r.downtime[0].reason.as_deref(), Some("tool_break"));
+        let silent_row = &r.rows[1].figures;
+        assert_eq!((silent_row.actual_production_ms, silent_row.availability), (0, Some(0.0)), "no data all shift: down");
+        let line = &r.lines[0];
+        assert_eq!(line.name, "A");
+        assert_eq!(line.figures.planned_busy_ms, 2 * (7 * H + 30 * M), "the line sums its machines' times");
+        assert_eq!(r.pareto[0].reason, "unexplained", "press-2's 7.5 h lead press-1's hour");
+        assert_eq!(r.pareto[1], ParetoRow { reason: "tool_break".into(), ms: 51 * M, count: 1 });
+    }
+
+    #[test]
+    fn setups_refuse_nonsense() {
+        let bad: OeeSetup = serde_json::from_value(serde_json::json!({
+            "calendar": {"utc_offset_min": 540, "shifts": [{"name": "d", "start": "8", "end": "16:00"}]},
+            "machines": [
+                {"machine": "m", "state": {"metric": "x"}, "produced_metric": "c"},
+                {"machine": "m", "state": {"metric": "x", "running_above": 1}, "good_metric": "g", "scrap_metric": "s", "planned_ms_per_item": -1}
+            ]
+        }))
+        .unwrap();
+        let errs = bad.validate().unwrap_err();
+        for want in
+            ["calendar:", "exactly one of running_above or codes", "needs planned_ms_per_item", "listed twice", "not both", "0 to 86400000"]
+        {
+            assert!(errs.iter().any(|e| e.contains(want)), "{want}: {errs:?}");
+        }
     }
 }

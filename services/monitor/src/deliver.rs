@@ -25,6 +25,8 @@ pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: lettre::message::Mailbox,
     portal_url: String,
+    /// The whole SMTP exchange (lettre's own timeout covers only the connect).
+    timeout: Duration,
 }
 
 impl Mailer {
@@ -38,7 +40,12 @@ impl Mailer {
             .timeout(Some(Duration::from_millis(cfg.webhook_timeout_ms)))
             .build();
         let from = cfg.smtp_from.parse().map_err(|e| format!("monitor.smtp_from: {:?} is not a mailbox: {e}", cfg.smtp_from))?;
-        Ok(Some(Self { transport, from, portal_url: cfg.portal_url.trim_end_matches('/').to_owned() }))
+        Ok(Some(Self {
+            transport,
+            from,
+            portal_url: cfg.portal_url.trim_end_matches('/').to_owned(),
+            timeout: Duration::from_millis(cfg.webhook_timeout_ms),
+        }))
     }
 
     /// Send one alarm event (the delivery's JSON body) to `to`.
@@ -53,7 +60,10 @@ impl Mailer {
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
             .body(text)
             .map_err(|e| e.to_string())?;
-        self.transport.send(message).await.map(|_| ()).map_err(|e| format!("SMTP: {e}"))
+        match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
+            Ok(r) => r.map(|_| ()).map_err(|e| format!("SMTP: {e}")),
+            Err(_) => Err(format!("SMTP: no answer within {} ms", self.timeout.as_millis())),
+        }
     }
 }
 

@@ -289,3 +289,54 @@ fn email_pb(s: EmailSubscriptionRecord) -> pb::EmailSubscription {
         created_at_ms: s.created_at_ms,
     }
 }
+
+pub(crate) fn oee(m: Arc<Monitor>, verifier: Verifier) -> pb::monitor_oee_server::MonitorOeeServer<Oee> {
+    pb::monitor_oee_server::MonitorOeeServer::new(Oee { m, verifier })
+}
+
+pub(crate) struct Oee {
+    m: Arc<Monitor>,
+    verifier: Verifier,
+}
+
+#[tonic::async_trait]
+impl pb::monitor_oee_server::MonitorOee for Oee {
+    async fn put_oee_setup(&self, req: Request<pb::OeeSetupRequest>) -> Answer<pb::OeeSetupResponse> {
+        self.verifier.check(req.metadata(), &CALLERS)?;
+        let tenant = fc_rpc::service_auth::tenant(req.metadata())?;
+        let json = &req.get_ref().setup_json;
+        if json.len() > 1 << 20 {
+            return Err(ServiceError::invalid("setup_json", "an OEE setup is at most 1 MiB").into());
+        }
+        let setup: fc_monitor::oee::OeeSetup = serde_json::from_str(json).map_err(|e| ServiceError::invalid("setup", e))?;
+        let saved = self.m.put_oee_setup(&tenant, setup).await?;
+        Ok(Response::new(pb::OeeSetupResponse { setup_json: serde_json::to_string(&saved).map_err(ServiceError::internal)? }))
+    }
+
+    async fn get_oee_setup(&self, req: Request<pb::GetOeeSetupRequest>) -> Answer<pb::OeeSetupResponse> {
+        self.verifier.check(req.metadata(), &CALLERS)?;
+        let tenant = fc_rpc::service_auth::tenant(req.metadata())?;
+        let setup_json = match self.m.oee_setup(&tenant)? {
+            Some(s) => serde_json::to_string(&s).map_err(ServiceError::internal)?,
+            None => String::new(),
+        };
+        Ok(Response::new(pb::OeeSetupResponse { setup_json }))
+    }
+
+    async fn get_oee(&self, req: Request<pb::GetOeeRequest>) -> Answer<pb::OeeReportResponse> {
+        self.verifier.check(req.metadata(), &CALLERS)?;
+        let tenant = fc_rpc::service_auth::tenant(req.metadata())?;
+        let r = req.into_inner();
+        let report = self.m.oee_report(&tenant, r.start_ms, r.end_ms, &r.machine, &r.line).await?;
+        Ok(Response::new(pb::OeeReportResponse { report_json: serde_json::to_string(&report).map_err(ServiceError::internal)? }))
+    }
+
+    async fn set_downtime_reason(&self, req: Request<pb::SetDowntimeReasonRequest>) -> Answer<pb::SetDowntimeReasonResponse> {
+        self.verifier.check(req.metadata(), &CALLERS)?;
+        let tenant = fc_rpc::service_auth::tenant(req.metadata())?;
+        let r = req.into_inner();
+        let user = if r.user.is_empty() { "api".to_owned() } else { r.user };
+        self.m.set_downtime_reason(&tenant, &r.machine, r.at_ms, &r.reason, &user)?;
+        Ok(Response::new(pb::SetDowntimeReasonResponse {}))
+    }
+}

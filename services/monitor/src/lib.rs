@@ -27,6 +27,7 @@ mod consumer;
 mod deliver;
 mod grpc;
 pub mod monitor;
+pub mod oee;
 pub mod store;
 
 pub use grpc::{CALLERS, alarm_pb};
@@ -168,7 +169,7 @@ impl Running {
 }
 
 /// What the monitor's gRPC port serves (health and reflection come with it).
-pub const GRPC_SERVICES: [&str; 2] = ["factorychain.v1.Monitor", "factorychain.v1.MonitorNotifications"];
+pub const GRPC_SERVICES: [&str; 3] = ["factorychain.v1.Monitor", "factorychain.v1.MonitorNotifications", "factorychain.v1.MonitorOee"];
 
 /// How long [`serve`] waits for NATS.
 const NATS_WAIT: Duration = Duration::from_secs(10);
@@ -216,7 +217,8 @@ pub async fn serve(mut config: Config, bus: &fc_bus::BusConfig, shutdown: Shutdo
     let router = tonic::transport::Server::builder()
         .layer(fc_rpc::trace::GrpcServerLayer)
         .add_service(grpc::server(monitor.clone(), verifier.clone()))
-        .add_service(grpc::notifications(monitor.clone(), verifier));
+        .add_service(grpc::notifications(monitor.clone(), verifier.clone()))
+        .add_service(grpc::oee(monitor.clone(), verifier));
     let router = fc_rpc::add_introspection(router, &[fc_proto::FILE_DESCRIPTOR_SET], &GRPC_SERVICES, shutdown.clone())
         .await
         .map_err(|e| StartError::Grpc(e.to_string()))?;

@@ -228,6 +228,11 @@ impl Monitor {
         self.store.enqueue(&queue)
     }
 
+    /// Ingest's `Query`, if configured.
+    pub(crate) fn query(&self) -> Option<&fc_query_api::QueryClient> {
+        self.series.as_ref()
+    }
+
     /// The store (the delivery worker's queue).
     pub fn store(&self) -> &Store {
         &self.store
@@ -422,7 +427,8 @@ impl Monitor {
             let spec = fc_query_api::RangeSpec { start_ms: from, end_ms: to, step_ms: 0, limit: left.min(1_000_000) as u32 };
             let r = query.range(tenant, &s.machine, &s.metric, spec).await?;
             truncated |= r.truncated;
-            points.extend(r.points.iter().filter(|p| p.value.is_finite()).map(|p| (p.ts_ms, i, p.value)));
+            // As live: bad-quality readings are not judged.
+            points.extend(r.points.iter().filter(|p| p.value.is_finite() && p.quality != 3).map(|p| (p.ts_ms, i, p.value)));
         }
         points.sort_by_key(|&(ts, i, _)| (ts, i));
         let readings = points.iter().map(|&(ts, i, value)| fc_monitor::Reading {

@@ -198,6 +198,8 @@ impl Store {
             txn.open_table(WEBHOOKS).map_err(internal)?;
             txn.open_table(DELIVERIES).map_err(internal)?;
             txn.open_table(EMAIL_SUBSCRIPTIONS).map_err(internal)?;
+            txn.open_table(OEE_SETUPS).map_err(internal)?;
+            txn.open_table(DOWNTIME_REASONS).map_err(internal)?;
         }
         txn.commit().map_err(internal)?;
         Ok(Self { db })
@@ -647,4 +649,63 @@ fn drop_pending(
         t.remove((tenant, i.as_str())).map_err(internal)?;
     }
     Ok(())
+}
+
+/// (tenant, "setup") -> the tenant's OEE setup, JSON.
+const OEE_SETUPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("oee_setups");
+/// (tenant, "machine/at_ms as 16 hex digits") -> a downtime reason, JSON.
+const DOWNTIME_REASONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("downtime_reasons");
+
+/// A reason an operator gave for a down period of a machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReasonRecord {
+    /// The machine.
+    pub machine: String,
+    /// An instant within the down period (it explains the whole period).
+    pub at_ms: i64,
+    /// The reason code (from the tenant's tree).
+    pub reason: String,
+    /// Who gave it.
+    pub by: String,
+    /// When.
+    pub saved_at_ms: i64,
+}
+
+impl Store {
+    /// Save the tenant's OEE setup.
+    pub fn put_oee_setup(&self, tenant: &str, setup: &fc_monitor::oee::OeeSetup) -> Result<(), ServiceError> {
+        let txn = self.db.begin_write().map_err(internal)?;
+        txn.open_table(OEE_SETUPS).map_err(internal)?.insert((tenant, "setup"), json(setup).as_slice()).map_err(internal)?;
+        txn.commit().map_err(internal)
+    }
+
+    /// The tenant's OEE setup, if it has one.
+    pub fn oee_setup(&self, tenant: &str) -> Result<Option<fc_monitor::oee::OeeSetup>, ServiceError> {
+        Ok(self.tenant_rows(OEE_SETUPS, tenant)?.into_iter().next())
+    }
+
+    /// Record a downtime reason (a later one at the same instant replaces it).
+    pub fn put_reason(&self, tenant: &str, r: &ReasonRecord) -> Result<(), ServiceError> {
+        let key = format!("{}/{:016x}", r.machine, r.at_ms);
+        let txn = self.db.begin_write().map_err(internal)?;
+        txn.open_table(DOWNTIME_REASONS).map_err(internal)?.insert((tenant, key.as_str()), json(r).as_slice()).map_err(internal)?;
+        txn.commit().map_err(internal)
+    }
+
+    /// The reasons given for `machine`'s down periods.
+    pub fn reasons(&self, tenant: &str, machine: &str) -> Result<Vec<ReasonRecord>, ServiceError> {
+        let read = self.db.db().map_err(internal)?.begin_read().map_err(internal)?;
+        let t = read.open_table(DOWNTIME_REASONS).map_err(internal)?;
+        let prefix = format!("{machine}/");
+        let mut out = Vec::new();
+        for row in t.range((tenant, prefix.as_str())..).map_err(internal)? {
+            let (k, v) = row.map_err(internal)?;
+            let (t, key) = k.value();
+            if t != tenant || !key.starts_with(&prefix) {
+                break;
+            }
+            out.push(serde_json::from_slice(v.value()).map_err(internal)?);
+        }
+        Ok(out)
+    }
 }

@@ -237,7 +237,7 @@ struct WebhookForm {
 async fn notifications_page(s: &PortalState, p: &crate::auth::Principal, secret: Option<&str>, error: Option<&str>) -> PageResult {
     let lang = p.lang;
     let hooks = s.monitor.webhooks(&p.tenant_id).await?;
-    let dead = s.monitor.deliveries(&p.tenant_id, "dead", 100).await?;
+    let dead = crate::alarms::without_addresses(p, s.monitor.deliveries(&p.tenant_id, "dead", 100).await?);
     let can_edit = p.role.allows(Role::Owner);
     let mine = match &p.user_id {
         Some(id) => s.monitor.email_subscriptions(&p.tenant_id, id).await?.into_iter().next(),

@@ -112,3 +112,77 @@ pub async fn install_rules(monitor: fc_monitor_api::MonitorClient, tenant: Strin
     }
     tracing::warn!(tenant = %tenant, error = %last_error, "demo alarm rules not saved");
 }
+
+/// The demo's OEE setup: three shifts a day on Korean time, a small reason tree, the
+/// machine-temperature machine (running from 75 °C; the replay's simulated counters of
+/// parts and scrap, 10 parts per 5-minute row, so a part takes 30 s of plant time and
+/// is planned at 25.5 s) and the steel plant (running above 10 kWh a quarter hour, no
+/// counts). Replayed `speed` times faster, plant times shrink by as much.
+pub fn oee_setup(speed: f64, machines: &[&str]) -> serde_json::Value {
+    let all = [
+        serde_json::json!({"machine": "machine-temp-1", "line": "A", "state": {"metric": "temperature", "running_above": 75.0, "no_data_ms": 60000},
+                           "produced_metric": "parts_simulated", "scrap_metric": "scrap_simulated",
+                           "planned_ms_per_item": (25_500.0 / speed.max(0.001)).clamp(1.0, 86_400_000.0)}),
+        serde_json::json!({"machine": "steel-plant", "line": "B", "state": {"metric": "energy.usage", "running_above": 10.0, "no_data_ms": 60000}}),
+    ];
+    serde_json::json!({
+        "calendar": {"utc_offset_min": 540, "shifts": [
+            {"name": "early", "start": "06:00", "end": "14:00", "breaks": [["10:00", "10:30"]]},
+            {"name": "late", "start": "14:00", "end": "22:00", "breaks": [["18:00", "18:30"]]},
+            {"name": "night", "start": "22:00", "end": "06:00", "breaks": [["02:00", "02:30"]]}
+        ]},
+        "reasons": [
+            {"code": "unplanned", "label": "Unplanned / 비계획", "kind": "unplanned"},
+            {"code": "breakdown", "label": "Breakdown / 고장", "parent": "unplanned", "kind": "unplanned"},
+            {"code": "material", "label": "Material missing / 자재 부족", "parent": "unplanned", "kind": "unplanned"},
+            {"code": "changeover", "label": "Changeover / 품종 교체", "kind": "changeover"},
+            {"code": "maintenance", "label": "Planned maintenance / 계획 정비", "kind": "planned"}
+        ],
+        "machines": all.into_iter().filter(|m| machines.contains(&m["machine"].as_str().unwrap_or(""))).collect::<Vec<_>>()
+    })
+}
+
+/// Saves the demo's OEE setup unless the tenant has one, once the replay stored its
+/// metrics; after 90 s without a machine's metrics (the simulator replays only the steel
+/// plant), without that machine. Tries every two seconds for three minutes.
+pub async fn install_oee(monitor: fc_monitor_api::MonitorClient, tenant: String, speed: f64, stop: fc_core::Shutdown) {
+    let started = tokio::time::Instant::now();
+    let mut machines = vec!["machine-temp-1", "steel-plant"];
+    let mut last_error = String::new();
+    while started.elapsed() < std::time::Duration::from_secs(180) && !machines.is_empty() {
+        if let Ok(Some(_)) = monitor.oee_setup(&tenant).await {
+            return;
+        }
+        match monitor.put_oee_setup(&tenant, &oee_setup(speed, &machines)).await {
+            Ok(_) => {
+                tracing::info!(tenant = %tenant, "demo OEE setup in place");
+                return;
+            }
+            Err(e) => {
+                last_error = e.to_string();
+                if started.elapsed() > std::time::Duration::from_secs(90) {
+                    machines.retain(|m| !last_error.contains(&format!("{m}/")));
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.wait() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+        }
+    }
+    tracing::warn!(tenant = %tenant, error = %last_error, "demo OEE setup not saved");
+}
+
+#[cfg(test)]
+mod oee_tests {
+    #[test]
+    fn the_demo_oee_setup_is_valid_at_any_speed() {
+        for speed in [1.0, 120.0, 100_000.0] {
+            let v = super::oee_setup(speed, &["machine-temp-1", "steel-plant"]);
+            let setup: fc_monitor::oee::OeeSetup = serde_json::from_value(v).unwrap();
+            setup.validate().unwrap();
+            assert_eq!(setup.machines.len(), 2);
+        }
+        assert_eq!(super::oee_setup(120.0, &["steel-plant"])["machines"].as_array().map(Vec::len), Some(1));
+    }
+}

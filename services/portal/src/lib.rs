@@ -19,6 +19,7 @@ pub mod auth;
 pub mod demo;
 pub mod i18n;
 pub mod live;
+pub mod oee;
 pub mod openapi;
 pub mod pages;
 pub mod partners;
@@ -261,6 +262,7 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .merge(supply_pages::routes())
         .merge(alarms::routes())
         .merge(alarm_pages::routes())
+        .merge(oee::routes())
         .nest("/api", api::routes().route("/openapi.json", get(openapi::json)))
         .route(
             "/static/htmx.min.js",

@@ -96,6 +96,10 @@ button{background:#2456d3;color:#fff;border:none;cursor:pointer}button.danger{ba
 .token{font-family:ui-monospace,monospace;background:#fff7d6;border:1px solid #e3a008;padding:.8rem;border-radius:8px;word-break:break-all}
 .error{color:#c81e1e}.muted{color:#67718a}.chart{background:#fff;border-radius:8px;margin:.5rem 0;min-height:220px}
 .big{font-size:1.6rem;font-weight:600}
+.timeline-row,.pareto-row{display:flex;align-items:center;gap:.6rem;margin:.3rem 0}.timeline-name{width:8rem}.pareto-name{width:12rem}
+.timeline{position:relative;flex:1;height:1.6rem;background:#e5e8ee;border-radius:4px;overflow:hidden}.seg{position:absolute;top:0;bottom:0}
+.seg.legend{position:static;display:inline-block;width:1rem;height:1rem;vertical-align:middle}.down{background:#c81e1e}.setup{background:#7e3af2}.planned_stop{background:#9ca3af}
+.pareto-bar{display:inline-block;height:1.2rem;background:#2456d3;border-radius:3px;max-width:50%}form.stop select,form.stop button{min-height:56px;font-size:1.1rem}
 pre{white-space:pre-wrap;word-break:break-all;background:#fff;border-radius:8px;padding:.7rem;font-size:.9rem}
 "#;
 
@@ -119,6 +123,7 @@ fn layout(lang: Lang, title: &str, who: Option<&Principal>, body: Markup) -> Mar
                     @if let Some(p) = who {
                         a href="/" { (lang.t("dashboard")) }
                         a href="/alarms" { (lang.t("alarms")) }
+                        a href="/oee" { "OEE" }
                         a href="/explore" { (lang.t("explore")) }
                         a href="/devices" { (lang.t("devices")) }
                         @if p.role.allows(Role::Owner) {
@@ -351,6 +356,7 @@ async fn dashboard(State(s): St, PageAuth(p): PageAuth) -> PageResult {
         tracing::warn!(error = %e, "dashboard without alarms");
         Vec::new()
     });
+    let oee_today = crate::oee::today_by_machine(&s, &p.tenant_id).await;
     let mut open_by_machine: std::collections::HashMap<&str, usize> = Default::default();
     for a in &alarms {
         *open_by_machine.entry(a.machine.as_str()).or_default() += 1;
@@ -377,6 +383,9 @@ async fn dashboard(State(s): St, PageAuth(p): PageAuth) -> PageResult {
                             @if let Some(n) = open_by_machine.get(m.as_str()) {
                                 p.error.alarm-count { strong { (n) } " " (lang.t("active_alarms")) }
                             }
+                            @if let Some(v) = oee_today.get(m.as_str()) {
+                                p.oee-today { (lang.t("oee_today")) ": " strong { (crate::oee::pct(*v)) } }
+                            }
                             table { @for (metric, unit, v) in readings.iter().take(6) { tr { td { (metric) } td { (fmt_value(*v)) " " (unit) } } } }
                         }
                     }
@@ -387,7 +396,7 @@ async fn dashboard(State(s): St, PageAuth(p): PageAuth) -> PageResult {
 }
 
 /// Percent-encode a path segment (metric names may contain `/` and `:`).
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()

@@ -229,8 +229,10 @@ async fn the_demo_rules_are_saved_once_their_metrics_exist() -> anyhow::Result<(
     let client = fc_monitor_api::MonitorClient::new(&monitor_url, credential, Duration::from_secs(10))?;
     let stop = fc_core::Shutdown::new();
     let task = tokio::spawn(fc_portal::demo::install_rules(client.clone(), tenant.clone(), stop.clone()));
+    let oee = tokio::spawn(fc_portal::demo::install_oee(client.clone(), tenant.clone(), 120.0, stop.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(client.rules(&tenant).await?.is_empty(), "no rule before the metrics exist");
+    assert!(client.oee_setup(&tenant).await?.is_none(), "no OEE setup before the metrics exist");
     let now = fc_core::time::now_ms();
     let reading = |machine: &str, metric: &str, value: f64| Reading {
         machine: machine.into(),
@@ -240,12 +242,20 @@ async fn the_demo_rules_are_saved_once_their_metrics_exist() -> anyhow::Result<(
         value,
         quality: 0,
     };
-    let readings = vec![reading("steel-plant", "energy.usage", 50.0), reading("machine-temp-1", "temperature", 85.0)];
+    let readings = vec![
+        reading("steel-plant", "energy.usage", 50.0),
+        reading("machine-temp-1", "temperature", 85.0),
+        reading("machine-temp-1", "parts_simulated", 10.0),
+        reading("machine-temp-1", "scrap_simulated", 0.0),
+    ];
     h.ingest(&device).await?.push(ReadingBatch { device_seq: 1, readings, series: vec![] }).await?;
     h.wait_writer_idle().await?;
     tokio::time::timeout(Duration::from_secs(10), task).await??;
     let mut ids: Vec<String> = client.rules(&tenant).await?.iter().map(|r| r.rule["id"].as_str().unwrap_or("").to_owned()).collect();
     ids.sort();
     assert_eq!(ids, ["machine-temp-anomaly", "machine-temp-low", "steel-demand"]);
+    tokio::time::timeout(Duration::from_secs(10), oee).await??;
+    let setup = client.oee_setup(&tenant).await?.expect("the demo OEE setup");
+    assert_eq!(setup["machines"].as_array().map(Vec::len), Some(2));
     Ok(())
 }
