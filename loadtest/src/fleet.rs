@@ -28,6 +28,9 @@ pub struct IngestArgs {
     /// A device token shared by every simulated device (each then numbers its batches in its own range).
     #[arg(long, env = "FC_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Device tokens, one per line, shared out over the streams (instead of --token).
+    #[arg(long)]
+    tokens_file: Option<std::path::PathBuf>,
     /// Concurrent device streams.
     #[arg(long, default_value_t = 100)]
     devices: usize,
@@ -95,7 +98,13 @@ async fn provision(args: &IngestArgs) -> Result<Vec<String>> {
         }
         return Ok(tokens);
     }
-    let t = args.token.clone().context("give --admin-token (provision devices) or --token (one device identity)")?;
+    if let Some(path) = &args.tokens_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let list: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        anyhow::ensure!(!list.is_empty(), "{} holds no token", path.display());
+        return Ok((0..args.devices).map(|i| list[i % list.len()].clone()).collect());
+    }
+    let t = args.token.clone().context("give --admin-token (provision devices), --tokens-file or --token (one device identity)")?;
     Ok(vec![t; args.devices])
 }
 
@@ -109,7 +118,7 @@ pub async fn run(args: IngestArgs) -> Result<()> {
         channels.push(connect().await?);
     }
     let tokens = provision(&args).await?;
-    let shared_token = args.admin_token.is_none();
+    let shared_token = args.admin_token.is_none(); // streams share identities: each numbers its batches in its own range
     let counters = Arc::new(Counters::default());
     let per_series = (args.batch / args.metrics.max(1)).max(1);
     let readings_per_batch = per_series * args.metrics.max(1);

@@ -9,12 +9,14 @@
 //! - `storage`: bytes per reading of the steel-plant year in the embedded store;
 //! - `portal`: page and API latency (wrk) and live-chart fan-out of a running portal;
 //! - `ledger`: durable appends/s and inclusion-proof latency of the settlement ledger;
+//! - `monitor`: the monitor's readings/s and alarm latency under the fleet;
 //! - `noisy`: a tenant's ack latency at its plan rate, alone and beside a tenant
 //!   offering ten times its plan and running the largest queries allowed.
 
 mod datasets;
 mod fleet;
 mod ledger;
+mod monitor;
 mod noisy;
 mod otlp;
 mod portal;
@@ -47,6 +49,8 @@ enum Cmd {
     Portal(portal::PortalArgs),
     /// Durable appends/s (group commit, checkpoint every second) and inclusion-proof latency of the settlement ledger.
     Ledger(ledger::LedgerArgs),
+    /// The monitor under the fleet: readings/s judged, alarm latency from ack to event.
+    Monitor(monitor::MonitorArgs),
     /// Tenant B's ack latency alone and while tenant A offers 10x its plan and runs huge queries.
     Noisy(noisy::NoisyArgs),
     /// A real OTLP/gRPC trace receiver that counts spans (the tracing-cost step of `make bench`).
@@ -62,6 +66,7 @@ async fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Ingest(a) => fleet::run(a).await,
         Cmd::Noisy(a) => noisy::run(a).await,
+        Cmd::Monitor(a) => monitor::run(a).await,
         Cmd::NoisyAttacker(a) => noisy::attack(a).await,
         Cmd::OtlpSink(a) => otlp::run(a).await,
         Cmd::RawJetstream(a) => raw::run(a).await,

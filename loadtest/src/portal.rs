@@ -106,36 +106,7 @@ fn wrk(url: &str, header: &str, connections: usize, duration: &str) -> Result<(f
 /// Run the portal benchmark and print its JSON line.
 pub async fn run(a: PortalArgs) -> Result<()> {
     let addr = a.portal.as_str();
-    // Sign up through the form, as a person would.
-    let email = format!("bench-{}@bench.example", fc_core::time::now_ms());
-    let form = format!("company=Bench+Works&plan=growth&name=Bench&email={}&password=long+enough+password", email.replace('@', "%40"));
-    let (status, head, _) = http(addr, "POST", "/signup", &[("content-type", "application/x-www-form-urlencoded")], &form).await?;
-    if status != 303 {
-        bail!("sign-up answered {status}");
-    }
-    let cookie = head
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: "))
-        .and_then(|c| c.split(';').next())
-        .context("no session cookie")?
-        .to_string();
-    if let Some(admin_token) = &a.admin_token {
-        let (_, _, me) = http(addr, "GET", "/api/v1/me", &[("cookie", &cookie)], "").await?;
-        let tenant_id =
-            serde_json::from_str::<serde_json::Value>(&me)?["tenant_id"].as_str().context("no tenant id in /api/v1/me")?.to_string();
-        let channel = tonic::transport::Channel::from_shared(a.admin_server.clone())?
-            .connect()
-            .await
-            .with_context(|| format!("connecting to the Admin service at {}", a.admin_server))?;
-        let header: tonic::metadata::MetadataValue<_> = format!("Bearer {admin_token}").parse()?;
-        let mut admin = fc_proto::v1::admin_client::AdminClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
-            r.metadata_mut().insert("authorization", header.clone());
-            Ok(r)
-        });
-        admin.set_tenant_plan(fc_proto::v1::SetTenantPlanRequest { tenant_id, plan: "enterprise".into() }).await?;
-    }
-    let (_, _, page) = http(addr, "GET", "/devices", &[("cookie", &cookie)], "").await?;
-    let csrf = between(&page, "name=\"csrf\" value=\"", "\"").context("no csrf token on the page")?.to_string();
+    let (cookie, csrf) = sign_up(addr, &a.admin_server, a.admin_token.as_deref()).await?;
     let auth = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str()), ("content-type", "application/json")];
     let (_, _, dev) = http(addr, "POST", "/api/v1/devices", &auth, r#"{"name":"bench gateway"}"#).await?;
     let token = serde_json::from_str::<serde_json::Value>(&dev)?["token"].as_str().context("no device token")?.to_string();
@@ -254,4 +225,39 @@ mod tests {
         assert_eq!(super::parse_wrk("     99%  850.00us\nRequests/sec: 1\n").unwrap().0, 0.85);
         assert_eq!(super::parse_wrk("     99%    1.50s\nNon-2xx or 3xx responses: 7\n").unwrap(), (1500.0, 0.0, 7));
     }
+}
+
+/// Sign up a tenant through the form, as a person would, and (with the admin token) move
+/// it to the enterprise plan; returns the owner's session cookie and CSRF token.
+pub(crate) async fn sign_up(addr: &str, admin_server: &str, admin_token: Option<&str>) -> Result<(String, String)> {
+    let email = format!("bench-{}@bench.example", fc_core::time::now_ms());
+    let form = format!("company=Bench+Works&plan=growth&name=Bench&email={}&password=long+enough+password", email.replace('@', "%40"));
+    let (status, head, _) = http(addr, "POST", "/signup", &[("content-type", "application/x-www-form-urlencoded")], &form).await?;
+    if status != 303 {
+        bail!("sign-up answered {status}");
+    }
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .context("no session cookie")?
+        .to_string();
+    if let Some(admin_token) = admin_token {
+        let (_, _, me) = http(addr, "GET", "/api/v1/me", &[("cookie", &cookie)], "").await?;
+        let tenant_id =
+            serde_json::from_str::<serde_json::Value>(&me)?["tenant_id"].as_str().context("no tenant id in /api/v1/me")?.to_string();
+        let channel = tonic::transport::Channel::from_shared(admin_server.to_string())?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to the Admin service at {admin_server}"))?;
+        let header: tonic::metadata::MetadataValue<_> = format!("Bearer {admin_token}").parse()?;
+        let mut admin = fc_proto::v1::admin_client::AdminClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", header.clone());
+            Ok(r)
+        });
+        admin.set_tenant_plan(fc_proto::v1::SetTenantPlanRequest { tenant_id, plan: "enterprise".into() }).await?;
+    }
+    let (_, _, page) = http(addr, "GET", "/devices", &[("cookie", &cookie)], "").await?;
+    let csrf = between(&page, "name=\"csrf\" value=\"", "\"").context("no csrf token on the page")?.to_string();
+    Ok((cookie, csrf))
 }
