@@ -216,17 +216,6 @@ pub async fn run(a: PortalArgs) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn wrk_output_parses() {
-        let out = "  Latency Distribution\n     50%    1.20ms\n     75%    2.00ms\n     90%    3.00ms\n     99%   12.34ms\n  1000 requests in 1.00s\nRequests/sec:   1234.56\n";
-        assert_eq!(super::parse_wrk(out).unwrap(), (12.34, 1234.56, 0));
-        assert_eq!(super::parse_wrk("     99%  850.00us\nRequests/sec: 1\n").unwrap().0, 0.85);
-        assert_eq!(super::parse_wrk("     99%    1.50s\nNon-2xx or 3xx responses: 7\n").unwrap(), (1500.0, 0.0, 7));
-    }
-}
-
 /// Sign up a tenant through the form, as a person would, and (with the admin token) move
 /// it to the enterprise plan; returns the owner's session cookie and CSRF token.
 pub(crate) async fn sign_up(addr: &str, admin_server: &str, admin_token: Option<&str>) -> Result<(String, String)> {
@@ -260,4 +249,15 @@ pub(crate) async fn sign_up(addr: &str, admin_server: &str, admin_token: Option<
     let (_, _, page) = http(addr, "GET", "/devices", &[("cookie", &cookie)], "").await?;
     let csrf = between(&page, "name=\"csrf\" value=\"", "\"").context("no csrf token on the page")?.to_string();
     Ok((cookie, csrf))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wrk_output_parses() {
+        let out = "  Latency Distribution\n     50%    1.20ms\n     75%    2.00ms\n     90%    3.00ms\n     99%   12.34ms\n  1000 requests in 1.00s\nRequests/sec:   1234.56\n";
+        assert_eq!(super::parse_wrk(out).unwrap(), (12.34, 1234.56, 0));
+        assert_eq!(super::parse_wrk("     99%  850.00us\nRequests/sec: 1\n").unwrap().0, 0.85);
+        assert_eq!(super::parse_wrk("     99%    1.50s\nNon-2xx or 3xx responses: 7\n").unwrap(), (1500.0, 0.0, 7));
+    }
 }
