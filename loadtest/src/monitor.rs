@@ -91,7 +91,7 @@ pub async fn run(a: MonitorArgs) -> Result<()> {
     let mut seq = 1u64 << 62;
     let now = fc_core::time::now_ms();
     let mut series = crate::make_series("sim00000", a.metrics.max(1), 1, now, 0);
-    series.extend(crate::make_series("probe", 1, 1, now, 0).into_iter().map(|mut s| {
+    series.extend(crate::make_series("probe-0", 1, 1, now, 0).into_iter().map(|mut s| {
         s.metric = "probe".into();
         s.values = vec![0.0];
         s
@@ -107,7 +107,8 @@ pub async fn run(a: MonitorArgs) -> Result<()> {
     rules.push(rule("unusual", serde_json::json!({"severity": "warning", "condition": {"type": "anomaly", "metric": "metric*"}})));
     rules.push(rule(
         "probe",
-        serde_json::json!({"machine": "probe", "severity": "critical", "max_alarms_per_hour": 100000, "condition": {"type": "threshold", "metric": "probe", "above": 50}}),
+        // A rule raises at most 60 alarms an hour per series: each probe is a machine of its own.
+        serde_json::json!({"machine": "probe-*", "severity": "critical", "condition": {"type": "threshold", "metric": "probe", "above": 50}}),
     ));
     for (id, body) in &rules {
         let (status, _, answer) = http(addr, "PUT", &format!("/api/v1/alarm-rules/{id}"), &auth, body).await?;
@@ -153,7 +154,7 @@ pub async fn run(a: MonitorArgs) -> Result<()> {
         hot = !hot;
         seq += 1;
         let reading = fc_proto::v1::Reading {
-            machine: "probe".into(),
+            machine: format!("probe-{}", probes / 2 + 1),
             metric: "probe".into(),
             unit: String::new(),
             timestamp_ms: fc_core::time::now_ms(),

@@ -155,7 +155,7 @@ pub struct Replay {
     pub quiet: bool,
 }
 
-/// The machine-temperature machine counts as running at or above this temperature (°C).
+/// The machine-temperature machine counts as running above this temperature (°C).
 pub const DEMO_RUNNING_ABOVE: f64 = 75.0;
 
 /// Play the datasets as live machines: each row is sent when its (sped-up) time comes, stamped now.
@@ -223,7 +223,7 @@ pub async fn replay(args: Replay) -> Result<()> {
                 if metric == "temperature" {
                     let (mut p, mut sc) = (Vec::with_capacity(vals.len()), Vec::with_capacity(vals.len()));
                     for v in &vals {
-                        if *v >= DEMO_RUNNING_ABOVE {
+                        if *v > DEMO_RUNNING_ABOVE {
                             parts += 10.0;
                             warm_rows += 1;
                             if warm_rows % 5 == 0 {

@@ -326,6 +326,10 @@ pub struct OeeReportView {
     pub downtime: Vec<DowntimeView>,
     /// Down time by reason, longest first.
     pub pareto: Vec<ParetoView>,
+    /// Not everything was read (more than 100 machines, or a series of more than a
+    /// million readings): the figures are of what was.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// One alarm a backtest found.

@@ -366,6 +366,10 @@ pub struct Oee {
     pub good: f64,
     /// Planned run time per item x produced quantity, ms.
     pub planned_run_ms: f64,
+    /// Actual production time of machines that count what they make (the denominator of
+    /// effectiveness: a machine without counters has no effectiveness, and does not
+    /// dilute its line's).
+    pub counting_production_ms: i64,
     /// Down periods within planned busy time.
     pub downtime: Vec<Downtime>,
 }
@@ -378,7 +382,7 @@ impl Oee {
 
     /// Planned run time x produced / APT.
     pub fn effectiveness(&self) -> Option<f64> {
-        (self.actual_production_ms > 0).then(|| self.planned_run_ms / self.actual_production_ms as f64)
+        (self.counting_production_ms > 0).then(|| self.planned_run_ms / self.counting_production_ms as f64)
     }
 
     /// Good / produced.
@@ -387,8 +391,13 @@ impl Oee {
     }
 
     /// The product of the three; `None` when a factor is undefined.
+    /// (Running without producing anything is 0, though quality is undefined then.)
     pub fn oee(&self) -> Option<f64> {
-        Some(self.availability()? * self.effectiveness()? * self.quality()?)
+        let (a, e) = (self.availability()?, self.effectiveness()?);
+        if e == 0.0 {
+            return Some(0.0);
+        }
+        Some(a * e * self.quality()?)
     }
 
     /// The sum over machines or periods (a line, a day).
@@ -400,6 +409,7 @@ impl Oee {
             t.produced += o.produced;
             t.good += o.good;
             t.planned_run_ms += o.planned_run_ms;
+            t.counting_production_ms += o.counting_production_ms;
             t.downtime.extend(o.downtime.iter().cloned());
         }
         t
@@ -455,6 +465,7 @@ pub fn shift_oee(r: &ShiftRecord<'_>) -> Oee {
         produced: r.produced,
         good: r.good,
         planned_run_ms: r.planned_ms_per_item * r.produced,
+        counting_production_ms: actual,
         downtime,
     }
 }
@@ -809,6 +820,9 @@ pub struct Report {
     pub downtime: Vec<DowntimeRow>,
     /// Down time by reason, longest first.
     pub pareto: Vec<ParetoRow>,
+    /// Not everything was read (too many machines or readings): the figures are of what was.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// The OEE report of `machines` (with their data, in the same order) over the shifts of
@@ -831,10 +845,12 @@ pub fn report(calendar: &Calendar, machines: &[(&MachineSetup, &MachineData)], f
     let mut all = Vec::new();
     let mut by_line: Vec<(String, Vec<Oee>)> = Vec::new();
     for (setup, data) in machines {
-        let states = timeline(&setup.state, &data.state, span_from, span_to);
-        out.timeline.extend(states.iter().map(|s| StateSpan {
+        // From the first reading before the window on, so a stop that began earlier keeps
+        // its whole extent (a reason given for it on an earlier day still explains it).
+        let states = timeline(&setup.state, &data.state, data.state.first().map_or(span_from, |p| p.0.min(span_from)), span_to);
+        out.timeline.extend(states.iter().filter(|s| s.end_ms > span_from).map(|s| StateSpan {
             machine: setup.machine.clone(),
-            start_ms: s.start_ms,
+            start_ms: s.start_ms.max(span_from),
             end_ms: s.end_ms,
             state: s.state.as_str().into(),
         }));
@@ -847,7 +863,7 @@ pub fn report(calendar: &Calendar, machines: &[(&MachineSetup, &MachineData)], f
                 (None, Some(_)) => (produced - counter_delta(&data.scrap, shift.start_ms, shift.end_ms)).max(0.0),
                 (None, None) => produced,
             };
-            let o = shift_oee(&ShiftRecord {
+            let mut o = shift_oee(&ShiftRecord {
                 shift,
                 states: &states,
                 planned_stops: &stops,
@@ -856,6 +872,9 @@ pub fn report(calendar: &Calendar, machines: &[(&MachineSetup, &MachineData)], f
                 planned_ms_per_item: setup.planned_ms_per_item,
                 reasons: &data.reasons,
             });
+            if setup.produced_metric.is_none() {
+                o.counting_production_ms = 0;
+            }
             out.downtime.extend(o.downtime.iter().map(|d| DowntimeRow {
                 machine: setup.machine.clone(),
                 start_ms: d.start_ms,
@@ -1145,6 +1164,12 @@ mod tests {
         assert_eq!(line.figures.planned_busy_ms, 2 * (7 * H + 30 * M), "the line sums its machines' times");
         assert_eq!(r.pareto[0].reason, "unexplained", "press-2's 7.5 h lead press-1's hour");
         assert_eq!(r.pareto[1], ParetoRow { reason: "tool_break".into(), ms: 51 * M, count: 1 });
+        assert_eq!(silent_row.effectiveness, None, "a machine without counters has no effectiveness");
+        assert_eq!(r.lines[0].figures.effectiveness, p.effectiveness, "and does not dilute its line's");
+        // Running all shift without making anything is an OEE of 0, not "undefined".
+        let idle_press = MachineData { produced: vec![(day - M, 1000.0), (DAY0 + 16 * H - M, 1000.0)], ..data.clone() };
+        let r = report(&c, &[(&press, &idle_press)], DAY0, DAY0 + 17 * H, DAY0 + 17 * H);
+        assert_eq!((r.rows[0].figures.quality, r.rows[0].figures.oee), (None, Some(0.0)));
     }
 
     #[test]

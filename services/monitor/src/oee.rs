@@ -82,12 +82,10 @@ impl Monitor {
         let q = self.query().ok_or_else(|| {
             ServiceError::new(ErrorCode::FailedPrecondition, "this monitor reads no stored history (monitor.telemetry_url is not set)")
         })?;
-        let chosen: Vec<_> = setup
-            .machines
-            .iter()
-            .filter(|m| (machine.is_empty() || m.machine == machine) && (line.is_empty() || m.line == line))
-            .take(MAX_MACHINES)
-            .collect();
+        let mut chosen: Vec<_> =
+            setup.machines.iter().filter(|m| (machine.is_empty() || m.machine == machine) && (line.is_empty() || m.line == line)).collect();
+        let mut truncated = chosen.len() > MAX_MACHINES;
+        chosen.truncate(MAX_MACHINES);
         if chosen.is_empty() && (!machine.is_empty() || !line.is_empty()) {
             return Err(ServiceError::not_found("no such machine or line in the OEE setup"));
         }
@@ -95,17 +93,25 @@ impl Monitor {
         // Shifts that start in the window may end up to a day after it.
         let read_to = (to + 86_400_000).min(now + 1);
         let mut data = Vec::with_capacity(chosen.len());
+        let cut = std::sync::atomic::AtomicBool::new(false);
         for m in &chosen {
             let read = |metric: Option<String>, lead: i64| {
-                let machine = m.machine.clone();
+                let (machine, cut) = (m.machine.clone(), &cut);
                 async move {
                     let Some(metric) = metric else { return Ok(Vec::new()) };
                     let spec = fc_query_api::RangeSpec { start_ms: from - lead, end_ms: read_to, step_ms: 0, limit: 1_000_000 };
                     let r = q.range(tenant, &machine, &metric, spec).await?;
-                    Ok::<_, ServiceError>(r.points.iter().filter(|p| p.value.is_finite()).map(|p| (p.ts_ms, p.value)).collect::<Vec<_>>())
+                    if r.truncated {
+                        cut.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    // As live rules: bad-quality readings are not judged.
+                    Ok::<_, ServiceError>(
+                        r.points.iter().filter(|p| p.value.is_finite() && p.quality != 3).map(|p| (p.ts_ms, p.value)).collect::<Vec<_>>(),
+                    )
                 }
             };
-            let lead = m.state.no_data_ms as i64;
+            // States from 12 h before: a stop that began earlier keeps its whole extent.
+            let lead = (m.state.no_data_ms as i64).max(12 * 3_600_000);
             let reasons = self.store().reasons(tenant, &m.machine)?.into_iter().map(|r| (r.at_ms, r.reason)).collect();
             data.push(MachineData {
                 state: read(Some(m.state.metric.clone()), lead).await?,
@@ -116,7 +122,10 @@ impl Monitor {
             });
         }
         let pairs: Vec<_> = chosen.iter().copied().zip(data.iter()).collect();
-        Ok(fc_monitor::oee::report(&setup.calendar, &pairs, from, to, now))
+        let mut report = fc_monitor::oee::report(&setup.calendar, &pairs, from, to, now);
+        truncated |= cut.load(std::sync::atomic::Ordering::Relaxed);
+        report.truncated = truncated;
+        Ok(report)
     }
 }
 

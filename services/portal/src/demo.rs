@@ -119,11 +119,13 @@ pub async fn install_rules(monitor: fc_monitor_api::MonitorClient, tenant: Strin
 /// is planned at 25.5 s) and the steel plant (running above 10 kWh a quarter hour, no
 /// counts). Replayed `speed` times faster, plant times shrink by as much.
 pub fn oee_setup(speed: f64, machines: &[&str]) -> serde_json::Value {
+    // Silence counts as down after two of the slower dataset's rows (15 min of plant time).
+    let no_data_ms = (2.0 * 900_000.0 / speed.max(0.001)).clamp(60_000.0, 86_400_000.0) as u64;
     let all = [
-        serde_json::json!({"machine": "machine-temp-1", "line": "A", "state": {"metric": "temperature", "running_above": 75.0, "no_data_ms": 60000},
+        serde_json::json!({"machine": "machine-temp-1", "line": "A", "state": {"metric": "temperature", "running_above": 75.0, "no_data_ms": no_data_ms},
                            "produced_metric": "parts_simulated", "scrap_metric": "scrap_simulated",
                            "planned_ms_per_item": (25_500.0 / speed.max(0.001)).clamp(1.0, 86_400_000.0)}),
-        serde_json::json!({"machine": "steel-plant", "line": "B", "state": {"metric": "energy.usage", "running_above": 10.0, "no_data_ms": 60000}}),
+        serde_json::json!({"machine": "steel-plant", "line": "B", "state": {"metric": "energy.usage", "running_above": 10.0, "no_data_ms": no_data_ms}}),
     ];
     serde_json::json!({
         "calendar": {"utc_offset_min": 540, "shifts": [

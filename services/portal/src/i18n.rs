@@ -103,6 +103,11 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("state_setup", "Setup", "준비 작업"),
     ("state_planned_stop", "Planned stop", "계획 정지"),
     ("oee_today", "OEE today", "오늘 OEE"),
+    (
+        "oee_truncated",
+        "Only part was read (more than 100 machines, or a series too long): pick a line or a machine.",
+        "일부만 읽었습니다 (설비 100대 초과 또는 너무 긴 시리즈). 라인이나 설비를 고르세요.",
+    ),
     ("backtest_30d", "Try on the last 30 days", "최근 30일 데이터로 시험"),
     ("backtest_alarms", "alarms it would have raised", "건의 알람이 발생했을 것입니다"),
     (

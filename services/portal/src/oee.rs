@@ -198,6 +198,7 @@ async fn render(s: &PortalState, p: &Principal, q: &PageQ, error: Option<&str>) 
             @match &report {
                 None => { p.muted id="no-oee-setup" { (lang.t("no_oee_setup")) } }
                 Some(r) => {
+                    @if r.truncated { p.error { (lang.t("oee_truncated")) } }
                     @if let Some(t) = &r.total {
                         div.cards id="oee-total" {
                             @for (name, v) in [("availability", t.figures.availability), ("effectiveness", t.figures.effectiveness), ("quality", t.figures.quality), ("oee", t.figures.oee)] {
