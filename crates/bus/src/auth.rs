@@ -6,7 +6,7 @@
 //! | user | publish | subscribe |
 //! | --- | --- | --- |
 //! | `ingest` | `fc.*.telemetry.>` (JetStream), `$JS.API.>`, `$JS.ACK.>` | `_INBOX.>` (replies), `fc.sys.tenancy` |
-//! | `portal` | `fc.sys.tenancy` | `fc.*.telemetry.>` (live views), `_INBOX.>` |
+//! | `portal` | `fc.sys.tenancy` | `fc.*.telemetry.>` and `fc.*.events.alarm` (live views), `_INBOX.>` |
 //! | `settlement` | nothing | `fc.sys.tenancy` (partnership changes, revocations), `_INBOX.>` |
 //! | `monitor` | `fc.*.events.alarm` (JetStream), `$JS.API.>`, `$JS.ACK.>` | `_INBOX.>` (replies, pulled telemetry) |
 //!
@@ -20,7 +20,7 @@ pub const SERVICES: [&str; 4] = ["ingest", "portal", "settlement", "monitor"];
 pub fn permissions(service: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
     match service {
         "ingest" => Some((&["fc.*.telemetry.>", "$JS.API.>", "$JS.ACK.>"], &["_INBOX.>", "fc.sys.tenancy"])),
-        "portal" => Some((&["fc.sys.tenancy"], &["fc.*.telemetry.>", "_INBOX.>"])),
+        "portal" => Some((&["fc.sys.tenancy"], &["fc.*.telemetry.>", "fc.*.events.alarm", "_INBOX.>"])),
         "settlement" => Some((&[], &["_INBOX.>", "fc.sys.tenancy"])),
         "monitor" => Some((&["fc.*.events.alarm", "$JS.API.>", "$JS.ACK.>"], &["_INBOX.>"])),
         _ => None,

@@ -26,6 +26,8 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/alarms", get(alarms))
         .route("/alarms/{id}/acknowledge", post(acknowledge))
         .route("/alarms/{id}/clear", post(clear))
+        .route("/alarms/{id}/comment", post(comment))
+        .route("/alarms/{id}/assign", post(assign))
         .route("/alarm-rules", get(rules).post(save_rule))
         .route("/notifications", get(notifications).post(save_webhook))
         .route("/notifications/{id}/delete", post(delete_webhook))
@@ -37,6 +39,9 @@ pub fn routes() -> Router<Arc<PortalState>> {
 #[serde(default)]
 struct AlarmsQ {
     all: bool,
+    machine: String,
+    rule: String,
+    min_severity: String,
 }
 
 #[derive(Deserialize)]
@@ -52,8 +57,17 @@ pub(crate) fn when(ms: i64) -> String {
 
 async fn alarms(State(s): St, PageAuth(p): PageAuth, Query(q): Query<AlarmsQ>) -> PageResult {
     let lang = p.lang;
-    let filter = AlarmQuery { open_only: Some(!q.all), limit: Some(200), ..Default::default() };
+    let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+    let filter = AlarmQuery {
+        open_only: Some(!q.all),
+        machine: some(&q.machine),
+        rule_id: some(&q.rule),
+        min_severity: some(&q.min_severity),
+        limit: Some(200),
+        ..Default::default()
+    };
     let list = s.monitor.alarms(&p.tenant_id, &filter).await?;
+    let rules = s.monitor.rules(&p.tenant_id).await.unwrap_or_default();
     let can_act = p.role.allows(Role::Operator);
     Ok(page(
         lang,
@@ -66,6 +80,20 @@ async fn alarms(State(s): St, PageAuth(p): PageAuth, Query(q): Query<AlarmsQ>) -
                 " · " a href="/alarm-rules" { (lang.t("alarm_rules")) }
                 " · " a href="/notifications" { (lang.t("notifications")) }
             }
+            form.row method="get" action="/alarms" id="alarm-filter" {
+                label { (lang.t("machine")) br; input name="machine" maxlength="128" value=(q.machine); }
+                label { (lang.t("rule")) br; select name="rule" {
+                    option value="" { "—" }
+                    @for r in &rules { @let id = r.rule["id"].as_str().unwrap_or(""); option value=(id) selected[q.rule == id] { (id) } }
+                } }
+                label { (lang.t("severity")) br; select name="min_severity" {
+                    option value="" { "—" }
+                    @for v in ["info", "warning", "major", "critical"] { option value=(v) selected[q.min_severity == v] { "≥ " (v) } }
+                } }
+                label { input type="checkbox" name="all" value="true" checked[q.all]; " " (lang.t("all_alarms")) }
+                button type="submit" { (lang.t("filter")) }
+            }
+            div id="alarms-section" data-live="/alarms/live" {
             @if list.is_empty() { p.muted id="no-alarms" { (lang.t("no_alarms")) } }
             @else {
                 table id="alarms" {
@@ -79,6 +107,8 @@ async fn alarms(State(s): St, PageAuth(p): PageAuth, Query(q): Query<AlarmsQ>) -
                             td {
                                 (lang.t(state_key(&a.state)))
                                 @if let Some(by) = &a.acknowledged_by { br; span.muted { (lang.t("acknowledged_by")) " " (by) } }
+                                @if !a.assignee.is_empty() { br; span.muted data-assignee=(a.assignee) { (lang.t("assignee")) ": " (a.assignee) } }
+                                @for n in a.notes.iter().rev().take(3) { br; span.muted.note { "“" (n.text) "” — " (n.author) } }
                             }
                             td { @if can_act && a.state != "cleared" {
                                 @if a.acknowledged_by.is_none() {
@@ -86,10 +116,17 @@ async fn alarms(State(s): St, PageAuth(p): PageAuth, Query(q): Query<AlarmsQ>) -
                                     " "
                                 }
                                 form.inline method="post" action={ "/alarms/" (a.id) "/clear" } { (csrf_field(&p)) button.danger type="submit" { (lang.t("clear_alarm")) } }
+                                form.row method="post" action={ "/alarms/" (a.id) "/comment" } {
+                                    (csrf_field(&p)) input name="text" required maxlength="2000" placeholder=(lang.t("comment")); button type="submit" { (lang.t("comment")) }
+                                }
+                                form.row method="post" action={ "/alarms/" (a.id) "/assign" } {
+                                    (csrf_field(&p)) input name="assignee" maxlength="254" placeholder=(lang.t("assignee")) value=(a.assignee); button type="submit" { (lang.t("assign")) }
+                                }
                             } }
                         }
                     } }
                 }
+            }
             }
         },
     ))
@@ -107,6 +144,32 @@ async fn acknowledge(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>
     check_csrf(&p, &f.csrf)?;
     p.require(Role::Operator)?;
     s.monitor.acknowledge(&p.tenant_id, &id, &actor(&s, &p), "").await?;
+    Ok(Redirect::to("/alarms").into_response())
+}
+
+#[derive(Deserialize)]
+struct CommentForm {
+    csrf: String,
+    text: String,
+}
+
+async fn comment(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form(f): Form<CommentForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    p.require(Role::Operator)?;
+    s.monitor.comment(&p.tenant_id, &id, &actor(&s, &p), f.text.trim()).await?;
+    Ok(Redirect::to("/alarms").into_response())
+}
+
+#[derive(Deserialize)]
+struct AssignForm {
+    csrf: String,
+    assignee: String,
+}
+
+async fn assign(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form(f): Form<AssignForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    p.require(Role::Operator)?;
+    s.monitor.assign(&p.tenant_id, &id, &actor(&s, &p), f.assignee.trim()).await?;
     Ok(Redirect::to("/alarms").into_response())
 }
 

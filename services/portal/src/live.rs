@@ -1,6 +1,6 @@
-//! Live machine views: one NATS subscription per watched machine, fanned out
-//! to every open page over SSE (no polling). A subscription ends when its last
-//! viewer leaves.
+//! Live views: one NATS subscription per watched machine (its readings) or per
+//! tenant (its alarm events), fanned out to every open page over SSE (no polling). A
+//! subscription ends when its last viewer leaves.
 //!
 //! Invariants:
 //! - a live view lives no longer than its session: it re-checks the session every
@@ -37,7 +37,8 @@ impl Hub {
         Self { nats, topics: Mutex::new(HashMap::new()) }
     }
 
-    /// Live readings of `subject`, as JSON arrays of `{metric, unit, t, v}`.
+    /// Live readings of `subject`, as JSON arrays of `{metric, unit, t, v}`; of an
+    /// alarm subject, each event as `{kind, id, machine, severity, state}`.
     pub fn subscribe(self: &Arc<Self>, subject: String) -> broadcast::Receiver<Arc<str>> {
         let mut topics = self.topics.lock().expect("hub lock");
         if let Some(tx) = topics.get(&subject) {
@@ -60,7 +61,11 @@ impl Hub {
                 tokio::select! {
                     msg = sub.next() => {
                         let Some(msg) = msg else { break };
-                        if let Ok(t) = TelemetryMessage::decode(msg.payload.as_ref()) {
+                        if subject.ends_with(".events.alarm") {
+                            if let Some(e) = summarise_alarm(&msg.payload) {
+                                let _ = tx.send(e.into());
+                            }
+                        } else if let Ok(t) = TelemetryMessage::decode(msg.payload.as_ref()) {
                             let _ = tx.send(summarise(&t).into());
                         }
                     }
@@ -84,6 +89,16 @@ impl Hub {
     pub fn topics(&self) -> usize {
         self.topics.lock().expect("hub lock").len()
     }
+}
+
+/// What an alarms page needs to know of an alarm event (the page reloads the list).
+fn summarise_alarm(payload: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let a = &v["alarm"];
+    Some(
+        serde_json::json!({"kind": v["kind"], "id": a["id"], "machine": a["machine"], "severity": a["severity"], "state": a["state"]})
+            .to_string(),
+    )
 }
 
 /// The newest reading of each series of a message, as JSON.
@@ -131,6 +146,7 @@ pub async fn sse(
     let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let live = Live {
+        event: "readings",
         snapshot,
         readings: tokio_stream::wrappers::BroadcastStream::new(rx),
         check,
@@ -161,8 +177,42 @@ async fn snapshot(s: &PortalState, tenant: &str, machine: &str) -> Option<String
     Some(serde_json::Value::Array(items).to_string())
 }
 
+/// `GET /alarms/live`: server-sent events (`alarm`) of the tenant's alarm changes.
+pub async fn alarms_sse(
+    State(s): State<Arc<PortalState>>,
+    PageAuth(p): PageAuth,
+    headers: HeaderMap,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, Problem> {
+    let (Some(sid), Some(csrf)) = (crate::auth::cookie(&headers, crate::auth::SESSION_COOKIE), p.csrf.as_deref()) else {
+        return Err(Problem::new(ErrorCode::Unauthenticated, "sign in to watch alarms"));
+    };
+    let view = s.live_views.open(csrf, &p.tenant_id, s.config.live_views_per_session, s.config.live_views_per_tenant)?;
+    let rx = s.hub.subscribe(format!("fc.{}.events.alarm", p.tenant_id));
+    let period = Duration::from_millis(s.config.live_session_check_ms.max(1));
+    let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let live = Live {
+        event: "alarm",
+        snapshot: None,
+        readings: tokio_stream::wrappers::BroadcastStream::new(rx),
+        check,
+        state: s.clone(),
+        session_id: sid.to_string(),
+        tenant_id: p.tenant_id,
+        role: p.role,
+        _view: view,
+    };
+    let stream = futures::stream::unfold(live, |mut live| async move {
+        let event = live.next().await?;
+        Some((Ok(event), live))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
 /// One open live view.
 struct Live {
+    /// The SSE event name of what the feed carries.
+    event: &'static str,
     /// Sent first.
     snapshot: Option<String>,
     readings: tokio_stream::wrappers::BroadcastStream<Arc<str>>,
@@ -180,13 +230,13 @@ impl Live {
     /// it, or when the feed ends.
     async fn next(&mut self) -> Option<Event> {
         if let Some(data) = self.snapshot.take() {
-            return Some(Event::default().event("readings").data(data));
+            return Some(Event::default().event(self.event).data(data));
         }
         loop {
             tokio::select! {
                 _ = self.state.shutdown.wait() => return None,
                 m = self.readings.next() => match m? {
-                    Ok(data) => return Some(Event::default().event("readings").data(&*data)),
+                    Ok(data) => return Some(Event::default().event(self.event).data(&*data)),
                     Err(_lagged) => continue, // skipped readings; the next ones follow
                 },
                 _ = self.check.tick() => {

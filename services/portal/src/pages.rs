@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/lang/{code}", get(set_lang))
         .route("/machines/{machine}", get(machine))
         .route("/machines/{machine}/live", get(live::sse))
+        .route("/alarms/live", get(live::alarms_sse))
         .route("/explore", get(explore))
         .route("/devices", get(devices).post(create_device))
         .route("/devices/{id}/revoke", post(revoke_device))

@@ -63,7 +63,25 @@
     es.onopen = function () { table.dataset.connected = "open"; };
   }
 
+  // The alarms page: on any alarm event, fetch the page again and swap the list in.
+  function liveAlarms(section) {
+    var es = new EventSource(section.dataset.live), pending = null;
+    es.addEventListener("alarm", function () {
+      if (pending) return;
+      pending = setTimeout(function () {
+        pending = null;
+        fetch(location.href, { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (html) {
+          var next = new DOMParser().parseFromString(html, "text/html").getElementById("alarms-section");
+          if (next) { section.innerHTML = next.innerHTML; section.dataset.updated = String(Date.now()); }
+        });
+      }, 300);
+    });
+    es.onopen = function () { section.dataset.connected = "open"; };
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    var alarms = document.getElementById("alarms-section");
+    if (alarms) liveAlarms(alarms);
     document.querySelectorAll('td[data-role="ts"][data-ts]').forEach(function (td) { td.textContent = new Date(Number(td.dataset.ts)).toLocaleTimeString(); });
     document.querySelectorAll("[data-chart]").forEach(loadChart);
     var t = document.getElementById("live-table");

@@ -131,6 +131,53 @@ async fn a_rule_saved_over_rest_raises_an_alarm_that_operators_handle() -> anyho
     };
     let dash = request(addr, "GET", "/", &[("cookie", cookie.as_str())], b"").await?;
     assert!(dash.body.contains("<strong>1</strong> active alarms"), "{}", dash.body);
+    // The alarms page is live: it hears of every change of the tenant's alarms.
+    let live = {
+        let cookie = cookie.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await?;
+            let req = format!("GET /alarms/live HTTP/1.1\r\nhost: {addr}\r\ncookie: {cookie}\r\naccept: text/event-stream\r\n\r\n");
+            s.write_all(req.as_bytes()).await?;
+            let mut seen = String::new();
+            let mut buf = [0u8; 4096];
+            while !(seen.contains("event: alarm") && seen.contains("acknowledged")) {
+                let n = s.read(&mut buf).await?;
+                anyhow::ensure!(n > 0, "the stream ended: {seen}");
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+            Ok::<_, anyhow::Error>(seen)
+        })
+    };
+    // Filters.
+    let page = request(addr, "GET", "/alarms?machine=press-1&min_severity=major&rule=hot", &[("cookie", cookie.as_str())], b"").await?;
+    assert!(page.body.contains(&format!("data-alarm=\"{id}\"")), "{}", page.body);
+    let page = request(addr, "GET", "/alarms?machine=lathe-9", &[("cookie", cookie.as_str())], b"").await?;
+    assert!(page.body.contains("id=\"no-alarms\""), "another machine's alarms only: {}", page.body);
+    let page = request(addr, "GET", "/alarms?min_severity=critical", &[("cookie", cookie.as_str())], b"").await?;
+    assert!(page.body.contains("id=\"no-alarms\""), "a major alarm is below critical: {}", page.body);
+    // Comment and assign from the page.
+    let form_headers = [("cookie", cookie.as_str()), ("content-type", "application/x-www-form-urlencoded")];
+    let r = request(
+        addr,
+        "POST",
+        &format!("/alarms/{id}/comment"),
+        &form_headers,
+        format!("csrf={}&text=checking+the+coolant", session.csrf).as_bytes(),
+    )
+    .await?;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = request(
+        addr,
+        "POST",
+        &format!("/alarms/{id}/assign"),
+        &form_headers,
+        format!("csrf={}&assignee=lee%40a.example", session.csrf).as_bytes(),
+    )
+    .await?;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = request(addr, "GET", "/alarms", &[("cookie", cookie.as_str())], b"").await?;
+    assert!(page.body.contains("checking the coolant") && page.body.contains("data-assignee=\"lee@a.example\""), "{}", page.body);
     // The rule editor's preview runs the same backtest and saves nothing.
     let form = format!(
         "csrf={}&action=backtest&rule={}",
@@ -158,6 +205,8 @@ async fn a_rule_saved_over_rest_raises_an_alarm_that_operators_handle() -> anyho
     assert_eq!(api(addr, "POST", &format!("/api/v1/alarms/{id}/acknowledge"), &viewer_a, None).await?.status, 403);
     let r = api(addr, "POST", &format!("/api/v1/alarms/{id}/acknowledge"), &op_a, Some(r#"{"comment":"on my way"}"#)).await?;
     assert_eq!((r.status, r.json()["state"].as_str()), (200, Some("acknowledged")), "{}", r.body);
+    let seen = tokio::time::timeout(Duration::from_secs(10), live).await???;
+    assert!(seen.contains(&format!("\"id\":\"{id}\"")), "the live alarms page heard the acknowledgement: {seen}");
     let r = api(addr, "POST", &format!("/api/v1/alarms/{id}/comments"), &op_a, Some(r#"{"text":""}"#)).await?;
     assert_eq!(r.status, 400, "an empty note: {}", r.body);
     let r = api(addr, "PUT", &format!("/api/v1/alarms/{id}/assignee"), &op_a, Some(r#"{"assignee":"kim@a.example"}"#)).await?;
@@ -166,7 +215,7 @@ async fn a_rule_saved_over_rest_raises_an_alarm_that_operators_handle() -> anyho
     assert_eq!((r.status, r.json()["state"].as_str()), (200, Some("cleared")), "{}", r.body);
     let body = r.json();
     let kinds: Vec<&str> = body["history"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap_or("")).collect();
-    assert_eq!(kinds, ["raised", "acknowledged", "assigned", "cleared"]);
+    assert_eq!(kinds, ["raised", "commented", "assigned", "acknowledged", "assigned", "cleared"]);
     assert_eq!(api(addr, "POST", &format!("/api/v1/alarms/{id}/clear"), &op_a, None).await?.status, 409, "already cleared");
     assert_eq!(api(addr, "GET", "/api/v1/alarms?min_severity=loud", &op_a, None).await?.status, 400);
     assert_eq!(api(addr, "DELETE", "/api/v1/alarm-rules/hot", &op_a, None).await?.status, 204);
