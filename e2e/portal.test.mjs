@@ -217,6 +217,67 @@ test("a buyer and its supplier share a design, deliver an order and settle it on
   }
 });
 
+test("a rule previewed and saved raises an alarm the live alarms page shows; a stop gets its reason on the OEE page", async () => {
+  const browser = await launch();
+  const page = await (await browser.newContext({ viewport: { width: 1024, height: 900 } })).newPage();
+  try {
+    await signUp(page, "Mill Works");
+    await page.goto(`${PORTAL}/devices`);
+    await page.fill('form[action="/devices"] input[name="name"]', "mill gateway");
+    await page.click('form[action="/devices"] button[type="submit"]');
+    const token = (await page.textContent("#device-token")).trim();
+    // Forty minutes of history: running (80 °C) for twenty, silent for ten, running again.
+    const M = 60000, now = Math.floor(Date.now() / M) * M, t0 = now - 40 * M;
+    for (let i = 0; i <= 40; i++) {
+      if (i > 20 && i < 30) continue;
+      execFileSync(BIN, ["push", "--server", GRPC, "--token", token, "--machine", "mill-1", "--metric", "temperature", "--value", "80", "--unit", "Cel", "--timestamp-ms", String(t0 + i * M)], { stdio: "ignore" });
+    }
+
+    // The rule editor: try the rule on the last 30 days (nothing above 90 °C yet), then save it.
+    await page.goto(`${PORTAL}/alarm-rules`);
+    await page.fill('textarea[name="rule"]', JSON.stringify({ id: "mill-hot", machine: "mill-1", severity: "critical", condition: { type: "threshold", metric: "temperature", above: 90 } }));
+    await page.click('button[value="backtest"]');
+    assert.equal(await page.getAttribute("#backtest", "data-alarms"), "0");
+    await page.screenshot({ path: `${SHOTS}10-rule-backtest.png` });
+    await Promise.all([page.waitForURL(`${PORTAL}/alarm-rules`), page.click('button[value="save"]')]);
+    assert.equal(await page.locator('tr[data-rule="mill-hot"]').count(), 1);
+
+    // The alarms page hears of the new alarm without a reload.
+    await page.goto(`${PORTAL}/alarms`);
+    await page.waitForSelector('#alarms-section[data-connected="open"]', { timeout: 10000 });
+    assert.equal(await page.locator("tr[data-alarm]").count(), 0);
+    push(token, 95.5, "mill-1");
+    await page.waitForSelector('#alarms-section tr[data-alarm][data-state="raised"]', { timeout: 15000 });
+    assert.match(await page.textContent("#alarms-section"), /95\.5/);
+    await page.screenshot({ path: `${SHOTS}11-alarms-live.png` });
+    await Promise.all([page.waitForURL(`${PORTAL}/alarms`), page.click('#alarms-section form[action$="/acknowledge"] button')]);
+    assert.equal(await page.locator('tr[data-alarm][data-state="acknowledged"]').count(), 1);
+
+    // OEE: the owner saves a setup whose shift began five minutes before the history.
+    const start = new Date(t0 - 5 * M), hhmm = (d) => d.toISOString().slice(11, 16);
+    const setup = {
+      calendar: { utc_offset_min: 0, shifts: [{ name: "early", start: hhmm(start), end: hhmm(new Date(start.getTime() + 8 * 3600000)) }] },
+      reasons: [{ code: "breakdown", label: "Breakdown", kind: "unplanned" }],
+      machines: [{ machine: "mill-1", line: "M", state: { metric: "temperature", running_above: 50, no_data_ms: 120000 } }],
+    };
+    await page.goto(`${PORTAL}/oee`);
+    assert.equal(await page.locator("#no-oee-setup").count(), 1);
+    await page.fill('textarea[name="setup"]', JSON.stringify(setup));
+    await Promise.all([page.waitForURL(`${PORTAL}/oee`), page.click('form[action="/oee/setup"] button[type="submit"]')]);
+    await page.goto(`${PORTAL}/oee?date=${start.toISOString().slice(0, 10)}`);
+    assert.equal(await page.locator('tr[data-machine="mill-1"][data-shift="early"]').count(), 1);
+    assert.match(await page.textContent('[data-total="availability"]'), /%/);
+    const stop = page.locator('form.stop[data-stop-machine="mill-1"]').last();
+    await stop.locator('select[name="reason"]').selectOption("breakdown");
+    await page.screenshot({ path: `${SHOTS}12-oee-stop.png` });
+    await Promise.all([page.waitForURL(/\/oee\?date=/), stop.locator("button").click()]);
+    assert.equal(await page.locator('#oee-pareto [data-reason="breakdown"]').count(), 1);
+    await page.screenshot({ path: `${SHOTS}13-oee.png`, fullPage: true });
+  } finally {
+    await browser.close();
+  }
+});
+
 test("a tablet-sized screen gets the whole dashboard without horizontal scrolling", async () => {
   const browser = await launch();
   const page = await browser.newPage({ viewport: { width: 800, height: 1280 } });

@@ -222,6 +222,8 @@ async fn render(s: &PortalState, p: &Principal, q: &PageQ, error: Option<&str>) 
                     @if !r.lines.is_empty() {
                         h2 { (lang.t("by_line")) }
                         table id="oee-lines" {
+                            thead { tr { th { (lang.t("line")) } th { (lang.t("planned_busy")) } th { (lang.t("actual_production")) }
+                                th { (lang.t("produced_good")) } th { (lang.t("availability")) } th { (lang.t("effectiveness")) } th { (lang.t("quality")) } th { "OEE" } } }
                             tbody { @for l in &r.lines { tr data-line=(l.name) { td { (l.name) } (figures_cells(&l.figures)) } } }
                         }
                     }
