@@ -595,9 +595,59 @@ pub struct MachineSetup {
     /// Counter metric of scrapped items (good = produced - scrap), instead of `good_metric`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrap_metric: Option<String>,
-    /// Planned run time per item, ms.
+    /// Planned run time per item, ms (of products not listed in `products`).
     #[serde(default)]
     pub planned_ms_per_item: f64,
+    /// The metric carrying the code (a number) of the product being made; with `products`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_metric: Option<String>,
+    /// Planned run time per item of each product.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub products: Vec<Product>,
+}
+
+/// A product a machine makes, and how long one item is planned to take.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    /// Its code, as the product metric reports it.
+    pub code: f64,
+    /// What operators read.
+    #[serde(default)]
+    pub name: String,
+    /// Planned run time per item, ms.
+    pub planned_ms_per_item: f64,
+}
+
+/// Planned run time of what a counter counted over `[from, to)` (readings in time order,
+/// the last one before `from` included as the start value, as [`counter_delta`]): each
+/// increase at the planned time of the product the product signal named then (its
+/// last reading at or before), or `default_ms` for a code not listed or before any.
+pub fn planned_run_ms(counter: &[(i64, f64)], product: &[(i64, f64)], products: &[Product], default_ms: f64, from: i64, to: i64) -> f64 {
+    let start = counter.partition_point(|p| p.0 < from);
+    let mut prev = start.checked_sub(1).map(|i| counter[i].1);
+    let mut total = 0.0;
+    for &(ts, v) in &counter[start..] {
+        if ts >= to {
+            break;
+        }
+        let made = match prev {
+            Some(p) if v >= p => v - p,
+            Some(_) => v,
+            None => 0.0,
+        };
+        prev = Some(v);
+        if made == 0.0 {
+            continue;
+        }
+        let at = product.partition_point(|p| p.0 <= ts);
+        let per_item = at
+            .checked_sub(1)
+            .and_then(|i| products.iter().find(|x| (x.code - product[i].1).abs() < 1e-9))
+            .map_or(default_ms, |x| x.planned_ms_per_item);
+        total += made * per_item;
+    }
+    total
 }
 
 /// A tenant's OEE setup: its calendar, downtime reasons and machines.
@@ -661,8 +711,28 @@ impl OeeSetup {
             if !(m.planned_ms_per_item.is_finite() && (0.0..=86_400_000.0).contains(&m.planned_ms_per_item)) {
                 errs.push(format!("{at}: planned_ms_per_item must be 0 to 86400000"));
             }
-            if m.produced_metric.is_some() && m.planned_ms_per_item <= 0.0 {
-                errs.push(format!("{at}: a machine that counts items needs planned_ms_per_item"));
+            if m.produced_metric.is_some() && m.planned_ms_per_item <= 0.0 && m.products.is_empty() {
+                errs.push(format!("{at}: a machine that counts items needs planned_ms_per_item or products"));
+            }
+            if m.product_metric.is_some() != !m.products.is_empty() {
+                errs.push(format!("{at}: product_metric and products go together"));
+            }
+            if m.product_metric.as_deref().is_some_and(|x| !name_ok(x)) {
+                errs.push(format!("{at}: product_metric must be 1 to 128 bytes"));
+            }
+            if m.products.len() > 200 {
+                errs.push(format!("{at}: at most 200 products"));
+            }
+            for (k, p) in m.products.iter().enumerate() {
+                if !p.code.is_finite() || m.products[..k].iter().any(|o| o.code == p.code) {
+                    errs.push(format!("{at}: product codes must be distinct finite numbers"));
+                }
+                if !(p.planned_ms_per_item.is_finite() && p.planned_ms_per_item > 0.0 && p.planned_ms_per_item <= 86_400_000.0) {
+                    errs.push(format!("{at}: product {}: planned_ms_per_item must be above 0, at most 86400000", p.code));
+                }
+                if p.name.chars().count() > 200 {
+                    errs.push(format!("{at}: product {}: a name of at most 200 characters", p.code));
+                }
             }
         }
         if errs.is_empty() { Ok(()) } else { Err(errs) }
@@ -671,7 +741,7 @@ impl OeeSetup {
     /// The metrics one machine's OEE reads: state, then the counters it has.
     pub fn metrics_of(m: &MachineSetup) -> Vec<&str> {
         let mut out = vec![m.state.metric.as_str()];
-        out.extend([&m.produced_metric, &m.good_metric, &m.scrap_metric].into_iter().filter_map(|x| x.as_deref()));
+        out.extend([&m.produced_metric, &m.good_metric, &m.scrap_metric, &m.product_metric].into_iter().filter_map(|x| x.as_deref()));
         out
     }
 }
@@ -687,6 +757,8 @@ pub struct MachineData {
     pub good: Vec<(i64, f64)>,
     /// The scrap counter.
     pub scrap: Vec<(i64, f64)>,
+    /// The product code signal.
+    pub product: Vec<(i64, f64)>,
     /// Reasons operators gave: (an instant within a down period, reason code).
     pub reasons: Vec<(i64, String)>,
 }
@@ -863,13 +935,20 @@ pub fn report(calendar: &Calendar, machines: &[(&MachineSetup, &MachineData)], f
                 (None, Some(_)) => (produced - counter_delta(&data.scrap, shift.start_ms, shift.end_ms)).max(0.0),
                 (None, None) => produced,
             };
+            // The mean planned time per item of what was made (per product when known).
+            let per_item = if produced > 0.0 && !setup.products.is_empty() {
+                planned_run_ms(&data.produced, &data.product, &setup.products, setup.planned_ms_per_item, shift.start_ms, shift.end_ms)
+                    / produced
+            } else {
+                setup.planned_ms_per_item
+            };
             let mut o = shift_oee(&ShiftRecord {
                 shift,
                 states: &states,
                 planned_stops: &stops,
                 produced,
                 good,
-                planned_ms_per_item: setup.planned_ms_per_item,
+                planned_ms_per_item: per_item,
                 reasons: &data.reasons,
             });
             if setup.produced_metric.is_none() {
@@ -1126,6 +1205,8 @@ mod tests {
             good_metric: None,
             scrap_metric: Some("scrap".into()),
             planned_ms_per_item: 30_000.0,
+            product_metric: None,
+            products: vec![],
         };
         let silent = MachineSetup {
             machine: "press-2".into(),
@@ -1173,6 +1254,46 @@ mod tests {
     }
 
     #[test]
+    fn planned_run_time_follows_the_product_being_made() {
+        let products = [
+            Product { code: 1.0, name: "bracket".into(), planned_ms_per_item: 20_000.0 },
+            Product { code: 2.0, name: "housing".into(), planned_ms_per_item: 60_000.0 },
+        ];
+        // 100 items counted before the shift; 30 brackets, then a changeover to housings and 10 of them,
+        // then a code nobody listed (the default, 30 s) for 5 items.
+        let counter = [(-10, 100.0), (10, 115.0), (20, 130.0), (30, 135.0), (40, 140.0), (50, 145.0)];
+        let product = [(-100, 1.0), (25, 2.0), (45, 9.0)];
+        let ms = planned_run_ms(&counter, &product, &products, 30_000.0, 0, 100);
+        assert_eq!(ms, 30.0 * 20_000.0 + 10.0 * 60_000.0 + 5.0 * 30_000.0);
+        assert_eq!(counter_delta(&counter, 0, 100), 45.0);
+        // In a report: effectiveness uses the products' times.
+        let c: Calendar = toml::from_str("utc_offset_min = 0\n[[shifts]]\nname = \"all\"\nstart = \"00:00\"\nend = \"00:00\"").unwrap();
+        let m = MachineSetup {
+            machine: "press".into(),
+            line: String::new(),
+            state: StateRule { metric: "load".into(), running_above: Some(1.0), codes: vec![], no_data_ms: H as u64 },
+            produced_metric: Some("count".into()),
+            good_metric: None,
+            scrap_metric: None,
+            planned_ms_per_item: 0.0,
+            product_metric: Some("product".into()),
+            products: products.to_vec(),
+        };
+        OeeSetup { calendar: c.clone(), reasons: vec![], machines: vec![m.clone()] }.validate().unwrap();
+        let day = DAY0 + 9 * H; // a UTC midnight
+        let data = MachineData {
+            state: (0..24).map(|h| (day + h * H, 5.0)).collect(),
+            produced: vec![(day, 0.0), (day + 12 * H, 600.0), (day + 23 * H, 900.0)],
+            product: vec![(day, 1.0), (day + 13 * H, 2.0)],
+            ..Default::default()
+        };
+        let r = report(&c, &[(&m, &data)], day, day + 1, day + 24 * H);
+        let f = &r.rows[0].figures;
+        assert!((f.planned_run_ms - (600.0 * 20_000.0 + 300.0 * 60_000.0)).abs() < 1e-3, "{}", f.planned_run_ms);
+        close(f.effectiveness.unwrap(), (600.0 * 20.0 + 300.0 * 60.0) / (24.0 * 3600.0));
+    }
+
+    #[test]
     fn setups_refuse_nonsense() {
         let bad: OeeSetup = serde_json::from_value(serde_json::json!({
             "calendar": {"utc_offset_min": 540, "shifts": [{"name": "d", "start": "8", "end": "16:00"}]},
@@ -1183,9 +1304,14 @@ mod tests {
         }))
         .unwrap();
         let errs = bad.validate().unwrap_err();
-        for want in
-            ["calendar:", "exactly one of running_above or codes", "needs planned_ms_per_item", "listed twice", "not both", "0 to 86400000"]
-        {
+        for want in [
+            "calendar:",
+            "exactly one of running_above or codes",
+            "needs planned_ms_per_item or products",
+            "listed twice",
+            "not both",
+            "0 to 86400000",
+        ] {
             assert!(errs.iter().any(|e| e.contains(want)), "{want}: {errs:?}");
         }
     }

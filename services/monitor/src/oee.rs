@@ -118,6 +118,8 @@ impl Monitor {
                 produced: read(m.produced_metric.clone(), 3_600_000).await?,
                 good: read(m.good_metric.clone(), 3_600_000).await?,
                 scrap: read(m.scrap_metric.clone(), 3_600_000).await?,
+                // The product made when a shift began may have been set long before.
+                product: read(m.product_metric.clone(), lead).await?,
                 reasons,
             });
         }
