@@ -714,7 +714,7 @@ impl OeeSetup {
             if m.produced_metric.is_some() && m.planned_ms_per_item <= 0.0 && m.products.is_empty() {
                 errs.push(format!("{at}: a machine that counts items needs planned_ms_per_item or products"));
             }
-            if m.product_metric.is_some() != !m.products.is_empty() {
+            if m.product_metric.is_some() == m.products.is_empty() {
                 errs.push(format!("{at}: product_metric and products go together"));
             }
             if m.product_metric.as_deref().is_some_and(|x| !name_ok(x)) {
