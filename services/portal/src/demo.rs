@@ -117,8 +117,10 @@ pub async fn install_rules(monitor: fc_monitor_api::MonitorClient, tenant: Strin
 /// machine-temperature machine (running from 75 °C; the replay's simulated counters of
 /// parts and scrap, 10 parts per 5-minute row, so a part takes 30 s of plant time and
 /// is planned at 25.5 s) and the steel plant (running above 10 kWh a quarter hour, no
-/// counts). Replayed `speed` times faster, plant times shrink by as much.
-pub fn oee_setup(speed: f64, machines: &[&str]) -> serde_json::Value {
+/// counts). Replayed `speed` times faster, plant times shrink by as much. The days
+/// before `started_ms` (the first demo start) are a planned stop: the plant did not
+/// exist then, so that time is not down time.
+pub fn oee_setup(speed: f64, machines: &[&str], started_ms: i64) -> serde_json::Value {
     // Silence counts as down after two of the slower dataset's rows (15 min of plant time).
     let no_data_ms = (2.0 * 900_000.0 / speed.max(0.001)).clamp(60_000.0, 86_400_000.0) as u64;
     let all = [
@@ -132,7 +134,8 @@ pub fn oee_setup(speed: f64, machines: &[&str]) -> serde_json::Value {
             {"name": "early", "start": "06:00", "end": "14:00", "breaks": [["10:00", "10:30"]]},
             {"name": "late", "start": "14:00", "end": "22:00", "breaks": [["18:00", "18:30"]]},
             {"name": "night", "start": "22:00", "end": "06:00", "breaks": [["02:00", "02:30"]]}
-        ]},
+        ],
+        "planned_stops": [{"from_ms": started_ms - 10 * 86_400_000, "to_ms": started_ms, "reason": "before the demo started"}]},
         "reasons": [
             {"code": "unplanned", "label": "Unplanned / 비계획", "kind": "unplanned"},
             {"code": "breakdown", "label": "Breakdown / 고장", "parent": "unplanned", "kind": "unplanned"},
@@ -149,13 +152,14 @@ pub fn oee_setup(speed: f64, machines: &[&str]) -> serde_json::Value {
 /// plant), without that machine. Tries every two seconds for three minutes.
 pub async fn install_oee(monitor: fc_monitor_api::MonitorClient, tenant: String, speed: f64, stop: fc_core::Shutdown) {
     let started = tokio::time::Instant::now();
+    let started_ms = fc_core::time::now_ms();
     let mut machines = vec!["machine-temp-1", "steel-plant"];
     let mut last_error = String::new();
     while started.elapsed() < std::time::Duration::from_secs(180) && !machines.is_empty() {
         if let Ok(Some(_)) = monitor.oee_setup(&tenant).await {
             return;
         }
-        match monitor.put_oee_setup(&tenant, &oee_setup(speed, &machines)).await {
+        match monitor.put_oee_setup(&tenant, &oee_setup(speed, &machines, started_ms)).await {
             Ok(_) => {
                 tracing::info!(tenant = %tenant, "demo OEE setup in place");
                 return;
@@ -180,11 +184,11 @@ mod oee_tests {
     #[test]
     fn the_demo_oee_setup_is_valid_at_any_speed() {
         for speed in [1.0, 120.0, 100_000.0] {
-            let v = super::oee_setup(speed, &["machine-temp-1", "steel-plant"]);
+            let v = super::oee_setup(speed, &["machine-temp-1", "steel-plant"], 1_800_000_000_000);
             let setup: fc_monitor::oee::OeeSetup = serde_json::from_value(v).unwrap();
             setup.validate().unwrap();
             assert_eq!(setup.machines.len(), 2);
         }
-        assert_eq!(super::oee_setup(120.0, &["steel-plant"])["machines"].as_array().map(Vec::len), Some(1));
+        assert_eq!(super::oee_setup(120.0, &["steel-plant"], 1_800_000_000_000)["machines"].as_array().map(Vec::len), Some(1));
     }
 }
