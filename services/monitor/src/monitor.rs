@@ -16,7 +16,7 @@ use fc_monitor::{Reading, Rule, RuleRunner, Severity, Transition, TransitionKind
 use serde::Serialize;
 use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Rules one tenant may have.
 pub const MAX_RULES_PER_TENANT: usize = 500;
@@ -45,7 +45,9 @@ pub const MAX_WEBHOOKS_PER_TENANT: usize = 20;
 /// The monitor.
 pub struct Monitor {
     store: Store,
-    tenants: Mutex<HashMap<String, Runners>>,
+    /// Each tenant's runners behind a lock of its own: one tenant's checkpoint, tick or
+    /// rule change never waits on another's.
+    tenants: RwLock<HashMap<String, Arc<Mutex<Runners>>>>,
     bus: Arc<fc_bus::Bus>,
     series: Option<fc_query_api::QueryClient>,
     allow_private_webhooks: bool,
@@ -109,19 +111,30 @@ impl Monitor {
                 }
             }
         }
-        Ok(Self { store, tenants: Mutex::new(tenants), bus, series, allow_private_webhooks, email })
+        let tenants = tenants.into_iter().map(|(t, r)| (t, Arc::new(Mutex::new(r)))).collect();
+        Ok(Self { store, tenants: RwLock::new(tenants), bus, series, allow_private_webhooks, email })
     }
 
     /// Whether `tenant` has any rule (messages of other tenants are not decoded).
     pub fn watches(&self, tenant: &str) -> bool {
-        self.tenants.lock().expect("tenants lock").get(tenant).is_some_and(|r| !r.is_empty())
+        self.runners(tenant).is_some_and(|r| !r.lock().expect("runners lock").is_empty())
+    }
+
+    /// `tenant`'s runners, if it has any.
+    fn runners(&self, tenant: &str) -> Option<Arc<Mutex<Runners>>> {
+        self.tenants.read().expect("tenants lock").get(tenant).cloned()
+    }
+
+    /// Every tenant's runners (the map's lock is not held while they are used).
+    fn all_runners(&self) -> Vec<(String, Arc<Mutex<Runners>>)> {
+        self.tenants.read().expect("tenants lock").iter().map(|(t, r)| (t.clone(), r.clone())).collect()
     }
 
     /// Judge one tenant's readings; returns the transitions.
     pub fn observe(&self, tenant: &str, msg: &fc_telemetry::bus::DecodedMessage) -> Vec<Transition> {
         let mut out = Vec::new();
-        let mut tenants = self.tenants.lock().expect("tenants lock");
-        let Some(runners) = tenants.get_mut(tenant) else { return out };
+        let Some(runners) = self.runners(tenant) else { return out };
+        let mut runners = runners.lock().expect("runners lock");
         let mut readings = 0u64;
         for s in &msg.series {
             for p in &s.points {
@@ -141,15 +154,14 @@ impl Monitor {
 
     /// Let time pass for every rule; returns the transitions by tenant.
     pub fn tick(&self, now_ms: i64) -> Vec<(String, Vec<Transition>)> {
-        let mut tenants = self.tenants.lock().expect("tenants lock");
         let mut all = Vec::new();
-        for (tenant, runners) in tenants.iter_mut() {
+        for (tenant, runners) in self.all_runners() {
             let mut out = Vec::new();
-            for runner in runners.values_mut() {
+            for runner in runners.lock().expect("runners lock").values_mut() {
                 runner.tick(now_ms, &mut out);
             }
             if !out.is_empty() {
-                all.push((tenant.clone(), out));
+                all.push((tenant, out));
             }
         }
         all
@@ -364,10 +376,11 @@ impl Monitor {
 
     /// Every runner's checkpoint, saved in one commit.
     pub fn checkpoint(&self) -> Result<(), ServiceError> {
-        let items: Vec<(String, String, Vec<u8>)> = {
-            let tenants = self.tenants.lock().expect("tenants lock");
-            tenants.iter().flat_map(|(t, runners)| runners.iter().map(move |(id, r)| (t.clone(), id.clone(), r.checkpoint()))).collect()
-        };
+        let mut items: Vec<(String, String, Vec<u8>)> = Vec::new();
+        for (t, runners) in self.all_runners() {
+            let runners = runners.lock().expect("runners lock");
+            items.extend(runners.iter().map(|(id, r)| (t.clone(), id.clone(), r.checkpoint())));
+        }
         self.store.save_checkpoints(&items)
     }
 
@@ -389,7 +402,8 @@ impl Monitor {
         let saved = SavedRule { rule: rule.clone(), saved_at_ms: fc_core::time::now_ms(), saved_by: user.to_owned() };
         self.store.save_rule(tenant, &saved)?;
         let runner = RuleRunner::new(rule.clone()).map_err(|e| ServiceError::invalid("rule", e))?;
-        let old = self.tenants.lock().expect("tenants lock").entry(tenant.to_owned()).or_default().insert(rule.id.clone(), runner);
+        let runners = self.tenants.write().expect("tenants lock").entry(tenant.to_owned()).or_default().clone();
+        let old = runners.lock().expect("runners lock").insert(rule.id.clone(), runner);
         self.close_left_open(tenant, old, &format!("the rule changed (version {})", rule.version)).await?;
         Ok(saved)
     }
@@ -447,7 +461,7 @@ impl Monitor {
         if !self.store.delete_rule(tenant, id)? {
             return Err(ServiceError::not_found(format!("rule {id}")));
         }
-        let old = self.tenants.lock().expect("tenants lock").get_mut(tenant).and_then(|r| r.remove(id));
+        let old = self.runners(tenant).and_then(|r| r.lock().expect("runners lock").remove(id));
         self.close_left_open(tenant, old, "the rule was deleted").await
     }
 
@@ -508,7 +522,7 @@ impl Monitor {
     }
 
     fn with_runner<T>(&self, tenant: &str, rule: &str, f: impl FnOnce(&mut RuleRunner) -> T) -> Option<T> {
-        self.tenants.lock().expect("tenants lock").get_mut(tenant).and_then(|r| r.get_mut(rule)).map(f)
+        self.runners(tenant).and_then(|r| r.lock().expect("runners lock").get_mut(rule).map(f))
     }
 
     /// An operator acknowledges an alarm (it stops escalating).
