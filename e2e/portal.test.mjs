@@ -233,13 +233,20 @@ test("a rule previewed and saved raises an alarm the live alarms page shows; a s
       execFileSync(BIN, ["push", "--server", GRPC, "--token", token, "--machine", "mill-1", "--metric", "temperature", "--value", "80", "--unit", "Cel", "--timestamp-ms", String(t0 + i * M)], { stdio: "ignore" });
     }
 
-    // The rule editor: try the rule on the last 30 days (nothing above 90 °C yet), then save it.
+    // The simple rule form: try the rule on the last 30 days (nothing above 90 °C yet); the
+    // preview leaves it in the JSON editor, which saves it.
     await page.goto(`${PORTAL}/alarm-rules`);
-    await page.fill('textarea[name="rule"]', JSON.stringify({ id: "mill-hot", machine: "mill-1", severity: "critical", condition: { type: "threshold", metric: "temperature", above: 90 } }));
-    await page.click('button[value="backtest"]');
+    await page.fill('#quick-rule input[name="id"]', "mill-hot");
+    await page.fill('#quick-rule input[name="machine"]', "mill-1");
+    await page.fill('#quick-rule input[name="metric"]', "temperature");
+    await page.selectOption('#quick-rule select[name="kind"]', "above");
+    await page.fill('#quick-rule input[name="limit"]', "90");
+    await page.selectOption('#quick-rule select[name="severity"]', "critical");
+    await page.click('#quick-rule button[value="backtest"]');
     assert.equal(await page.getAttribute("#backtest", "data-alarms"), "0");
+    assert.match(await page.inputValue('textarea[name="rule"]'), /"above": 90/);
     await page.screenshot({ path: `${SHOTS}10-rule-backtest.png` });
-    await Promise.all([page.waitForURL(`${PORTAL}/alarm-rules`), page.click('button[value="save"]')]);
+    await Promise.all([page.waitForURL(`${PORTAL}/alarm-rules`), page.click('form[action="/alarm-rules"] button[value="save"]')]);
     assert.equal(await page.locator('tr[data-rule="mill-hot"]').count(), 1);
 
     // The alarms page hears of the new alarm without a reload.

@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<PortalState>> {
         .route("/alarms/{id}/comment", post(comment))
         .route("/alarms/{id}/assign", post(assign))
         .route("/alarm-rules", get(rules).post(save_rule))
+        .route("/alarm-rules/quick", post(save_quick_rule))
         .route("/notifications", get(notifications).post(save_webhook))
         .route("/notifications/{id}/delete", post(delete_webhook))
         .route("/notifications/email", post(save_email))
@@ -181,7 +182,7 @@ async fn clear(State(s): St, PageAuth(p): PageAuth, Path(id): Path<String>, Form
 }
 
 #[derive(Deserialize)]
-struct RuleForm {
+pub(crate) struct RuleForm {
     csrf: String,
     rule: String,
     /// "backtest": try the rule on the last 30 days instead of saving it.
@@ -247,6 +248,25 @@ async fn rules_page(
                         }
                     }
                 }
+                h2 { (lang.t("simple_rule")) }
+                form.row method="post" action="/alarm-rules/quick" id="quick-rule" {
+                    (csrf_field(p))
+                    label { "ID" br; input name="id" required maxlength="64" pattern="[a-z0-9._-]+" placeholder="spindle-hot"; }
+                    label { (lang.t("name")) br; input name="name" maxlength="200"; }
+                    label { (lang.t("machine")) br; input name="machine" maxlength="128" placeholder="press-*"; }
+                    label { (lang.t("metric")) br; input name="metric" maxlength="128" placeholder="temperature"; }
+                    label { (lang.t("when")) br; select name="kind" {
+                        option value="above" { (lang.t("kind_above")) } option value="below" { (lang.t("kind_below")) }
+                        option value="anomaly" { (lang.t("kind_anomaly")) } option value="no_data" { (lang.t("kind_no_data")) }
+                    } }
+                    label { (lang.t("limit")) br; input name="limit" inputmode="decimal" size="8"; }
+                    label { (lang.t("for_minutes")) br; input name="minutes" inputmode="decimal" size="6" placeholder="0"; }
+                    label { (lang.t("sensitivity")) br; input name="sensitivity" inputmode="decimal" size="5" placeholder="1"; }
+                    label { (lang.t("severity")) br; select name="severity" { @for v in ["info", "warning", "major", "critical"] { option value=(v) selected[v == "warning"] { (v) } } } }
+                    button type="submit" name="action" value="save" { (lang.t("save_rule")) }
+                    button type="submit" name="action" value="backtest" { (lang.t("backtest_30d")) }
+                }
+                h2 { (lang.t("rule_json")) }
                 form.stack method="post" action="/alarm-rules" style="max-width:none" {
                     (csrf_field(p))
                     label { (lang.t("rule_json")) br; textarea name="rule" rows="12" style="width:100%;font-family:ui-monospace,monospace" { (draft.unwrap_or(EXAMPLE_RULE)) } }
@@ -266,25 +286,105 @@ async fn rules(State(s): St, PageAuth(p): PageAuth) -> PageResult {
 async fn save_rule(State(s): St, PageAuth(p): PageAuth, Form(f): Form<RuleForm>) -> PageResult {
     check_csrf(&p, &f.csrf)?;
     p.require(Role::Operator)?;
+    rule_action(&s, &p, f).await
+}
+
+/// The simple rule form: the common kinds of rule without writing JSON.
+#[derive(Deserialize)]
+struct QuickForm {
+    csrf: String,
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    machine: String,
+    metric: String,
+    /// above, below, anomaly or no_data.
+    kind: String,
+    #[serde(default)]
+    limit: String,
+    #[serde(default)]
+    minutes: String,
+    #[serde(default)]
+    sensitivity: String,
+    severity: String,
+    #[serde(default)]
+    action: String,
+}
+
+/// The rule JSON a simple form describes (the monitor validates the rest).
+fn quick_rule(f: &QuickForm) -> Result<serde_json::Value, String> {
+    let number = |what: &str, v: &str| v.trim().parse::<f64>().map_err(|_| format!("{what}: {v:?} is not a number"));
+    let minutes = if f.minutes.trim().is_empty() { 0.0 } else { number("minutes", &f.minutes)? };
+    if !(0.0..=7.0 * 24.0 * 60.0).contains(&minutes) {
+        return Err("minutes: 0 to 10080".into());
+    }
+    let ms = (minutes * 60_000.0).round() as u64;
+    let metric = f.metric.trim();
+    let (condition, for_ms) = match f.kind.as_str() {
+        "above" => (serde_json::json!({"type": "threshold", "metric": metric, "above": number("limit", &f.limit)?}), ms),
+        "below" => (serde_json::json!({"type": "threshold", "metric": metric, "below": number("limit", &f.limit)?}), ms),
+        "anomaly" => {
+            let sensitivity = if f.sensitivity.trim().is_empty() { 1.0 } else { number("sensitivity", &f.sensitivity)? };
+            (serde_json::json!({"type": "anomaly", "metric": metric, "sensitivity": sensitivity}), 0)
+        }
+        "no_data" => {
+            let after = if ms == 0 { 300_000 } else { ms };
+            let mut c = serde_json::json!({"type": "no_data", "after_ms": after});
+            if !metric.is_empty() {
+                c["metric"] = metric.into();
+            }
+            (c, 0)
+        }
+        other => return Err(format!("kind: {other:?} is not above, below, anomaly or no_data")),
+    };
+    Ok(serde_json::json!({
+        "id": f.id.trim(),
+        "name": f.name.trim(),
+        "machine": f.machine.trim(),
+        "severity": f.severity,
+        "condition": condition,
+        "for_ms": for_ms,
+    }))
+}
+
+async fn save_quick_rule(State(s): St, PageAuth(p): PageAuth, Form(f): Form<QuickForm>) -> PageResult {
+    check_csrf(&p, &f.csrf)?;
+    p.require(Role::Operator)?;
+    match quick_rule(&f) {
+        Ok(v) => {
+            let rule = serde_json::to_string_pretty(&v).unwrap_or_default();
+            rule_action(&s, &p, RuleForm { csrf: f.csrf, rule, action: f.action }).await
+        }
+        Err(detail) => {
+            let e = Problem::bad_request(detail);
+            Ok(with_status(rules_page(&s, &p, None, Some(&e.detail), None).await?, &e))
+        }
+    }
+}
+
+/// Preview (`action` backtest) or save a rule given as JSON; a refused one comes back in
+/// the editor with the reason.
+async fn rule_action(s: &PortalState, p: &crate::auth::Principal, f: RuleForm) -> PageResult {
     let rule = match serde_json::from_str::<fc_monitor::Rule>(&f.rule) {
         Ok(rule) => rule,
         Err(e) => {
             let e = Problem::bad_request(format!("rule: {e}"));
-            return Ok(with_status(rules_page(&s, &p, Some(&f.rule), Some(&e.detail), None).await?, &e));
+            return Ok(with_status(rules_page(s, p, Some(&f.rule), Some(&e.detail), None).await?, &e));
         }
     };
     if f.action == "backtest" {
         let end = fc_core::time::now_ms();
         let start = end - crate::alarms::BACKTEST_DAYS * 86_400_000;
         return match s.monitor.backtest(&p.tenant_id, &rule, start, end).await.map_err(Problem::from) {
-            Ok(b) => rules_page(&s, &p, Some(&f.rule), None, Some(&b)).await,
-            Err(e) if e.status == 400 => Ok(with_status(rules_page(&s, &p, Some(&f.rule), Some(&e.detail), None).await?, &e)),
+            Ok(b) => rules_page(s, p, Some(&f.rule), None, Some(&b)).await,
+            Err(e) if e.status == 400 => Ok(with_status(rules_page(s, p, Some(&f.rule), Some(&e.detail), None).await?, &e)),
             Err(e) => Err(e.into()),
         };
     }
-    match s.monitor.put_rule(&p.tenant_id, &rule, &actor(&s, &p)).await.map_err(Problem::from) {
+    match s.monitor.put_rule(&p.tenant_id, &rule, &actor(s, p)).await.map_err(Problem::from) {
         Ok(_) => Ok(Redirect::to("/alarm-rules").into_response()),
-        Err(e) if e.status == 400 => Ok(with_status(rules_page(&s, &p, Some(&f.rule), Some(&e.detail), None).await?, &e)),
+        Err(e) if e.status == 400 => Ok(with_status(rules_page(s, p, Some(&f.rule), Some(&e.detail), None).await?, &e)),
         Err(e) => Err(e.into()),
     }
 }
@@ -420,4 +520,40 @@ async fn delete_email(State(s): St, PageAuth(p): PageAuth, Form(f): Form<CsrfFor
         s.monitor.delete_email_subscription(&p.tenant_id, user).await?;
     }
     Ok(Redirect::to("/notifications").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(kind: &str, limit: &str, minutes: &str) -> QuickForm {
+        QuickForm {
+            csrf: String::new(),
+            id: " hot ".into(),
+            name: "Too hot".into(),
+            machine: "press-*".into(),
+            metric: "temperature".into(),
+            kind: kind.into(),
+            limit: limit.into(),
+            minutes: minutes.into(),
+            sensitivity: String::new(),
+            severity: "major".into(),
+            action: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_simple_form_makes_the_rules_it_says() {
+        let r: fc_monitor::Rule = serde_json::from_value(quick_rule(&form("above", "80.5", "2")).unwrap()).unwrap();
+        r.validate().unwrap();
+        assert_eq!((r.id.as_str(), r.machine.as_str(), r.for_ms), ("hot", "press-*", 120_000));
+        assert!(matches!(r.condition, fc_monitor::Condition::Threshold { above: Some(a), below: None, .. } if a == 80.5));
+        let r: fc_monitor::Rule = serde_json::from_value(quick_rule(&form("no_data", "", "")).unwrap()).unwrap();
+        assert!(matches!(r.condition, fc_monitor::Condition::NoData { after_ms: 300_000, .. }));
+        let r: fc_monitor::Rule = serde_json::from_value(quick_rule(&form("anomaly", "", "")).unwrap()).unwrap();
+        r.validate().unwrap();
+        assert!(quick_rule(&form("above", "hot", "")).unwrap_err().contains("limit"));
+        assert!(quick_rule(&form("above", "80", "-1")).unwrap_err().contains("minutes"));
+        assert!(quick_rule(&form("sideways", "80", "")).unwrap_err().contains("kind"));
+    }
 }
