@@ -259,7 +259,7 @@ async fn rules_page(
                         option value="above" { (lang.t("kind_above")) } option value="below" { (lang.t("kind_below")) }
                         option value="anomaly" { (lang.t("kind_anomaly")) } option value="no_data" { (lang.t("kind_no_data")) }
                     } }
-                    label { (lang.t("limit")) br; input name="limit" inputmode="decimal" size="8"; }
+                    label { (lang.t("rule_limit")) br; input name="limit" inputmode="decimal" size="8"; }
                     label { (lang.t("for_minutes")) br; input name="minutes" inputmode="decimal" size="6" placeholder="0"; }
                     label { (lang.t("sensitivity")) br; input name="sensitivity" inputmode="decimal" size="5" placeholder="1"; }
                     label { (lang.t("severity")) br; select name="severity" { @for v in ["info", "warning", "major", "critical"] { option value=(v) selected[v == "warning"] { (v) } } } }

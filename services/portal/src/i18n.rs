@@ -81,7 +81,7 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("kind_below", "below the limit", "한계값 미만"),
     ("kind_anomaly", "unusual (anomaly)", "평소와 다름 (이상 감지)"),
     ("kind_no_data", "no data for", "데이터 없음"),
-    ("limit", "Limit", "한계값"),
+    ("rule_limit", "Limit", "한계값"),
     ("for_minutes", "For (minutes)", "지속 (분)"),
     ("sensitivity", "Sensitivity", "민감도"),
     ("comment", "Comment", "메모"),
