@@ -118,7 +118,7 @@ pub async fn run(a: MonitorArgs) -> Result<()> {
     }
 
     let nats = async_nats::connect(&a.nats_url).await.context("connecting to NATS")?;
-    let mut events = nats.subscribe(format!("fc.{tenant}.events.alarm")).await?;
+    let mut events = nats.subscribe(fc_bus::alarm_subject(&tenant)).await?;
     nats.flush().await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
     tokio::spawn(async move {

@@ -212,6 +212,16 @@ pub fn telemetry_subject(tenant: &str, machine: &str) -> String {
     format!("fc.{tenant}.telemetry.{machine}")
 }
 
+/// The subject of a tenant's alarm events (the monitor announces, live pages listen).
+pub fn alarm_subject(tenant: &str) -> String {
+    format!("fc.{tenant}.events.alarm")
+}
+
+/// Whether `subject` is a tenant's alarm events.
+pub fn is_alarm_subject(subject: &str) -> bool {
+    subject.starts_with("fc.") && subject.ends_with(".events.alarm")
+}
+
 /// The subject filter of one tenant's telemetry.
 pub fn tenant_telemetry_filter(tenant: &str) -> String {
     format!("fc.{tenant}.telemetry.>")

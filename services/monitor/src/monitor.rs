@@ -33,9 +33,7 @@ pub struct AlarmEvent<'a> {
 }
 
 /// The subject of a tenant's alarm events.
-pub fn events_subject(tenant: &str) -> String {
-    format!("fc.{tenant}.events.alarm")
-}
+pub use fc_bus::alarm_subject as events_subject;
 
 type Runners = BTreeMap<String, RuleRunner>;
 

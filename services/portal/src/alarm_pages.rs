@@ -504,8 +504,7 @@ struct EmailForm {
 
 async fn save_email(State(s): St, PageAuth(p): PageAuth, Form(f): Form<EmailForm>) -> PageResult {
     check_csrf(&p, &f.csrf)?;
-    let Some(user) = p.user_id.clone() else { return Err(Problem::forbidden("sign in as a user").into()) };
-    let email = s.registry.get_user(&p.tenant_id, &user).map_err(Problem::from)?.email;
+    let (user, email) = crate::alarms::me(&s, &p)?;
     let machines: Vec<String> = f.machines.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect();
     match s.monitor.put_email_subscription(&p.tenant_id, &user, &email, &f.min_severity, &machines).await.map_err(Problem::from) {
         Ok(_) => Ok(Redirect::to("/notifications").into_response()),

@@ -229,7 +229,7 @@ pub struct SubscriptionIn {
 }
 
 /// The signed-in user (a subscription is a person's; an API key has none) and their address.
-fn me(s: &PortalState, p: &Principal) -> Result<(String, String), Problem> {
+pub(crate) fn me(s: &PortalState, p: &Principal) -> Result<(String, String), Problem> {
     let id =
         p.user_id.clone().ok_or_else(|| Problem::forbidden("an e-mail subscription belongs to a user: sign in (API keys have none)"))?;
     let email = s.registry.get_user(&p.tenant_id, &id).map_err(Problem::from)?.email;

@@ -61,7 +61,7 @@ impl Hub {
                 tokio::select! {
                     msg = sub.next() => {
                         let Some(msg) = msg else { break };
-                        if subject.ends_with(".events.alarm") {
+                        if fc_bus::is_alarm_subject(&subject) {
                             if let Some(e) = summarise_alarm(&msg.payload) {
                                 let _ = tx.send(e.into());
                             }
@@ -131,27 +131,47 @@ pub async fn sse(
     if machine.is_empty() || machine.len() > 64 || !machine.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
         return Err(Problem::bad_request("machine: not a machine identifier"));
     }
-    // PageAuth admitted a session cookie, so both are there.
-    let (Some(sid), Some(csrf)) = (crate::auth::cookie(&headers, crate::auth::SESSION_COOKIE), p.csrf.as_deref()) else {
-        return Err(Problem::new(ErrorCode::Unauthenticated, "sign in to watch a machine"));
-    };
-    // The CSRF token names the session in the counts, so the cookie is kept only by the stream.
-    let view = s.live_views.open(csrf, &p.tenant_id, s.config.live_views_per_session, s.config.live_views_per_tenant)?;
+    let (sid, view) = admit(&s, &p, &headers, "sign in to watch a machine")?;
     // The subject carries the session's tenant: another tenant's machine is simply silent.
     let rx = s.hub.subscribe(fc_bus::telemetry_subject(&p.tenant_id, &machine));
     // Then the newest stored readings, so what arrived between the page and this stream
     // is not missing until the machine's next reading (the page skips older values).
     let snapshot = snapshot(&s, &p.tenant_id, &machine).await;
+    Ok(respond(s, p, sid, view, "readings", snapshot, rx))
+}
+
+/// A place under the caps for a live view of the signed-in session (its id and the view).
+fn admit(s: &PortalState, p: &crate::auth::Principal, headers: &HeaderMap, unsigned: &str) -> Result<(String, LiveView), Problem> {
+    // PageAuth admitted a session cookie, so both are there.
+    let (Some(sid), Some(csrf)) = (crate::auth::cookie(headers, crate::auth::SESSION_COOKIE), p.csrf.as_deref()) else {
+        return Err(Problem::new(ErrorCode::Unauthenticated, unsigned));
+    };
+    // The CSRF token names the session in the counts, so the cookie is kept only by the stream.
+    let view = s.live_views.open(csrf, &p.tenant_id, s.config.live_views_per_session, s.config.live_views_per_tenant)?;
+    Ok((sid.to_string(), view))
+}
+
+/// The SSE answer of an admitted view: `snapshot` first, then `rx` as `event` events,
+/// until the session no longer allows it.
+fn respond(
+    s: Arc<PortalState>,
+    p: crate::auth::Principal,
+    session_id: String,
+    view: LiveView,
+    event: &'static str,
+    snapshot: Option<String>,
+    rx: broadcast::Receiver<Arc<str>>,
+) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     let period = Duration::from_millis(s.config.live_session_check_ms.max(1));
     let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let live = Live {
-        event: "readings",
+        event,
         snapshot,
         readings: tokio_stream::wrappers::BroadcastStream::new(rx),
         check,
-        state: s.clone(),
-        session_id: sid.to_string(),
+        state: s,
+        session_id,
         tenant_id: p.tenant_id,
         role: p.role,
         _view: view,
@@ -160,7 +180,7 @@ pub async fn sse(
         let event = live.next().await?;
         Some((Ok(event), live))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
 /// The newest stored reading of each of the machine's series, as one `readings`
@@ -183,30 +203,9 @@ pub async fn alarms_sse(
     PageAuth(p): PageAuth,
     headers: HeaderMap,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, Problem> {
-    let (Some(sid), Some(csrf)) = (crate::auth::cookie(&headers, crate::auth::SESSION_COOKIE), p.csrf.as_deref()) else {
-        return Err(Problem::new(ErrorCode::Unauthenticated, "sign in to watch alarms"));
-    };
-    let view = s.live_views.open(csrf, &p.tenant_id, s.config.live_views_per_session, s.config.live_views_per_tenant)?;
-    let rx = s.hub.subscribe(format!("fc.{}.events.alarm", p.tenant_id));
-    let period = Duration::from_millis(s.config.live_session_check_ms.max(1));
-    let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let live = Live {
-        event: "alarm",
-        snapshot: None,
-        readings: tokio_stream::wrappers::BroadcastStream::new(rx),
-        check,
-        state: s.clone(),
-        session_id: sid.to_string(),
-        tenant_id: p.tenant_id,
-        role: p.role,
-        _view: view,
-    };
-    let stream = futures::stream::unfold(live, |mut live| async move {
-        let event = live.next().await?;
-        Some((Ok(event), live))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let (sid, view) = admit(&s, &p, &headers, "sign in to watch alarms")?;
+    let rx = s.hub.subscribe(fc_bus::alarm_subject(&p.tenant_id));
+    Ok(respond(s, p, sid, view, "alarm", None, rx))
 }
 
 /// One open live view.
